@@ -1,0 +1,21 @@
+// Umbrella header: everything cellflow offers. Include single headers to compile less.
+#pragma once
+
+#include "cellflow/cells/any_cell.hpp"
+#include "cellflow/cells/cell_state.hpp"
+#include "cellflow/cells/gru_cell.hpp"
+#include "cellflow/cells/lstm_cell.hpp"
+#include "cellflow/cells/lstm_state.hpp"
+#include "cellflow/cells/multi_rnn_cell.hpp"
+#include "cellflow/core/error.hpp"
+#include "cellflow/core/random.hpp"
+#include "cellflow/core/types.hpp"
+#include "cellflow/core/variable.hpp"
+#include "cellflow/layers/dense.hpp"
+#include "cellflow/losses/sparse_softmax_cross_entropy.hpp"
+#include "cellflow/metrics/in_top_k.hpp"
+#include "cellflow/optimizers/adam.hpp"
+#include "cellflow/optimizers/gradient_descent.hpp"
+#include "cellflow/rnn/dynamic_rnn.hpp"
+#include "cellflow/rnn/scan.hpp"
+#include "cellflow/rnn/step.hpp"

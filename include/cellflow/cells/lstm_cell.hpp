@@ -1,0 +1,392 @@
+// LSTMCell and BasicLSTMCell: TensorFlow 1.x's LSTM cells (tf.nn.rnn_cell.LSTMCell,
+// tf.nn.rnn_cell.BasicLSTMCell), same equations, variables, layout and defaults.
+//
+//   z       = [x, h_prev] @ kernel + bias         kernel [D + H, 4U]: rows 0..D-1 act on x
+//   i, j, f, o = split_4(z)                       gate order i | j | f | o (TF's)
+//   c       = sigmoid(f + forget_bias [+ w_f_diag * c_prev]) * c_prev
+//           + sigmoid(i [+ w_i_diag * c_prev]) * tanh(j)
+//   c       = clip(c, -cell_clip, cell_clip)      if cell_clip; the clipped c is the new state
+//   m       = sigmoid(o [+ w_o_diag * c]) * tanh(c)     output peephole sees the new c
+//   m       = m @ projection/kernel [U, P]        if num_proj (no bias), then clip by proj_clip
+//   output m, state (c, m)                        H = P with a projection, else U
+//
+// forget_bias is added at run time and never stored in `bias` (TF's convention). Variables in
+// TF's creation order: kernel, bias, w_f_diag, w_i_diag, w_o_diag, projection/kernel.
+// Defaults: glorot_uniform kernels (fans of the whole [D + H, 4U] matrix), peephole diagonals
+// glorot_uniform with fan U, projection glorot_uniform, zero bias.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <utility>
+
+#include "cellflow/cells/lstm_state.hpp"
+#include "cellflow/core/error.hpp"
+#include "cellflow/core/random.hpp"
+#include "cellflow/core/variable.hpp"
+#include "cellflow/detail/math.hpp"
+#include "cellflow/rnn/scan.hpp"
+#include "cellflow/rnn/step.hpp"
+
+namespace cellflow {
+
+/// Options of LSTMCell, named as TensorFlow's constructor arguments.
+template <class T>
+struct LSTMOptions {
+  bool use_peepholes = false;
+  std::optional<T> cell_clip;     ///< clip the cell state c to [-cell_clip, cell_clip]
+  std::optional<Index> num_proj;  ///< project the output (and h) to num_proj units
+  std::optional<T> proj_clip;     ///< clip the projected output; needs num_proj
+  T forget_bias = T(1);
+};
+
+/// Per-sequence buffers of an LSTM cell (see scan.hpp). Reused across calls when kept.
+template <class T>
+struct LSTMTape {
+  Index time = 0, batch = 0, steps = 0;
+  bool training = false;
+  Matrix<T> gates;   // [steps*B, 4U]: x @ W_x + b, then per step the activations i, j, f, o
+  Matrix<T> c, h;    // state slots: slot t holds the state before step t; [(steps+1)*B, U|H]
+  Matrix<T> tanh_c;  // [steps*B, U] tanh of the new c
+  Matrix<T> c_raw;   // [steps*B, U] c before cell_clip (only with cell_clip)
+  Matrix<T> m;       // [steps*B, U] output before the projection (only with num_proj)
+  Matrix<T> r_raw;   // [steps*B, P] projection before proj_clip (only with proj_clip)
+  Matrix<T> dgates;  // [steps*B, 4U] gradient of the gate pre-activations
+  Matrix<T> dr;      // [steps*B, P] gradient of the projection output (only with num_proj)
+  Matrix<T> dc_next, dh_next, dc_prev, dh_prev, dh_sum, dm;  // [B, .] running gradients
+};
+
+namespace detail {
+
+/// The LSTM computation shared by BasicLSTMCell and LSTMCell; they differ in their constructor
+/// and in their variable scope name.
+template <class T>
+class LSTMCore {
+ public:
+  using Scalar = T;
+  using State = LSTMStateTuple<T>;
+  using Tape = LSTMTape<T>;
+
+  Index input_depth() const { return depth_; }
+  Index num_units() const { return units_; }
+  /// Width of the output and of h: num_proj if set, else num_units.
+  Index output_size() const { return hsize_; }
+  const LSTMOptions<T>& options() const { return opt_; }
+
+  State zero_state(Index batch) const { return State{Matrix<T>::Zero(batch, units_), Matrix<T>::Zero(batch, hsize_)}; }
+
+  /// Throws ShapeError unless `s` is a state for `batch` examples.
+  void check_state(const State& s, Index batch, const std::string& what) const {
+    if (s.c.rows() != batch || s.c.cols() != units_ || s.h.rows() != batch || s.h.cols() != hsize_)
+      throw ShapeError(concat(what, ": ", cell_name(), " state expected c [", batch, ", ", units_, "] and h [", batch,
+                              ", ", hsize_, "], given c [", s.c.rows(), ", ", s.c.cols(), "] and h [", s.h.rows(),
+                              ", ", s.h.cols(), "]"));
+  }
+
+  std::string cell_name() const { return concat(scope_name(), "(num_units=", units_, ")"); }
+  const std::string& scope_name() const { return scope_; }
+
+  // Variables, TF layout.
+  Parameter<T>& kernel() { return kernel_; }
+  Parameter<T>& bias() { return bias_; }
+  const Parameter<T>& kernel() const { return kernel_; }
+  const Parameter<T>& bias() const { return bias_; }
+
+  template <class F>
+  void for_each_variable(const std::string& scope, F&& f) {
+    const std::string s = join_scope(scope, scope_);
+    f(s + "/kernel", kernel_);
+    f(s + "/bias", bias_);
+    if (opt_.use_peepholes) {
+      f(s + "/w_f_diag", w_f_);
+      f(s + "/w_i_diag", w_i_);
+      f(s + "/w_o_diag", w_o_);
+    }
+    if (opt_.num_proj) f(s + "/projection/kernel", proj_);
+  }
+
+  /// One step, TF's `cell(x, state)`: returns the output and the new state.
+  StepOutput<T, State> operator()(const Matrix<T>& x, const State& state) const { return run_step(*this, x, state); }
+
+  // ---- sequence protocol (see rnn/scan.hpp) ----
+
+  void forward_begin(Tape& tp, const Matrix<T>& X, Index time, Index batch, Index steps, const State& s0,
+                     bool training) const {
+    tp.time = time;
+    tp.batch = batch;
+    tp.steps = steps;
+    tp.training = training;
+    const Index slots = training ? steps + 1 : 2;
+    const Index rows = training ? steps * batch : batch;
+    tp.gates.resize(steps * batch, 4 * units_);
+    tp.c.resize(slots * batch, units_);
+    tp.h.resize(slots * batch, hsize_);
+    tp.tanh_c.resize(rows, units_);
+    if (opt_.cell_clip) tp.c_raw.resize(rows, units_);
+    if (opt_.num_proj) tp.m.resize(rows, units_);
+    if (opt_.num_proj && opt_.proj_clip) tp.r_raw.resize(rows, hsize_);
+    tp.c.topRows(batch) = s0.c;
+    tp.h.topRows(batch) = s0.h;
+    if (steps == 0) return;
+    // All steps' input projections in one GEMM; only h_prev @ W_h remains in the loop.
+    tp.gates.noalias() = X.topRows(steps * batch) * kernel_.value.topRows(depth_);
+    tp.gates.rowwise() += bias_.value.row(0);
+  }
+
+  void forward_step(Tape& tp, Index t, T* y) const {
+    const Index B = tp.batch, U = units_;
+    const Index prev = slot(tp, t) * B, next = slot(tp, t + 1) * B, row = step_row(tp, t);
+    auto z = tp.gates.middleRows(t * B, B);
+    z.noalias() += tp.h.middleRows(prev, B) * kernel_.value.bottomRows(hsize_);
+    const T fb = opt_.forget_bias;
+    const bool peep = opt_.use_peepholes, proj = opt_.num_proj.has_value();
+    const T* wi = w_i_.value.data();
+    const T* wf = w_f_.value.data();
+    const T* wo = w_o_.value.data();
+    for (Index b = 0; b < B; ++b) {
+      T* g = &z(b, 0);
+      const T* cp = &tp.c(prev + b, 0);
+      T* cn = &tp.c(next + b, 0);
+      T* tc = &tp.tanh_c(row + b, 0);
+      T* out = proj ? &tp.m(row + b, 0) : &tp.h(next + b, 0);
+      for (Index u = 0; u < U; ++u) {
+        T zi = g[u], zf = g[2 * U + u] + fb;
+        if (peep) {
+          zi += wi[u] * cp[u];
+          zf += wf[u] * cp[u];
+        }
+        const T i = sigmoid(zi), j = std::tanh(g[U + u]), f = sigmoid(zf);
+        T c = f * cp[u] + i * j;
+        if (opt_.cell_clip) {
+          tp.c_raw(row + b, u) = c;
+          c = clip(c, *opt_.cell_clip);
+        }
+        T zo = g[3 * U + u];
+        if (peep) zo += wo[u] * c;
+        const T o = sigmoid(zo), th = std::tanh(c);
+        g[u] = i;
+        g[U + u] = j;
+        g[2 * U + u] = f;
+        g[3 * U + u] = o;
+        cn[u] = c;
+        tc[u] = th;
+        out[u] = o * th;
+      }
+    }
+    if (proj) {
+      auto hn = tp.h.middleRows(next, B);
+      hn.noalias() = tp.m.middleRows(row, B) * proj_.value;
+      if (opt_.proj_clip) {
+        tp.r_raw.middleRows(row, B) = hn;
+        const T pc = *opt_.proj_clip;
+        hn = hn.unaryExpr([pc](T v) { return clip(v, pc); });
+      }
+    }
+    Eigen::Map<Matrix<T>>(y, B, hsize_) = tp.h.middleRows(next, B);
+  }
+
+  void carry_state_row(Tape& tp, Index t, Index b) const {
+    const Index prev = slot(tp, t) * tp.batch + b, next = slot(tp, t + 1) * tp.batch + b;
+    tp.c.row(next) = tp.c.row(prev);
+    tp.h.row(next) = tp.h.row(prev);
+  }
+
+  State final_state(const Tape& tp) const {
+    const Index r = slot(tp, tp.steps) * tp.batch;
+    return State{tp.c.middleRows(r, tp.batch), tp.h.middleRows(r, tp.batch)};
+  }
+
+  void backward_begin(Tape& tp, const State* d_final) const {
+    const Index B = tp.batch;
+    tp.dgates.resize(tp.steps * B, 4 * units_);
+    if (opt_.num_proj) tp.dr.resize(tp.steps * B, hsize_);
+    tp.dc_prev.resize(B, units_);
+    tp.dh_prev.resize(B, hsize_);
+    tp.dh_sum.resize(B, hsize_);
+    if (opt_.num_proj) tp.dm.resize(B, units_);
+    if (d_final) {
+      tp.dc_next = d_final->c;
+      tp.dh_next = d_final->h;
+    } else {
+      tp.dc_next.setZero(B, units_);
+      tp.dh_next.setZero(B, hsize_);
+    }
+  }
+
+  void backward_step(Tape& tp, Index t, const T* dy) {
+    const Index B = tp.batch, U = units_;
+    const Index prev = t * B, row = t * B;
+    tp.dh_sum = tp.dh_next;
+    if (dy) tp.dh_sum += Eigen::Map<const Matrix<T>>(dy, B, hsize_);
+    const T* dm_data = tp.dh_sum.data();
+    if (opt_.num_proj) {
+      auto dr = tp.dr.middleRows(row, B);
+      dr = tp.dh_sum;
+      if (opt_.proj_clip) {
+        const T pc = *opt_.proj_clip;
+        dr = dr.binaryExpr(tp.r_raw.middleRows(row, B), [pc](T g, T v) { return clip_passes(v, pc) ? g : T(0); });
+      }
+      tp.dm.noalias() = dr * proj_.value.transpose();
+      dm_data = tp.dm.data();
+    }
+    const bool peep = opt_.use_peepholes;
+    const T* wi = w_i_.value.data();
+    const T* wf = w_f_.value.data();
+    const T* wo = w_o_.value.data();
+    for (Index b = 0; b < B; ++b) {
+      const T* g = &tp.gates(row + b, 0);
+      T* dg = &tp.dgates(row + b, 0);
+      const T* cp = &tp.c(prev + b, 0);
+      const T* tc = &tp.tanh_c(row + b, 0);
+      const T* dm = dm_data + b * U;
+      const T* dcn = &tp.dc_next(b, 0);
+      T* dcp = &tp.dc_prev(b, 0);
+      for (Index u = 0; u < U; ++u) {
+        const T i = g[u], j = g[U + u], f = g[2 * U + u], o = g[3 * U + u];
+        const T dzo = dm[u] * tc[u] * o * (T(1) - o);
+        T dc = dcn[u] + dm[u] * o * (T(1) - tc[u] * tc[u]);
+        if (peep) dc += dzo * wo[u];
+        if (opt_.cell_clip && !clip_passes(tp.c_raw(row + b, u), *opt_.cell_clip)) dc = T(0);
+        const T dzi = dc * j * i * (T(1) - i);
+        const T dzj = dc * i * (T(1) - j * j);
+        const T dzf = dc * cp[u] * f * (T(1) - f);
+        T dc_prev = dc * f;
+        if (peep) dc_prev += dzi * wi[u] + dzf * wf[u];
+        dg[u] = dzi;
+        dg[U + u] = dzj;
+        dg[2 * U + u] = dzf;
+        dg[3 * U + u] = dzo;
+        dcp[u] = dc_prev;
+      }
+    }
+    tp.dh_prev.noalias() = tp.dgates.middleRows(row, B) * kernel_.value.bottomRows(hsize_).transpose();
+  }
+
+  void backward_carry_row(Tape& tp, Index t, Index b) const {
+    tp.dc_prev.row(b) = tp.dc_next.row(b);
+    tp.dh_prev.row(b) = tp.dh_next.row(b);
+    tp.dgates.row(t * tp.batch + b).setZero();
+    if (opt_.num_proj) tp.dr.row(t * tp.batch + b).setZero();
+  }
+
+  void backward_advance(Tape& tp) const {
+    tp.dc_next.swap(tp.dc_prev);
+    tp.dh_next.swap(tp.dh_prev);
+  }
+
+  void backward_end(Tape& tp, const Matrix<T>& X, Matrix<T>* dX) {
+    const Index n = tp.steps * tp.batch, U = units_;
+    if (dX) {
+      dX->setZero(tp.time * tp.batch, depth_);
+      if (n > 0) dX->topRows(n).noalias() = tp.dgates * kernel_.value.topRows(depth_).transpose();
+    }
+    if (n == 0) return;
+    // Weight gradients as whole-sequence GEMMs: rows of dgates are (t, b) pairs.
+    kernel_.grad.topRows(depth_).noalias() += X.topRows(n).transpose() * tp.dgates;
+    kernel_.grad.bottomRows(hsize_).noalias() += tp.h.topRows(n).transpose() * tp.dgates;
+    bias_.grad.row(0) += tp.dgates.colwise().sum();
+    if (opt_.use_peepholes) {
+      w_i_.grad.row(0) += (tp.dgates.leftCols(U).array() * tp.c.topRows(n).array()).matrix().colwise().sum();
+      w_f_.grad.row(0) +=
+          (tp.dgates.middleCols(2 * U, U).array() * tp.c.topRows(n).array()).matrix().colwise().sum();
+      w_o_.grad.row(0) +=
+          (tp.dgates.rightCols(U).array() * tp.c.middleRows(tp.batch, n).array()).matrix().colwise().sum();
+    }
+    if (opt_.num_proj) proj_.grad.noalias() += tp.m.topRows(n).transpose() * tp.dr;
+  }
+
+  State initial_state_grad(const Tape& tp) const { return State{tp.dc_next, tp.dh_next}; }
+
+  void forward_sequence(Tape& tp, const Matrix<T>& X, Index time, Index batch, Index steps, const State& s0,
+                        const std::vector<Index>* lengths, Matrix<T>& Y, bool training) const {
+    scan_forward(*this, tp, X, time, batch, steps, s0, lengths, Y, training);
+  }
+  void backward_sequence(Tape& tp, const Matrix<T>& X, const std::vector<Index>* lengths, const Matrix<T>* dY,
+                         const State* d_final, Matrix<T>* dX, State& d_initial) {
+    scan_backward(*this, tp, X, lengths, dY, d_final, dX);
+    d_initial = initial_state_grad(tp);
+  }
+
+ protected:
+  LSTMCore(std::string scope, Index input_depth, Index num_units, const LSTMOptions<T>& opt, Rng& rng)
+      : scope_(std::move(scope)), depth_(input_depth), units_(num_units), opt_(opt) {
+    check_scalar<T>();
+    if (input_depth <= 0 || num_units <= 0)
+      throw ValueError(concat(scope_, ": input_depth and num_units must be positive, given input_depth=", input_depth,
+                              ", num_units=", num_units));
+    if (opt.num_proj && *opt.num_proj <= 0)
+      throw ValueError(concat(scope_, ": num_proj must be positive, given ", *opt.num_proj));
+    if (opt.proj_clip && !opt.num_proj)
+      throw ValueError(concat(scope_, ": proj_clip needs num_proj (TensorFlow ignores it silently without one)"));
+    if (opt.cell_clip && !(*opt.cell_clip >= T(0)))
+      throw ValueError(concat(scope_, ": cell_clip must be >= 0, given ", *opt.cell_clip));
+    if (opt.proj_clip && !(*opt.proj_clip >= T(0)))
+      throw ValueError(concat(scope_, ": proj_clip must be >= 0, given ", *opt.proj_clip));
+    hsize_ = opt.num_proj ? *opt.num_proj : num_units;
+    kernel_ = Parameter<T>(depth_ + hsize_, 4 * units_);
+    bias_ = Parameter<T>(4 * units_);
+    kernel_.init_glorot(rng);
+    if (opt.use_peepholes) {
+      w_f_ = Parameter<T>(units_);
+      w_i_ = Parameter<T>(units_);
+      w_o_ = Parameter<T>(units_);
+      w_f_.init_glorot(rng);
+      w_i_.init_glorot(rng);
+      w_o_.init_glorot(rng);
+    } else {
+      w_f_ = w_i_ = w_o_ = Parameter<T>(0);
+    }
+    if (opt.num_proj) {
+      proj_ = Parameter<T>(units_, hsize_);
+      proj_.init_glorot(rng);
+    }
+  }
+
+ private:
+  static Index slot(const Tape& tp, Index t) { return tp.training ? t : t % 2; }
+  static Index step_row(const Tape& tp, Index t) { return tp.training ? t * tp.batch : 0; }
+
+  std::string scope_;
+  Index depth_ = 0, units_ = 0, hsize_ = 0;
+  LSTMOptions<T> opt_;
+  Parameter<T> kernel_, bias_, w_f_, w_i_, w_o_, proj_;
+
+ public:
+  // Peephole and projection variables (empty unless enabled).
+  Parameter<T>& w_f_diag() { return w_f_; }
+  Parameter<T>& w_i_diag() { return w_i_; }
+  Parameter<T>& w_o_diag() { return w_o_; }
+  Parameter<T>& projection() { return proj_; }
+};
+
+}  // namespace detail
+
+/// tf.nn.rnn_cell.LSTMCell: peepholes, cell clipping and projection. Variable scope "lstm_cell".
+template <class T>
+class LSTMCell : public detail::LSTMCore<T> {
+ public:
+  /// TF: LSTMCell(num_units, use_peepholes, cell_clip, num_proj, proj_clip, forget_bias). The input
+  /// depth is given here because cellflow builds variables eagerly, drawing from `rng`.
+  LSTMCell(Index input_depth, Index num_units, const LSTMOptions<T>& options, Rng& rng)
+      : detail::LSTMCore<T>("lstm_cell", input_depth, num_units, options, rng) {}
+  LSTMCell(Index input_depth, Index num_units, Rng& rng) : LSTMCell(input_depth, num_units, LSTMOptions<T>{}, rng) {}
+};
+
+/// tf.nn.rnn_cell.BasicLSTMCell: no peepholes, clipping or projection; forget_bias added at run
+/// time. Variable scope "basic_lstm_cell".
+template <class T>
+class BasicLSTMCell : public detail::LSTMCore<T> {
+ public:
+  BasicLSTMCell(Index input_depth, Index num_units, Rng& rng, T forget_bias = T(1))
+      : detail::LSTMCore<T>("basic_lstm_cell", input_depth, num_units, make_options(forget_bias), rng) {}
+  T forget_bias() const { return this->options().forget_bias; }
+
+ private:
+  static LSTMOptions<T> make_options(T forget_bias) {
+    LSTMOptions<T> o;
+    o.forget_bias = forget_bias;
+    return o;
+  }
+};
+
+}  // namespace cellflow

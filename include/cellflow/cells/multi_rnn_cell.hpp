@@ -1,0 +1,155 @@
+// MultiRNNCell: a stack of cells that is itself a cell (tf.nn.rnn_cell.MultiRNNCell).
+//
+//   inp = x
+//   for l, cell in enumerate(cells):     # variable scope "multi_rnn_cell/cell_<l>"
+//       inp, state[l] = cell(inp, state[l])
+//   output inp, state (one state per layer, layer 0 first)
+//
+// Over a sequence the stack runs layer-major: layer 0 over every time step, then layer 1 over
+// layer 0's outputs, and so on. That gives the same numbers as TF's step-major loop (each
+// layer's step t depends only on its own step t-1 and the layer below at step t) and lets every
+// layer project all its inputs in one GEMM. With sequence_length, every layer copies its state
+// through past an example's end; a layer's outputs there are zero, which is what the layer above
+// then reads: those steps' results are discarded by the select above it, as in TF.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "cellflow/cells/any_cell.hpp"
+#include "cellflow/cells/cell_state.hpp"
+#include "cellflow/core/error.hpp"
+#include "cellflow/core/variable.hpp"
+#include "cellflow/rnn/step.hpp"
+
+namespace cellflow {
+
+namespace detail {
+template <class V>
+struct is_vector : std::false_type {};
+template <class V, class A>
+struct is_vector<std::vector<V, A>> : std::true_type {};
+}  // namespace detail
+
+template <class T>
+struct MultiRNNTape {
+  Index time = 0, batch = 0, steps = 0;
+  std::vector<std::unique_ptr<detail::TapeBase>> tapes;  // one per layer
+  std::vector<Matrix<T>> outputs;                        // time-major outputs of layers 0..L-2
+  Matrix<T> d_below, d_above;                            // gradient buffers between layers
+};
+
+template <class T>
+class MultiRNNCell {
+ public:
+  using Scalar = T;
+  using State = std::vector<CellState<T>>;  ///< one state per layer, layer 0 first
+  using Tape = MultiRNNTape<T>;
+
+  /// A stack of one cell type, as in `MultiRNNCell([BasicLSTMCell(150) for _ in range(3)])`.
+  template <class Cell>
+  explicit MultiRNNCell(std::vector<Cell> cells) {
+    for (auto& c : cells) layers_.emplace_back(std::move(c));
+    validate();
+  }
+
+  /// A stack that mixes kinds: MultiRNNCell<float>(LSTMCell<float>(...), GRUCell<float>(...)).
+  template <class First, class... Rest,
+            class = std::enable_if_t<!detail::is_vector<std::decay_t<First>>::value || sizeof...(Rest) != 0>>
+  explicit MultiRNNCell(First first, Rest... rest) {
+    layers_.emplace_back(std::move(first));
+    (layers_.emplace_back(std::move(rest)), ...);
+    validate();
+  }
+
+  Index num_layers() const { return static_cast<Index>(layers_.size()); }
+  Index input_depth() const { return layers_.front().input_depth(); }
+  Index output_size() const { return layers_.back().output_size(); }
+  std::string cell_name() const { return detail::concat("multi_rnn_cell(", layers_.size(), " layers)"); }
+
+  AnyCell<T>& layer(Index l) { return layers_.at(static_cast<std::size_t>(l)); }
+  const AnyCell<T>& layer(Index l) const { return layers_.at(static_cast<std::size_t>(l)); }
+
+  State zero_state(Index batch) const {
+    State s;
+    for (const auto& c : layers_) s.push_back(c.zero_state(batch));
+    return s;
+  }
+
+  void check_state(const State& s, Index batch, const std::string& what) const {
+    if (s.size() != layers_.size())
+      throw ShapeError(detail::concat(what, ": ", cell_name(), " state expected ", layers_.size(),
+                                      " layer states, given ", s.size()));
+    for (std::size_t l = 0; l < layers_.size(); ++l)
+      layers_[l].check_state(s[l], batch, detail::concat(what, " (layer ", l, ")"));
+  }
+
+  template <class F>
+  void for_each_variable(const std::string& scope, F&& f) {
+    const std::string s = detail::join_scope(scope, "multi_rnn_cell");
+    for (std::size_t l = 0; l < layers_.size(); ++l)
+      layers_[l].for_each_variable(detail::concat(s, "/cell_", l), std::ref(f));
+  }
+
+  StepOutput<T, State> operator()(const Matrix<T>& x, const State& state) const {
+    return detail::run_step(*this, x, state);
+  }
+
+  // ---- sequence protocol: layer by layer ----
+
+  void forward_sequence(Tape& tp, const Matrix<T>& X, Index time, Index batch, Index steps, const State& s0,
+                        const std::vector<Index>* lengths, Matrix<T>& Y, bool training) const {
+    const std::size_t L = layers_.size();
+    tp.time = time;
+    tp.batch = batch;
+    tp.steps = steps;
+    while (tp.tapes.size() < L) tp.tapes.push_back(layers_[tp.tapes.size()].new_tape());
+    tp.outputs.resize(L - 1);
+    const Matrix<T>* in = &X;
+    for (std::size_t l = 0; l < L; ++l) {
+      Matrix<T>& out = (l + 1 == L) ? Y : tp.outputs[l];
+      layers_[l].forward_sequence(*tp.tapes[l], *in, time, batch, steps, s0[l], lengths, out, training);
+      in = &out;
+    }
+  }
+
+  State final_state(const Tape& tp) const {
+    State s;
+    for (std::size_t l = 0; l < layers_.size(); ++l) s.push_back(layers_[l].final_state(*tp.tapes[l]));
+    return s;
+  }
+
+  void backward_sequence(Tape& tp, const Matrix<T>& X, const std::vector<Index>* lengths, const Matrix<T>* dY,
+                         const State* d_final, Matrix<T>* dX, State& d_initial) {
+    const std::size_t L = layers_.size();
+    d_initial.resize(L);
+    const Matrix<T>* d_out = dY;
+    for (std::size_t l = L; l-- > 0;) {
+      const Matrix<T>& in = l == 0 ? X : tp.outputs[l - 1];
+      Matrix<T>* d_in = l == 0 ? dX : &tp.d_below;
+      layers_[l].backward_sequence(*tp.tapes[l], in, lengths, d_out, d_final ? &(*d_final)[l] : nullptr, d_in,
+                                   d_initial[l]);
+      if (l > 0) {
+        tp.d_above.swap(tp.d_below);
+        d_out = &tp.d_above;
+      }
+    }
+  }
+
+ private:
+  void validate() const {
+    if (layers_.empty()) throw ValueError("multi_rnn_cell: needs at least one cell");
+    for (std::size_t l = 1; l < layers_.size(); ++l)
+      if (layers_[l].input_depth() != layers_[l - 1].output_size())
+        throw ShapeError(detail::concat("multi_rnn_cell: cell_", l, " (", layers_[l].cell_name(), ") has input depth ",
+                                        layers_[l].input_depth(), ", but cell_", l - 1, " (",
+                                        layers_[l - 1].cell_name(), ") outputs ", layers_[l - 1].output_size()));
+  }
+
+  std::vector<AnyCell<T>> layers_;
+};
+
+}  // namespace cellflow

@@ -1,0 +1,148 @@
+// Trainable variables: a value and its gradient, both in TensorFlow's layout, reachable by
+// TensorFlow's name. Optimizers, checkpoints, weight import and gradient checks all go through
+// VariableList and never learn about cell types.
+#pragma once
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "cellflow/core/error.hpp"
+#include "cellflow/core/random.hpp"
+#include "cellflow/core/types.hpp"
+
+namespace cellflow {
+
+/// A variable owned by a cell or layer. `value` and `grad` are row-major; a TF 1-D variable of
+/// length n is stored as a 1 x n matrix and reported with shape {n}.
+template <class T>
+struct Parameter {
+  Matrix<T> value;
+  Matrix<T> grad;
+  std::vector<Index> shape;  // TensorFlow's shape: {rows, cols} or {n}
+
+  Parameter() = default;
+  /// A 2-D [rows, cols] variable, zero-filled.
+  Parameter(Index rows, Index cols)
+      : value(Matrix<T>::Zero(rows, cols)), grad(Matrix<T>::Zero(rows, cols)), shape{rows, cols} {}
+  /// A 1-D [n] variable, zero-filled.
+  explicit Parameter(Index n) : value(Matrix<T>::Zero(1, n)), grad(Matrix<T>::Zero(1, n)), shape{n} {}
+
+  Index size() const { return value.size(); }
+  /// Row view of a 1-D variable.
+  auto vec() const { return value.row(0); }
+
+  /// TF's default (glorot_uniform) initializer with TF's fans for this shape.
+  void init_glorot(Rng& rng) {
+    if (shape.size() == 1)
+      glorot_uniform(value, shape[0], shape[0], rng);
+    else
+      glorot_uniform(value, shape[0], shape[1], rng);
+  }
+};
+
+/// A non-owning handle to one variable: its full TensorFlow name, shape, value and gradient.
+template <class T>
+struct VariableRef {
+  std::string name;
+  std::vector<Index> shape;
+  Matrix<T>* value = nullptr;
+  Matrix<T>* grad = nullptr;
+
+  Index size() const { return value->size(); }
+};
+
+/// "[4, 600]" for error messages.
+inline std::string shape_string(const std::vector<Index>& shape) {
+  std::string s = "[";
+  for (std::size_t k = 0; k < shape.size(); ++k) s += (k ? ", " : "") + std::to_string(shape[k]);
+  return s + "]";
+}
+
+/// The ordered list of a model's variables. The order is the order in which modules were added
+/// and, inside a module, TensorFlow's creation order; optimizer state is keyed by this order.
+/// The list points into the modules: they must outlive it and must not be moved while it is used.
+template <class T>
+class VariableList {
+ public:
+  VariableList() = default;
+
+  /// Adds every variable of `module` (a cell, a MultiRNNCell or a layer). `scope` is prepended
+  /// like a TF variable_scope: add(multi, "rnn") gives "rnn/multi_rnn_cell/cell_0/...".
+  template <class Module>
+  VariableList& add(Module& module, const std::string& scope = "") {
+    module.for_each_variable(scope, [this](const std::string& name, Parameter<T>& p) { add_one(name, p); });
+    return *this;
+  }
+
+  /// Adds one variable under an explicit name.
+  VariableList& add_one(const std::string& name, Parameter<T>& p) {
+    if (find(name) != nullptr) throw ValueError("VariableList: duplicate variable name '" + name + "'");
+    vars_.push_back(VariableRef<T>{name, p.shape, &p.value, &p.grad});
+    return *this;
+  }
+
+  /// Sets every gradient to zero. Backward passes accumulate (+=) into gradients; this is the one
+  /// place where they are cleared, once per training step.
+  void zero_grad() {
+    for (auto& v : vars_) v.grad->setZero();
+  }
+
+  /// The variable with this exact TF name, or nullptr.
+  VariableRef<T>* find(const std::string& name) {
+    auto it = std::find_if(vars_.begin(), vars_.end(), [&](const VariableRef<T>& v) { return v.name == name; });
+    return it == vars_.end() ? nullptr : &*it;
+  }
+  const VariableRef<T>* find(const std::string& name) const {
+    return const_cast<VariableList*>(this)->find(name);
+  }
+
+  /// The variable with this exact TF name; throws ValueError listing the known names if absent.
+  VariableRef<T>& at(const std::string& name) {
+    if (auto* v = find(name)) return *v;
+    std::string known;
+    for (const auto& v : vars_) known += "\n  " + v.name;
+    throw ValueError("VariableList: no variable named '" + name + "'; the model has:" + known);
+  }
+  const VariableRef<T>& at(const std::string& name) const { return const_cast<VariableList*>(this)->at(name); }
+  VariableRef<T>& operator[](const std::string& name) { return at(name); }
+  const VariableRef<T>& operator[](const std::string& name) const { return at(name); }
+
+  /// Copies `value` (row-major, TF layout) into the named variable after checking its shape.
+  template <class Derived>
+  void assign(const std::string& name, const Eigen::MatrixBase<Derived>& value) {
+    auto& v = at(name);
+    if (value.rows() != v.value->rows() || value.cols() != v.value->cols())
+      throw ShapeError(detail::concat("VariableList::assign('", name, "'): expected ", shape_string(v.shape),
+                                      " stored as ", v.value->rows(), "x", v.value->cols(), ", given ",
+                                      value.rows(), "x", value.cols()));
+    *v.value = value;
+  }
+
+  std::size_t size() const { return vars_.size(); }
+  bool empty() const { return vars_.empty(); }
+  VariableRef<T>& operator[](std::size_t k) { return vars_[k]; }
+  const VariableRef<T>& operator[](std::size_t k) const { return vars_[k]; }
+  auto begin() { return vars_.begin(); }
+  auto end() { return vars_.end(); }
+  auto begin() const { return vars_.begin(); }
+  auto end() const { return vars_.end(); }
+
+  /// Total number of scalars over all variables.
+  Index num_scalars() const {
+    Index n = 0;
+    for (const auto& v : vars_) n += v.size();
+    return n;
+  }
+
+ private:
+  std::vector<VariableRef<T>> vars_;
+};
+
+namespace detail {
+inline std::string join_scope(const std::string& scope, const std::string& name) {
+  return scope.empty() ? name : scope + "/" + name;
+}
+}  // namespace detail
+
+}  // namespace cellflow

@@ -1,0 +1,64 @@
+// tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits), with the gradient TF's kernel
+// computes alongside the loss.
+//
+//   s        = logits[b] - max_j logits[b, j]            (stable for huge finite logits)
+//   loss[b]  = log(sum_j exp(s_j)) - s[label_b]
+//   backprop = softmax(logits[b]) - onehot(label_b)      (d loss[b] / d logits[b])
+#pragma once
+
+#include <cmath>
+#include <type_traits>
+#include <vector>
+
+#include "cellflow/core/error.hpp"
+#include "cellflow/core/types.hpp"
+
+namespace cellflow {
+
+template <class T>
+struct SoftmaxCrossEntropy {
+  Vector<T> loss;      ///< [batch] per-example losses
+  Matrix<T> backprop;  ///< [batch, classes] d loss[b] / d logits[b]
+
+  /// tf.reduce_mean(loss).
+  T mean() const { return loss.size() ? loss.mean() : T(0); }
+  /// Gradient of mean() with respect to the logits: backprop / batch.
+  Matrix<T> mean_gradient() const { return backprop / static_cast<T>(loss.size() ? loss.size() : 1); }
+};
+
+/// Throws ShapeError when the label count differs from the batch, ValueError for a label outside
+/// [0, classes) (TF's CPU kernel raises InvalidArgumentError for it too).
+template <class T, class Label>
+SoftmaxCrossEntropy<T> sparse_softmax_cross_entropy_with_logits(const std::vector<Label>& labels,
+                                                                const Matrix<T>& logits) {
+  static_assert(std::is_integral_v<Label>, "labels must be integers");
+  const Index batch = logits.rows(), classes = logits.cols();
+  if (static_cast<Index>(labels.size()) != batch)
+    throw ShapeError(detail::concat("sparse_softmax_cross_entropy_with_logits: ", labels.size(),
+                                    " labels for logits [", batch, ", ", classes, "]; expected ", batch));
+  if (classes < 1 && batch > 0)
+    throw ShapeError("sparse_softmax_cross_entropy_with_logits: logits need at least one class");
+  for (std::size_t b = 0; b < labels.size(); ++b)
+    if (labels[b] < 0 || static_cast<Index>(labels[b]) >= classes)
+      throw ValueError(detail::concat("sparse_softmax_cross_entropy_with_logits: labels[", b, "] = ", labels[b],
+                                      " is outside the valid range [0, ", classes, ")"));
+  SoftmaxCrossEntropy<T> r;
+  r.loss.resize(batch);
+  r.backprop.resize(batch, classes);
+  for (Index b = 0; b < batch; ++b) {
+    const T mx = logits.row(b).maxCoeff();
+    T sum = 0;
+    for (Index j = 0; j < classes; ++j) {
+      const T e = std::exp(logits(b, j) - mx);
+      r.backprop(b, j) = e;
+      sum += e;
+    }
+    const Index label = static_cast<Index>(labels[static_cast<std::size_t>(b)]);
+    r.loss(b) = std::log(sum) - (logits(b, label) - mx);
+    r.backprop.row(b) /= sum;
+    r.backprop(b, label) -= T(1);
+  }
+  return r;
+}
+
+}  // namespace cellflow
