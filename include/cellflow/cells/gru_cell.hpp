@@ -15,7 +15,6 @@
 #include "cellflow/core/error.hpp"
 #include "cellflow/core/random.hpp"
 #include "cellflow/core/variable.hpp"
-#include "cellflow/detail/math.hpp"
 #include "cellflow/rnn/scan.hpp"
 #include "cellflow/rnn/step.hpp"
 
@@ -112,25 +111,16 @@ class GRUCell {
     const Index B = tp.batch, U = units_;
     const Index prev = slot(tp, t) * B, next = slot(tp, t + 1) * B, row = tp.training ? t * B : 0;
     const auto hp = tp.h.middleRows(prev, B);
-    tp.z.block(t * B, 0, B, 2 * U).noalias() += hp * gates_kernel_.value.bottomRows(U);
-    for (Index b = 0; b < B; ++b) {
-      T* g = &tp.z(t * B + b, 0);
-      const T* h = &tp.h(prev + b, 0);
-      T* rh = &tp.rh(row + b, 0);
-      for (Index k = 0; k < 2 * U; ++k) g[k] = detail::sigmoid(g[k]);
-      for (Index k = 0; k < U; ++k) rh[k] = g[k] * h[k];
-    }
-    tp.z.block(t * B, 2 * U, B, U).noalias() += tp.rh.middleRows(row, B) * cand_kernel_.value.bottomRows(U);
-    for (Index b = 0; b < B; ++b) {
-      T* g = &tp.z(t * B + b, 0);
-      const T* h = &tp.h(prev + b, 0);
-      T* hn = &tp.h(next + b, 0);
-      for (Index k = 0; k < U; ++k) {
-        const T u = g[U + k], c = std::tanh(g[2 * U + k]);
-        g[2 * U + k] = c;
-        hn[k] = u * h[k] + (T(1) - u) * c;
-      }
-    }
+    auto g = tp.z.block(t * B, 0, B, 2 * U);
+    g.noalias() += hp * gates_kernel_.value.bottomRows(U);
+    g.array() = g.array().logistic();  // r | u
+    auto rh = tp.rh.middleRows(row, B);
+    rh.array() = g.leftCols(U).array() * hp.array();
+    auto c = tp.z.block(t * B, 2 * U, B, U);
+    c.noalias() += rh * cand_kernel_.value.bottomRows(U);
+    c.array() = c.array().tanh();
+    const auto u = g.rightCols(U).array();
+    tp.h.middleRows(next, B).array() = u * hp.array() + (T(1) - u) * c.array();
     Eigen::Map<Matrix<T>>(y, B, U) = tp.h.middleRows(next, B);
   }
 
@@ -156,32 +146,21 @@ class GRUCell {
     const Index B = tp.batch, U = units_, row = t * B;
     tp.dh_sum = tp.dh_next;
     if (dy) tp.dh_sum += Eigen::Map<const Matrix<T>>(dy, B, U);
-    for (Index b = 0; b < B; ++b) {
-      const T* g = &tp.z(row + b, 0);
-      const T* h = &tp.h(row + b, 0);
-      const T* dh = &tp.dh_sum(b, 0);
-      T* dg = &tp.dz(row + b, 0);
-      T* dhp = &tp.dh_prev(b, 0);
-      for (Index k = 0; k < U; ++k) {
-        const T u = g[U + k], c = g[2 * U + k];
-        dg[U + k] = dh[k] * (h[k] - c) * u * (T(1) - u);
-        dg[2 * U + k] = dh[k] * (T(1) - u) * (T(1) - c * c);
-        dhp[k] = dh[k] * u;
-      }
-    }
+    const auto dh = tp.dh_sum.array();
+    const auto h = tp.h.middleRows(row, B).array();  // h_prev of step t
+    const auto r = tp.z.block(row, 0, B, U).array();
+    const auto u = tp.z.block(row, U, B, U).array();
+    const auto c = tp.z.block(row, 2 * U, B, U).array();
+    auto dr = tp.dz.block(row, 0, B, U).array();
+    auto du = tp.dz.block(row, U, B, U).array();
+    auto dc = tp.dz.block(row, 2 * U, B, U).array();
+    auto dhp = tp.dh_prev.array();
+    du = dh * (h - c) * u * (T(1) - u);
+    dc = dh * (T(1) - u) * (T(1) - c.square());
+    dhp = dh * u;
     tp.drh.noalias() = tp.dz.block(row, 2 * U, B, U) * cand_kernel_.value.bottomRows(U).transpose();
-    for (Index b = 0; b < B; ++b) {
-      const T* g = &tp.z(row + b, 0);
-      const T* h = &tp.h(row + b, 0);
-      const T* drh = &tp.drh(b, 0);
-      T* dg = &tp.dz(row + b, 0);
-      T* dhp = &tp.dh_prev(b, 0);
-      for (Index k = 0; k < U; ++k) {
-        const T r = g[k];
-        dg[k] = drh[k] * h[k] * r * (T(1) - r);
-        dhp[k] += drh[k] * r;
-      }
-    }
+    dr = tp.drh.array() * h * r * (T(1) - r);
+    dhp += tp.drh.array() * r;
     tp.dh_prev.noalias() += tp.dz.block(row, 0, B, 2 * U) * gates_kernel_.value.bottomRows(U).transpose();
   }
 

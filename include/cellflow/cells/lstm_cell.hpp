@@ -24,7 +24,6 @@
 #include "cellflow/core/error.hpp"
 #include "cellflow/core/random.hpp"
 #include "cellflow/core/variable.hpp"
-#include "cellflow/detail/math.hpp"
 #include "cellflow/rnn/scan.hpp"
 #include "cellflow/rnn/step.hpp"
 
@@ -138,49 +137,41 @@ class LSTMCore {
     const Index prev = slot(tp, t) * B, next = slot(tp, t + 1) * B, row = step_row(tp, t);
     auto z = tp.gates.middleRows(t * B, B);
     z.noalias() += tp.h.middleRows(prev, B) * kernel_.value.bottomRows(hsize_);
-    const T fb = opt_.forget_bias;
-    const bool peep = opt_.use_peepholes, proj = opt_.num_proj.has_value();
-    const T* wi = w_i_.value.data();
-    const T* wf = w_f_.value.data();
-    const T* wo = w_o_.value.data();
-    for (Index b = 0; b < B; ++b) {
-      T* g = &z(b, 0);
-      const T* cp = &tp.c(prev + b, 0);
-      T* cn = &tp.c(next + b, 0);
-      T* tc = &tp.tanh_c(row + b, 0);
-      T* out = proj ? &tp.m(row + b, 0) : &tp.h(next + b, 0);
-      for (Index u = 0; u < U; ++u) {
-        T zi = g[u], zf = g[2 * U + u] + fb;
-        if (peep) {
-          zi += wi[u] * cp[u];
-          zf += wf[u] * cp[u];
-        }
-        const T i = sigmoid(zi), j = std::tanh(g[U + u]), f = sigmoid(zf);
-        T c = f * cp[u] + i * j;
-        if (opt_.cell_clip) {
-          tp.c_raw(row + b, u) = c;
-          c = clip(c, *opt_.cell_clip);
-        }
-        T zo = g[3 * U + u];
-        if (peep) zo += wo[u] * c;
-        const T o = sigmoid(zo), th = std::tanh(c);
-        g[u] = i;
-        g[U + u] = j;
-        g[2 * U + u] = f;
-        g[3 * U + u] = o;
-        cn[u] = c;
-        tc[u] = th;
-        out[u] = o * th;
-      }
+    // One pass over the gates, in place: z becomes the activations i, j, f, o.
+    auto zi = z.leftCols(U).array();
+    auto zj = z.middleCols(U, U).array();
+    auto zf = z.middleCols(2 * U, U).array();
+    auto zo = z.rightCols(U).array();
+    const auto cp = tp.c.middleRows(prev, B).array();
+    auto cn = tp.c.middleRows(next, B).array();
+    auto tc = tp.tanh_c.middleRows(row, B).array();
+    if (opt_.use_peepholes) {
+      zi += cp.rowwise() * w_i_.value.row(0).array();
+      zf += cp.rowwise() * w_f_.value.row(0).array();
     }
-    if (proj) {
+    zi = zi.logistic();
+    zj = zj.tanh();
+    zf = (zf + opt_.forget_bias).logistic();
+    cn = zf * cp + zi * zj;
+    if (opt_.cell_clip) {
+      const T cc = *opt_.cell_clip;
+      tp.c_raw.middleRows(row, B) = cn.matrix();
+      cn = cn.max(-cc).min(cc);
+    }
+    if (opt_.use_peepholes) zo += cn.rowwise() * w_o_.value.row(0).array();
+    zo = zo.logistic();
+    tc = cn.tanh();
+    if (opt_.num_proj) {
+      tp.m.middleRows(row, B).array() = zo * tc;
       auto hn = tp.h.middleRows(next, B);
       hn.noalias() = tp.m.middleRows(row, B) * proj_.value;
       if (opt_.proj_clip) {
-        tp.r_raw.middleRows(row, B) = hn;
         const T pc = *opt_.proj_clip;
-        hn = hn.unaryExpr([pc](T v) { return clip(v, pc); });
+        tp.r_raw.middleRows(row, B) = hn;
+        hn = hn.array().max(-pc).min(pc).matrix();
       }
+    } else {
+      tp.h.middleRows(next, B).array() = zo * tc;
     }
     Eigen::Map<Matrix<T>>(y, B, hsize_) = tp.h.middleRows(next, B);
   }
@@ -215,51 +206,41 @@ class LSTMCore {
 
   void backward_step(Tape& tp, Index t, const T* dy) {
     const Index B = tp.batch, U = units_;
-    const Index prev = t * B, row = t * B;
+    const Index row = t * B;
     tp.dh_sum = tp.dh_next;
     if (dy) tp.dh_sum += Eigen::Map<const Matrix<T>>(dy, B, hsize_);
-    const T* dm_data = tp.dh_sum.data();
     if (opt_.num_proj) {
       auto dr = tp.dr.middleRows(row, B);
       dr = tp.dh_sum;
       if (opt_.proj_clip) {
         const T pc = *opt_.proj_clip;
-        dr = dr.binaryExpr(tp.r_raw.middleRows(row, B), [pc](T g, T v) { return clip_passes(v, pc) ? g : T(0); });
+        dr = (tp.r_raw.middleRows(row, B).array().abs() <= pc).select(dr.array(), T(0)).matrix();
       }
       tp.dm.noalias() = dr * proj_.value.transpose();
-      dm_data = tp.dm.data();
     }
-    const bool peep = opt_.use_peepholes;
-    const T* wi = w_i_.value.data();
-    const T* wf = w_f_.value.data();
-    const T* wo = w_o_.value.data();
-    for (Index b = 0; b < B; ++b) {
-      const T* g = &tp.gates(row + b, 0);
-      T* dg = &tp.dgates(row + b, 0);
-      const T* cp = &tp.c(prev + b, 0);
-      const T* tc = &tp.tanh_c(row + b, 0);
-      const T* dm = dm_data + b * U;
-      const T* dcn = &tp.dc_next(b, 0);
-      T* dcp = &tp.dc_prev(b, 0);
-      for (Index u = 0; u < U; ++u) {
-        const T i = g[u], j = g[U + u], f = g[2 * U + u], o = g[3 * U + u];
-        const T dzo = dm[u] * tc[u] * o * (T(1) - o);
-        T dc = dcn[u] + dm[u] * o * (T(1) - tc[u] * tc[u]);
-        if (peep) dc += dzo * wo[u];
-        if (opt_.cell_clip && !clip_passes(tp.c_raw(row + b, u), *opt_.cell_clip)) dc = T(0);
-        const T dzi = dc * j * i * (T(1) - i);
-        const T dzj = dc * i * (T(1) - j * j);
-        const T dzf = dc * cp[u] * f * (T(1) - f);
-        T dc_prev = dc * f;
-        if (peep) dc_prev += dzi * wi[u] + dzf * wf[u];
-        dg[u] = dzi;
-        dg[U + u] = dzj;
-        dg[2 * U + u] = dzf;
-        dg[3 * U + u] = dzo;
-        dcp[u] = dc_prev;
-      }
-    }
-    tp.dh_prev.noalias() = tp.dgates.middleRows(row, B) * kernel_.value.bottomRows(hsize_).transpose();
+    const auto dm = (opt_.num_proj ? tp.dm : tp.dh_sum).array();
+    const auto g = tp.gates.middleRows(row, B);
+    const auto i = g.leftCols(U).array(), j = g.middleCols(U, U).array(), f = g.middleCols(2 * U, U).array(),
+               o = g.rightCols(U).array();
+    const auto cp = tp.c.middleRows(row, B).array();
+    const auto tc = tp.tanh_c.middleRows(row, B).array();
+    auto dg = tp.dgates.middleRows(row, B);
+    auto di = dg.leftCols(U).array();
+    auto dj = dg.middleCols(U, U).array();
+    auto df = dg.middleCols(2 * U, U).array();
+    auto d_o = dg.rightCols(U).array();
+    auto dc = tp.dc_prev.array();  // first the gradient of the new c, then of c_prev
+    d_o = dm * tc * o * (T(1) - o);
+    dc = tp.dc_next.array() + dm * o * (T(1) - tc.square());
+    if (opt_.use_peepholes) dc += d_o.rowwise() * w_o_.value.row(0).array();
+    if (opt_.cell_clip) dc = (tp.c_raw.middleRows(row, B).array().abs() <= *opt_.cell_clip).select(dc, T(0));
+    di = dc * j * i * (T(1) - i);
+    dj = dc * i * (T(1) - j.square());
+    df = dc * cp * f * (T(1) - f);
+    dc *= f;
+    if (opt_.use_peepholes)
+      dc += di.rowwise() * w_i_.value.row(0).array() + df.rowwise() * w_f_.value.row(0).array();
+    tp.dh_prev.noalias() = dg * kernel_.value.bottomRows(hsize_).transpose();
   }
 
   void backward_carry_row(Tape& tp, Index t, Index b) const {

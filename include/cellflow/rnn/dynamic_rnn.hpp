@@ -43,6 +43,7 @@ struct RNNResult {
   struct Tape {
     typename Cell::Tape cell;
     Matrix<T> inputs;  // [time*batch, depth], time-major
+    Matrix<T> d_outputs, d_inputs;  // backward buffers, time-major, reused across calls
     std::optional<std::vector<Index>> lengths;
     Index time = 0, batch = 0;
     bool time_major = false, training = false;
@@ -87,8 +88,8 @@ void from_time_major(const Matrix<T>& X, Index time, Index batch, bool time_majo
 }
 
 template <class Cell>
-RNNResult<Cell> dynamic_rnn_impl(const Cell& cell, const Tensor3<typename Cell::Scalar>& inputs,
-                                 const typename Cell::State* initial_state, const RNNOptions& opts) {
+void dynamic_rnn_impl(RNNResult<Cell>& r, const Cell& cell, const Tensor3<typename Cell::Scalar>& inputs,
+                      const typename Cell::State* initial_state, const RNNOptions& opts) {
   const Index batch = inputs.dimension(opts.time_major ? 1 : 0);
   const Index time = inputs.dimension(opts.time_major ? 0 : 1);
   const Index depth = inputs.dimension(2);
@@ -102,7 +103,6 @@ RNNResult<Cell> dynamic_rnn_impl(const Cell& cell, const Tensor3<typename Cell::
   const Index steps = checked_steps(opts.sequence_length, batch, time, "dynamic_rnn");
   if (initial_state) cell.check_state(*initial_state, batch, "dynamic_rnn: initial_state");
 
-  RNNResult<Cell> r;
   auto& tp = r.tape;
   tp.time = time;
   tp.batch = batch;
@@ -120,7 +120,6 @@ RNNResult<Cell> dynamic_rnn_impl(const Cell& cell, const Tensor3<typename Cell::
   from_time_major(Y, time, batch, opts.time_major, r.outputs);
   r.final_state = cell.final_state(tp.cell);
   if (!opts.training) tp.inputs.resize(0, 0);
-  return r;
 }
 
 }  // namespace detail
@@ -129,14 +128,26 @@ RNNResult<Cell> dynamic_rnn_impl(const Cell& cell, const Tensor3<typename Cell::
 template <class Cell>
 RNNResult<Cell> dynamic_rnn(const Cell& cell, const Tensor3<typename Cell::Scalar>& inputs,
                             const RNNOptions& options = {}) {
-  return detail::dynamic_rnn_impl(cell, inputs, nullptr, options);
+  RNNResult<Cell> r;
+  detail::dynamic_rnn_impl(r, cell, inputs, nullptr, options);
+  return r;
 }
 
 /// tf.nn.dynamic_rnn(cell, inputs, initial_state=..., sequence_length, time_major).
 template <class Cell>
 RNNResult<Cell> dynamic_rnn(const Cell& cell, const Tensor3<typename Cell::Scalar>& inputs,
                             const typename Cell::State& initial_state, const RNNOptions& options = {}) {
-  return detail::dynamic_rnn_impl(cell, inputs, &initial_state, options);
+  RNNResult<Cell> r;
+  detail::dynamic_rnn_impl(r, cell, inputs, &initial_state, options);
+  return r;
+}
+
+/// dynamic_rnn into an existing result, reusing its buffers: a training loop that keeps one
+/// RNNResult allocates nothing per step once the sizes are stable. `initial_state` may be null.
+template <class Cell>
+void dynamic_rnn_into(RNNResult<Cell>& result, const Cell& cell, const Tensor3<typename Cell::Scalar>& inputs,
+                      const RNNOptions& options = {}, const typename Cell::State* initial_state = nullptr) {
+  detail::dynamic_rnn_impl(result, cell, inputs, initial_state, options);
 }
 
 /// Backpropagation through time for a dynamic_rnn result computed with training = true.
@@ -154,7 +165,7 @@ RNNGradients<Cell> dynamic_rnn_backward(Cell& cell, RNNResult<Cell>& result,
   if (tp.inputs.cols() != cell.input_depth())
     throw ShapeError(detail::concat("dynamic_rnn_backward: the result has input depth ", tp.inputs.cols(), ", ",
                                     cell.cell_name(), " expects ", cell.input_depth(), " (a different cell?)"));
-  Matrix<T> dY;
+  Matrix<T>& dY = tp.d_outputs;
   if (d_outputs) {
     for (int k = 0; k < 3; ++k) {
       if (d_outputs->dimension(k) != result.outputs.dimension(k))
@@ -167,7 +178,7 @@ RNNGradients<Cell> dynamic_rnn_backward(Cell& cell, RNNResult<Cell>& result,
   }
   if (d_final_state) cell.check_state(*d_final_state, tp.batch, "dynamic_rnn_backward: d_final_state");
   RNNGradients<Cell> g;
-  Matrix<T> dX;
+  Matrix<T>& dX = tp.d_inputs;
   cell.backward_sequence(tp.cell, tp.inputs, tp.lengths ? &*tp.lengths : nullptr, d_outputs ? &dY : nullptr,
                          d_final_state, &dX, g.d_initial_state);
   detail::from_time_major(dX, tp.time, tp.batch, tp.time_major, g.d_inputs);
