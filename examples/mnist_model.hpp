@@ -1,0 +1,145 @@
+// The seed program's model, shared by examples/mnist_rnn.cpp and the MNIST smoke test:
+//
+//   cells  = [BasicLSTMCell(150) for _ in range(3)]     # or LSTMCell(peepholes), GRUCell
+//   multi  = MultiRNNCell(cells)
+//   outputs, states = dynamic_rnn(multi, X, dtype=float32)
+//   logits = dense(states[-1][1], 10)
+//   loss   = reduce_mean(sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
+//   train  = AdamOptimizer(0.001).minimize(loss)
+//   acc    = reduce_mean(cast(in_top_k(logits, y, 1), float32))
+#pragma once
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "cellflow/cellflow.hpp"
+
+namespace mnist {
+
+namespace cf = cellflow;
+using cf::Index;
+
+enum class CellKind { basic, peephole, gru };
+
+inline CellKind parse_cell_kind(const std::string& s) {
+  if (s == "basic") return CellKind::basic;
+  if (s == "peephole") return CellKind::peephole;
+  if (s == "gru") return CellKind::gru;
+  throw cf::ValueError("--cell must be basic, peephole or gru, given '" + s + "'");
+}
+
+inline const char* cell_kind_name(CellKind k) {
+  switch (k) {
+    case CellKind::basic: return "basic";
+    case CellKind::peephole: return "peephole";
+    case CellKind::gru: return "gru";
+  }
+  return "?";
+}
+
+/// `layers` cells of one kind, the first reading `input_depth` features, the others `units`.
+inline cf::MultiRNNCell<float> build_stack(CellKind kind, int layers, Index input_depth, Index units, cf::Rng& rng) {
+  if (layers < 1) throw cf::ValueError("the stack needs at least one layer, given " + std::to_string(layers));
+  auto depth = [&](int l) { return l == 0 ? input_depth : units; };
+  switch (kind) {
+    case CellKind::basic: {
+      std::vector<cf::BasicLSTMCell<float>> cells;
+      for (int l = 0; l < layers; ++l) cells.emplace_back(depth(l), units, rng);
+      return cf::MultiRNNCell<float>(std::move(cells));
+    }
+    case CellKind::peephole: {
+      cf::LSTMOptions<float> opt;
+      opt.use_peepholes = true;
+      std::vector<cf::LSTMCell<float>> cells;
+      for (int l = 0; l < layers; ++l) cells.emplace_back(depth(l), units, opt, rng);
+      return cf::MultiRNNCell<float>(std::move(cells));
+    }
+    case CellKind::gru: {
+      std::vector<cf::GRUCell<float>> cells;
+      for (int l = 0; l < layers; ++l) cells.emplace_back(depth(l), units, rng);
+      return cf::MultiRNNCell<float>(std::move(cells));
+    }
+  }
+  throw cf::ValueError("unknown cell kind");
+}
+
+struct StepMetrics {
+  double loss = 0;      ///< mean cross-entropy of the batch
+  double accuracy = 0;  ///< share of in_top_k(logits, y, 1)
+};
+
+/// Stack + dense head + Adam: one object that trains and evaluates.
+class Classifier {
+ public:
+  Classifier(CellKind kind, int layers, Index input_depth, Index units, Index classes, float learning_rate,
+             cf::Rng& rng)
+      : stack_(build_stack(kind, layers, input_depth, units, rng)), dense_(units, classes, rng), adam_(learning_rate) {
+    vars_.add(stack_, "rnn").add(dense_);
+  }
+  Classifier(const Classifier&) = delete;  // vars_ points into the members
+  Classifier& operator=(const Classifier&) = delete;
+
+  /// One training step on a batch: forward, loss, backward, Adam. Returns the batch's loss and
+  /// accuracy from the forward pass that trained (before the update).
+  StepMetrics train_step(const cf::Tensor3<float>& x, const std::vector<int>& y) {
+    vars_.zero_grad();
+    cf::dynamic_rnn_into(fwd_, stack_, x, fwd_opts_);  // reuses last step's buffers
+    const cf::Matrix<float>& h = fwd_.final_state.back().h();  // TF: states[-1][1]
+    const cf::Matrix<float> logits = dense_(h);
+    const auto xent = cf::sparse_softmax_cross_entropy_with_logits(y, logits);
+    StepMetrics m{xent.mean(), cf::mean_of(cf::in_top_k(logits, y, 1))};
+    auto d_state = stack_.zero_state(h.rows());
+    d_state.back().h() = dense_.backward(h, xent.mean_gradient());
+    cf::dynamic_rnn_backward(stack_, fwd_, nullptr, &d_state);
+    adam_.apply_gradients(vars_);
+    return m;
+  }
+
+  /// Loss and accuracy of one batch with the current weights, forward only (the seed program's
+  /// `accuracy.eval(feed_dict={X: X_batch, y: y_batch})`).
+  StepMetrics evaluate_batch(const cf::Tensor3<float>& x, const std::vector<int>& y) const {
+    cf::RNNOptions inference;
+    inference.training = false;
+    const auto r = cf::dynamic_rnn(stack_, x, inference);
+    const cf::Matrix<float> logits = dense_(r.final_state.back().h());
+    return StepMetrics{cf::sparse_softmax_cross_entropy_with_logits(y, logits).mean(),
+                       cf::mean_of(cf::in_top_k(logits, y, 1))};
+  }
+
+  /// Loss and accuracy over a whole data set, forward only, in chunks.
+  template <class Dataset>
+  StepMetrics evaluate(const Dataset& data, Index chunk = 250) const {
+    cf::RNNOptions inference;
+    inference.training = false;
+    const Index n = data.images.dimension(0), T = data.images.dimension(1), D = data.images.dimension(2);
+    double loss = 0, hits = 0;
+    cf::RNNResult<cf::MultiRNNCell<float>> r;  // reused across chunks: no page faults per chunk
+    cf::Tensor3<float> x;
+    for (Index start = 0; start < n; start += chunk) {
+      const Index m = std::min(chunk, n - start);
+      x.resize(m, T, D);
+      std::copy(data.images.data() + start * T * D, data.images.data() + (start + m) * T * D, x.data());
+      std::vector<int> y(data.labels.begin() + start, data.labels.begin() + start + m);
+      cf::dynamic_rnn_into(r, stack_, x, inference);
+      const cf::Matrix<float> logits = dense_(r.final_state.back().h());
+      loss += cf::sparse_softmax_cross_entropy_with_logits(y, logits).loss.template cast<double>().sum();
+      hits += cf::mean_of(cf::in_top_k(logits, y, 1)) * static_cast<double>(m);
+    }
+    return StepMetrics{loss / static_cast<double>(n), hits / static_cast<double>(n)};
+  }
+
+  cf::VariableList<float>& variables() { return vars_; }
+  const cf::MultiRNNCell<float>& stack() const { return stack_; }
+  Index num_parameters() const { return vars_.num_scalars(); }
+
+ private:
+  cf::MultiRNNCell<float> stack_;
+  cf::Dense<float> dense_;
+  cf::AdamOptimizer<float> adam_;
+  cf::VariableList<float> vars_;
+  cf::RNNOptions fwd_opts_;
+  cf::RNNResult<cf::MultiRNNCell<float>> fwd_;
+};
+
+}  // namespace mnist
