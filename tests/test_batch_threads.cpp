@@ -1,0 +1,130 @@
+// dynamic_rnn with the batch split across threads (RNNOptions::batch_threads) equals the
+// unsplit run up to float rounding: outputs, final states, input and initial-state gradients
+// and every variable gradient.
+#include <catch2/catch.hpp>
+
+#include "support/test_util.hpp"
+
+using namespace cellflow_test;
+
+namespace {
+
+template <class Cell>
+struct Run {
+  cf::Tensor3<double> outputs, d_inputs;
+  std::vector<cf::Matrix<double>> state, d_state, grads;
+};
+
+void flatten(const cf::Matrix<double>& m, std::vector<cf::Matrix<double>>& out) { out.push_back(m); }
+void flatten(const cf::LSTMStateTuple<double>& s, std::vector<cf::Matrix<double>>& out) {
+  out.push_back(s.c);
+  out.push_back(s.h);
+}
+void flatten(const std::vector<cf::CellState<double>>& s, std::vector<cf::Matrix<double>>& out) {
+  for (const auto& l : s) {
+    if (l.is_lstm()) out.push_back(l.c());
+    out.push_back(l.h());
+  }
+}
+
+template <class Cell>
+Run<Cell> run(Cell& cell, const cf::Tensor3<double>& x, const typename Cell::State& s0, const cf::Tensor3<double>& dy,
+              const typename Cell::State& ds, cf::RNNOptions opts, cf::RNNResult<Cell>& reuse) {
+  cf::VariableList<double> vars;
+  vars.add(cell);
+  vars.zero_grad();
+  cf::dynamic_rnn_into(reuse, cell, x, opts, &s0);
+  auto g = cf::dynamic_rnn_backward(cell, reuse, &dy, &ds);
+  Run<Cell> r;
+  r.outputs = reuse.outputs;
+  r.d_inputs = g.d_inputs;
+  flatten(reuse.final_state, r.state);
+  flatten(g.d_initial_state, r.d_state);
+  for (auto& v : vars) r.grads.push_back(*v.grad);
+  return r;
+}
+
+template <class A>
+void require_close(const A& a, const A& b, const char* what) {
+  REQUIRE(a.size() == b.size());
+  double worst = 0;
+  for (cf::Index k = 0; k < a.size(); ++k)
+    worst = std::max(worst, std::abs(a.data()[k] - b.data()[k]) / std::max(1.0, std::abs(b.data()[k])));
+  INFO(what << ": worst relative difference " << worst);
+  REQUIRE(worst <= 1e-12);
+}
+
+template <class Cell>
+void check(Cell cell, cf::Rng& rng) {
+  const cf::Index B = 7, T = 5, D = cell.input_depth();
+  const auto x = random_tensor<double>(B, T, D, rng);
+  const auto dy = random_tensor<double>(B, T, cell.output_size(), rng);
+  auto s0 = cell.zero_state(B), ds = cell.zero_state(B);
+  std::vector<cf::Matrix<double>> parts;
+  // Random initial state and final-state gradient, part by part.
+  auto randomize = [&](auto& s) {
+    if constexpr (std::is_same_v<std::decay_t<decltype(s)>, cf::Matrix<double>>) {
+      s = random_matrix<double>(s.rows(), s.cols(), rng);
+    } else if constexpr (std::is_same_v<std::decay_t<decltype(s)>, cf::LSTMStateTuple<double>>) {
+      s.c = random_matrix<double>(s.c.rows(), s.c.cols(), rng);
+      s.h = random_matrix<double>(s.h.rows(), s.h.cols(), rng);
+    } else {
+      for (auto& l : s) {
+        if (l.is_lstm()) l.c() = random_matrix<double>(l.c().rows(), l.c().cols(), rng);
+        l.h() = random_matrix<double>(l.h().rows(), l.h().cols(), rng);
+      }
+    }
+  };
+  randomize(s0);
+  randomize(ds);
+  for (bool with_lengths : {false, true}) {
+    cf::RNNOptions opts;
+    if (with_lengths) opts.sequence_length = std::vector<cf::Index>{5, 0, 3, 5, 1, 0, 4};
+    cf::RNNResult<Cell> reuse;
+    const auto ref = run(cell, x, s0, dy, ds, opts, reuse);
+    for (int threads : {2, 3, 7, 16}) {  // 16 > batch: clamped to one example per slice
+      opts.batch_threads = threads;
+      INFO("batch_threads " << threads << (with_lengths ? ", with sequence_length" : ""));
+      const auto got = run(cell, x, s0, dy, ds, opts, reuse);  // reuses the buffers of other splits
+      require_close(got.outputs, ref.outputs, "outputs");
+      require_close(got.d_inputs, ref.d_inputs, "d_inputs");
+      for (std::size_t k = 0; k < ref.state.size(); ++k) require_close(got.state[k], ref.state[k], "final state");
+      for (std::size_t k = 0; k < ref.d_state.size(); ++k)
+        require_close(got.d_state[k], ref.d_state[k], "d_initial_state");
+      for (std::size_t k = 0; k < ref.grads.size(); ++k) require_close(got.grads[k], ref.grads[k], "variable gradient");
+    }
+  }
+}
+
+}  // namespace
+
+TEST_CASE("batch_threads: a split batch gives the unsplit results", "[batch_threads]") {
+  cf::Rng rng(77);
+  SECTION("BasicLSTMCell") { check(cf::BasicLSTMCell<double>(3, 4, rng, 0.5), rng); }
+  SECTION("LSTMCell with every option") {
+    cf::LSTMOptions<double> o;
+    o.use_peepholes = true;
+    o.cell_clip = 0.8;
+    o.num_proj = 3;
+    o.proj_clip = 0.5;
+    check(cf::LSTMCell<double>(3, 4, o, rng), rng);
+  }
+  SECTION("GRUCell") { check(cf::GRUCell<double>(3, 4, rng), rng); }
+  SECTION("mixed MultiRNNCell") {
+    cf::LSTMOptions<double> o;
+    o.use_peepholes = true;
+    check(cf::MultiRNNCell<double>(cf::LSTMCell<double>(3, 4, o, rng), cf::GRUCell<double>(4, 3, rng),
+                                   cf::BasicLSTMCell<double>(3, 2, rng)),
+          rng);
+  }
+}
+
+TEST_CASE("batch_threads must be positive", "[batch_threads][errors]") {
+  cf::Rng rng(1);
+  cf::GRUCell<float> cell(2, 2, rng);
+  cf::Tensor3<float> x(2, 3, 2);
+  x.setZero();
+  cf::RNNOptions opts;
+  opts.batch_threads = 0;
+  REQUIRE_THROWS_WITH(cf::dynamic_rnn(cell, x, opts), Catch::Matchers::Contains("batch_threads must be >= 1, given 0"));
+}
