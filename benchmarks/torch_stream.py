@@ -1,0 +1,36 @@
+#!/usr/bin/env python3
+"""PyTorch side of the streaming benchmark: one sequence (batch 1), one time step at a time
+through a 3-layer stack, the state carried between calls, under torch.inference_mode().
+Prints one JSON line with microseconds per step. Run with Debian's /usr/bin/python3
+(python3-torch)."""
+import argparse
+import json
+import statistics
+import time
+
+import torch
+
+p = argparse.ArgumentParser()
+p.add_argument("--cell", choices=["lstm", "gru"], default="lstm")
+p.add_argument("--layers", type=int, default=3)
+p.add_argument("--hidden", type=int, default=150)
+p.add_argument("--inputs", type=int, default=28)
+p.add_argument("--threads", type=int, default=1)
+p.add_argument("--steps", type=int, default=2000)
+a = p.parse_args()
+torch.set_num_threads(a.threads)
+torch.manual_seed(0)
+rnn = (torch.nn.LSTM if a.cell == "lstm" else torch.nn.GRU)(a.inputs, a.hidden, a.layers)
+x = torch.rand(a.steps, 1, 1, a.inputs)
+times = []
+with torch.inference_mode():
+    state = None
+    for t in range(a.steps):
+        t0 = time.perf_counter()
+        out, state = rnn(x[t], state)
+        times.append(time.perf_counter() - t0)
+times = times[a.steps // 10:]
+print(json.dumps({"impl": "torch", "cell": a.cell, "variant": "nn.LSTM" if a.cell == "lstm" else "nn.GRU",
+                  "layers": a.layers, "hidden": a.hidden, "inputs": a.inputs, "batch": 1, "threads": a.threads,
+                  "stream_us_per_step_median": round(statistics.median(times) * 1e6, 2),
+                  "stream_us_per_step_min": round(min(times) * 1e6, 2)}))
