@@ -99,7 +99,7 @@ class Classifier {
   /// Loss and accuracy of one batch with the current weights, forward only (the seed program's
   /// `accuracy.eval(feed_dict={X: X_batch, y: y_batch})`).
   StepMetrics evaluate_batch(const cf::Tensor3<float>& x, const std::vector<int>& y) const {
-    cf::RNNOptions inference;
+    cf::RNNOptions inference = fwd_opts_;
     inference.training = false;
     const auto r = cf::dynamic_rnn(stack_, x, inference);
     const cf::Matrix<float> logits = dense_(r.final_state.back().h());
@@ -110,7 +110,7 @@ class Classifier {
   /// Loss and accuracy over a whole data set, forward only, in chunks.
   template <class Dataset>
   StepMetrics evaluate(const Dataset& data, Index chunk = 250) const {
-    cf::RNNOptions inference;
+    cf::RNNOptions inference = fwd_opts_;
     inference.training = false;
     const Index n = data.images.dimension(0), T = data.images.dimension(1), D = data.images.dimension(2);
     double loss = 0, hits = 0;
@@ -128,6 +128,10 @@ class Classifier {
     }
     return StepMetrics{loss / static_cast<double>(n), hits / static_cast<double>(n)};
   }
+
+  /// Runs each batch as `n` slices on n threads (RNNOptions::batch_threads; same numbers up to
+  /// float rounding).
+  void set_batch_threads(int n) { fwd_opts_.batch_threads = n; }
 
   cf::VariableList<float>& variables() { return vars_; }
   const cf::MultiRNNCell<float>& stack() const { return stack_; }

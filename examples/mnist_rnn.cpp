@@ -59,7 +59,7 @@ softmax head on the top layer's final h (sparse softmax cross-entropy, Adam).
   --batch N                   batch size                                        [150]
   --lr X                      Adam learning rate                                [0.001]
   --seed N                    seed of the weights and the batch order           [42]
-  --threads N                 threads for the matrix products (0: all cores)    [0]
+  --threads N                 threads; each runs a slice of every batch (0: all cores) [0]
   --data DIR                  directory with train-images-idx3-ubyte, train-labels-idx1-ubyte,
                               t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte (.gz or not)
                               [the 8,000/2,000 real digits shipped in data/mnist-subset]
@@ -208,6 +208,7 @@ int run(const Options& o) {
 
   cf::Rng rng(o.seed);
   mnist::Classifier model(o.cell, o.layers, D, o.units, 10, o.lr, rng);
+  model.set_batch_threads(threads);  // each thread runs its slice of every batch
   std::printf("mnist_rnn: %d x %s(%ld) + dense(10), %ld trainable parameters; %ld train / %ld test digits of %ldx%ld "
               "from %s; batch %ld, Adam(%g), %d epochs, %d thread%s\n",
               o.layers, mnist::cell_kind_name(o.cell), static_cast<long>(o.units),
