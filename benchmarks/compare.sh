@@ -33,6 +33,10 @@ if [ -f /usr/include/oneapi/dnnl/dnnl.hpp ] || [ -f /usr/include/dnnl.hpp ]; the
     g++ -std=c++17 -O3 -march=native -DNDEBUG -fopenmp "$peers/onednn_rnn.cpp" -o "$build/peers/onednn_rnn" -ldnnl
   fi
   onednn=$build/peers/onednn_rnn
+  if [ ! -x "$build/peers/gemm_peak_onednn" ]; then
+    g++ -std=c++17 -O3 -march=native -DNDEBUG -fopenmp -DGEMM_ONEDNN "$peers/gemm_peak.cpp" \
+      -o "$build/peers/gemm_peak_onednn" -ldnnl
+  fi
 fi
 out=$root/benchmarks/results/$(date +%Y%m%d-%H%M%S)
 mkdir -p "$out"
@@ -41,6 +45,9 @@ raw=$out/raw.jsonl
 echo "writing $raw"
 for r in $(seq 1 "$repeats"); do
   for t in $threads; do
+    if [ -n "$onednn" ]; then  # the SGEMM peak of this sitting, for "% of peak"
+      OMP_NUM_THREADS=$t "$build/peers/gemm_peak_onednn" --backend onednn --threads "$t" --set square >> "$raw" || true
+    fi
     for c in $cells; do
       echo "repeat $r, $t thread(s), $c" >&2
       OMP_NUM_THREADS=$t "$build/benchmarks/cellflow_bench" --cell "$c" --threads "$t" --iters "$iters" --warmup "$warmup" >> "$raw"

@@ -22,6 +22,15 @@ def flops(cell, layers=3, hidden=150, steps=28, inputs=28, classes=10):
 
 def main(path):
     rows = [json.loads(l) for l in open(path) if l.strip().startswith("{")]
+    # A peak measured in the same sitting (compare.sh runs oneDNN's 2048^3 SGEMM) wins over the
+    # recorded one: the machine's speed drifts between sittings.
+    measured = defaultdict(list)
+    for r in rows:
+        if r.get("bench") == "gemm" and r.get("shape") == "square":
+            measured[int(r["threads"])].append(float(r["gflops_median"]))
+    for thr, v in measured.items():
+        PEAK[thr] = statistics.median(v)
+    rows = [r for r in rows if "impl" in r]
     groups = defaultdict(lambda: defaultdict(list))
     stream = defaultdict(list)
     for r in rows:
@@ -31,6 +40,10 @@ def main(path):
         for m in ("train_samples_per_s", "infer_samples_per_s"):
             if m in r:
                 groups[key][m].append(float(r[m]))
+    print("SGEMM peak used for % peak: " + ", ".join(
+        f"{t} thread(s) {PEAK[t]:.1f} GFLOP/s ({'measured in this run' if t in measured else 'recorded in ../shared/peers'})"
+        for t in sorted(PEAK, reverse=True)))
+    print()
     print("| impl | cell | threads | n | train samples/s | train GFLOP/s (% peak) | infer samples/s | infer GFLOP/s (% peak) |")
     print("|---|---|---|---|---|---|---|---|")
     med = {}
