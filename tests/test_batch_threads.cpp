@@ -128,3 +128,36 @@ TEST_CASE("batch_threads must be positive", "[batch_threads][errors]") {
   opts.batch_threads = 0;
   REQUIRE_THROWS_WITH(cf::dynamic_rnn(cell, x, opts), Catch::Matchers::Contains("batch_threads must be >= 1, given 0"));
 }
+
+TEST_CASE("a result reused across different stacks gives fresh results", "[batch_threads]") {
+  cf::Rng rng(5);
+  cf::MultiRNNCell<double> gru_stack(cf::GRUCell<double>(3, 4, rng), cf::GRUCell<double>(4, 2, rng));
+  cf::MultiRNNCell<double> lstm_stack(cf::BasicLSTMCell<double>(3, 5, rng), cf::GRUCell<double>(5, 2, rng),
+                                      cf::BasicLSTMCell<double>(2, 3, rng));
+  const auto x = random_tensor<double>(6, 4, 3, rng);
+  for (int threads : {1, 3}) {
+    cf::RNNOptions opts;
+    opts.batch_threads = threads;
+    cf::RNNResult<cf::MultiRNNCell<double>> reused;
+    auto ds_gru = gru_stack.zero_state(6);
+    ds_gru.back().h().setOnes();
+    cf::dynamic_rnn_into(reused, gru_stack, x, opts);
+    cf::dynamic_rnn_backward(gru_stack, reused, nullptr, &ds_gru);
+    // The same result object now serves a stack of other kinds and sizes.
+    cf::VariableList<double> vars;
+    vars.add(lstm_stack);
+    auto ds = lstm_stack.zero_state(6);
+    ds.back().h().setOnes();
+    vars.zero_grad();
+    cf::dynamic_rnn_into(reused, lstm_stack, x, opts);
+    const auto g_reused = cf::dynamic_rnn_backward(lstm_stack, reused, nullptr, &ds);
+    std::vector<cf::Matrix<double>> grads_reused;
+    for (auto& v : vars) grads_reused.push_back(*v.grad);
+    vars.zero_grad();
+    auto fresh = cf::dynamic_rnn(lstm_stack, x, opts);
+    const auto g_fresh = cf::dynamic_rnn_backward(lstm_stack, fresh, nullptr, &ds);
+    REQUIRE(max_abs_diff(reused.outputs, fresh.outputs) == 0.0);
+    REQUIRE(max_abs_diff(g_reused.d_inputs, g_fresh.d_inputs) == 0.0);
+    for (std::size_t k = 0; k < vars.size(); ++k) REQUIRE(max_abs_diff(grads_reused[k], *vars[k].grad) == 0.0);
+  }
+}

@@ -198,3 +198,14 @@ TEST_CASE("Adam refuses a variable list that does not match its slots", "[errors
   REQUIRE_THROWS_WITH(adam.apply_gradients(vab), Contains("slots for 2 variables, given 4"));
   REQUIRE_THROWS_AS(cf::AdamOptimizer<float>(0.001f, 1.0f), cf::ValueError);
 }
+
+TEST_CASE("dynamic_rnn_backward refuses a result computed by another cell", "[errors]") {
+  cf::Rng rng(11);
+  cf::GRUCell<float> a(3, 2, rng), b(3, 2, rng);
+  cf::Tensor3<float> x(2, 3, 3);
+  x.setConstant(0.1f);
+  auto r = cf::dynamic_rnn(a, x);
+  auto ds = b.zero_state(2);
+  REQUIRE_THROWS_WITH(cf::dynamic_rnn_backward(b, r, nullptr, &ds), Contains("was not computed by this gru_cell"));
+  REQUIRE_NOTHROW(cf::dynamic_rnn_backward(a, r, nullptr, &ds));
+}

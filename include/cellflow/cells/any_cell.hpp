@@ -65,6 +65,8 @@ class AnyCell {
   void for_each_variable(const std::string& scope, const VariableVisitor& f) { self_->for_each_variable(scope, f); }
 
   std::unique_ptr<detail::TapeBase> new_tape() const { return self_->new_tape(); }
+  /// Whether `tp` is a tape of this cell's type (a reused result may hold another cell's).
+  bool tape_fits(const detail::TapeBase& tp) const { return self_->tape_fits(tp); }
   void forward_sequence(detail::TapeBase& tp, const Matrix<T>& X, Index time, Index batch, Index steps,
                         const State& s0, const std::vector<Index>* lengths, Matrix<T>& Y, bool training) const {
     self_->forward_sequence(tp, X, time, batch, steps, s0, lengths, Y, training);
@@ -86,6 +88,7 @@ class AnyCell {
     virtual void check_state(const State&, Index, const std::string&) const = 0;
     virtual void for_each_variable(const std::string&, const VariableVisitor&) = 0;
     virtual std::unique_ptr<detail::TapeBase> new_tape() const = 0;
+    virtual bool tape_fits(const detail::TapeBase&) const = 0;
     virtual void forward_sequence(detail::TapeBase&, const Matrix<T>&, Index, Index, Index, const State&,
                                   const std::vector<Index>*, Matrix<T>&, bool) const = 0;
     virtual State final_state(const detail::TapeBase&) const = 0;
@@ -116,6 +119,7 @@ class AnyCell {
       cell.for_each_variable(scope, f);
     }
     std::unique_ptr<detail::TapeBase> new_tape() const override { return std::make_unique<TapeImpl>(); }
+    bool tape_fits(const detail::TapeBase& tp) const override { return dynamic_cast<const TapeImpl*>(&tp) != nullptr; }
     void forward_sequence(detail::TapeBase& tp, const Matrix<T>& X, Index time, Index batch, Index steps,
                           const State& s0, const std::vector<Index>* lengths, Matrix<T>& Y,
                           bool training) const override {

@@ -106,7 +106,9 @@ class MultiRNNCell {
     tp.time = time;
     tp.batch = batch;
     tp.steps = steps;
-    while (tp.tapes.size() < L) tp.tapes.push_back(layers_[tp.tapes.size()].new_tape());
+    tp.tapes.resize(L);
+    for (std::size_t l = 0; l < L; ++l)  // a reused result may hold tapes of another stack
+      if (!tp.tapes[l] || !layers_[l].tape_fits(*tp.tapes[l])) tp.tapes[l] = layers_[l].new_tape();
     tp.outputs.resize(L - 1);
     const Matrix<T>* in = &X;
     for (std::size_t l = 0; l < L; ++l) {
@@ -125,6 +127,12 @@ class MultiRNNCell {
   void backward_sequence(Tape& tp, const Matrix<T>& X, const std::vector<Index>* lengths, const Matrix<T>* dY,
                          const State* d_final, Matrix<T>* dX, State& d_initial) {
     const std::size_t L = layers_.size();
+    if (tp.tapes.size() != L)
+      throw Error(detail::concat("multi_rnn_cell backward: the tape holds ", tp.tapes.size(), " layers, the cell has ", L));
+    for (std::size_t l = 0; l < L; ++l)
+      if (!tp.tapes[l] || !layers_[l].tape_fits(*tp.tapes[l]))
+        throw Error(detail::concat("multi_rnn_cell backward: layer ", l, " (", layers_[l].cell_name(),
+                                   ") did not produce this tape"));
     d_initial.resize(L);
     const Matrix<T>* d_out = dY;
     for (std::size_t l = L; l-- > 0;) {

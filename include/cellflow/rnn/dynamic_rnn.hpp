@@ -61,6 +61,7 @@ struct RNNResult {
   struct Tape {
     std::vector<Slice> slices;
     std::vector<Cell> replicas;  // gradient accumulators of slices 1.. (batch_threads > 1)
+    const Cell* producer = nullptr;  // the cell whose forward pass filled the tape
     Index time = 0, batch = 0;
     bool time_major = false, training = false;
   } tape;
@@ -158,6 +159,7 @@ void dynamic_rnn_impl(RNNResult<Cell>& r, const Cell& cell, const Tensor3<typena
     throw ValueError(concat("dynamic_rnn: batch_threads must be >= 1, given ", opts.batch_threads));
 
   auto& tp = r.tape;
+  tp.producer = nullptr;  // set again once the forward pass completed
   tp.time = time;
   tp.batch = batch;
   tp.time_major = opts.time_major;
@@ -199,6 +201,7 @@ void dynamic_rnn_impl(RNNResult<Cell>& r, const Cell& cell, const Tensor3<typena
     r.final_state = cell.zero_state(batch);
     for (const auto& s : tp.slices) set_rows(r.final_state, s.b0, cell.final_state(s.cell));
   }
+  tp.producer = &cell;
 }
 
 }  // namespace detail
@@ -241,9 +244,9 @@ RNNGradients<Cell> dynamic_rnn_backward(Cell& cell, RNNResult<Cell>& result,
   auto& tp = result.tape;
   if (!tp.training)
     throw Error("dynamic_rnn_backward: the forward pass ran with training = false and kept no activations");
-  if (tp.slices.empty() || tp.slices[0].inputs.cols() != cell.input_depth())
-    throw ShapeError(detail::concat("dynamic_rnn_backward: the result does not come from a training forward pass of ",
-                                    cell.cell_name(), " (input depth ", cell.input_depth(), ")"));
+  if (tp.producer != &cell)
+    throw Error(detail::concat("dynamic_rnn_backward: the result was not computed by this ", cell.cell_name(),
+                               " object (pass the cell that ran the forward pass)"));
   if (d_outputs) {
     for (int k = 0; k < 3; ++k) {
       if (d_outputs->dimension(k) != result.outputs.dimension(k))
@@ -268,6 +271,13 @@ RNNGradients<Cell> dynamic_rnn_backward(Cell& cell, RNNResult<Cell>& result,
     for (Index p = 0; p + 1 < P; ++p) {
       auto& rv = replica_vars[static_cast<std::size_t>(p)];
       rv.add(tp.replicas[static_cast<std::size_t>(p)]);
+      bool same = rv.size() == main_vars.size();
+      for (std::size_t k = 0; same && k < rv.size(); ++k) same = rv[k].shape == main_vars[k].shape;
+      if (!same) {  // a reused result that served another architecture: start a fresh replica
+        tp.replicas[static_cast<std::size_t>(p)] = cell;
+        rv = VariableList<T>();
+        rv.add(tp.replicas[static_cast<std::size_t>(p)]);
+      }
       for (std::size_t k = 0; k < rv.size(); ++k) {
         *rv[k].value = *main_vars[k].value;
         rv[k].grad->setZero();
