@@ -193,7 +193,6 @@ void dynamic_rnn_impl(RNNResult<Cell>& r, const Cell& cell, const Tensor3<typena
       cell.forward_sequence(s.cell, s.inputs, time, s.n, s.steps, cell.zero_state(s.n), lengths, s.outputs,
                             opts.training);
     from_time_major(s.outputs, s.b0, s.n, opts.time_major, r.outputs);
-    if (!opts.training) s.inputs.resize(0, 0);
   });
   if (whole) {
     r.final_state = cell.final_state(tp.slices[0].cell);
