@@ -15,6 +15,7 @@
 #include "cellflow/core/error.hpp"
 #include "cellflow/core/random.hpp"
 #include "cellflow/core/variable.hpp"
+#include "cellflow/detail/gemm.hpp"
 #include "cellflow/rnn/scan.hpp"
 #include "cellflow/rnn/step.hpp"
 
@@ -30,6 +31,7 @@ struct GRUTape {
   Matrix<T> rh;  // [steps*B, U] r * h_prev, the candidate's recurrent input
   Matrix<T> dz;  // [steps*B, 3U] gradients of the pre-activations
   Matrix<T> dh_next, dh_prev, dh_sum, drh;
+  Matrix<T> gates_t, cand_t;  // transposed kernels for the backward products, row-major
 };
 
 /// tf.nn.rnn_cell.GRUCell. Variable scope "gru_cell". State: h [batch, num_units].
@@ -101,8 +103,8 @@ class GRUCell {
     tp.h.topRows(batch) = s0;
     if (steps == 0) return;
     const auto Xs = X.topRows(steps * batch);
-    tp.z.leftCols(2 * U).noalias() = Xs * gates_kernel_.value.topRows(depth_);
-    tp.z.rightCols(U).noalias() = Xs * cand_kernel_.value.topRows(depth_);
+    detail::matmul(tp.z.leftCols(2 * U), Xs, gates_kernel_.value.topRows(depth_));
+    detail::matmul(tp.z.rightCols(U), Xs, cand_kernel_.value.topRows(depth_));
     tp.z.leftCols(2 * U).rowwise() += gates_bias_.value.row(0);
     tp.z.rightCols(U).rowwise() += cand_bias_.value.row(0);
   }
@@ -112,12 +114,12 @@ class GRUCell {
     const Index prev = slot(tp, t) * B, next = slot(tp, t + 1) * B, row = tp.training ? t * B : 0;
     const auto hp = tp.h.middleRows(prev, B);
     auto g = tp.z.block(t * B, 0, B, 2 * U);
-    g.noalias() += hp * gates_kernel_.value.bottomRows(U);
+    detail::matmul(g, hp, gates_kernel_.value.bottomRows(U), true);
     g.array() = g.array().logistic();  // r | u
     auto rh = tp.rh.middleRows(row, B);
     rh.array() = g.leftCols(U).array() * hp.array();
     auto c = tp.z.block(t * B, 2 * U, B, U);
-    c.noalias() += rh * cand_kernel_.value.bottomRows(U);
+    detail::matmul(c, rh, cand_kernel_.value.bottomRows(U), true);
     c.array() = c.array().tanh();
     const auto u = g.rightCols(U).array();
     tp.h.middleRows(next, B).array() = u * hp.array() + (T(1) - u) * c.array();
@@ -136,6 +138,8 @@ class GRUCell {
     tp.dh_prev.resize(B, U);
     tp.dh_sum.resize(B, U);
     tp.drh.resize(B, U);
+    tp.gates_t = gates_kernel_.value.transpose();
+    tp.cand_t = cand_kernel_.value.transpose();
     if (d_final)
       tp.dh_next = *d_final;
     else
@@ -158,10 +162,10 @@ class GRUCell {
     du = dh * (h - c) * u * (T(1) - u);
     dc = dh * (T(1) - u) * (T(1) - c.square());
     dhp = dh * u;
-    tp.drh.noalias() = tp.dz.block(row, 2 * U, B, U) * cand_kernel_.value.bottomRows(U).transpose();
+    detail::matmul(tp.drh, tp.dz.block(row, 2 * U, B, U), tp.cand_t.rightCols(U));
     dr = tp.drh.array() * h * r * (T(1) - r);
     dhp += tp.drh.array() * r;
-    tp.dh_prev.noalias() += tp.dz.block(row, 0, B, 2 * U) * gates_kernel_.value.bottomRows(U).transpose();
+    detail::matmul(tp.dh_prev, tp.dz.block(row, 0, B, 2 * U), tp.gates_t.rightCols(U), true);
   }
 
   void backward_carry_row(Tape& tp, Index t, Index b) const {
@@ -176,19 +180,19 @@ class GRUCell {
     if (dX) {
       dX->setZero(tp.time * tp.batch, depth_);
       if (n > 0) {
-        dX->topRows(n).noalias() = tp.dz.leftCols(2 * U) * gates_kernel_.value.topRows(depth_).transpose();
-        dX->topRows(n).noalias() += tp.dz.rightCols(U) * cand_kernel_.value.topRows(depth_).transpose();
+        detail::matmul(dX->topRows(n), tp.dz.leftCols(2 * U), tp.gates_t.leftCols(depth_));
+        detail::matmul(dX->topRows(n), tp.dz.rightCols(U), tp.cand_t.leftCols(depth_), true);
       }
     }
     if (n == 0) return;
     const auto Xs = X.topRows(n);
     const auto dg = tp.dz.leftCols(2 * U);
     const auto dc = tp.dz.rightCols(U);
-    gates_kernel_.grad.topRows(depth_).noalias() += Xs.transpose() * dg;
-    gates_kernel_.grad.bottomRows(U).noalias() += tp.h.topRows(n).transpose() * dg;
+    detail::matmul_tn(gates_kernel_.grad.topRows(depth_), Xs, dg, true);
+    detail::matmul_tn(gates_kernel_.grad.bottomRows(U), tp.h.topRows(n), dg, true);
     gates_bias_.grad.row(0) += dg.colwise().sum();
-    cand_kernel_.grad.topRows(depth_).noalias() += Xs.transpose() * dc;
-    cand_kernel_.grad.bottomRows(U).noalias() += tp.rh.transpose() * dc;
+    detail::matmul_tn(cand_kernel_.grad.topRows(depth_), Xs, dc, true);
+    detail::matmul_tn(cand_kernel_.grad.bottomRows(U), tp.rh, dc, true);
     cand_bias_.grad.row(0) += dc.colwise().sum();
   }
 

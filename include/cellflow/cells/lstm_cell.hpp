@@ -24,6 +24,7 @@
 #include "cellflow/core/error.hpp"
 #include "cellflow/core/random.hpp"
 #include "cellflow/core/variable.hpp"
+#include "cellflow/detail/gemm.hpp"
 #include "cellflow/rnn/scan.hpp"
 #include "cellflow/rnn/step.hpp"
 
@@ -53,6 +54,7 @@ struct LSTMTape {
   Matrix<T> dgates;  // [steps*B, 4U] gradient of the gate pre-activations
   Matrix<T> dr;      // [steps*B, P] gradient of the projection output (only with num_proj)
   Matrix<T> dc_next, dh_next, dc_prev, dh_prev, dh_sum, dm;  // [B, .] running gradients
+  Matrix<T> kernel_t, proj_t;  // transposed weights for the backward products, row-major
 };
 
 namespace detail {
@@ -128,7 +130,7 @@ class LSTMCore {
     tp.h.topRows(batch) = s0.h;
     if (steps == 0) return;
     // All steps' input projections in one GEMM; only h_prev @ W_h remains in the loop.
-    tp.gates.noalias() = X.topRows(steps * batch) * kernel_.value.topRows(depth_);
+    matmul(tp.gates, X.topRows(steps * batch), kernel_.value.topRows(depth_));
     tp.gates.rowwise() += bias_.value.row(0);
   }
 
@@ -136,7 +138,7 @@ class LSTMCore {
     const Index B = tp.batch, U = units_;
     const Index prev = slot(tp, t) * B, next = slot(tp, t + 1) * B, row = step_row(tp, t);
     auto z = tp.gates.middleRows(t * B, B);
-    z.noalias() += tp.h.middleRows(prev, B) * kernel_.value.bottomRows(hsize_);
+    matmul(z, tp.h.middleRows(prev, B), kernel_.value.bottomRows(hsize_), true);
     // One pass over the gates, in place: z becomes the activations i, j, f, o.
     auto zi = z.leftCols(U).array();
     auto zj = z.middleCols(U, U).array();
@@ -164,7 +166,7 @@ class LSTMCore {
     if (opt_.num_proj) {
       tp.m.middleRows(row, B).array() = zo * tc;
       auto hn = tp.h.middleRows(next, B);
-      hn.noalias() = tp.m.middleRows(row, B) * proj_.value;
+      matmul(hn, tp.m.middleRows(row, B), proj_.value);
       if (opt_.proj_clip) {
         const T pc = *opt_.proj_clip;
         tp.r_raw.middleRows(row, B) = hn;
@@ -195,6 +197,8 @@ class LSTMCore {
     tp.dh_prev.resize(B, hsize_);
     tp.dh_sum.resize(B, hsize_);
     if (opt_.num_proj) tp.dm.resize(B, units_);
+    tp.kernel_t = kernel_.value.transpose();
+    if (opt_.num_proj) tp.proj_t = proj_.value.transpose();
     if (d_final) {
       tp.dc_next = d_final->c;
       tp.dh_next = d_final->h;
@@ -216,7 +220,7 @@ class LSTMCore {
         const T pc = *opt_.proj_clip;
         dr = (tp.r_raw.middleRows(row, B).array().abs() <= pc).select(dr.array(), T(0)).matrix();
       }
-      tp.dm.noalias() = dr * proj_.value.transpose();
+      matmul(tp.dm, dr, tp.proj_t);
     }
     const auto dm = (opt_.num_proj ? tp.dm : tp.dh_sum).array();
     const auto g = tp.gates.middleRows(row, B);
@@ -240,7 +244,7 @@ class LSTMCore {
     dc *= f;
     if (opt_.use_peepholes)
       dc += di.rowwise() * w_i_.value.row(0).array() + df.rowwise() * w_f_.value.row(0).array();
-    tp.dh_prev.noalias() = dg * kernel_.value.bottomRows(hsize_).transpose();
+    matmul(tp.dh_prev, dg, tp.kernel_t.rightCols(hsize_));
   }
 
   void backward_carry_row(Tape& tp, Index t, Index b) const {
@@ -259,12 +263,12 @@ class LSTMCore {
     const Index n = tp.steps * tp.batch, U = units_;
     if (dX) {
       dX->setZero(tp.time * tp.batch, depth_);
-      if (n > 0) dX->topRows(n).noalias() = tp.dgates * kernel_.value.topRows(depth_).transpose();
+      if (n > 0) matmul(dX->topRows(n), tp.dgates, tp.kernel_t.leftCols(depth_));
     }
     if (n == 0) return;
     // Weight gradients as whole-sequence GEMMs: rows of dgates are (t, b) pairs.
-    kernel_.grad.topRows(depth_).noalias() += X.topRows(n).transpose() * tp.dgates;
-    kernel_.grad.bottomRows(hsize_).noalias() += tp.h.topRows(n).transpose() * tp.dgates;
+    matmul_tn(kernel_.grad.topRows(depth_), X.topRows(n), tp.dgates, true);
+    matmul_tn(kernel_.grad.bottomRows(hsize_), tp.h.topRows(n), tp.dgates, true);
     bias_.grad.row(0) += tp.dgates.colwise().sum();
     if (opt_.use_peepholes) {
       w_i_.grad.row(0) += (tp.dgates.leftCols(U).array() * tp.c.topRows(n).array()).matrix().colwise().sum();
@@ -273,7 +277,7 @@ class LSTMCore {
       w_o_.grad.row(0) +=
           (tp.dgates.rightCols(U).array() * tp.c.middleRows(tp.batch, n).array()).matrix().colwise().sum();
     }
-    if (opt_.num_proj) proj_.grad.noalias() += tp.m.topRows(n).transpose() * tp.dr;
+    if (opt_.num_proj) matmul_tn(proj_.grad, tp.m.topRows(n), tp.dr, true);
   }
 
   State initial_state_grad(const Tape& tp) const { return State{tp.dc_next, tp.dh_next}; }
