@@ -199,9 +199,9 @@ int main(int argc, char** argv) {
     rec += buf;
   }
   if (a.mode.find("stream") != std::string::npos) {
-    // One sequence, one time step at a time through the whole stack, the state carried by the
-    // caller: (a) TF's cell(x_t, state), which allocates its small buffers per call; (b)
-    // dynamic_rnn_into over a one-step sequence, reusing one result's buffers.
+    // One sequence, one time step at a time through the whole stack: (a) RNNStream, which keeps
+    // its state and buffers between calls; (b) TF's cell(x_t, state), which allocates its small
+    // buffers per call.
     const int n = (a.warmup + a.iters) * static_cast<int>(a.steps);
     std::vector<double> t_call, t_into;
     {
@@ -217,16 +217,12 @@ int main(int argc, char** argv) {
       }
     }
     {
-      cf::RNNOptions stream_opts;
-      stream_opts.training = false;
-      auto state = multi.zero_state(1);
-      cf::Tensor3<float> xt(1, 1, a.inputs);
-      cf::RNNResult<cf::MultiRNNCell<float>> r;
+      cf::RNNStream<cf::MultiRNNCell<float>> stream(multi);
+      cf::Matrix<float> xt(1, a.inputs);
       for (int it = 0; it < n; ++it) {
-        for (Index d = 0; d < a.inputs; ++d) xt(0, 0, d) = x(0, it % a.steps, d);
+        for (Index d = 0; d < a.inputs; ++d) xt(0, d) = x(0, it % a.steps, d);
         const auto t0 = Clock::now();
-        cf::dynamic_rnn_into(r, multi, xt, stream_opts, &state);
-        std::swap(state, r.final_state);
+        stream.step(xt);
         const double s = seconds_since(t0);
         if (it >= a.warmup * static_cast<int>(a.steps)) t_into.push_back(s);
       }

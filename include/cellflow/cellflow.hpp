@@ -19,3 +19,4 @@
 #include "cellflow/rnn/dynamic_rnn.hpp"
 #include "cellflow/rnn/scan.hpp"
 #include "cellflow/rnn/step.hpp"
+#include "cellflow/rnn/stream.hpp"

@@ -1,5 +1,6 @@
 // Row slices of states: a state for examples [b0, b0 + n) of a batch, and writing one back.
 // Used to split a batch across threads.
+// Also: the batch size of a state.
 #pragma once
 
 #include <vector>
@@ -30,6 +31,24 @@ std::vector<CellState<T>> rows_of(const std::vector<CellState<T>>& s, Index b0, 
   r.reserve(s.size());
   for (const auto& l : s) r.push_back(rows_of(l, b0, n));
   return r;
+}
+
+/// The batch size of a state (its number of rows; 0 for an empty stack state).
+template <class T>
+Index batch_of_state(const Matrix<T>& s) {
+  return s.rows();
+}
+template <class T>
+Index batch_of_state(const LSTMStateTuple<T>& s) {
+  return s.h.rows();
+}
+template <class T>
+Index batch_of_state(const CellState<T>& s) {
+  return s.h().rows();
+}
+template <class T>
+Index batch_of_state(const std::vector<CellState<T>>& s) {
+  return s.empty() ? 0 : batch_of_state(s.front());
 }
 
 /// dst rows [b0, b0 + rows of src) := src. dst has the full batch and the same structure.

@@ -1,0 +1,105 @@
+// Streaming inference: a sequence fed one time step, or one chunk of steps, at a time, with the
+// state carried by an explicit stream object between calls (a live audio frame, a sensor sample,
+// a token as it arrives).
+//
+// The outputs equal dynamic_rnn's over the whole sequence bitwise (in the same build): a stream
+// runs the very computation dynamic_rnn runs (the same cell code, no training caches), and every
+// row of cellflow's matrix products is summed in the same order whatever the number of rows and
+// steps in a call. tests/test_stream.cpp checks it for every cell kind and chunking.
+//
+// Threads: a stream only reads its cell. Any number of streams, on any threads, may share one
+// cell, each with its own state; the cell must not be modified (trained, loaded) meanwhile and
+// must outlive its streams.
+#pragma once
+
+#include <string>
+
+#include "cellflow/core/error.hpp"
+#include "cellflow/core/types.hpp"
+#include "cellflow/rnn/dynamic_rnn.hpp"
+
+namespace cellflow {
+
+template <class Cell>
+class RNNStream {
+ public:
+  using T = typename Cell::Scalar;
+  using State = typename Cell::State;
+
+  /// `batch` independent sequences, starting from the cell's zero state.
+  explicit RNNStream(const Cell& cell, Index batch = 1) : cell_(&cell), batch_(batch) {
+    if (batch <= 0) throw ValueError(detail::concat("RNNStream: batch must be positive, given ", batch));
+    state_ = cell.zero_state(batch);
+  }
+
+  /// Sequences starting from `initial_state` (its batch size sets the stream's).
+  RNNStream(const Cell& cell, const State& initial_state) : cell_(&cell) {
+    batch_ = detail::batch_of_state(initial_state);
+    set_state(initial_state);
+  }
+
+  /// Feeds one time step: x is [batch, input_depth]. Returns the output [batch, output_size],
+  /// valid until the next call; the state advances by one step.
+  template <class Derived>
+  const Matrix<T>& step(const Eigen::MatrixBase<Derived>& x) {
+    if (x.rows() != batch_ || x.cols() != cell_->input_depth())
+      throw ShapeError(detail::concat("RNNStream::step: x is [", x.rows(), ", ", x.cols(), "], ", cell_->cell_name(),
+                                      " stream expects [batch, input_depth] = [", batch_, ", ", cell_->input_depth(),
+                                      "]"));
+    x_ = x;
+    run(1);
+    return y_;
+  }
+
+  /// Feeds a chunk of steps: [batch, time, input_depth], or [time, batch, input_depth] when
+  /// time_major. Returns the outputs in the same layout, valid until the next call.
+  const Tensor3<T>& feed(const Tensor3<T>& chunk, bool time_major = false) {
+    const Index batch = chunk.dimension(time_major ? 1 : 0), time = chunk.dimension(time_major ? 0 : 1);
+    if (batch != batch_ || chunk.dimension(2) != cell_->input_depth() || time <= 0)
+      throw ShapeError(detail::concat("RNNStream::feed: chunk is [", chunk.dimension(0), ", ", chunk.dimension(1), ", ",
+                                      chunk.dimension(2), "], ", cell_->cell_name(), " stream expects ",
+                                      time_major ? "[time, batch, depth] = [time >= 1, " : "[batch, time, depth] = [",
+                                      time_major ? detail::concat(batch_, ", ") : detail::concat(batch_, ", time >= 1, "),
+                                      cell_->input_depth(), "]"));
+    detail::to_time_major(chunk, time_major, 0, batch_, x_);
+    run(time);
+    detail::resize_like(chunk_out_, time, batch_, cell_->output_size(), time_major);
+    detail::from_time_major(y_, 0, batch_, time_major, chunk_out_);
+    return chunk_out_;
+  }
+
+  /// The state after the steps fed so far.
+  const State& state() const { return state_; }
+
+  /// Replaces the state (same batch size), e.g. to resume a stream saved earlier.
+  void set_state(const State& s) {
+    cell_->check_state(s, batch_, "RNNStream::set_state");
+    state_ = s;
+  }
+
+  /// Back to the zero state.
+  void reset() {
+    state_ = cell_->zero_state(batch_);
+    steps_ = 0;
+  }
+
+  Index batch() const { return batch_; }
+  /// Time steps fed since construction or reset().
+  Index steps() const { return steps_; }
+
+ private:
+  void run(Index time) {
+    cell_->forward_sequence(tape_, x_, time, batch_, time, state_, nullptr, y_, false);
+    state_ = cell_->final_state(tape_);
+    steps_ += time;
+  }
+
+  const Cell* cell_;
+  Index batch_ = 0, steps_ = 0;
+  State state_;
+  typename Cell::Tape tape_;  // inference buffers, reused by every call
+  Matrix<T> x_, y_;           // time-major inputs and outputs of the last call
+  Tensor3<T> chunk_out_;
+};
+
+}  // namespace cellflow
