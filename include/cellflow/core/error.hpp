@@ -33,6 +33,12 @@ class IOError : public Error {
   using Error::Error;
 };
 
+/// A NaN or infinity where a finite number is required: a diverged loss or gradient.
+class NumericError : public Error {
+ public:
+  using Error::Error;
+};
+
 namespace detail {
 
 template <class... Parts>
