@@ -11,6 +11,7 @@
 #include "cellflow/core/random.hpp"
 #include "cellflow/core/types.hpp"
 #include "cellflow/core/variable.hpp"
+#include "cellflow/io/checkpoint.hpp"
 #include "cellflow/layers/dense.hpp"
 #include "cellflow/losses/sparse_softmax_cross_entropy.hpp"
 #include "cellflow/metrics/in_top_k.hpp"

@@ -8,15 +8,32 @@
 //
 // beta1^t and beta2^t are kept as running products in T (TF's beta1_power/beta2_power, starting
 // at beta1 and beta2) and advance once per apply_gradients call, after all variables.
+//
+// The whole state (hyper-parameters, step, beta powers, m and v slots) can be exported with
+// state() and put back with restore_state(), e.g. through a checkpoint (io/checkpoint.hpp): an
+// optimizer restored from the state of another continues bitwise as the other would have.
 #pragma once
 
 #include <cmath>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "cellflow/core/error.hpp"
 #include "cellflow/core/variable.hpp"
 
 namespace cellflow {
+
+/// Everything an AdamOptimizer holds, as state() exports it and restore_state() takes it back.
+/// `m[k]` and `v[k]` are the slots of variable k of the VariableList (in list order, same
+/// rows x cols as its value); both are empty before the first step.
+template <class T>
+struct AdamState {
+  T learning_rate = T(0.001), beta1 = T(0.9), beta2 = T(0.999), epsilon = T(1e-8);
+  T beta1_power = T(0.9), beta2_power = T(0.999);  ///< the powers the next step will use
+  long long step = 0;                              ///< steps applied so far
+  std::vector<Matrix<T>> m, v;
+};
 
 template <class T>
 class AdamOptimizer {
@@ -66,6 +83,64 @@ class AdamOptimizer {
   /// The slots of variable k (in list order); empty before the first step.
   const std::vector<Matrix<T>>& m_slots() const { return m_; }
   const std::vector<Matrix<T>>& v_slots() const { return v_; }
+
+  /// A copy of the whole state: hyper-parameters, step, beta powers, m and v slots.
+  AdamState<T> state() const {
+    AdamState<T> s;
+    s.learning_rate = lr_;
+    s.beta1 = beta1_;
+    s.beta2 = beta2_;
+    s.epsilon = eps_;
+    s.beta1_power = beta1_power_;
+    s.beta2_power = beta2_power_;
+    s.step = step_;
+    s.m = m_;
+    s.v = v_;
+    return s;
+  }
+
+  /// Throws ValueError (naming `op` and the field) unless `s` is a state restore_state accepts:
+  /// beta1, beta2 and both beta powers in [0, 1), epsilon >= 0, step >= 0, as many m as v slots
+  /// with m[k] and v[k] of the same shape, no v value below 0 (NaN is let through, as training
+  /// can produce it). The slots are checked against a VariableList on the next apply_gradients.
+  static void check_state(const AdamState<T>& s, const std::string& op = "AdamOptimizer::restore_state") {
+    const auto in_unit = [](T x) { return x >= T(0) && x < T(1); };
+    if (!in_unit(s.beta1) || !in_unit(s.beta2))
+      throw ValueError(detail::concat(op, ": beta1 and beta2 must be in [0, 1), given ", s.beta1, ", ", s.beta2));
+    if (!(s.epsilon >= T(0))) throw ValueError(detail::concat(op, ": epsilon must be >= 0, given ", s.epsilon));
+    if (!in_unit(s.beta1_power) || !in_unit(s.beta2_power))
+      throw ValueError(detail::concat(op, ": beta1_power and beta2_power must be in [0, 1), given ", s.beta1_power,
+                                      ", ", s.beta2_power));
+    if (s.step < 0) throw ValueError(detail::concat(op, ": step must be >= 0, given ", s.step));
+    if (s.m.size() != s.v.size())
+      throw ValueError(detail::concat(op, ": ", s.m.size(), " m slots but ", s.v.size(), " v slots"));
+    for (std::size_t k = 0; k < s.m.size(); ++k) {
+      if (s.m[k].rows() != s.v[k].rows() || s.m[k].cols() != s.v[k].cols())
+        throw ValueError(detail::concat(op, ": slot ", k, ": m is ", s.m[k].rows(), "x", s.m[k].cols(), " but v is ",
+                                        s.v[k].rows(), "x", s.v[k].cols()));
+      const T* v = s.v[k].data();
+      for (Index i = 0; i < s.v[k].size(); ++i)
+        if (v[i] < T(0))
+          throw ValueError(detail::concat(op, ": slot ", k, ": v[", i, "] = ", v[i], " is negative"));
+    }
+  }
+
+  /// Replaces the whole state, hyper-parameters included, with `s` (checked by check_state
+  /// first; on error nothing changes). The next apply_gradients then does exactly what the
+  /// optimizer that exported `s` would have done. Change the learning rate afterwards with
+  /// set_learning_rate if wanted.
+  void restore_state(AdamState<T> s) {
+    check_state(s);
+    lr_ = s.learning_rate;
+    beta1_ = s.beta1;
+    beta2_ = s.beta2;
+    eps_ = s.epsilon;
+    beta1_power_ = s.beta1_power;
+    beta2_power_ = s.beta2_power;
+    step_ = s.step;
+    m_ = std::move(s.m);
+    v_ = std::move(s.v);
+  }
 
  private:
   void init_or_check(const VariableList<T>& vars) {

@@ -1,0 +1,926 @@
+// Checkpoints: a model's variables, optionally an AdamOptimizer's whole state and free-form
+// metadata, in one versioned, checksummed little-endian binary file. The byte layout, every
+// field with its offset and type, and the versioning rules are in docs/checkpoint-format.md.
+//
+//   cellflow::save_checkpoint("model.ckpt", vars, &adam, {{"cell", "gru"}, {"units", "150"}});
+//   cellflow::load_checkpoint("model.ckpt", vars, &adam);     // resume training
+//   cellflow::load_checkpoint("model.ckpt", vars);            // weights only (e.g. to evaluate)
+//   cellflow::read_checkpoint_info("model.ckpt").metadata.at("cell");
+//
+// Guarantees:
+// * Loading checks everything before it changes anything: magic, format version, declared size
+//   against the real size, CRC-32, the structure of every section, the scalar type against T,
+//   that the file's variables are exactly the model's (matched by name; every missing, extra or
+//   differently shaped variable is listed), and the optimizer state. Only then are the variables
+//   and the optimizer assigned: a failed load leaves both as they were.
+// * A header never decides an allocation by itself: every count and dimension is checked
+//   against the bytes actually present (products of dimensions without overflow) first.
+// * Saving writes "<path>.tmp-<unique>" in the target's directory, checks every write, flushes
+//   and fsyncs it (POSIX), then renames it over <path>. On any failure the temporary file is
+//   removed, IOError is thrown and a previous file at <path> is left byte-identical.
+//
+// Errors: IOError for a file that cannot be read or written or whose content is malformed;
+// ValueError for a well-formed file that does not fit the model or optimizer it is loaded into
+// (scalar type, variables, optimizer state absent), and for a model/optimizer that cannot be
+// saved. Every message starts with the operation and the file: "load_checkpoint: 'm.ckpt': ...".
+//
+// Needs no zlib (own CRC-32): works with the cellflow::cellflow target.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <limits>
+#include <map>
+#include <memory>
+#include <string>
+#include <system_error>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#if defined(__unix__) || defined(__APPLE__)
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#define CELLFLOW_CHECKPOINT_POSIX 1
+#endif
+
+#include "cellflow/core/error.hpp"
+#include "cellflow/core/types.hpp"
+#include "cellflow/core/variable.hpp"
+#include "cellflow/detail/crc32.hpp"
+#include "cellflow/optimizers/adam.hpp"
+
+namespace cellflow {
+
+/// Free-form key/value strings stored with a checkpoint (e.g. {"cell", "gru"}, {"layers", "3"}).
+/// Keys are non-empty and unique; values may be empty. Stored sorted by key.
+using CheckpointMetadata = std::map<std::string, std::string>;
+
+/// Name and TensorFlow shape of one variable in a checkpoint.
+struct CheckpointVariableInfo {
+  std::string name;
+  std::vector<Index> shape;
+};
+
+/// What a checkpoint file holds, without the values.
+struct CheckpointInfo {
+  int version = 0;                                ///< format version of the file
+  std::string scalar_type;                        ///< "f32" or "f64"
+  std::uint64_t file_size = 0;                    ///< bytes, checksum included
+  std::vector<CheckpointVariableInfo> variables;  ///< in the file's order
+  bool has_optimizer = false;                     ///< an optimizer section is present
+  std::string optimizer;                          ///< its kind ("adam"), empty without one
+  long long optimizer_step = 0;                   ///< steps the saved optimizer had applied
+  CheckpointMetadata metadata;
+};
+
+/// The format version this header writes, and the newest it reads.
+inline constexpr std::uint32_t kCheckpointVersion = 1;
+/// The 8 magic bytes every checkpoint starts with: 0x89 "CFCKPT" 0x0A.
+inline constexpr std::uint8_t kCheckpointMagic[8] = {0x89, 'C', 'F', 'C', 'K', 'P', 'T', 0x0A};
+/// Bytes of the fixed header (magic, version, scalar type, file size).
+inline constexpr std::size_t kCheckpointHeaderBytes = 24;
+/// Most dimensions a variable may have in a file.
+inline constexpr std::uint32_t kCheckpointMaxRank = 8;
+
+namespace detail {
+
+template <class T>
+struct identity {
+  using type = T;
+};
+template <class T>
+using identity_t = typename identity<T>::type;
+
+// Scalar type codes of the header.
+inline constexpr std::uint32_t kCkptF32 = 1, kCkptF64 = 2;
+// Section tags, as the 4 bytes appear in the file.
+inline constexpr char kCkptTagModel[5] = "MODL";
+inline constexpr char kCkptTagOptimizer[5] = "OPTM";
+inline constexpr char kCkptTagMeta[5] = "META";
+inline constexpr std::size_t kCkptSectionHeaderBytes = 12;  // tag + u64 payload length
+inline constexpr std::size_t kCkptMinBytes = kCheckpointHeaderBytes + kCkptSectionHeaderBytes + 8 + 4;
+
+template <class T>
+constexpr std::uint32_t checkpoint_scalar_code() {
+  static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>, "checkpoints hold float or double");
+  static_assert(std::numeric_limits<T>::is_iec559, "checkpoints need IEEE-754 float and double");
+  return std::is_same_v<T, float> ? kCkptF32 : kCkptF64;
+}
+
+inline const char* checkpoint_scalar_name(std::uint32_t code) { return code == kCkptF32 ? "f32" : "f64"; }
+inline std::size_t checkpoint_scalar_bytes(std::uint32_t code) { return code == kCkptF32 ? 4 : 8; }
+
+inline std::uint32_t ckpt_le32(const std::uint8_t* p) {
+  return std::uint32_t(p[0]) | (std::uint32_t(p[1]) << 8) | (std::uint32_t(p[2]) << 16) | (std::uint32_t(p[3]) << 24);
+}
+inline std::uint64_t ckpt_le64(const std::uint8_t* p) {
+  return std::uint64_t(ckpt_le32(p)) | (std::uint64_t(ckpt_le32(p + 4)) << 32);
+}
+
+inline std::string ckpt_hex32(std::uint32_t v) {
+  static const char digits[] = "0123456789abcdef";
+  std::string s = "0x00000000";
+  for (int k = 0; k < 8; ++k) s[9 - static_cast<std::size_t>(k)] = digits[(v >> (4 * k)) & 0xfu];
+  return s;
+}
+
+/// A tag or other short byte string for a message: printable ASCII as is, the rest as \xNN.
+inline std::string ckpt_printable(const std::uint8_t* p, std::size_t n) {
+  static const char digits[] = "0123456789abcdef";
+  std::string s;
+  for (std::size_t k = 0; k < n; ++k) {
+    if (p[k] >= 0x20 && p[k] < 0x7f && p[k] != '\\' && p[k] != '\'') {
+      s += static_cast<char>(p[k]);
+    } else {
+      s += "\\x";
+      s += digits[p[k] >> 4];
+      s += digits[p[k] & 0xf];
+    }
+  }
+  return s;
+}
+
+/// Decodes one little-endian IEEE-754 value (bit pattern preserved, NaN payloads included).
+template <class T>
+T ckpt_get_scalar(const std::uint8_t* p) {
+  if constexpr (std::is_same_v<T, float>) {
+    const std::uint32_t bits = ckpt_le32(p);
+    float x;
+    std::memcpy(&x, &bits, sizeof x);
+    return x;
+  } else {
+    const std::uint64_t bits = ckpt_le64(p);
+    double x;
+    std::memcpy(&x, &bits, sizeof x);
+    return x;
+  }
+}
+
+/// A value stored in the file's scalar type, widened to double for range checks.
+inline double ckpt_get_as_double(const std::uint8_t* p, std::uint32_t code) {
+  return code == kCkptF32 ? static_cast<double>(ckpt_get_scalar<float>(p)) : ckpt_get_scalar<double>(p);
+}
+
+/// Where the values of one tensor are in the buffer.
+struct CkptTensorLayout {
+  std::size_t offset = 0;  // byte offset of the first value
+  std::size_t count = 0;   // number of values
+};
+
+struct CkptOptimizerLayout {
+  std::size_t hyper_offset = 0;        // 6 scalars: lr, beta1, beta2, epsilon, beta1_power, beta2_power
+  std::vector<CkptTensorLayout> m, v;  // empty, or one per variable in the file's order
+};
+
+/// Everything parse found: the public info plus where the values are.
+struct CkptLayout {
+  CheckpointInfo info;
+  std::uint32_t scalar_code = 0;
+  std::vector<CkptTensorLayout> values;  // per variable, file order
+  CkptOptimizerLayout optimizer;
+};
+
+/// The fixed header fields.
+struct CkptHeader {
+  std::uint32_t version = 0, scalar_code = 0;
+  std::uint64_t file_size = 0;
+};
+
+/// Checks the first `n` bytes of a checkpoint (n may be less than the header when the file is
+/// shorter): magic, version, scalar type, the declared size's minimum. `ctx` is "op: 'file'".
+inline CkptHeader check_checkpoint_header(const std::uint8_t* p, std::size_t n, const std::string& ctx) {
+  if (n == 0) throw IOError(concat(ctx, ": the file is empty, not a cellflow checkpoint"));
+  const std::size_t magic_n = std::min<std::size_t>(n, 8);
+  if (std::memcmp(p, kCheckpointMagic, magic_n) != 0)
+    throw IOError(concat(ctx, ": wrong magic bytes: expected ", ckpt_printable(kCheckpointMagic, 8), ", found ",
+                         ckpt_printable(p, magic_n), "; not a cellflow checkpoint"));
+  if (n < kCheckpointHeaderBytes)
+    throw IOError(concat(ctx, ": truncated header: expected at least ", kCheckpointHeaderBytes, " bytes, found ", n));
+  CkptHeader h;
+  h.version = ckpt_le32(p + 8);
+  if (h.version == 0) throw IOError(concat(ctx, ": invalid format version 0 (header bytes 8 to 11)"));
+  if (h.version > kCheckpointVersion)
+    throw IOError(concat(ctx, ": format version ", h.version,
+                         " (header bytes 8 to 11) is newer than this cellflow reads (versions 1 to ",
+                         kCheckpointVersion, "); update cellflow to read it"));
+  h.scalar_code = ckpt_le32(p + 12);
+  if (h.scalar_code != kCkptF32 && h.scalar_code != kCkptF64)
+    throw IOError(concat(ctx, ": unknown scalar type code ", h.scalar_code,
+                         " (header bytes 12 to 15): expected 1 (f32) or 2 (f64)"));
+  h.file_size = ckpt_le64(p + 16);
+  if (h.file_size < kCkptMinBytes)
+    throw IOError(concat(ctx, ": the header's file size ", h.file_size, " (header bytes 16 to 23) is below the ",
+                         kCkptMinBytes, "-byte minimum of a checkpoint"));
+  return h;
+}
+
+/// Bounded reader over [pos, end) of a buffer; every failure names the field and its offset.
+class CkptReader {
+ public:
+  /// `where` starts messages ("section MODL"); `limit` says where the bytes end ("in the section").
+  CkptReader(const std::uint8_t* data, std::size_t pos, std::size_t end, std::string ctx, std::string where,
+             std::string limit)
+      : data_(data), pos_(pos), end_(end), ctx_(std::move(ctx)), where_(std::move(where)), limit_(std::move(limit)) {}
+
+  std::size_t pos() const { return pos_; }
+  std::size_t remaining() const { return end_ - pos_; }
+  const std::uint8_t* at(std::size_t offset) const { return data_ + offset; }
+
+  [[noreturn]] void fail(const std::string& problem) const { throw IOError(concat(ctx_, ": ", problem)); }
+
+  void need(std::size_t n, const std::string& field) const {
+    if (n > remaining())
+      fail(concat(where_, ": ", field, " at byte offset ", pos_, " needs ", n, " bytes, only ", remaining(), " remain ",
+                  limit_));
+  }
+  std::uint32_t u32(const std::string& field) {
+    need(4, field);
+    const std::uint32_t v = ckpt_le32(data_ + pos_);
+    pos_ += 4;
+    return v;
+  }
+  std::uint64_t u64(const std::string& field) {
+    need(8, field);
+    const std::uint64_t v = ckpt_le64(data_ + pos_);
+    pos_ += 8;
+    return v;
+  }
+  /// Skips n bytes (checked) and returns the offset where they start.
+  std::size_t skip(std::size_t n, const std::string& field) {
+    need(n, field);
+    const std::size_t at = pos_;
+    pos_ += n;
+    return at;
+  }
+  /// A string: u32 byte length, then the bytes.
+  std::string str(const std::string& field, bool allow_empty) {
+    const std::size_t at = pos_;
+    const std::uint32_t len = u32(concat(field, " length"));
+    if (len == 0 && !allow_empty) fail(concat(where_, ": ", field, " at byte offset ", at, " is empty"));
+    const std::size_t from = skip(len, field);
+    return std::string(reinterpret_cast<const char*>(data_ + from), len);
+  }
+  /// `count` values of `scalar_bytes` each, already checked to fit by the caller or here.
+  CkptTensorLayout values(std::size_t count, std::size_t scalar_bytes, const std::string& field) {
+    if (count > remaining() / scalar_bytes)
+      fail(concat(where_, ": ", field, " at byte offset ", pos_, " needs ", count, " values of ", scalar_bytes,
+                  " bytes, only ", remaining(), " bytes remain ", limit_));
+    return CkptTensorLayout{skip(count * scalar_bytes, field), count};
+  }
+
+ private:
+  const std::uint8_t* data_;
+  std::size_t pos_, end_;
+  std::string ctx_, where_, limit_;
+};
+
+/// A name read from a file, for a message: escaped (ckpt_printable) and cut at 200 bytes.
+inline std::string ckpt_name(const std::string& name) {
+  const std::size_t n = std::min<std::size_t>(name.size(), 200);
+  return ckpt_printable(reinterpret_cast<const std::uint8_t*>(name.data()), n) + (n < name.size() ? "..." : "");
+}
+
+inline std::string ckpt_var_label(std::size_t k, const std::string& name) {
+  return concat("variable ", k, " ('", ckpt_name(name), "')");
+}
+
+inline void parse_model_section(CkptReader& r, CkptLayout& out) {
+  const std::size_t sb = checkpoint_scalar_bytes(out.scalar_code);
+  const std::size_t count_at = r.pos();
+  const std::uint64_t count = r.u64("the variable count");
+  // Each variable takes at least 9 bytes: a name length and one name byte, a rank.
+  if (count > r.remaining() / 9)
+    r.fail(concat("section MODL: the variable count ", count, " at byte offset ", count_at, " cannot fit in the ",
+                  r.remaining(), " bytes that remain in the section (each variable needs at least 9)"));
+  std::map<std::string, std::size_t> seen;
+  for (std::size_t k = 0; k < count; ++k) {
+    const std::size_t name_at = r.pos();
+    std::string name = r.str(concat("variable ", k, " name"), false);
+    const std::string label = ckpt_var_label(k, name);
+    if (auto it = seen.find(name); it != seen.end())
+      r.fail(
+          concat("section MODL: ", label, " at byte offset ", name_at, " repeats the name of variable ", it->second));
+    seen.emplace(name, k);
+    const std::size_t rank_at = r.pos();
+    const std::uint32_t rank = r.u32(concat(label, " rank"));
+    if (rank > kCheckpointMaxRank)
+      r.fail(concat("section MODL: ", label, " has rank ", rank, " at byte offset ", rank_at, ", more than the ",
+                    kCheckpointMaxRank, " a checkpoint allows"));
+    r.need(std::size_t(8) * rank, concat(label, " dimensions"));
+    // Dimensions: every one and their product must fit in the values the remaining bytes hold.
+    const std::size_t limit = (r.remaining() - std::size_t(8) * rank) / sb;
+    std::vector<Index> shape;
+    std::size_t elements = 1;
+    for (std::uint32_t d = 0; d < rank; ++d) {
+      const std::size_t dim_at = r.pos();
+      const std::uint64_t dim = r.u64(concat(label, " dimension ", d));
+      if (dim > limit || (dim != 0 && elements > limit / dim))
+        r.fail(concat("section MODL: ", label, " dimension ", d, " = ", dim, " at byte offset ", dim_at,
+                      " makes more values than the ", limit, " that the remaining bytes can hold"));
+      elements *= static_cast<std::size_t>(dim);
+      shape.push_back(static_cast<Index>(dim));
+    }
+    out.values.push_back(r.values(elements, sb, concat(label, " values")));
+    out.info.variables.push_back(CheckpointVariableInfo{std::move(name), std::move(shape)});
+  }
+}
+
+inline void parse_optimizer_section(CkptReader& r, CkptLayout& out) {
+  const std::uint32_t code = out.scalar_code;
+  const std::size_t sb = checkpoint_scalar_bytes(code);
+  const std::size_t kind_at = r.pos();
+  std::string kind = r.str("the optimizer kind", false);
+  if (kind != "adam")
+    r.fail(concat("section OPTM: optimizer kind '", ckpt_name(kind), "' at byte offset ", kind_at,
+                  " is not one this cellflow reads (it reads 'adam')"));
+  const std::size_t hyper_at = r.skip(6 * sb, "the Adam hyper-parameters and beta powers");
+  out.optimizer.hyper_offset = hyper_at;
+  double hp[6];
+  for (std::size_t k = 0; k < 6; ++k) hp[k] = ckpt_get_as_double(r.at(hyper_at + k * sb), code);
+  const auto in_unit = [](double x) { return x >= 0.0 && x < 1.0; };
+  if (!in_unit(hp[1]) || !in_unit(hp[2]))
+    r.fail(concat("section OPTM: beta1 = ", hp[1], " and beta2 = ", hp[2], " at byte offset ", hyper_at + sb,
+                  " must be in [0, 1)"));
+  if (!(hp[3] >= 0.0))
+    r.fail(concat("section OPTM: epsilon = ", hp[3], " at byte offset ", hyper_at + 3 * sb, " must be >= 0"));
+  if (!in_unit(hp[4]) || !in_unit(hp[5]))
+    r.fail(concat("section OPTM: beta1_power = ", hp[4], " and beta2_power = ", hp[5], " at byte offset ",
+                  hyper_at + 4 * sb, " must be in [0, 1)"));
+  const std::size_t step_at = r.pos();
+  const std::uint64_t step = r.u64("the Adam step");
+  if (step > static_cast<std::uint64_t>(std::numeric_limits<long long>::max()))
+    r.fail(concat("section OPTM: the step ", step, " at byte offset ", step_at, " is out of range"));
+  const std::size_t slots_at = r.pos();
+  const std::uint64_t slots = r.u64("the slot count");
+  const std::size_t n = out.info.variables.size();
+  if (slots != 0 && slots != n)
+    r.fail(concat("section OPTM: the slot count ", slots, " at byte offset ", slots_at,
+                  " must be 0 (no step taken yet) or ", n, " (one per variable)"));
+  if (slots == 0 && n > 0 && step != 0)
+    r.fail(concat("section OPTM: no slots (byte offset ", slots_at, ") but step ", step, ": slots exist after a step"));
+  for (std::size_t k = 0; k < slots; ++k) {
+    const std::string& var = out.info.variables[k].name;
+    const std::size_t name_at = r.pos();
+    const std::string name = r.str(concat("slot ", k, " name"), false);
+    if (name != var)
+      r.fail(concat("section OPTM: slot ", k, " at byte offset ", name_at, " is named '", ckpt_name(name),
+                    "', expected '", ckpt_name(var), "' (variable ", k, ")"));
+    const std::size_t count = out.values[k].count;
+    out.optimizer.m.push_back(r.values(count, sb, concat("slot ", k, " ('", ckpt_name(var), "') m values")));
+    const CkptTensorLayout v = r.values(count, sb, concat("slot ", k, " ('", ckpt_name(var), "') v values"));
+    for (std::size_t i = 0; i < count; ++i) {
+      const double x = ckpt_get_as_double(r.at(v.offset + i * sb), code);
+      if (x < 0.0)
+        r.fail(concat("section OPTM: slot ", k, " ('", ckpt_name(var), "') v[", i, "] = ", x, " at byte offset ",
+                      v.offset + i * sb, " is negative"));
+    }
+    out.optimizer.v.push_back(v);
+  }
+  out.info.has_optimizer = true;
+  out.info.optimizer = std::move(kind);
+  out.info.optimizer_step = static_cast<long long>(step);
+}
+
+inline void parse_metadata_section(CkptReader& r, CkptLayout& out) {
+  const std::size_t count_at = r.pos();
+  const std::uint64_t count = r.u64("the entry count");
+  // Each entry takes at least 9 bytes: two lengths and one key byte.
+  if (count > r.remaining() / 9)
+    r.fail(concat("section META: the entry count ", count, " at byte offset ", count_at, " cannot fit in the ",
+                  r.remaining(), " bytes that remain in the section (each entry needs at least 9)"));
+  for (std::size_t k = 0; k < count; ++k) {
+    const std::size_t key_at = r.pos();
+    std::string key = r.str(concat("metadata entry ", k, " key"), false);
+    std::string value = r.str(concat("metadata entry ", k, " ('", ckpt_name(key), "') value"), true);
+    if (out.info.metadata.count(key) != 0)
+      r.fail(concat("section META: metadata entry ", k, " at byte offset ", key_at, " repeats the key '",
+                    ckpt_name(key), "'"));
+    out.info.metadata.emplace(std::move(key), std::move(value));
+  }
+}
+
+/// Validates a whole checkpoint held in memory and says where everything is. `ctx` starts every
+/// message ("load_checkpoint: 'file'"). Throws IOError for anything malformed.
+inline CkptLayout parse_checkpoint_layout(const std::uint8_t* data, std::size_t size, const std::string& ctx) {
+  if (data == nullptr && size != 0) throw IOError(concat(ctx, ": null data pointer with size ", size));
+  const CkptHeader h = check_checkpoint_header(data, size, ctx);
+  if (h.file_size > size)
+    throw IOError(concat(ctx, ": truncated: the header declares ", h.file_size, " bytes, found ", size));
+  if (h.file_size < size)
+    throw IOError(concat(ctx, ": trailing bytes: the header declares ", h.file_size, " bytes, found ", size, " (",
+                         size - h.file_size, " extra)"));
+  const std::uint32_t stored = ckpt_le32(data + size - 4);
+  const std::uint32_t computed = crc32(data, size - 4);
+  if (stored != computed)
+    throw IOError(concat(ctx, ": checksum mismatch: the CRC-32 stored at byte offset ", size - 4, " is ",
+                         ckpt_hex32(stored), ", the bytes 0 to ", size - 5, " give ", ckpt_hex32(computed),
+                         "; the file is corrupt"));
+  CkptLayout out;
+  out.scalar_code = h.scalar_code;
+  out.info.version = static_cast<int>(h.version);
+  out.info.scalar_type = checkpoint_scalar_name(h.scalar_code);
+  out.info.file_size = h.file_size;
+
+  const std::size_t end = size - 4;
+  std::size_t pos = kCheckpointHeaderBytes;
+  bool have_model = false, have_optimizer = false, have_meta = false;
+  while (pos < end) {
+    CkptReader hr(data, pos, end, ctx, "section header", "before the checksum");
+    const std::size_t tag_at = hr.skip(4, "the section tag");
+    const std::uint64_t len = hr.u64("the section length");
+    const std::string tag = ckpt_printable(data + tag_at, 4);
+    if (len > hr.remaining())
+      hr.fail(concat("section '", tag, "' at byte offset ", pos, " declares ", len, " payload bytes, only ",
+                     hr.remaining(), " remain before the checksum"));
+    const std::size_t from = hr.pos(), to = from + static_cast<std::size_t>(len);
+    CkptReader r(data, from, to, ctx, concat("section ", tag), "in the section");
+    if (!have_model && tag != kCkptTagModel)
+      r.fail(concat("the first section is '", tag, "' at byte offset ", pos, ", expected '", kCkptTagModel, "'"));
+    const auto once = [&](bool& seen) {
+      if (seen) r.fail(concat("section '", tag, "' at byte offset ", pos, " appears twice"));
+      seen = true;
+    };
+    if (tag == kCkptTagModel) {
+      once(have_model);
+      parse_model_section(r, out);
+    } else if (tag == kCkptTagOptimizer) {
+      once(have_optimizer);
+      parse_optimizer_section(r, out);
+    } else if (tag == kCkptTagMeta) {
+      once(have_meta);
+      parse_metadata_section(r, out);
+    } else if (data[tag_at] >= 'a' && data[tag_at] <= 'z') {
+      r.skip(r.remaining(), "an ancillary section");  // a lowercase first letter: safe to skip
+    } else {
+      r.fail(concat("unknown critical section '", tag, "' at byte offset ", pos,
+                    " (a section this cellflow cannot read; written by a newer version?)"));
+    }
+    if (r.remaining() != 0)
+      r.fail(concat("section '", tag, "' at byte offset ", pos, " has ", r.remaining(),
+                    " unread bytes at its end (from byte offset ", r.pos(), ")"));
+    pos = to;
+  }
+  if (!have_model) throw IOError(concat(ctx, ": no '", kCkptTagModel, "' section"));
+  return out;
+}
+
+struct CkptFileCloser {
+  void operator()(std::FILE* f) const noexcept {
+    if (f != nullptr) std::fclose(f);
+  }
+};
+
+inline std::size_t ckpt_read_some(std::FILE* f, std::uint8_t* out, std::size_t n, const std::string& ctx) {
+  errno = 0;
+  const std::size_t got = std::fread(out, 1, n, f);
+  if (std::ferror(f)) {
+    const int err = errno;
+    throw IOError(concat(ctx, ": read error: ", err != 0 ? std::strerror(err) : "unknown error"));
+  }
+  return got;
+}
+
+/// The bytes of a checkpoint file, exactly as many as its header declares. The buffer grows only
+/// as bytes arrive (a header claiming 2^60 bytes costs nothing); the magic, version and scalar
+/// type are checked on the first 24 bytes, before anything else is read.
+inline std::vector<std::uint8_t> read_checkpoint_file(const std::string& path, const std::string& ctx) {
+  if (path.empty()) throw IOError(concat(ctx, ": the path is empty"));
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) throw IOError(concat(ctx, ": is a directory, not a checkpoint file"));
+  errno = 0;
+  std::unique_ptr<std::FILE, CkptFileCloser> file(std::fopen(path.c_str(), "rb"));
+  if (!file) {
+    const int err = errno;
+    throw IOError(concat(ctx, ": cannot open for reading: ", err != 0 ? std::strerror(err) : "unknown error"));
+  }
+  std::vector<std::uint8_t> buf(kCheckpointHeaderBytes);
+  std::size_t have = ckpt_read_some(file.get(), buf.data(), buf.size(), ctx);
+  const CkptHeader h = check_checkpoint_header(buf.data(), have, ctx);
+  const std::uint64_t want = h.file_size;
+  while (have < want) {
+    const std::uint64_t chunk = std::min<std::uint64_t>(want - have, std::max<std::size_t>(have, std::size_t(1) << 16));
+    buf.resize(have + static_cast<std::size_t>(chunk));
+    const std::size_t got = ckpt_read_some(file.get(), buf.data() + have, static_cast<std::size_t>(chunk), ctx);
+    have += got;
+    if (got < chunk) break;
+  }
+  buf.resize(have);
+  if (have < want) throw IOError(concat(ctx, ": truncated: the header declares ", want, " bytes, the file has ", have));
+  std::uint8_t scratch[4096];
+  std::uint64_t extra = 0;
+  const std::uint64_t extra_cap = std::uint64_t(1) << 26;
+  while (extra <= extra_cap) {
+    const std::size_t got = ckpt_read_some(file.get(), scratch, sizeof scratch, ctx);
+    if (got == 0) break;
+    extra += got;
+  }
+  if (extra > 0)
+    throw IOError(concat(ctx, ": trailing bytes: the header declares ", want, " bytes, the file has ",
+                         extra > extra_cap ? "more than " : "", want + extra, " (",
+                         extra > extra_cap ? "more than " : "", extra, " extra)"));
+  return buf;
+}
+
+/// Little-endian writer.
+class CkptWriter {
+ public:
+  std::vector<std::uint8_t> out;
+
+  void u32(std::uint32_t v) {
+    for (int k = 0; k < 4; ++k) out.push_back(static_cast<std::uint8_t>(v >> (8 * k)));
+  }
+  void u64(std::uint64_t v) {
+    for (int k = 0; k < 8; ++k) out.push_back(static_cast<std::uint8_t>(v >> (8 * k)));
+  }
+  void patch_u64(std::size_t at, std::uint64_t v) {
+    for (std::size_t k = 0; k < 8; ++k) out[at + k] = static_cast<std::uint8_t>(v >> (8 * k));
+  }
+  void tag(const char* t) { out.insert(out.end(), t, t + 4); }
+  void str(const std::string& s) {
+    u32(static_cast<std::uint32_t>(s.size()));
+    out.insert(out.end(), s.begin(), s.end());
+  }
+  template <class T>
+  void scalar(T x) {
+    if constexpr (std::is_same_v<T, float>) {
+      std::uint32_t bits;
+      std::memcpy(&bits, &x, sizeof bits);
+      u32(bits);
+    } else {
+      std::uint64_t bits;
+      std::memcpy(&bits, &x, sizeof bits);
+      u64(bits);
+    }
+  }
+  template <class T>
+  void values(const Matrix<T>& m) {
+    for (Index i = 0; i < m.size(); ++i) scalar(m.data()[i]);
+  }
+  /// Starts a section; returns the position of its length field for end_section.
+  std::size_t begin_section(const char* t) {
+    tag(t);
+    const std::size_t at = out.size();
+    u64(0);
+    return at;
+  }
+  void end_section(std::size_t len_at) { patch_u64(len_at, out.size() - (len_at + 8)); }
+};
+
+/// The bytes of a checkpoint of `vars`, optionally `adam`'s state and `meta`, after checking that
+/// they can be written and read back. Throws ValueError starting with `ctx`.
+template <class T>
+std::vector<std::uint8_t> serialize_checkpoint(const VariableList<T>& vars, const AdamOptimizer<T>* adam,
+                                               const CheckpointMetadata& meta, const std::string& ctx) {
+  constexpr std::uint32_t code = checkpoint_scalar_code<T>();
+  constexpr std::uint64_t max_len = std::numeric_limits<std::uint32_t>::max();
+  for (std::size_t k = 0; k < vars.size(); ++k) {
+    const auto& v = vars[k];
+    if (v.name.empty()) throw ValueError(concat(ctx, ": variable ", k, " has an empty name"));
+    if (v.name.size() > max_len)
+      throw ValueError(concat(ctx, ": variable ", k, " has a name longer than 2^32-1 bytes"));
+    if (v.shape.size() > kCheckpointMaxRank)
+      throw ValueError(concat(ctx, ": ", ckpt_var_label(k, v.name), " has rank ", v.shape.size(), ", more than ",
+                              kCheckpointMaxRank));
+    Index elements = 1;
+    for (Index d : v.shape) {
+      if (d < 0)
+        throw ValueError(
+            concat(ctx, ": ", ckpt_var_label(k, v.name), " has a negative dimension in ", shape_string(v.shape)));
+      elements *= d;
+    }
+    if (v.value == nullptr || elements != v.value->size())
+      throw ValueError(concat(ctx, ": ", ckpt_var_label(k, v.name), " has shape ", shape_string(v.shape), " but holds ",
+                              v.value == nullptr ? Index(0) : v.value->size(), " values"));
+  }
+  for (const auto& [key, value] : meta) {
+    if (key.empty()) throw ValueError(concat(ctx, ": a metadata key is empty"));
+    if (key.size() > max_len || value.size() > max_len)
+      throw ValueError(concat(ctx, ": metadata entry '", key.substr(0, 64), "' is longer than 2^32-1 bytes"));
+  }
+  if (adam != nullptr) {
+    const auto& m = adam->m_slots();
+    const auto& vs = adam->v_slots();
+    AdamState<T> hyper;  // the scalars only: check_state's slot checks are done below
+    hyper.learning_rate = adam->learning_rate();
+    hyper.beta1 = adam->beta1();
+    hyper.beta2 = adam->beta2();
+    hyper.epsilon = adam->epsilon();
+    hyper.beta1_power = adam->beta1_power();
+    hyper.beta2_power = adam->beta2_power();
+    hyper.step = adam->step();
+    AdamOptimizer<T>::check_state(hyper, ctx);
+    if (m.empty() && adam->step() != 0 && !vars.empty())
+      throw ValueError(concat(ctx, ": the optimizer has taken ", adam->step(), " steps but holds no slots"));
+    if (!m.empty() && (m.size() != vars.size() || vs.size() != vars.size()))
+      throw ValueError(
+          concat(ctx, ": the optimizer holds slots for ", m.size(), " variables, the list has ", vars.size()));
+    for (std::size_t k = 0; k < m.size(); ++k) {
+      const auto& v = vars[k];
+      if (m[k].rows() != v.value->rows() || m[k].cols() != v.value->cols() || vs[k].rows() != v.value->rows() ||
+          vs[k].cols() != v.value->cols())
+        throw ValueError(concat(ctx, ": the optimizer's slots ", k, " are ", m[k].rows(), "x", m[k].cols(), ", ",
+                                ckpt_var_label(k, v.name), " is ", v.value->rows(), "x", v.value->cols()));
+    }
+  }
+
+  CkptWriter w;
+  w.out.insert(w.out.end(), kCheckpointMagic, kCheckpointMagic + 8);
+  w.u32(kCheckpointVersion);
+  w.u32(code);
+  w.u64(0);  // file size, patched below
+
+  std::size_t at = w.begin_section(kCkptTagModel);
+  w.u64(vars.size());
+  for (const auto& v : vars) {
+    w.str(v.name);
+    w.u32(static_cast<std::uint32_t>(v.shape.size()));
+    for (Index d : v.shape) w.u64(static_cast<std::uint64_t>(d));
+    w.values(*v.value);
+  }
+  w.end_section(at);
+
+  if (adam != nullptr) {
+    at = w.begin_section(kCkptTagOptimizer);
+    w.str("adam");
+    w.scalar(adam->learning_rate());
+    w.scalar(adam->beta1());
+    w.scalar(adam->beta2());
+    w.scalar(adam->epsilon());
+    w.scalar(adam->beta1_power());
+    w.scalar(adam->beta2_power());
+    w.u64(static_cast<std::uint64_t>(adam->step()));
+    const auto& m = adam->m_slots();
+    w.u64(m.size());
+    for (std::size_t k = 0; k < m.size(); ++k) {
+      w.str(vars[k].name);
+      w.values(m[k]);
+      w.values(adam->v_slots()[k]);
+    }
+    w.end_section(at);
+  }
+
+  if (!meta.empty()) {
+    at = w.begin_section(kCkptTagMeta);
+    w.u64(meta.size());
+    for (const auto& [key, value] : meta) {
+      w.str(key);
+      w.str(value);
+    }
+    w.end_section(at);
+  }
+
+  w.patch_u64(16, w.out.size() + 4);
+  w.u32(crc32(w.out.data(), w.out.size()));
+  return std::move(w.out);
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same directory and a rename, so a
+/// failure at any point leaves a previous file at `path` as it was (and removes the temporary).
+inline void write_file_atomically(const std::string& path, const std::vector<std::uint8_t>& bytes,
+                                  const std::string& ctx) {
+  namespace fs = std::filesystem;
+  if (path.empty()) throw IOError(concat(ctx, ": the path is empty"));
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) throw IOError(concat(ctx, ": is a directory; give the path of a file"));
+  static std::atomic<unsigned long long> counter{0};
+  const auto unique = [&]() {
+    const auto ticks = static_cast<unsigned long long>(std::chrono::steady_clock::now().time_since_epoch().count());
+#ifdef CELLFLOW_CHECKPOINT_POSIX
+    const long long pid = static_cast<long long>(::getpid());
+#else
+    const long long pid = 0;
+#endif
+    return concat(path, ".tmp-", pid, "-", ++counter, "-", ticks % 1000000007ull);
+  };
+  const auto removed_note = "; the previous file, if any, is unchanged";
+#ifdef CELLFLOW_CHECKPOINT_POSIX
+  std::string tmp;
+  int fd = -1;
+  for (int attempt = 0; attempt < 100 && fd < 0; ++attempt) {
+    tmp = unique();
+    fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    if (fd < 0 && errno != EEXIST) break;
+  }
+  if (fd < 0) {
+    const int err = errno;
+    throw IOError(concat(ctx, ": cannot create the temporary file '", tmp, "': ", std::strerror(err), removed_note));
+  }
+  const auto fail = [&](const std::string& what, int err) {
+    if (fd >= 0) ::close(fd);
+    ::unlink(tmp.c_str());
+    throw IOError(concat(ctx, ": ", what, " on the temporary file '", tmp,
+                         "': ", err != 0 ? std::strerror(err) : "unknown error", " (removed it)", removed_note));
+  };
+  std::size_t done = 0;
+  while (done < bytes.size()) {
+    const std::size_t n = std::min<std::size_t>(bytes.size() - done, std::size_t(1) << 30);
+    const ssize_t wrote = ::write(fd, bytes.data() + done, n);
+    if (wrote < 0) {
+      const int err = errno;
+      if (err == EINTR) continue;
+      fail(concat("write error after ", done, " of ", bytes.size(), " bytes"), err);
+    }
+    if (wrote == 0) fail(concat("write made no progress after ", done, " of ", bytes.size(), " bytes"), EIO);
+    done += static_cast<std::size_t>(wrote);
+  }
+  if (::fsync(fd) != 0) {
+    const int err = errno;
+    fail("fsync failed", err);
+  }
+  const int closed = ::close(fd);
+  const int close_err = errno;
+  fd = -1;
+  if (closed != 0) fail("close failed", close_err);
+#else
+  std::string tmp = unique();
+  for (int attempt = 0; attempt < 100 && fs::exists(tmp, ec); ++attempt) tmp = unique();
+  std::FILE* f = std::fopen(tmp.c_str(), "wb");
+  if (f == nullptr) {
+    const int err = errno;
+    throw IOError(concat(ctx, ": cannot create the temporary file '", tmp, "': ", std::strerror(err), removed_note));
+  }
+  const bool ok = std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size() && std::fflush(f) == 0;
+  const int err = errno;
+  const bool closed = std::fclose(f) == 0;
+  if (!ok || !closed) {
+    std::remove(tmp.c_str());
+    throw IOError(concat(ctx, ": write error on the temporary file '", tmp, "': ", std::strerror(err), " (removed it)",
+                         removed_note));
+  }
+#endif
+  fs::rename(tmp, path, ec);
+  if (ec) {
+    fs::remove(tmp, ec);
+    throw IOError(concat(ctx, ": cannot rename the temporary file '", tmp, "' over it: ", ec.message(), " (removed it)",
+                         removed_note));
+  }
+#ifdef CELLFLOW_CHECKPOINT_POSIX
+  // Make the rename itself durable; best effort (some file systems refuse to sync a directory).
+  std::string dir = fs::path(path).parent_path().string();
+  if (dir.empty()) dir = ".";
+  const int dfd = ::open(dir.c_str(), O_RDONLY | O_CLOEXEC);
+  if (dfd >= 0) {
+    (void)::fsync(dfd);
+    ::close(dfd);
+  }
+#endif
+}
+
+template <class T>
+Matrix<T> ckpt_decode(const std::vector<std::uint8_t>& bytes, const CkptTensorLayout& t, Index rows, Index cols) {
+  Matrix<T> m(rows, cols);
+  const std::uint8_t* p = bytes.data() + t.offset;
+  for (std::size_t i = 0; i < t.count; ++i) m.data()[i] = ckpt_get_scalar<T>(p + i * sizeof(T));
+  return m;
+}
+
+}  // namespace detail
+
+/// Validates a checkpoint held in memory (the bytes of a file; `source` names it in messages)
+/// exactly as load_checkpoint does before it looks at a model, and describes it. Throws IOError
+/// for anything malformed; never reads outside [data, data + size) and never allocates more
+/// than the bytes present justify. The entry point for fuzzers.
+inline CheckpointInfo parse_checkpoint(const std::uint8_t* data, std::size_t size, const std::string& source) {
+  return detail::parse_checkpoint_layout(data, size, detail::concat("parse_checkpoint: '", source, "'")).info;
+}
+
+/// Reads and fully validates (checksum included) a checkpoint file, and describes it: format
+/// version, scalar type, variables with shapes, optimizer presence and step, metadata.
+inline CheckpointInfo read_checkpoint_info(const std::string& path) {
+  const std::string ctx = detail::concat("read_checkpoint_info: '", path, "'");
+  const std::vector<std::uint8_t> bytes = detail::read_checkpoint_file(path, ctx);
+  return detail::parse_checkpoint_layout(bytes.data(), bytes.size(), ctx).info;
+}
+
+/// The bytes save_checkpoint would write (the whole file), e.g. to store a checkpoint elsewhere.
+/// Throws ValueError for a list or optimizer that cannot be saved (see save_checkpoint).
+template <class T>
+std::vector<std::uint8_t> checkpoint_bytes(const VariableList<T>& vars,
+                                           const detail::identity_t<AdamOptimizer<T>>* adam = nullptr,
+                                           const CheckpointMetadata& metadata = {}) {
+  return detail::serialize_checkpoint(vars, adam, metadata, "checkpoint_bytes");
+}
+
+/// Saves every variable of `vars` (names, shapes, values), `adam`'s whole state when given
+/// (hyper-parameters, step, beta powers, m and v slots) and `metadata`, atomically: through
+/// "<path>.tmp-<unique>" in the same directory, fsync'ed, renamed over `path`. Throws ValueError
+/// (nothing written) when the optimizer's slots do not match `vars`, a name or metadata key is
+/// empty, or a shape disagrees with its values; IOError when the file cannot be written, in which
+/// case the temporary file is removed and a previous file at `path` is unchanged.
+template <class T>
+void save_checkpoint(const std::string& path, const VariableList<T>& vars,
+                     const detail::identity_t<AdamOptimizer<T>>* adam = nullptr,
+                     const CheckpointMetadata& metadata = {}) {
+  const std::string ctx = detail::concat("save_checkpoint: '", path, "'");
+  const std::vector<std::uint8_t> bytes = detail::serialize_checkpoint(vars, adam, metadata, ctx);
+  detail::write_file_atomically(path, bytes, ctx);
+}
+
+/// Loads a checkpoint into `vars` and, when `adam` is given, restores the optimizer's whole state
+/// (hyper-parameters included: it then continues bitwise as the saved one would have; change the
+/// learning rate afterwards with set_learning_rate if wanted). Variables are matched by name, so
+/// the file's order may differ from the model's; every model variable must be in the file with
+/// the same shape and the file must hold no other. Without `adam`, optimizer state in the file is
+/// ignored; with `adam`, a file without optimizer state is a ValueError.
+///
+/// Everything is checked before anything is assigned: on any error (IOError for an unreadable
+/// or malformed file, ValueError for one that does not fit) `vars` and `adam` are unchanged.
+/// Returns the file's description (metadata included).
+template <class T>
+CheckpointInfo load_checkpoint(const std::string& path, VariableList<T>& vars,
+                               detail::identity_t<AdamOptimizer<T>>* adam = nullptr) {
+  using detail::concat;
+  const std::string ctx = concat("load_checkpoint: '", path, "'");
+  const std::vector<std::uint8_t> bytes = detail::read_checkpoint_file(path, ctx);
+  detail::CkptLayout layout = detail::parse_checkpoint_layout(bytes.data(), bytes.size(), ctx);
+  const auto& file_vars = layout.info.variables;
+
+  constexpr std::uint32_t code = detail::checkpoint_scalar_code<T>();
+  if (layout.scalar_code != code)
+    throw ValueError(concat(ctx, ": the file holds ", layout.info.scalar_type, " values, the model is ",
+                            detail::checkpoint_scalar_name(code), " (", code == detail::kCkptF32 ? "float" : "double",
+                            "); load it into a model of ",
+                            layout.scalar_code == detail::kCkptF32 ? "float" : "double"));
+
+  // Match the model's variables to the file's by name; list every difference.
+  std::map<std::string, std::size_t> by_name;
+  for (std::size_t k = 0; k < file_vars.size(); ++k) by_name.emplace(file_vars[k].name, k);
+  std::vector<std::size_t> file_index(vars.size());
+  std::vector<bool> matched(file_vars.size(), false);
+  std::vector<std::string> problems;
+  for (std::size_t j = 0; j < vars.size(); ++j) {
+    const auto& v = vars[j];
+    const auto it = by_name.find(v.name);
+    if (it == by_name.end()) {
+      problems.push_back(concat("missing from the file: '", v.name, "' ", shape_string(v.shape)));
+      continue;
+    }
+    matched[it->second] = true;
+    file_index[j] = it->second;
+    if (file_vars[it->second].shape != v.shape)
+      problems.push_back(concat("shape differs: '", v.name, "' model expects ", shape_string(v.shape), ", file has ",
+                                shape_string(file_vars[it->second].shape)));
+  }
+  for (std::size_t k = 0; k < file_vars.size(); ++k)
+    if (!matched[k])
+      problems.push_back(
+          concat("not in the model: '", detail::ckpt_name(file_vars[k].name), "' ", shape_string(file_vars[k].shape)));
+  if (!problems.empty()) {
+    std::string list;
+    for (const auto& p : problems) list += "\n  " + p;
+    throw ValueError(concat(ctx, ": the file's variables do not match the model's (", problems.size(),
+                            problems.size() == 1 ? " difference" : " differences", "; the file has ", file_vars.size(),
+                            " variables, the model ", vars.size(), "):", list));
+  }
+
+  // Decode everything into temporaries.
+  std::vector<Matrix<T>> values;
+  values.reserve(vars.size());
+  for (std::size_t j = 0; j < vars.size(); ++j) {
+    const auto& v = vars[j];
+    const auto& t = layout.values[file_index[j]];
+    if (static_cast<Index>(t.count) != v.value->size())  // only a VariableRef whose shape disagrees with its value
+      throw ValueError(concat(ctx, ": model variable '", v.name, "' has shape ", shape_string(v.shape), " but holds ",
+                              v.value->size(), " values"));
+    values.push_back(detail::ckpt_decode<T>(bytes, t, v.value->rows(), v.value->cols()));
+  }
+  AdamState<T> state;
+  if (adam != nullptr) {
+    if (!layout.info.has_optimizer)
+      throw ValueError(concat(ctx,
+                              ": optimizer state requested but the file holds none (it was saved without an "
+                              "optimizer); load it without one to restore the variables only"));
+    const std::uint8_t* hp = bytes.data() + layout.optimizer.hyper_offset;
+    state.learning_rate = detail::ckpt_get_scalar<T>(hp);
+    state.beta1 = detail::ckpt_get_scalar<T>(hp + sizeof(T));
+    state.beta2 = detail::ckpt_get_scalar<T>(hp + 2 * sizeof(T));
+    state.epsilon = detail::ckpt_get_scalar<T>(hp + 3 * sizeof(T));
+    state.beta1_power = detail::ckpt_get_scalar<T>(hp + 4 * sizeof(T));
+    state.beta2_power = detail::ckpt_get_scalar<T>(hp + 5 * sizeof(T));
+    state.step = layout.info.optimizer_step;
+    if (!layout.optimizer.m.empty()) {
+      for (std::size_t j = 0; j < vars.size(); ++j) {
+        const Index rows = vars[j].value->rows(), cols = vars[j].value->cols();
+        state.m.push_back(detail::ckpt_decode<T>(bytes, layout.optimizer.m[file_index[j]], rows, cols));
+        state.v.push_back(detail::ckpt_decode<T>(bytes, layout.optimizer.v[file_index[j]], rows, cols));
+      }
+    }
+    AdamOptimizer<T>::check_state(state, ctx);
+  }
+
+  // Every check passed: assign. Same sizes, so these copies do not allocate.
+  for (std::size_t j = 0; j < vars.size(); ++j) *vars[j].value = values[j];
+  if (adam != nullptr) adam->restore_state(std::move(state));
+  return std::move(layout.info);
+}
+
+}  // namespace cellflow
