@@ -38,6 +38,81 @@ inline const char* cell_kind_name(CellKind k) {
   return "?";
 }
 
+/// The architecture of a Classifier: what a checkpoint records so that a program can rebuild
+/// the model it was saved from (and refuse a different one with a clear message).
+struct ModelConfig {
+  CellKind cell = CellKind::basic;
+  int layers = 3;
+  Index units = 150;
+  Index inputs = 28;   ///< pixels per time step (image row)
+  Index classes = 10;
+
+  cf::CheckpointMetadata to_metadata() const {
+    return {{"model", "mnist_rnn"},
+            {"cell", cell_kind_name(cell)},
+            {"layers", std::to_string(layers)},
+            {"units", std::to_string(units)},
+            {"inputs", std::to_string(inputs)},
+            {"classes", std::to_string(classes)}};
+  }
+
+  /// "--cell basic --layers 3 --units 150", the command-line options that build this model.
+  std::string options() const {
+    return std::string("--cell ") + cell_kind_name(cell) + " --layers " + std::to_string(layers) + " --units " +
+           std::to_string(units);
+  }
+};
+
+/// The architecture recorded in a checkpoint written by Classifier::save (mnist_rnn --save).
+inline ModelConfig config_from_checkpoint(const std::string& path) {
+  const cf::CheckpointInfo info = cf::read_checkpoint_info(path);
+  auto get = [&](const char* key) -> std::string {
+    const auto it = info.metadata.find(key);
+    if (it == info.metadata.end())
+      throw cf::ValueError("checkpoint '" + path + "' has no '" + key +
+                           "' entry in its metadata: it was not written by mnist_rnn --save");
+    return it->second;
+  };
+  auto get_int = [&](const char* key, long long lo, long long hi) {
+    const std::string v = get(key);
+    std::size_t used = 0;
+    long long x = 0;
+    try {
+      x = std::stoll(v, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used == 0 || used != v.size() || x < lo || x > hi)
+      throw cf::ValueError("checkpoint '" + path + "': metadata '" + key + "' is '" + v + "', expected an integer in [" +
+                           std::to_string(lo) + ", " + std::to_string(hi) + "]");
+    return x;
+  };
+  if (get("model") != "mnist_rnn")
+    throw cf::ValueError("checkpoint '" + path + "' holds a '" + get("model") + "' model, not an mnist_rnn one");
+  ModelConfig c;
+  c.cell = parse_cell_kind(get("cell"));
+  c.layers = static_cast<int>(get_int("layers", 1, 64));
+  c.units = get_int("units", 1, 1 << 16);
+  c.inputs = get_int("inputs", 1, 1 << 16);
+  c.classes = get_int("classes", 2, 1 << 16);
+  return c;
+}
+
+/// What differs between the model in a file and the one a run asks for, e.g.
+/// "--cell: the file has gru, this run basic"; empty when they are the same.
+inline std::string config_differences(const ModelConfig& file, const ModelConfig& run) {
+  std::string d;
+  auto add = [&](const std::string& what, const std::string& a, const std::string& b) {
+    if (a != b) d += (d.empty() ? "" : "; ") + what + ": the file has " + a + ", this run " + b;
+  };
+  add("--cell", cell_kind_name(file.cell), cell_kind_name(run.cell));
+  add("--layers", std::to_string(file.layers), std::to_string(run.layers));
+  add("--units", std::to_string(file.units), std::to_string(run.units));
+  add("pixels per row (the data)", std::to_string(file.inputs), std::to_string(run.inputs));
+  add("classes", std::to_string(file.classes), std::to_string(run.classes));
+  return d;
+}
+
 /// `layers` cells of one kind, the first reading `input_depth` features, the others `units`.
 inline cf::MultiRNNCell<float> build_stack(CellKind kind, int layers, Index input_depth, Index units, cf::Rng& rng) {
   if (layers < 1) throw cf::ValueError("the stack needs at least one layer, given " + std::to_string(layers));
@@ -72,9 +147,11 @@ struct StepMetrics {
 /// Stack + dense head + Adam: one object that trains and evaluates.
 class Classifier {
  public:
-  Classifier(CellKind kind, int layers, Index input_depth, Index units, Index classes, float learning_rate,
-             cf::Rng& rng)
-      : stack_(build_stack(kind, layers, input_depth, units, rng)), dense_(units, classes, rng), adam_(learning_rate) {
+  Classifier(const ModelConfig& config, float learning_rate, cf::Rng& rng)
+      : config_(config),
+        stack_(build_stack(config.cell, config.layers, config.inputs, config.units, rng)),
+        dense_(config.units, config.classes, rng),
+        adam_(learning_rate) {
     vars_.add(stack_, "rnn").add(dense_);
   }
   Classifier(const Classifier&) = delete;  // vars_ points into the members
@@ -133,11 +210,31 @@ class Classifier {
   /// float rounding).
   void set_batch_threads(int n) { fwd_opts_.batch_threads = n; }
 
+  /// The head: logits [batch, classes] of the top layer's final h.
+  cf::Matrix<float> logits(const cf::Matrix<float>& h) const { return dense_(h); }
+
+  /// Writes every variable, Adam's state and the architecture (plus `extra` metadata) to a
+  /// checkpoint, atomically: a failed save leaves an existing file as it was.
+  void save(const std::string& path, const cf::CheckpointMetadata& extra = {}) const {
+    cf::CheckpointMetadata meta = config_.to_metadata();
+    for (const auto& kv : extra) meta[kv.first] = kv.second;
+    cf::save_checkpoint(path, vars_, &adam_, meta);
+  }
+
+  /// Loads the variables (and Adam's state, to resume training) from a checkpoint of the same
+  /// architecture; on any error nothing changes.
+  cf::CheckpointInfo load(const std::string& path, bool with_optimizer) {
+    return cf::load_checkpoint(path, vars_, with_optimizer ? &adam_ : nullptr);
+  }
+
+  const ModelConfig& config() const { return config_; }
   cf::VariableList<float>& variables() { return vars_; }
+  cf::AdamOptimizer<float>& optimizer() { return adam_; }
   const cf::MultiRNNCell<float>& stack() const { return stack_; }
   Index num_parameters() const { return vars_.num_scalars(); }
 
  private:
+  ModelConfig config_;
   cf::MultiRNNCell<float> stack_;
   cf::Dense<float> dense_;
   cf::AdamOptimizer<float> adam_;

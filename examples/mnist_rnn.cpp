@@ -44,7 +44,7 @@ struct Options {
   int threads = 0;  // 0: all cores
   std::string data = CELLFLOW_DEFAULT_DATA_DIR;
   Index limit = 0;
-  std::string csv, plot;
+  std::string csv, plot, save, load;
 };
 
 const char* kUsage = R"(usage: mnist_rnn [options]
@@ -66,6 +66,9 @@ softmax head on the top layer's final h (sparse softmax cross-entropy, Adam).
   --limit N                   train on the first N training digits only (quick runs)
   --csv FILE                  write per-epoch metrics as CSV
   --plot FILE.svg             write a chart of training loss and test accuracy per epoch
+  --save FILE                 save the model and Adam's state after every epoch (atomically)
+  --load FILE                 start from a model saved with --save: resume training, or with
+                              --epochs 0 only evaluate it; --cell/--layers/--units must match
   --help                      this text
 )";
 
@@ -100,7 +103,7 @@ Options parse(int argc, char** argv) {
       a = a.substr(0, eq);
     }
     static const char* const known[] = {"--cell", "--layers", "--units", "--epochs", "--batch", "--lr",  "--seed",
-                                        "--threads", "--data", "--limit", "--csv", "--plot"};
+                                        "--threads", "--data", "--limit", "--csv", "--plot", "--save", "--load"};
     if (std::find(std::begin(known), std::end(known), a) == std::end(known)) usage_error("unknown option '" + a + "'");
     if (eq == std::string::npos) {
       if (i + 1 >= argc) usage_error(a + " needs a value");
@@ -122,6 +125,8 @@ Options parse(int argc, char** argv) {
     else if (a == "--data") o.data = v;
     else if (a == "--csv") o.csv = v;
     else if (a == "--plot") o.plot = v;
+    else if (a == "--save") o.save = v;
+    else if (a == "--load") o.load = v;
     else if (a == "--lr") {
       char* end = nullptr;
       o.lr = std::strtof(v.c_str(), &end);
@@ -207,8 +212,21 @@ int run(const Options& o) {
   const Index T = data.train.images.dimension(1), D = data.train.images.dimension(2);
 
   cf::Rng rng(o.seed);
-  mnist::Classifier model(o.cell, o.layers, D, o.units, 10, o.lr, rng);
+  const mnist::ModelConfig config{o.cell, o.layers, o.units, D, 10};
+  mnist::Classifier model(config, o.lr, rng);
   model.set_batch_threads(threads);  // each thread runs its slice of every batch
+  long long epochs_before = 0;
+  if (!o.load.empty()) {
+    const std::string diff = mnist::config_differences(mnist::config_from_checkpoint(o.load), config);
+    if (!diff.empty())
+      throw cf::ValueError("--load '" + o.load + "' holds another model (" + diff +
+                           "); pass the options it was trained with, or train a new model without --load");
+    const cf::CheckpointInfo info = model.load(o.load, /*with_optimizer=*/o.epochs > 0);
+    const auto it = info.metadata.find("epochs");
+    if (it != info.metadata.end()) epochs_before = std::atoll(it->second.c_str());
+    std::printf("loaded %s: trained for %lld epochs, %lld Adam steps\n", o.load.c_str(), epochs_before,
+                info.optimizer_step);
+  }
   std::printf("mnist_rnn: %d x %s(%ld) + dense(10), %ld trainable parameters; %ld train / %ld test digits of %ldx%ld "
               "from %s; batch %ld, Adam(%g), %d epochs, %d thread%s\n",
               o.layers, mnist::cell_kind_name(o.cell), static_cast<long>(o.units),
@@ -218,6 +236,9 @@ int run(const Options& o) {
   std::fflush(stdout);
 
   cf::data::ShuffleBatches batches(data.train.size(), o.batch, rng);
+  // A resumed run continues the batch order where the saved run stopped (same --seed), so
+  // training 2 epochs equals training 1, saving, loading and training 1 more.
+  for (long long e = 0; e < epochs_before; ++e) batches.epoch();
   std::vector<EpochRow> rows;
   cf::Tensor3<float> x;
   std::vector<int> y;
@@ -255,7 +276,10 @@ int run(const Options& o) {
                 epoch, last_acc, test.accuracy, rows.back().train_loss, test.loss, secs, rows.back().samples_per_second);
     std::fflush(stdout);
     if (!o.csv.empty()) write_csv(o.csv, rows);
+    if (!o.save.empty()) model.save(o.save, {{"epochs", std::to_string(epochs_before + epoch + 1)}});
   }
+  if (!o.save.empty() && o.epochs == 0) model.save(o.save, {{"epochs", std::to_string(epochs_before)}});
+  if (!o.save.empty()) std::printf("model saved to %s\n", o.save.c_str());
   const auto final_test = model.evaluate(data.test);
   const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
   std::printf("done: test accuracy %.2f%% (%ld/%ld), test loss %.4f; %d epochs in %.1f s, training %.0f samples/s\n",

@@ -16,7 +16,7 @@ TEST_CASE("the MNIST example's model learns from a few hundred shipped digits", 
   const auto test = cf::data::head(data.test, 500);
 
   cf::Rng rng(3);
-  mnist::Classifier model(mnist::CellKind::basic, 2, 28, 48, 10, 0.01f, rng);
+  mnist::Classifier model(mnist::ModelConfig{mnist::CellKind::basic, 2, 48, 28, 10}, 0.01f, rng);
   const double before = model.evaluate(test).accuracy;
   cf::data::ShuffleBatches batches(train.size(), 50, rng);
   cf::Tensor3<float> x;

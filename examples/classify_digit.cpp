@@ -1,0 +1,151 @@
+// Classifies one digit with a model trained and saved by mnist_rnn (--save FILE): the image is
+// streamed into the recurrent stack one row (time step) at a time with RNNStream, as a live
+// input would be, and the dense head turns the final h into class probabilities.
+//
+//   classify_digit --model mnist.ckpt --idx data/mnist-subset/t10k-images-idx3-ubyte.gz --index 7
+//   classify_digit --model mnist.ckpt --pgm digit.pgm
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <numeric>
+#include <string>
+#include <vector>
+
+#include "cellflow/cellflow.hpp"
+#include "cellflow/io.hpp"
+#include "mnist_model.hpp"
+#include "support/pgm.hpp"
+
+namespace cf = cellflow;
+using cf::Index;
+
+namespace {
+
+const char* kUsage = R"(usage: classify_digit --model FILE (--idx IMAGES [--labels LABELS] [--index N] | --pgm FILE)
+
+Loads a model saved by `mnist_rnn --save FILE` and classifies one 28x28 digit, fed to the
+recurrent stack one row per time step; prints the top-3 classes with their probabilities.
+
+  --model FILE      checkpoint written by mnist_rnn --save
+  --idx FILE        an IDX image file (raw or .gz), e.g. t10k-images-idx3-ubyte.gz
+  --labels FILE     its IDX label file, to print the true label too (optional)
+  --index N         which image of the IDX file                           [0]
+  --pgm FILE        a PGM image (P5 or P2, white digit on black as in MNIST)
+  --help            this text
+)";
+
+[[noreturn]] void usage_error(const std::string& msg) {
+  std::cerr << "classify_digit: " << msg << "\n(see classify_digit --help)\n";
+  std::exit(2);
+}
+
+struct Options {
+  std::string model, idx, labels, pgm;
+  long long index = 0;
+};
+
+Options parse(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--help" || a == "-h") {
+      std::cout << kUsage;
+      std::exit(0);
+    }
+    if (a != "--model" && a != "--idx" && a != "--labels" && a != "--index" && a != "--pgm")
+      usage_error("unknown option '" + a + "'");
+    if (i + 1 >= argc) usage_error(a + " needs a value");
+    const std::string v = argv[++i];
+    if (a == "--model") o.model = v;
+    else if (a == "--idx") o.idx = v;
+    else if (a == "--labels") o.labels = v;
+    else if (a == "--pgm") o.pgm = v;
+    else {
+      char* end = nullptr;
+      o.index = std::strtoll(v.c_str(), &end, 10);
+      if (v.empty() || *end != '\0' || o.index < 0) usage_error("--index expects an integer >= 0, given '" + v + "'");
+    }
+  }
+  if (o.model.empty()) usage_error("--model FILE is required");
+  if (o.idx.empty() == o.pgm.empty()) usage_error("give exactly one of --idx FILE and --pgm FILE");
+  if (!o.labels.empty() && o.idx.empty()) usage_error("--labels goes with --idx");
+  return o;
+}
+
+int run(const Options& o) {
+  // The architecture comes from the checkpoint's metadata; the weights from its variables.
+  const auto config = mnist::config_from_checkpoint(o.model);
+  cf::Rng rng(0);  // initial weights, all overwritten by the checkpoint
+  mnist::Classifier model(config, 0.001f, rng);
+  model.load(o.model, /*with_optimizer=*/false);
+
+  std::vector<std::uint8_t> pixels;
+  Index rows = 0, cols = 0;
+  int label = -1;
+  if (!o.idx.empty()) {
+    const auto images = cf::data::read_idx_images(o.idx);
+    if (o.index >= images.count)
+      throw cf::ValueError("--index " + std::to_string(o.index) + " is out of range: '" + o.idx + "' holds " +
+                           std::to_string(images.count) + " images (0.." + std::to_string(images.count - 1) + ")");
+    rows = images.rows;
+    cols = images.cols;
+    const auto first = images.pixels.begin() + static_cast<std::ptrdiff_t>(o.index * rows * cols);
+    pixels.assign(first, first + static_cast<std::ptrdiff_t>(rows * cols));
+    if (!o.labels.empty()) {
+      const auto labels = cf::data::read_idx_labels(o.labels);
+      if (static_cast<Index>(labels.size()) != images.count)
+        throw cf::ValueError("'" + o.labels + "' holds " + std::to_string(labels.size()) + " labels, '" + o.idx +
+                             "' " + std::to_string(images.count) + " images");
+      label = labels[static_cast<std::size_t>(o.index)];
+    }
+  } else {
+    const auto img = mnist::read_pgm(o.pgm);
+    rows = img.rows;
+    cols = img.cols;
+    pixels = img.pixels;
+  }
+  if (cols != config.inputs)
+    throw cf::ShapeError("the image is " + std::to_string(rows) + "x" + std::to_string(cols) + " pixels; the model '" +
+                         o.model + "' reads rows of " + std::to_string(config.inputs) + " pixels");
+
+  // One row per time step through the stack, the state carried by the stream.
+  cf::RNNStream<cf::MultiRNNCell<float>> stream(model.stack());
+  cf::Matrix<float> row(1, cols);
+  for (Index t = 0; t < rows; ++t) {
+    for (Index c = 0; c < cols; ++c) row(0, c) = static_cast<float>(pixels[static_cast<std::size_t>(t * cols + c)]) / 255.0f;
+    stream.step(row);
+  }
+  const cf::Matrix<float> logits = model.logits(stream.state().back().h());
+  // Softmax, stable.
+  const float top = logits.maxCoeff();
+  std::vector<double> p(static_cast<std::size_t>(logits.cols()));
+  for (Index k = 0; k < logits.cols(); ++k) p[static_cast<std::size_t>(k)] = std::exp(double(logits(0, k) - top));
+  const double sum = std::accumulate(p.begin(), p.end(), 0.0);
+  for (auto& v : p) v /= sum;
+  std::vector<int> order(p.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::sort(order.begin(), order.end(), [&](int a, int b) { return p[static_cast<std::size_t>(a)] > p[static_cast<std::size_t>(b)]; });
+
+  std::printf("%s: %ldx%ld digit", o.idx.empty() ? o.pgm.c_str() : (o.idx + " #" + std::to_string(o.index)).c_str(),
+              static_cast<long>(rows), static_cast<long>(cols));
+  if (label >= 0) std::printf(", true label %d", label);
+  std::printf("\nmodel %s: %d x %s(%ld)\n", o.model.c_str(), config.layers, mnist::cell_kind_name(config.cell),
+              static_cast<long>(config.units));
+  for (std::size_t k = 0; k < std::min<std::size_t>(3, order.size()); ++k)
+    std::printf("  %zu. class %d  p = %.4f\n", k + 1, order[k], p[static_cast<std::size_t>(order[k])]);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const Options o = parse(argc, argv);
+  try {
+    return run(o);
+  } catch (const cf::Error& e) {
+    std::fprintf(stderr, "classify_digit: error: %s\n", e.what());
+    return 1;
+  }
+}
