@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Builds cellflow's libFuzzer targets with clang (AddressSanitizer + UndefinedBehaviorSanitizer)
+# and runs each for a bounded time, starting from the seed corpus in tests/fuzz/corpus/<target>.
+#
+#   scripts/fuzz.sh              every target, 60 s each
+#   scripts/fuzz.sh 300 idx      one target, 5 minutes
+#
+# New interesting inputs go to build-fuzz/corpus/<target> (not the repository). A crash, a leak,
+# an uncaught exception other than the parser's documented error, or an input that makes the
+# parser allocate more than the limits below is a finding: the input is saved as
+# build-fuzz/crashes/<target>/crash-*, the script prints it and exits 1. Copy a fixed finding
+# into tests/fuzz/regressions/<target>/ so that ctest replays it forever (fuzz_regression_*).
+# Needs: clang and libclang-rt-14-dev (scripts/install-deps.sh --fuzz), zlib1g-dev, libeigen3-dev.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+seconds=${1:-60}
+shift || true
+targets=${*:-"idx checkpoint npz"}
+out=${FUZZ_BUILD_DIR:-$root/build-fuzz}
+cxx=${CLANGXX:-clang++}
+mkdir -p "$out"
+status=0
+for t in $targets; do
+  src=$root/tests/fuzz/fuzz_$t.cpp
+  [ -f "$src" ] || { echo "fuzz.sh: no target $t ($src)" >&2; exit 2; }
+  echo "== building fuzz_$t"
+  "$cxx" -std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+    -I"$root/include" -I/usr/include/eigen3 "$src" -o "$out/fuzz_$t" -lz
+  mkdir -p "$out/corpus/$t" "$out/crashes/$t"
+  echo "== running fuzz_$t for ${seconds}s"
+  log=$out/fuzz_$t.log
+  if ! "$out/fuzz_$t" "$out/corpus/$t" "$root/tests/fuzz/corpus/$t" \
+      -max_total_time="$seconds" -rss_limit_mb=2048 -malloc_limit_mb=1024 -timeout=10 \
+      -artifact_prefix="$out/crashes/$t/" -print_final_stats=1 > "$log" 2>&1; then
+    echo "fuzz_$t: FINDING (see $log and $out/crashes/$t/)" >&2
+    tail -40 "$log" >&2
+    status=1
+  fi
+  grep -E "^stat::number_of_executed_units|^stat::new_units_added|^stat::peak_rss_mb" "$log" | sed "s/^/fuzz_$t /" || true
+  echo "fuzz_$t: corpus $(ls "$out/corpus/$t" | wc -l) inputs, crashes $(ls "$out/crashes/$t" | wc -l)"
+done
+exit $status
