@@ -1,0 +1,459 @@
+// GRUCell with GRUOptions{reset_after = true}: TF1's CudnnCompatibleGRUCell, the cuDNN / PyTorch
+// nn.GRU / Keras GRU(reset_after=True) equations.
+//
+// * Variables: TF's names, creation order, shapes and initializers (gates/bias 1.0, candidate
+//   biases 0, glorot kernels drawn in creation order); the default GRUCell is unchanged.
+// * Closed form of one step with hand-picked weights (the hidden-projection bias sits inside r).
+// * Central-difference gradient checks in double (inputs, initial state, every variable), with
+//   and without sequence_length and initial_state, alone and inside 2-layer MultiRNNCells.
+//   Criterion: |analytic - numeric| <= 1e-6 * max(1, |analytic|, |numeric|).
+// * Equality with PyTorch's nn.GRU (tests/fixtures/framework_reference.txt): the weights are
+//   assigned by TF name from the TF-layout tensors the generator mapped in Python (not through
+//   cellflow's converters), then outputs, final states and every gradient are compared.
+// * Step-by-step cell(x, h) and batch_threads = 2 agree with dynamic_rnn.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "support/test_util.hpp"
+
+namespace {
+
+namespace cf = cellflow;
+using cellflow_test::FixtureCase;
+using cellflow_test::FixtureTensor;
+using cellflow_test::fixture_path;
+using cellflow_test::random_matrix;
+using cellflow_test::random_tensor;
+using cellflow_test::to_matrix;
+using cellflow_test::to_tensor3;
+using cf::Index;
+using Mat = cf::Matrix<double>;
+using Ten = cf::Tensor3<double>;
+using StackState = std::vector<cf::CellState<double>>;
+
+const cf::GRUOptions kAfter{true};
+
+// ---- state parts, nest.flatten order ----
+std::vector<Mat*> parts(Mat& s) { return {&s}; }
+std::vector<Mat*> parts(StackState& s) {
+  std::vector<Mat*> p;
+  for (auto& layer : s) {
+    if (layer.is_lstm()) p.push_back(&layer.c());
+    p.push_back(&layer.h());
+  }
+  return p;
+}
+
+template <class Module>
+void randomize(Module& m, cf::Rng& rng, double scale = 0.8) {
+  cf::VariableList<double> vars;
+  vars.add(m);
+  for (auto& v : vars) *v.value = random_matrix<double>(v.value->rows(), v.value->cols(), rng, -scale, scale);
+}
+
+constexpr double kStep = 1e-6, kTol = 1e-6;
+
+template <class F>
+double central_diff(double& x, F&& loss) {
+  const double x0 = x, xp = x0 + kStep, xm = x0 - kStep;
+  x = xp;
+  const double lp = loss();
+  x = xm;
+  const double lm = loss();
+  x = x0;
+  return (lp - lm) / (xp - xm);
+}
+
+struct GradCheck {
+  long checked = 0, bad = 0;
+  double max_err = 0;
+  std::string failures;
+  void compare(const std::string& what, double analytic, double numeric) {
+    const double err = std::abs(analytic - numeric) / std::max({1.0, std::abs(analytic), std::abs(numeric)});
+    ++checked;
+    max_err = std::max(max_err, err);
+    if (!(err <= kTol)) {
+      if (bad < 8) {
+        std::ostringstream os;
+        os.precision(12);
+        os << "  " << what << ": analytic " << analytic << ", numeric " << numeric << "\n";
+        failures += os.str();
+      }
+      ++bad;
+    }
+  }
+};
+
+template <class Cell>
+double rnn_loss(const Cell& cell, const Ten& X, const typename Cell::State* s0, const cf::RNNOptions& opt,
+                const Ten& Wo, const std::vector<Mat>& Ws) {
+  auto r = s0 ? cf::dynamic_rnn(cell, X, *s0, opt) : cf::dynamic_rnn(cell, X, opt);
+  double L = 0;
+  for (Index k = 0; k < r.outputs.size(); ++k) L += r.outputs.data()[k] * Wo.data()[k];
+  const auto fp = parts(r.final_state);
+  for (std::size_t i = 0; i < fp.size(); ++i) L += fp[i]->cwiseProduct(Ws[i]).sum();
+  return L;
+}
+
+/// Gradients of inputs, initial state and every variable against central differences, for batch
+/// 3 and T steps: no sequence_length, lengths {2, 0, T}, lengths {T-1, 1, 0}; each from the zero
+/// state and from a random initial state. Also: padded steps get exactly zero input gradient, a
+/// length-0 row passes its final-state gradient through, and gradients accumulate.
+template <class Cell>
+void check_gradients(Cell& cell, Index T, cf::Rng& rng) {
+  using State = typename Cell::State;
+  const Index B = 3, D = cell.input_depth();
+  cf::VariableList<double> vars;
+  vars.add(cell, "rnn");
+  struct Config {
+    const char* name;
+    std::vector<Index> lengths;
+    bool init;
+  };
+  std::vector<Config> configs;
+  for (bool init : {false, true}) {
+    configs.push_back({"no sequence_length", {}, init});
+    configs.push_back({"sequence_length {2, 0, T}", {2, 0, T}, init});
+    configs.push_back({"sequence_length {T-1, 1, 0}", {T - 1, 1, 0}, init});
+  }
+  for (const auto& sc : configs) {
+    INFO(cell.cell_name() << ", " << sc.name << (sc.init ? ", initial_state" : ", zero state"));
+    cf::RNNOptions opt;
+    if (!sc.lengths.empty()) opt.sequence_length = sc.lengths;
+    const std::vector<Index> lens = sc.lengths.empty() ? std::vector<Index>(B, T) : sc.lengths;
+    Ten X = random_tensor<double>(B, T, D, rng, -1.5, 1.5);
+    State s0 = cell.zero_state(B);
+    if (sc.init)
+      for (Mat* p : parts(s0)) *p = random_matrix<double>(p->rows(), p->cols(), rng, -0.8, 0.8);
+    const State* s0p = sc.init ? &s0 : nullptr;
+
+    auto r = s0p ? cf::dynamic_rnn(cell, X, *s0p, opt) : cf::dynamic_rnn(cell, X, opt);
+    const Ten Wo = random_tensor<double>(r.outputs.dimension(0), r.outputs.dimension(1), r.outputs.dimension(2), rng);
+    State Ws_state = r.final_state;
+    std::vector<Mat> Ws;
+    for (Mat* p : parts(Ws_state)) {
+      *p = random_matrix<double>(p->rows(), p->cols(), rng);
+      Ws.push_back(*p);
+    }
+    vars.zero_grad();
+    auto g = cf::dynamic_rnn_backward(cell, r, &Wo, &Ws_state);
+    std::vector<Mat> grads;
+    for (auto& v : vars) grads.push_back(*v.grad);
+
+    GradCheck gc;
+    auto loss = [&] { return rnn_loss(cell, X, s0p, opt, Wo, Ws); };
+    for (Index k = 0; k < X.size(); ++k)
+      gc.compare("d inputs[" + std::to_string(k) + "]", g.d_inputs.data()[k], central_diff(X.data()[k], loss));
+    auto loss_s0 = [&] { return rnn_loss(cell, X, &s0, opt, Wo, Ws); };
+    const auto sp = parts(s0);
+    const auto dsp = parts(g.d_initial_state);
+    REQUIRE(dsp.size() == sp.size());
+    for (std::size_t i = 0; i < sp.size(); ++i)
+      for (Index k = 0; k < sp[i]->size(); ++k)
+        gc.compare("d initial_state part " + std::to_string(i), dsp[i]->data()[k], central_diff(sp[i]->data()[k], loss_s0));
+    for (std::size_t vi = 0; vi < vars.size(); ++vi)
+      for (Index k = 0; k < vars[vi].size(); ++k)
+        gc.compare("d " + vars[vi].name + "[" + std::to_string(k) + "]", grads[vi].data()[k],
+                   central_diff(vars[vi].value->data()[k], loss));
+    INFO(gc.checked << " derivatives, max relative error " << gc.max_err << "\n" << gc.failures);
+    CHECK(gc.bad == 0);
+    long expected = static_cast<long>(X.size() + vars.num_scalars());
+    for (Mat* p : sp) expected += static_cast<long>(p->size());
+    CHECK(gc.checked == expected);
+
+    for (Index b = 0; b < B; ++b) {
+      for (Index t = lens[static_cast<std::size_t>(b)]; t < T; ++t)
+        for (Index d = 0; d < D; ++d) CHECK(g.d_inputs(b, t, d) == 0.0);
+      if (lens[static_cast<std::size_t>(b)] == 0)
+        for (std::size_t i = 0; i < dsp.size(); ++i) CHECK((dsp[i]->row(b).array() == Ws[i].row(b).array()).all());
+    }
+    // Accumulation: a second backward without zero_grad doubles every gradient exactly.
+    cf::dynamic_rnn_backward(cell, r, &Wo, &Ws_state);
+    for (std::size_t vi = 0; vi < vars.size(); ++vi) {
+      INFO("accumulation of " << vars[vi].name);
+      CHECK((vars[vi].grad->array() == 2.0 * grads[vi].array()).all());
+      CHECK(grads[vi].cwiseAbs().maxCoeff() > 0.0);
+    }
+  }
+}
+
+const std::map<std::string, FixtureCase>& framework_cases() {
+  static const auto cases = cellflow_test::load_fixture_file(fixture_path("framework_reference.txt"));
+  return cases;
+}
+
+/// Layer l of a [L, B, n] tensor.
+template <class T>
+cf::Matrix<T> layer_of(const FixtureTensor& t, Index l) {
+  const Index B = t.shape.at(1), n = t.shape.at(2);
+  cf::Matrix<T> m(B, n);
+  for (Index k = 0; k < m.size(); ++k) m.data()[k] = static_cast<T>(t.values[static_cast<std::size_t>(l * B * n + k)]);
+  return m;
+}
+
+template <class T>
+struct Tol;
+template <>
+struct Tol<double> {
+  static constexpr double rtol = 1e-12, atol = 1e-12;
+};
+template <>
+struct Tol<float> {
+  static constexpr double rtol = 2e-4, atol = 2e-5;
+};
+
+template <class T, class A>
+void check_close(const std::string& what, const A& actual, const std::vector<double>& expected) {
+  INFO(what);
+  REQUIRE(static_cast<std::size_t>(actual.size()) == expected.size());
+  double worst = 0;
+  std::size_t at = 0;
+  for (std::size_t k = 0; k < expected.size(); ++k) {
+    const double d =
+        std::abs(double(actual.data()[k]) - expected[k]) / (Tol<T>::atol + Tol<T>::rtol * std::abs(expected[k]));
+    if (!(d <= worst)) {
+      worst = d;
+      at = k;
+    }
+  }
+  INFO("worst element #" << at << ": got " << double(actual.data()[at]) << ", expected " << expected[at]
+                         << " (|diff| / allowed = " << worst << ")");
+  CHECK(worst <= 1.0);
+}
+
+template <class T>
+std::vector<double> values(const cf::Matrix<T>& m) {
+  return std::vector<double>(m.data(), m.data() + m.size());
+}
+
+/// The PyTorch-layout gradient of one torch parameter, assembled from cellflow's TF-layout
+/// gradients by hand (weight_ih rows r | z | n are the transposed x-rows of gates/kernel's r | u
+/// columns and of the input projection; biases: r | z get the gate-bias gradient on both).
+template <class T>
+cf::Matrix<T> torch_grad(cf::VariableList<T>& vars, const std::string& scope, const std::string& what) {
+  const auto& gk = *vars.at(scope + "gates/kernel").grad;
+  const Index U = gk.cols() / 2, D = gk.rows() - U;
+  cf::Matrix<T> out;
+  if (what == "weight_ih") {
+    out.resize(3 * U, D);
+    out.topRows(2 * U) = gk.topRows(D).transpose();
+    out.bottomRows(U) = vars.at(scope + "candidate/input_projection/kernel").grad->transpose();
+  } else if (what == "weight_hh") {
+    out.resize(3 * U, U);
+    out.topRows(2 * U) = gk.bottomRows(U).transpose();
+    out.bottomRows(U) = vars.at(scope + "candidate/hidden_projection/kernel").grad->transpose();
+  } else {
+    out.resize(1, 3 * U);
+    out.leftCols(2 * U) = *vars.at(scope + "gates/bias").grad;
+    out.rightCols(U) = *vars.at(scope + (what == "bias_ih" ? "candidate/input_projection/bias"
+                                                            : "candidate/hidden_projection/bias"))
+                            .grad;
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("gru reset_after: TF's CudnnCompatibleGRUCell variables, order, shapes and initializers", "[gru_reset_after]") {
+  cf::Rng rng(11);
+  cf::GRUCell<double> cell(3, 4, kAfter, rng);
+  CHECK(cell.reset_after());
+  CHECK(cell.options().reset_after);
+  CHECK(cell.cell_name() == "cudnn_compatible_gru_cell(num_units=4)");
+  CHECK(cell.scope_name() == "cudnn_compatible_gru_cell");
+  cf::VariableList<double> vars;
+  vars.add(cell, "rnn");
+  const std::vector<std::string> names{"gates/kernel",
+                                       "gates/bias",
+                                       "candidate/input_projection/kernel",
+                                       "candidate/hidden_projection/kernel",
+                                       "candidate/input_projection/bias",
+                                       "candidate/hidden_projection/bias"};
+  const std::vector<std::vector<Index>> shapes{{7, 8}, {8}, {3, 4}, {4, 4}, {4}, {4}};
+  REQUIRE(vars.size() == names.size());
+  for (std::size_t k = 0; k < names.size(); ++k) {
+    CHECK(vars[k].name == "rnn/cudnn_compatible_gru_cell/" + names[k]);
+    CHECK(vars[k].shape == shapes[k]);
+  }
+  CHECK((vars[1].value->array() == 1.0).all());
+  CHECK((vars[4].value->array() == 0.0).all());
+  CHECK((vars[5].value->array() == 0.0).all());
+  // glorot_uniform with each kernel's own fans, drawn in creation order.
+  cf::Rng replay(11);
+  Mat g(7, 8), in(3, 4), hid(4, 4);
+  cf::glorot_uniform(g, 7, 8, replay);
+  cf::glorot_uniform(in, 3, 4, replay);
+  cf::glorot_uniform(hid, 4, 4, replay);
+  CHECK((*vars[0].value).cwiseEqual(g).all());
+  CHECK((*vars[2].value).cwiseEqual(in).all());
+  CHECK((*vars[3].value).cwiseEqual(hid).all());
+  CHECK(cell.candidate_kernel().size() == 0);  // the reset-before variables do not exist
+  CHECK(cell.candidate_input_kernel().value.cwiseEqual(in).all());
+
+  REQUIRE_THROWS_MATCHES(cf::GRUCell<float>(3, 0, kAfter, rng), cf::ValueError,
+                         Catch::Matchers::Message("cudnn_compatible_gru_cell: input_depth and num_units must be "
+                                                  "positive, given input_depth=3, num_units=0"));
+}
+
+TEST_CASE("gru reset_after: the default GRUCell is TF1's GRUCell, unchanged", "[gru_reset_after]") {
+  cf::Rng a(5), b(5);
+  cf::GRUCell<float> old_ctor(3, 4, a);
+  cf::GRUCell<float> with_options(3, 4, cf::GRUOptions{}, b);
+  CHECK_FALSE(with_options.reset_after());
+  cf::VariableList<float> va, vb;
+  va.add(old_ctor);
+  vb.add(with_options);
+  REQUIRE(va.size() == 4);
+  REQUIRE(vb.size() == 4);
+  const char* names[] = {"gru_cell/gates/kernel", "gru_cell/gates/bias", "gru_cell/candidate/kernel",
+                         "gru_cell/candidate/bias"};
+  for (std::size_t k = 0; k < 4; ++k) {
+    CHECK(va[k].name == names[k]);
+    CHECK(vb[k].name == names[k]);
+    CHECK((va[k].value->array() == vb[k].value->array()).all());
+  }
+  CHECK(with_options.candidate_input_kernel().size() == 0);
+  cf::Rng rng(6);
+  const auto X = random_tensor<float>(2, 3, 3, rng);
+  const auto r1 = cf::dynamic_rnn(old_ctor, X), r2 = cf::dynamic_rnn(with_options, X);
+  for (Index k = 0; k < r1.outputs.size(); ++k) REQUIRE(r1.outputs.data()[k] == r2.outputs.data()[k]);
+}
+
+TEST_CASE("gru reset_after: one step against the closed form", "[gru_reset_after]") {
+  // D = 1, U = 1; every variable set by hand.
+  cf::Rng rng(1);
+  cf::GRUCell<double> cell(1, 1, kAfter, rng);
+  cell.gates_kernel().value << 0.5, -0.25,  // x row: r, u
+      0.75, 0.125;                          // h row: r, u
+  cell.gates_bias().value << 0.1, -0.2;
+  cell.candidate_input_kernel().value << 0.3;
+  cell.candidate_hidden_kernel().value << -0.6;
+  cell.candidate_input_bias().value << 0.05;
+  cell.candidate_hidden_bias().value << 0.4;
+  const double x = 0.9, h = -0.7;
+  const auto sig = [](double v) { return 1.0 / (1.0 + std::exp(-v)); };
+  const double r = sig(0.5 * x + 0.75 * h + 0.1), u = sig(-0.25 * x + 0.125 * h - 0.2);
+  const double c = std::tanh(0.3 * x + 0.05 + r * (-0.6 * h + 0.4));
+  const double expected = u * h + (1 - u) * c;
+  const auto out = cell(Mat::Constant(1, 1, x), Mat::Constant(1, 1, h));
+  CHECK(out.output(0, 0) == Approx(expected).epsilon(1e-15));
+  CHECK(out.state(0, 0) == out.output(0, 0));
+  // The reset-before formula gives a different number with the same weights: the variant matters.
+  const double c_before = std::tanh(0.3 * x + (r * h) * -0.6 + 0.05);
+  CHECK(std::abs(expected - (u * h + (1 - u) * c_before)) > 0.05);
+}
+
+TEST_CASE("gru reset_after: gradcheck of a single cell", "[gru_reset_after][gradcheck]") {
+  cf::Rng rng(606);
+  cf::GRUCell<double> cell(3, 4, kAfter, rng);
+  randomize(cell, rng);
+  check_gradients(cell, 5, rng);
+}
+
+TEST_CASE("gru reset_after: gradcheck inside 2-layer MultiRNNCells", "[gru_reset_after][gradcheck]") {
+  SECTION("two reset-after GRUs") {
+    cf::Rng rng(707);
+    cf::MultiRNNCell<double> multi(cf::GRUCell<double>(3, 4, kAfter, rng), cf::GRUCell<double>(4, 2, kAfter, rng));
+    randomize(multi, rng);
+    check_gradients(multi, 4, rng);
+  }
+  SECTION("BasicLSTMCell below a reset-after GRU, and a reset-before GRU above") {
+    cf::Rng rng(808);
+    cf::MultiRNNCell<double> multi(cf::BasicLSTMCell<double>(2, 3, rng, 0.5), cf::GRUCell<double>(3, 3, kAfter, rng),
+                                   cf::GRUCell<double>(3, 2, rng));
+    randomize(multi, rng);
+    check_gradients(multi, 4, rng);
+  }
+}
+
+TEMPLATE_TEST_CASE("gru reset_after: equals PyTorch nn.GRU (outputs, states, every gradient)", "[gru_reset_after]",
+                   float, double) {
+  using T = TestType;
+  for (const char* name : {"torch_gru", "torch_gru_seq_len"}) {
+    INFO("case " << name);
+    const auto& c = framework_cases().at(name);
+    const Index D = static_cast<Index>(c.config_num("input_size")), H = static_cast<Index>(c.config_num("hidden_size"));
+    cf::Rng rng(2);
+    cf::MultiRNNCell<T> multi(cf::GRUCell<T>(D, H, kAfter, rng), cf::GRUCell<T>(H, H, kAfter, rng));
+    cf::VariableList<T> vars;
+    vars.add(multi, "rnn");
+    REQUIRE(vars.size() == 12);
+    for (auto& v : vars) vars.assign(v.name, to_matrix<T>(c.tensor("tf/" + v.name)));
+
+    cf::RNNOptions opt;
+    if (c.has_ints("sequence_length")) {
+      std::vector<Index> lens;
+      for (long long v : c.int_list("sequence_length")) lens.push_back(static_cast<Index>(v));
+      opt.sequence_length = lens;
+    }
+    std::vector<cf::CellState<T>> s0{layer_of<T>(c.tensor("h0"), 0), layer_of<T>(c.tensor("h0"), 1)};
+    auto r = cf::dynamic_rnn(multi, to_tensor3<T>(c.tensor("inputs")), s0, opt);
+    check_close<T>("outputs", r.outputs, c.tensor("outputs").values);
+    for (Index l = 0; l < 2; ++l)
+      check_close<T>("h_n", r.final_state[static_cast<std::size_t>(l)].h(), values(layer_of<T>(c.tensor("h_n"), l)));
+
+    vars.zero_grad();
+    auto d_final = r.final_state;
+    for (Index l = 0; l < 2; ++l) d_final[static_cast<std::size_t>(l)].h() = layer_of<T>(c.tensor("w_h_n"), l);
+    const auto Wo = to_tensor3<T>(c.tensor("w_outputs"));
+    const auto g = cf::dynamic_rnn_backward(multi, r, &Wo, &d_final);
+    check_close<T>("grad/inputs", g.d_inputs, c.tensor("grad/inputs").values);
+    for (Index l = 0; l < 2; ++l) {
+      check_close<T>("grad/h0", g.d_initial_state[static_cast<std::size_t>(l)].h(),
+                     values(layer_of<T>(c.tensor("grad/h0"), l)));
+      const std::string scope = "rnn/multi_rnn_cell/cell_" + std::to_string(l) + "/cudnn_compatible_gru_cell/";
+      for (const char* p : {"weight_ih", "weight_hh", "bias_ih", "bias_hh"}) {
+        const std::string key = std::string(p) + "_l" + std::to_string(l);
+        check_close<T>("grad/" + key, torch_grad(vars, scope, p), c.tensor("grad/" + key).values);
+      }
+    }
+  }
+}
+
+TEST_CASE("gru reset_after: cell(x, h) step by step and batch_threads agree with dynamic_rnn", "[gru_reset_after]") {
+  cf::Rng rng(9);
+  cf::GRUCell<double> cell(3, 4, kAfter, rng);
+  randomize(cell, rng);
+  const Index B = 5, T = 6;
+  const Ten X = random_tensor<double>(B, T, 3, rng);
+  const Mat h0 = random_matrix<double>(B, 4, rng);
+  const auto r = cf::dynamic_rnn(cell, X, h0);
+  Mat h = h0;
+  for (Index t = 0; t < T; ++t) {
+    Mat x(B, 3);
+    for (Index b = 0; b < B; ++b)
+      for (Index d = 0; d < 3; ++d) x(b, d) = X(b, t, d);
+    const auto s = cell(x, h);
+    h = s.state;
+    for (Index b = 0; b < B; ++b)
+      for (Index u = 0; u < 4; ++u) CHECK(std::abs(r.outputs(b, t, u) - s.output(b, u)) <= 1e-14);
+  }
+  CHECK((r.final_state - h).cwiseAbs().maxCoeff() <= 1e-14);
+
+  cf::RNNOptions two;
+  two.batch_threads = 2;
+  two.sequence_length = std::vector<Index>{6, 0, 3, 6, 1};
+  cf::RNNOptions one = two;
+  one.batch_threads = 1;
+  auto r1 = cf::dynamic_rnn(cell, X, h0, one);
+  auto r2 = cf::dynamic_rnn(cell, X, h0, two);
+  CHECK((r1.final_state - r2.final_state).cwiseAbs().maxCoeff() <= 1e-14);
+  cf::VariableList<double> vars;
+  vars.add(cell);
+  const Ten Wo = random_tensor<double>(B, T, 4, rng);
+  vars.zero_grad();
+  const auto g1 = cf::dynamic_rnn_backward(cell, r1, &Wo);
+  std::vector<Mat> grads1;
+  for (auto& v : vars) grads1.push_back(*v.grad);
+  vars.zero_grad();
+  const auto g2 = cf::dynamic_rnn_backward(cell, r2, &Wo);
+  for (std::size_t k = 0; k < vars.size(); ++k) CHECK((*vars[k].grad - grads1[k]).cwiseAbs().maxCoeff() <= 1e-13);
+  CHECK((g1.d_initial_state - g2.d_initial_state).cwiseAbs().maxCoeff() <= 1e-14);
+  for (Index k = 0; k < X.size(); ++k) CHECK(std::abs(g1.d_inputs.data()[k] - g2.d_inputs.data()[k]) <= 1e-14);
+}
