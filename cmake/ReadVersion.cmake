@@ -1,0 +1,36 @@
+# cellflow_read_version(<header> <out_var>): reads CELLFLOW_VERSION_MAJOR/MINOR/PATCH from
+# include/cellflow/version.hpp (the single source of the version) into <out_var> as
+# "MAJOR.MINOR.PATCH", and stops the configuration when a number is missing or
+# CELLFLOW_VERSION_STRING does not spell the same three numbers. Works before project() and in
+# cmake -P scripts.
+function(cellflow_read_version header out_var)
+  if(NOT EXISTS "${header}")
+    message(FATAL_ERROR "cellflow_read_version: ${header} does not exist")
+  endif()
+  file(STRINGS "${header}" lines REGEX "^#define CELLFLOW_VERSION_(MAJOR|MINOR|PATCH|STRING) ")
+  set(numbers)
+  foreach(part MAJOR MINOR PATCH)
+    set(value)
+    foreach(line IN LISTS lines)
+      if(line MATCHES "^#define CELLFLOW_VERSION_${part} +([0-9]+) *$")
+        set(value "${CMAKE_MATCH_1}")
+      endif()
+    endforeach()
+    if(value STREQUAL "")
+      message(FATAL_ERROR "cellflow_read_version: ${header} has no line '#define CELLFLOW_VERSION_${part} <number>'")
+    endif()
+    list(APPEND numbers "${value}")
+  endforeach()
+  string(REPLACE ";" "." version "${numbers}")
+  set(string_value)
+  foreach(line IN LISTS lines)
+    if(line MATCHES "^#define CELLFLOW_VERSION_STRING +\"([^\"]*)\" *$")
+      set(string_value "${CMAKE_MATCH_1}")
+    endif()
+  endforeach()
+  if(NOT string_value STREQUAL version)
+    message(FATAL_ERROR "cellflow_read_version: ${header}: CELLFLOW_VERSION_STRING is \"${string_value}\", "
+                        "expected \"${version}\" (from CELLFLOW_VERSION_MAJOR/MINOR/PATCH)")
+  endif()
+  set(${out_var} "${version}" PARENT_SCOPE)
+endfunction()
