@@ -9,6 +9,7 @@
 //   acc    = reduce_mean(cast(in_top_k(logits, y, 1), float32))
 #pragma once
 
+#include <cmath>
 #include <string>
 #include <utility>
 #include <vector>
@@ -140,8 +141,15 @@ inline cf::MultiRNNCell<float> build_stack(CellKind kind, int layers, Index inpu
 }
 
 struct StepMetrics {
-  double loss = 0;      ///< mean cross-entropy of the batch
-  double accuracy = 0;  ///< share of in_top_k(logits, y, 1)
+  double loss = 0;       ///< mean cross-entropy of the batch
+  double accuracy = 0;   ///< share of in_top_k(logits, y, 1)
+  bool skipped = false;  ///< the step was not applied (non-finite loss or gradient, skip policy)
+};
+
+/// What a training step does about divergence.
+struct TrainGuards {
+  float clip_norm = 0;          ///< > 0: clip_by_global_norm(gradients, clip_norm) before Adam
+  bool skip_nonfinite = false;  ///< skip a step whose loss or gradient is not finite (else throw)
 };
 
 /// Stack + dense head + Adam: one object that trains and evaluates.
@@ -159,19 +167,42 @@ class Classifier {
 
   /// One training step on a batch: forward, loss, backward, Adam. Returns the batch's loss and
   /// accuracy from the forward pass that trained (before the update).
+  /// A non-finite loss or gradient throws NumericError naming the step (and the variable), or
+  /// with guards.skip_nonfinite leaves the weights and Adam untouched and returns skipped = true.
   StepMetrics train_step(const cf::Tensor3<float>& x, const std::vector<int>& y) {
+    ++steps_;
     vars_.zero_grad();
     cf::dynamic_rnn_into(fwd_, stack_, x, fwd_opts_);  // reuses last step's buffers
     const cf::Matrix<float>& h = fwd_.final_state.back().h();  // TF: states[-1][1]
     const cf::Matrix<float> logits = dense_(h);
     const auto xent = cf::sparse_softmax_cross_entropy_with_logits(y, logits);
-    StepMetrics m{xent.mean(), cf::mean_of(cf::in_top_k(logits, y, 1))};
+    StepMetrics m{xent.mean(), cf::mean_of(cf::in_top_k(logits, y, 1)), false};
+    if (!std::isfinite(m.loss)) {
+      if (!guards_.skip_nonfinite) cf::check_finite_loss(m.loss, steps_);
+      ++skipped_;
+      m.skipped = true;
+      return m;
+    }
     auto d_state = stack_.zero_state(h.rows());
     d_state.back().h() = dense_.backward(h, xent.mean_gradient());
     cf::dynamic_rnn_backward(stack_, fwd_, nullptr, &d_state);
+    if (cf::first_non_finite_gradient(vars_)) {
+      if (!guards_.skip_nonfinite) cf::check_finite_gradients(vars_, steps_);
+      ++skipped_;
+      m.skipped = true;
+      return m;
+    }
+    if (guards_.clip_norm > 0) last_global_norm_ = cf::clip_by_global_norm(vars_, guards_.clip_norm);
     adam_.apply_gradients(vars_);
     return m;
   }
+
+  void set_guards(const TrainGuards& g) { guards_ = g; }
+  /// Training steps attempted, and how many of them were skipped.
+  long long steps() const { return steps_; }
+  long long skipped_steps() const { return skipped_; }
+  /// The gradients' global norm before clipping, at the last clipped step.
+  double last_global_norm() const { return last_global_norm_; }
 
   /// Loss and accuracy of one batch with the current weights, forward only (the seed program's
   /// `accuracy.eval(feed_dict={X: X_batch, y: y_batch})`).
@@ -241,6 +272,9 @@ class Classifier {
   cf::VariableList<float> vars_;
   cf::RNNOptions fwd_opts_;
   cf::RNNResult<cf::MultiRNNCell<float>> fwd_;
+  TrainGuards guards_;
+  long long steps_ = 0, skipped_ = 0;
+  double last_global_norm_ = 0;
 };
 
 }  // namespace mnist

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <iterator>
 #include <cstdio>
 #include <cstdlib>
@@ -45,6 +46,8 @@ struct Options {
   std::string data = CELLFLOW_DEFAULT_DATA_DIR;
   Index limit = 0;
   std::string csv, plot, save, load;
+  float clip_norm = 0;
+  bool skip_nonfinite = false;
 };
 
 const char* kUsage = R"(usage: mnist_rnn [options]
@@ -66,6 +69,9 @@ softmax head on the top layer's final h (sparse softmax cross-entropy, Adam).
   --limit N                   train on the first N training digits only (quick runs)
   --csv FILE                  write per-epoch metrics as CSV
   --plot FILE.svg             write a chart of training loss and test accuracy per epoch
+  --clip-norm X               clip the gradients to global norm X (tf.clip_by_global_norm)  [off]
+  --on-nonfinite stop|skip    a NaN/Inf loss or gradient stops with an error naming the step
+                              and variable, or skips that step                    [stop]
   --save FILE                 save the model and Adam's state after every epoch (atomically)
   --load FILE                 start from a model saved with --save: resume training, or with
                               --epochs 0 only evaluate it; --cell/--layers/--units must match
@@ -103,7 +109,8 @@ Options parse(int argc, char** argv) {
       a = a.substr(0, eq);
     }
     static const char* const known[] = {"--cell", "--layers", "--units", "--epochs", "--batch", "--lr",  "--seed",
-                                        "--threads", "--data", "--limit", "--csv", "--plot", "--save", "--load"};
+                                        "--threads", "--data", "--limit", "--csv", "--plot", "--save", "--load",
+                                        "--clip-norm", "--on-nonfinite"};
     if (std::find(std::begin(known), std::end(known), a) == std::end(known)) usage_error("unknown option '" + a + "'");
     if (eq == std::string::npos) {
       if (i + 1 >= argc) usage_error(a + " needs a value");
@@ -127,6 +134,15 @@ Options parse(int argc, char** argv) {
     else if (a == "--plot") o.plot = v;
     else if (a == "--save") o.save = v;
     else if (a == "--load") o.load = v;
+    else if (a == "--on-nonfinite") {
+      if (v != "stop" && v != "skip") usage_error("--on-nonfinite must be stop or skip, given '" + v + "'");
+      o.skip_nonfinite = v == "skip";
+    } else if (a == "--clip-norm") {
+      char* end = nullptr;
+      o.clip_norm = std::strtof(v.c_str(), &end);
+      if (v.empty() || *end != '\0' || !(o.clip_norm > 0) || !std::isfinite(o.clip_norm))
+        usage_error("--clip-norm expects a positive number, given '" + v + "'");
+    }
     else if (a == "--lr") {
       char* end = nullptr;
       o.lr = std::strtof(v.c_str(), &end);
@@ -215,6 +231,7 @@ int run(const Options& o) {
   const mnist::ModelConfig config{o.cell, o.layers, o.units, D, 10};
   mnist::Classifier model(config, o.lr, rng);
   model.set_batch_threads(threads);  // each thread runs its slice of every batch
+  model.set_guards(mnist::TrainGuards{o.clip_norm, o.skip_nonfinite});
   long long epochs_before = 0;
   if (!o.load.empty()) {
     const std::string diff = mnist::config_differences(mnist::config_from_checkpoint(o.load), config);
@@ -250,15 +267,19 @@ int run(const Options& o) {
     Progress progress(epoch, plan.size());
     const auto t0 = std::chrono::steady_clock::now();
     double loss_sum = 0;
-    long long seen = 0;
+    long long seen = 0, counted = 0;
+    const long long skipped_before = model.skipped_steps();
     for (std::size_t k = 0; k < plan.size(); ++k) {
       cf::data::gather(data.train, plan[k], x, y);
       const auto m = model.train_step(x, y);
-      loss_sum += m.loss * static_cast<double>(y.size());
+      if (!m.skipped) {
+        loss_sum += m.loss * static_cast<double>(y.size());
+        counted += static_cast<long long>(y.size());
+      }
       seen += static_cast<long long>(y.size());
       const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       const double sps = static_cast<double>(seen) / el;
-      progress.update(k + 1, loss_sum / static_cast<double>(seen), sps,
+      progress.update(k + 1, loss_sum / static_cast<double>(std::max(counted, 1LL)), sps,
                       static_cast<double>(data.train.size() - seen) / sps);
     }
     progress.finish();
@@ -268,12 +289,15 @@ int run(const Options& o) {
     train_seconds += secs;
     trained += seen;
     const auto test = model.evaluate(data.test);
-    rows.push_back(EpochRow{epoch + 1, loss_sum / static_cast<double>(seen), last_acc, test.loss, test.accuracy, secs,
-                            static_cast<double>(seen) / secs});
+    rows.push_back(EpochRow{epoch + 1, counted > 0 ? loss_sum / static_cast<double>(counted) : std::nan(""), last_acc,
+                            test.loss, test.accuracy, secs, static_cast<double>(seen) / secs});
     // The seed program's line, then what else a user wants to see.
     std::printf("%d Last batch accuracy: %.4f Test accuracy: %.4f   (train loss %.4f, test loss %.4f, %.1f s, %.0f "
                 "samples/s)\n",
                 epoch, last_acc, test.accuracy, rows.back().train_loss, test.loss, secs, rows.back().samples_per_second);
+    if (model.skipped_steps() > skipped_before)
+      std::printf("  %lld of %zu steps skipped this epoch: non-finite loss or gradient (--on-nonfinite skip)\n",
+                  model.skipped_steps() - skipped_before, plan.size());
     std::fflush(stdout);
     if (!o.csv.empty()) write_csv(o.csv, rows);
     if (!o.save.empty()) model.save(o.save, {{"epochs", std::to_string(epochs_before + epoch + 1)}});

@@ -1,10 +1,39 @@
 #!/usr/bin/env bash
-# The README's test command: installs the dependencies, builds everything with warnings as
-# errors, and runs every test with CTest. Extra arguments go to ctest (e.g. -R gradcheck).
+# The README's test command (and CI's, through .ci/run). Installs the dependencies, then:
+#   1. builds everything (Release, -Wall -Wextra -Wpedantic -Werror) and runs every test;
+#   2. builds everything again with AddressSanitizer + UndefinedBehaviorSanitizer (-O1, own
+#      targets only, in build-asan/) and runs every test but the header self-check there;
+#   3. runs each libFuzzer target (IDX, checkpoint, .npz readers) for FUZZ_SECONDS (default 60)
+#      from its seed corpus (scripts/fuzz.sh).
+#
+#   scripts/test.sh              all three (about 15 minutes on 2 cores)
+#   scripts/test.sh --quick      step 1 only
+#   scripts/test.sh -R gradcheck extra arguments go to ctest in steps 1 and 2
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/install-deps.sh
+quick=0
+if [ "${1:-}" = "--quick" ]; then quick=1; shift; fi
+if [ $quick = 1 ]; then
+  scripts/install-deps.sh
+else
+  scripts/install-deps.sh clang libclang-rt-14-dev
+fi
 jobs=$(nproc)
+start=$(date +%s)
+
+echo "== 1/3 release build, warnings as errors"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DCELLFLOW_WERROR=ON
 cmake --build build -j"$jobs"
 ctest --test-dir build --output-on-failure -j"$jobs" "$@"
+[ $quick = 1 ] && exit 0
+
+echo "== 2/3 AddressSanitizer + UndefinedBehaviorSanitizer ($(($(date +%s) - start)) s so far)"
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g" \
+  -DCELLFLOW_SANITIZE=ON -DCELLFLOW_WERROR=ON -DCELLFLOW_BUILD_BENCHMARKS=OFF
+cmake --build build-asan -j"$jobs"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+  ctest --test-dir build-asan --output-on-failure -j"$jobs" -E "^headers_self_contained$" "$@"
+
+echo "== 3/3 fuzzing, ${FUZZ_SECONDS:-60} s per target ($(($(date +%s) - start)) s so far)"
+scripts/fuzz.sh "${FUZZ_SECONDS:-60}"
+echo "== all passed in $(($(date +%s) - start)) s"

@@ -7,6 +7,8 @@
 #include "cellflow/cells/lstm_cell.hpp"
 #include "cellflow/cells/lstm_state.hpp"
 #include "cellflow/cells/multi_rnn_cell.hpp"
+#include "cellflow/convert/keras.hpp"
+#include "cellflow/convert/pytorch.hpp"
 #include "cellflow/core/error.hpp"
 #include "cellflow/core/random.hpp"
 #include "cellflow/core/types.hpp"
@@ -23,3 +25,4 @@
 #include "cellflow/rnn/step.hpp"
 #include "cellflow/rnn/stream.hpp"
 #include "cellflow/train/numeric_guard.hpp"
+#include "cellflow/version.hpp"

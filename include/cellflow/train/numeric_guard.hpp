@@ -45,10 +45,15 @@ std::optional<NonFiniteEntry> first_non_finite_gradient(const VariableList<T>& v
   return std::nullopt;
 }
 
+namespace detail {
+/// "nan" for every NaN (whatever its sign bit), "inf" or "-inf".
+inline const char* non_finite_name(double v) { return std::isnan(v) ? "nan" : (v > 0 ? "inf" : "-inf"); }
+}  // namespace detail
+
 /// Throws NumericError if `loss` is NaN or infinite: "step 12: the loss is nan".
 inline void check_finite_loss(double loss, long long step) {
   if (!std::isfinite(loss))
-    throw NumericError(detail::concat("step ", step, ": the loss is ", loss,
+    throw NumericError(detail::concat("step ", step, ": the loss is ", detail::non_finite_name(loss),
                                       " (diverged: lower the learning rate, or clip the gradients)"));
 }
 
@@ -57,7 +62,8 @@ inline void check_finite_loss(double loss, long long step) {
 template <class T>
 void check_finite_gradients(const VariableList<T>& vars, long long step) {
   if (const auto e = first_non_finite_gradient(vars))
-    throw NumericError(detail::concat("step ", step, ": the gradient of '", e->variable, "' is ", e->value,
+    throw NumericError(detail::concat("step ", step, ": the gradient of '", e->variable, "' is ",
+                                      detail::non_finite_name(e->value),
                                       " at ", shape_string(e->position),
                                       " (diverged: lower the learning rate, or clip the gradients)"));
 }
