@@ -46,8 +46,6 @@
 #include <vector>
 
 #if defined(__unix__) || defined(__APPLE__)
-#include <fcntl.h>
-#include <sys/stat.h>
 #include <unistd.h>
 #define CELLFLOW_CHECKPOINT_POSIX 1
 #endif
@@ -56,6 +54,7 @@
 #include "cellflow/core/types.hpp"
 #include "cellflow/core/variable.hpp"
 #include "cellflow/detail/crc32.hpp"
+#include "cellflow/io/atomic_file.hpp"
 #include "cellflow/optimizers/adam.hpp"
 
 namespace cellflow {
@@ -702,77 +701,32 @@ inline void write_file_atomically(const std::string& path, const std::vector<std
     return concat(path, ".tmp-", pid, "-", ++counter, "-", ticks % 1000000007ull);
   };
   const auto removed_note = "; the previous file, if any, is unchanged";
-#ifdef CELLFLOW_CHECKPOINT_POSIX
-  std::string tmp;
-  int fd = -1;
-  for (int attempt = 0; attempt < 100 && fd < 0; ++attempt) {
-    tmp = unique();
-    fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-    if (fd < 0 && errno != EEXIST) break;
-  }
-  if (fd < 0) {
-    const int err = errno;
-    throw IOError(concat(ctx, ": cannot create the temporary file '", tmp, "': ", std::strerror(err), removed_note));
-  }
-  const auto fail = [&](const std::string& what, int err) {
-    if (fd >= 0) ::close(fd);
-    ::unlink(tmp.c_str());
-    throw IOError(concat(ctx, ": ", what, " on the temporary file '", tmp,
+  StagedFile tmp;  // removed on every failure below
+  if (!tmp.create(unique))
+    throw IOError(concat(ctx, ": cannot create the temporary file '", tmp.path(), "': ", std::strerror(tmp.error()),
+                         removed_note));
+  const auto fail = [&](const std::string& what) {
+    const int err = tmp.error();
+    throw IOError(concat(ctx, ": ", what, " on the temporary file '", tmp.path(),
                          "': ", err != 0 ? std::strerror(err) : "unknown error", " (removed it)", removed_note));
   };
-  std::size_t done = 0;
-  while (done < bytes.size()) {
-    const std::size_t n = std::min<std::size_t>(bytes.size() - done, std::size_t(1) << 30);
-    const ssize_t wrote = ::write(fd, bytes.data() + done, n);
-    if (wrote < 0) {
-      const int err = errno;
-      if (err == EINTR) continue;
-      fail(concat("write error after ", done, " of ", bytes.size(), " bytes"), err);
-    }
-    if (wrote == 0) fail(concat("write made no progress after ", done, " of ", bytes.size(), " bytes"), EIO);
-    done += static_cast<std::size_t>(wrote);
-  }
-  if (::fsync(fd) != 0) {
-    const int err = errno;
-    fail("fsync failed", err);
-  }
-  const int closed = ::close(fd);
-  const int close_err = errno;
-  fd = -1;
-  if (closed != 0) fail("close failed", close_err);
-#else
-  std::string tmp = unique();
-  for (int attempt = 0; attempt < 100 && fs::exists(tmp, ec); ++attempt) tmp = unique();
-  std::FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (f == nullptr) {
-    const int err = errno;
-    throw IOError(concat(ctx, ": cannot create the temporary file '", tmp, "': ", std::strerror(err), removed_note));
-  }
-  const bool ok = std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size() && std::fflush(f) == 0;
-  const int err = errno;
-  const bool closed = std::fclose(f) == 0;
-  if (!ok || !closed) {
-    std::remove(tmp.c_str());
-    throw IOError(concat(ctx, ": write error on the temporary file '", tmp, "': ", std::strerror(err), " (removed it)",
-                         removed_note));
-  }
-#endif
-  fs::rename(tmp, path, ec);
-  if (ec) {
-    fs::remove(tmp, ec);
-    throw IOError(concat(ctx, ": cannot rename the temporary file '", tmp, "' over it: ", ec.message(), " (removed it)",
-                         removed_note));
-  }
 #ifdef CELLFLOW_CHECKPOINT_POSIX
+  if (!tmp.write_all(bytes.data(), bytes.size()))
+    fail(concat(tmp.stalled() ? "write made no progress after " : "write error after ", tmp.written(), " of ",
+                bytes.size(), " bytes"));
+  if (!tmp.sync()) fail("fsync failed");
+  if (!tmp.close()) fail("close failed");
+#else
+  if (!tmp.write_all(bytes.data(), bytes.size()) || !tmp.close()) fail("write error");
+#endif
+  ec = tmp.rename_over(path);
+  if (ec)
+    throw IOError(concat(ctx, ": cannot rename the temporary file '", tmp.path(), "' over it: ", ec.message(),
+                         " (removed it)", removed_note));
   // Make the rename itself durable; best effort (some file systems refuse to sync a directory).
   std::string dir = fs::path(path).parent_path().string();
   if (dir.empty()) dir = ".";
-  const int dfd = ::open(dir.c_str(), O_RDONLY | O_CLOEXEC);
-  if (dfd >= 0) {
-    (void)::fsync(dfd);
-    ::close(dfd);
-  }
-#endif
+  sync_directory(dir);
 }
 
 template <class T>
