@@ -54,20 +54,34 @@ Args parse(int argc, char** argv) {
       if (*end != '\0' || x < 0) usage("bad value for " + k + ": " + v);
       return x;
     };
-    if (k == "--cell") a.cell = v;
-    else if (k == "--mode") a.mode = v;
-    else if (k == "--layers") a.layers = static_cast<int>(num());
-    else if (k == "--hidden") a.hidden = num();
-    else if (k == "--steps") a.steps = num();
-    else if (k == "--inputs") a.inputs = num();
-    else if (k == "--batch") a.batch = num();
-    else if (k == "--classes") a.classes = num();
-    else if (k == "--threads") a.threads = static_cast<int>(num());
-    else if (k == "--batch-threads") a.batch_threads = static_cast<int>(num());
-    else if (k == "--iters") a.iters = static_cast<int>(num());
-    else if (k == "--warmup") a.warmup = static_cast<int>(num());
-    else if (k == "--seed") a.seed = static_cast<std::uint64_t>(num());
-    else usage("unknown option " + k);
+    if (k == "--cell")
+      a.cell = v;
+    else if (k == "--mode")
+      a.mode = v;
+    else if (k == "--layers")
+      a.layers = static_cast<int>(num());
+    else if (k == "--hidden")
+      a.hidden = num();
+    else if (k == "--steps")
+      a.steps = num();
+    else if (k == "--inputs")
+      a.inputs = num();
+    else if (k == "--batch")
+      a.batch = num();
+    else if (k == "--classes")
+      a.classes = num();
+    else if (k == "--threads")
+      a.threads = static_cast<int>(num());
+    else if (k == "--batch-threads")
+      a.batch_threads = static_cast<int>(num());
+    else if (k == "--iters")
+      a.iters = static_cast<int>(num());
+    else if (k == "--warmup")
+      a.warmup = static_cast<int>(num());
+    else if (k == "--seed")
+      a.seed = static_cast<std::uint64_t>(num());
+    else
+      usage("unknown option " + k);
   }
   if (a.cell != "lstm" && a.cell != "gru" && a.cell != "peephole") usage("--cell must be lstm, gru or peephole");
   if (a.layers < 1 || a.hidden < 1 || a.steps < 1 || a.inputs < 1 || a.batch < 1 || a.iters < 1)
@@ -141,7 +155,9 @@ int main(int argc, char** argv) {
   double train_flops = 0, infer_flops = 0;
   flops_per_sample(a, train_flops, infer_flops);
   std::string rec = "{\"impl\": \"cellflow\", \"cell\": \"" + a.cell + "\", \"variant\": \"" +
-                    (a.cell == "lstm" ? "BasicLSTMCell" : a.cell == "gru" ? "GRUCell(reset-before)" : "LSTMCell(peepholes)") +
+                    (a.cell == "lstm"  ? "BasicLSTMCell"
+                     : a.cell == "gru" ? "GRUCell(reset-before)"
+                                       : "LSTMCell(peepholes)") +
                     "\"";
   char buf[512];
   std::snprintf(buf, sizeof buf,

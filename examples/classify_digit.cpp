@@ -58,10 +58,14 @@ Options parse(int argc, char** argv) {
       usage_error("unknown option '" + a + "'");
     if (i + 1 >= argc) usage_error(a + " needs a value");
     const std::string v = argv[++i];
-    if (a == "--model") o.model = v;
-    else if (a == "--idx") o.idx = v;
-    else if (a == "--labels") o.labels = v;
-    else if (a == "--pgm") o.pgm = v;
+    if (a == "--model")
+      o.model = v;
+    else if (a == "--idx")
+      o.idx = v;
+    else if (a == "--labels")
+      o.labels = v;
+    else if (a == "--pgm")
+      o.pgm = v;
     else {
       char* end = nullptr;
       o.index = std::strtoll(v.c_str(), &end, 10);
@@ -96,8 +100,8 @@ int run(const Options& o) {
     if (!o.labels.empty()) {
       const auto labels = cf::data::read_idx_labels(o.labels);
       if (static_cast<Index>(labels.size()) != images.count)
-        throw cf::ValueError("'" + o.labels + "' holds " + std::to_string(labels.size()) + " labels, '" + o.idx +
-                             "' " + std::to_string(images.count) + " images");
+        throw cf::ValueError("'" + o.labels + "' holds " + std::to_string(labels.size()) + " labels, '" + o.idx + "' " +
+                             std::to_string(images.count) + " images");
       label = labels[static_cast<std::size_t>(o.index)];
     }
   } else {
@@ -114,7 +118,8 @@ int run(const Options& o) {
   cf::RNNStream<cf::MultiRNNCell<float>> stream(model.stack());
   cf::Matrix<float> row(1, cols);
   for (Index t = 0; t < rows; ++t) {
-    for (Index c = 0; c < cols; ++c) row(0, c) = static_cast<float>(pixels[static_cast<std::size_t>(t * cols + c)]) / 255.0f;
+    for (Index c = 0; c < cols; ++c)
+      row(0, c) = static_cast<float>(pixels[static_cast<std::size_t>(t * cols + c)]) / 255.0f;
     stream.step(row);
   }
   const cf::Matrix<float> logits = model.logits(stream.state().back().h());
@@ -126,7 +131,8 @@ int run(const Options& o) {
   for (auto& v : p) v /= sum;
   std::vector<int> order(p.size());
   std::iota(order.begin(), order.end(), 0);
-  std::sort(order.begin(), order.end(), [&](int a, int b) { return p[static_cast<std::size_t>(a)] > p[static_cast<std::size_t>(b)]; });
+  std::sort(order.begin(), order.end(),
+            [&](int a, int b) { return p[static_cast<std::size_t>(a)] > p[static_cast<std::size_t>(b)]; });
 
   std::printf("%s: %ldx%ld digit", o.idx.empty() ? o.pgm.c_str() : (o.idx + " #" + std::to_string(o.index)).c_str(),
               static_cast<long>(rows), static_cast<long>(cols));

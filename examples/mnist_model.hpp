@@ -32,9 +32,12 @@ inline CellKind parse_cell_kind(const std::string& s) {
 
 inline const char* cell_kind_name(CellKind k) {
   switch (k) {
-    case CellKind::basic: return "basic";
-    case CellKind::peephole: return "peephole";
-    case CellKind::gru: return "gru";
+    case CellKind::basic:
+      return "basic";
+    case CellKind::peephole:
+      return "peephole";
+    case CellKind::gru:
+      return "gru";
   }
   return "?";
 }
@@ -45,16 +48,12 @@ struct ModelConfig {
   CellKind cell = CellKind::basic;
   int layers = 3;
   Index units = 150;
-  Index inputs = 28;   ///< pixels per time step (image row)
+  Index inputs = 28;  ///< pixels per time step (image row)
   Index classes = 10;
 
   cf::CheckpointMetadata to_metadata() const {
-    return {{"model", "mnist_rnn"},
-            {"cell", cell_kind_name(cell)},
-            {"layers", std::to_string(layers)},
-            {"units", std::to_string(units)},
-            {"inputs", std::to_string(inputs)},
-            {"classes", std::to_string(classes)}};
+    return {{"model", "mnist_rnn"},           {"cell", cell_kind_name(cell)},     {"layers", std::to_string(layers)},
+            {"units", std::to_string(units)}, {"inputs", std::to_string(inputs)}, {"classes", std::to_string(classes)}};
   }
 
   /// "--cell basic --layers 3 --units 150", the command-line options that build this model.
@@ -84,8 +83,8 @@ inline ModelConfig config_from_checkpoint(const std::string& path) {
       used = 0;
     }
     if (used == 0 || used != v.size() || x < lo || x > hi)
-      throw cf::ValueError("checkpoint '" + path + "': metadata '" + key + "' is '" + v + "', expected an integer in [" +
-                           std::to_string(lo) + ", " + std::to_string(hi) + "]");
+      throw cf::ValueError("checkpoint '" + path + "': metadata '" + key + "' is '" + v +
+                           "', expected an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
     return x;
   };
   if (get("model") != "mnist_rnn")
@@ -172,7 +171,7 @@ class Classifier {
   StepMetrics train_step(const cf::Tensor3<float>& x, const std::vector<int>& y) {
     ++steps_;
     vars_.zero_grad();
-    cf::dynamic_rnn_into(fwd_, stack_, x, fwd_opts_);  // reuses last step's buffers
+    cf::dynamic_rnn_into(fwd_, stack_, x, fwd_opts_);          // reuses last step's buffers
     const cf::Matrix<float>& h = fwd_.final_state.back().h();  // TF: states[-1][1]
     const cf::Matrix<float> logits = dense_(h);
     const auto xent = cf::sparse_softmax_cross_entropy_with_logits(y, logits);

@@ -10,11 +10,11 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <iterator>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
+#include <iterator>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -90,8 +90,8 @@ long long parse_int(const std::string& flag, const std::string& v, long long lo,
     if (used != v.size() || x < lo || x > hi) throw std::out_of_range("range");
     return x;
   } catch (const std::exception&) {
-    usage_error(flag + " expects an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "], given '" +
-                v + "'");
+    usage_error(flag + " expects an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "], given '" + v +
+                "'");
   }
 }
 
@@ -108,9 +108,9 @@ Options parse(int argc, char** argv) {
       v = a.substr(eq + 1);
       a = a.substr(0, eq);
     }
-    static const char* const known[] = {"--cell", "--layers", "--units", "--epochs", "--batch", "--lr",  "--seed",
-                                        "--threads", "--data", "--limit", "--csv", "--plot", "--save", "--load",
-                                        "--clip-norm", "--on-nonfinite"};
+    static const char* const known[] = {"--cell", "--layers",  "--units",     "--epochs",      "--batch", "--lr",
+                                        "--seed", "--threads", "--data",      "--limit",       "--csv",   "--plot",
+                                        "--save", "--load",    "--clip-norm", "--on-nonfinite"};
     if (std::find(std::begin(known), std::end(known), a) == std::end(known)) usage_error("unknown option '" + a + "'");
     if (eq == std::string::npos) {
       if (i + 1 >= argc) usage_error(a + " needs a value");
@@ -122,18 +122,30 @@ Options parse(int argc, char** argv) {
       } catch (const cf::Error& e) {
         usage_error(e.what());
       }
-    } else if (a == "--layers") o.layers = static_cast<int>(parse_int(a, v, 1, 64));
-    else if (a == "--units") o.units = parse_int(a, v, 1, 1 << 16);
-    else if (a == "--epochs") o.epochs = static_cast<int>(parse_int(a, v, 0, 100000));
-    else if (a == "--batch") o.batch = parse_int(a, v, 1, 1 << 20);
-    else if (a == "--seed") o.seed = static_cast<std::uint64_t>(parse_int(a, v, 0, (1LL << 62)));
-    else if (a == "--threads") o.threads = static_cast<int>(parse_int(a, v, 0, 1024));
-    else if (a == "--limit") o.limit = parse_int(a, v, 1, 1LL << 40);
-    else if (a == "--data") o.data = v;
-    else if (a == "--csv") o.csv = v;
-    else if (a == "--plot") o.plot = v;
-    else if (a == "--save") o.save = v;
-    else if (a == "--load") o.load = v;
+    } else if (a == "--layers")
+      o.layers = static_cast<int>(parse_int(a, v, 1, 64));
+    else if (a == "--units")
+      o.units = parse_int(a, v, 1, 1 << 16);
+    else if (a == "--epochs")
+      o.epochs = static_cast<int>(parse_int(a, v, 0, 100000));
+    else if (a == "--batch")
+      o.batch = parse_int(a, v, 1, 1 << 20);
+    else if (a == "--seed")
+      o.seed = static_cast<std::uint64_t>(parse_int(a, v, 0, (1LL << 62)));
+    else if (a == "--threads")
+      o.threads = static_cast<int>(parse_int(a, v, 0, 1024));
+    else if (a == "--limit")
+      o.limit = parse_int(a, v, 1, 1LL << 40);
+    else if (a == "--data")
+      o.data = v;
+    else if (a == "--csv")
+      o.csv = v;
+    else if (a == "--plot")
+      o.plot = v;
+    else if (a == "--save")
+      o.save = v;
+    else if (a == "--load")
+      o.load = v;
     else if (a == "--on-nonfinite") {
       if (v != "stop" && v != "skip") usage_error("--on-nonfinite must be stop or skip, given '" + v + "'");
       o.skip_nonfinite = v == "skip";
@@ -142,8 +154,7 @@ Options parse(int argc, char** argv) {
       o.clip_norm = std::strtof(v.c_str(), &end);
       if (v.empty() || *end != '\0' || !(o.clip_norm > 0) || !std::isfinite(o.clip_norm))
         usage_error("--clip-norm expects a positive number, given '" + v + "'");
-    }
-    else if (a == "--lr") {
+    } else if (a == "--lr") {
       char* end = nullptr;
       o.lr = std::strtof(v.c_str(), &end);
       if (v.empty() || *end != '\0' || !(o.lr > 0)) usage_error("--lr expects a positive number, given '" + v + "'");
@@ -244,12 +255,13 @@ int run(const Options& o) {
     std::printf("loaded %s: trained for %lld epochs, %lld Adam steps\n", o.load.c_str(), epochs_before,
                 info.optimizer_step);
   }
-  std::printf("mnist_rnn: %d x %s(%ld) + dense(10), %ld trainable parameters; %ld train / %ld test digits of %ldx%ld "
-              "from %s; batch %ld, Adam(%g), %d epochs, %d thread%s\n",
-              o.layers, mnist::cell_kind_name(o.cell), static_cast<long>(o.units),
-              static_cast<long>(model.num_parameters()), static_cast<long>(data.train.size()),
-              static_cast<long>(data.test.size()), static_cast<long>(T), static_cast<long>(D), o.data.c_str(),
-              static_cast<long>(o.batch), static_cast<double>(o.lr), o.epochs, threads, threads == 1 ? "" : "s");
+  std::printf(
+      "mnist_rnn: %d x %s(%ld) + dense(10), %ld trainable parameters; %ld train / %ld test digits of %ldx%ld "
+      "from %s; batch %ld, Adam(%g), %d epochs, %d thread%s\n",
+      o.layers, mnist::cell_kind_name(o.cell), static_cast<long>(o.units), static_cast<long>(model.num_parameters()),
+      static_cast<long>(data.train.size()), static_cast<long>(data.test.size()), static_cast<long>(T),
+      static_cast<long>(D), o.data.c_str(), static_cast<long>(o.batch), static_cast<double>(o.lr), o.epochs, threads,
+      threads == 1 ? "" : "s");
   std::fflush(stdout);
 
   cf::data::ShuffleBatches batches(data.train.size(), o.batch, rng);
@@ -292,9 +304,10 @@ int run(const Options& o) {
     rows.push_back(EpochRow{epoch + 1, counted > 0 ? loss_sum / static_cast<double>(counted) : std::nan(""), last_acc,
                             test.loss, test.accuracy, secs, static_cast<double>(seen) / secs});
     // The seed program's line, then what else a user wants to see.
-    std::printf("%d Last batch accuracy: %.4f Test accuracy: %.4f   (train loss %.4f, test loss %.4f, %.1f s, %.0f "
-                "samples/s)\n",
-                epoch, last_acc, test.accuracy, rows.back().train_loss, test.loss, secs, rows.back().samples_per_second);
+    std::printf(
+        "%d Last batch accuracy: %.4f Test accuracy: %.4f   (train loss %.4f, test loss %.4f, %.1f s, %.0f "
+        "samples/s)\n",
+        epoch, last_acc, test.accuracy, rows.back().train_loss, test.loss, secs, rows.back().samples_per_second);
     if (model.skipped_steps() > skipped_before)
       std::printf("  %lld of %zu steps skipped this epoch: non-finite loss or gradient (--on-nonfinite skip)\n",
                   model.skipped_steps() - skipped_before, plan.size());

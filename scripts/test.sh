@@ -16,7 +16,7 @@ if [ "${1:-}" = "--quick" ]; then quick=1; shift; fi
 if [ $quick = 1 ]; then
   scripts/install-deps.sh
 else
-  scripts/install-deps.sh clang libclang-rt-14-dev
+  scripts/install-deps.sh clang libclang-rt-14-dev clang-format
 fi
 jobs=$(nproc)
 start=$(date +%s)

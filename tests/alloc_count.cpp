@@ -72,8 +72,8 @@ void check_cell(const char* name, Cell cell) {
     const long long short_run = training_step_allocations(cell, r, 10, threads);
     const long long long_run = training_step_allocations(cell, r, 40, threads);
     char what[160];
-    std::snprintf(what, sizeof what, "%s, batch_threads %d: allocations of a training step, 40 vs 10 time steps",
-                  name, threads);
+    std::snprintf(what, sizeof what, "%s, batch_threads %d: allocations of a training step, 40 vs 10 time steps", name,
+                  threads);
     expect(long_run == short_run, what, long_run, short_run);
   }
   cf::RNNStream<Cell> stream(cell, 2);

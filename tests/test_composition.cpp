@@ -211,9 +211,10 @@ Mat<T> step_input(const Ten<T>& X, Index t) {
 /// TF's dynamic_rnn written out: out_t, new = cell(x_t, state); where(t >= len, 0 / old state).
 /// Returns the outputs [B, T, O] and the state after every step (states[t] after step t).
 template <class Cell>
-std::pair<Ten<typename Cell::Scalar>, std::vector<typename Cell::State>> step_loop(
-    const Cell& cell, const Ten<typename Cell::Scalar>& X, const typename Cell::State& s0,
-    const std::vector<Index>& lens) {
+std::pair<Ten<typename Cell::Scalar>, std::vector<typename Cell::State>> step_loop(const Cell& cell,
+                                                                                   const Ten<typename Cell::Scalar>& X,
+                                                                                   const typename Cell::State& s0,
+                                                                                   const std::vector<Index>& lens) {
   using T = typename Cell::Scalar;
   const Index B = X.dimension(0), Tn = X.dimension(1);
   Ten<T> out(B, Tn, cell.output_size());
@@ -385,8 +386,7 @@ TEMPLATE_TEST_CASE("sequence_length all == T equals no sequence_length, bitwise"
   });
 }
 
-TEMPLATE_TEST_CASE("sequence_length: zero outputs past the end, per-row final state", "[composition]", float,
-                   double) {
+TEMPLATE_TEST_CASE("sequence_length: zero outputs past the end, per-row final state", "[composition]", float, double) {
   using T = TestType;
   for_each_kind<T>([](auto& cell, const std::string& name) {
     using Cell = std::decay_t<decltype(cell)>;

@@ -33,9 +33,9 @@ namespace {
 namespace cf = cellflow;
 namespace cv = cellflow::convert;
 using Catch::Matchers::Contains;
+using cellflow_test::fixture_path;
 using cellflow_test::FixtureCase;
 using cellflow_test::FixtureTensor;
-using cellflow_test::fixture_path;
 using cellflow_test::random_matrix;
 using cellflow_test::to_matrix;
 using cellflow_test::to_tensor3;
@@ -169,7 +169,8 @@ cf::MultiRNNCell<T> make_stack(const FixtureCase& c, cf::Rng& rng, T forget_bias
     return cf::MultiRNNCell<T>(cf::LSTMCell<T>(D, H, o, rng), cf::LSTMCell<T>(*o.num_proj, H, o, rng));
   }
   if (kind == "lstm")
-    return cf::MultiRNNCell<T>(cf::BasicLSTMCell<T>(D, H, rng, forget_bias), cf::BasicLSTMCell<T>(H, H, rng, forget_bias));
+    return cf::MultiRNNCell<T>(cf::BasicLSTMCell<T>(D, H, rng, forget_bias),
+                               cf::BasicLSTMCell<T>(H, H, rng, forget_bias));
   if (kind == "gru")
     return cf::MultiRNNCell<T>(cf::GRUCell<T>(D, H, cf::GRUOptions{true}, rng),
                                cf::GRUCell<T>(H, H, cf::GRUOptions{true}, rng));
@@ -262,8 +263,8 @@ TEMPLATE_TEST_CASE("convert: PyTorch LSTM layout -> TF i|j|f|o, transposes, forg
   using T = TestType;
   // D = 2, H = 1: weight_ih rows are the gates i, f, g, o.
   cv::PyTorchLSTMLayer<T> p;
-  p.weight_ih = mat<T>(4, 2, {1, 2, 3, 4, 5, 6, 7, 8});     // i: 1 2, f: 3 4, g: 5 6, o: 7 8
-  p.weight_hh = mat<T>(4, 1, {11, 12, 13, 14});             // i, f, g, o
+  p.weight_ih = mat<T>(4, 2, {1, 2, 3, 4, 5, 6, 7, 8});  // i: 1 2, f: 3 4, g: 5 6, o: 7 8
+  p.weight_hh = mat<T>(4, 1, {11, 12, 13, 14});          // i, f, g, o
   p.bias_ih = mat<T>(1, 4, {0.5, 1.5, 2.5, 3.5});
   p.bias_hh = mat<T>(1, 4, {0.25, 0.75, 0.125, 0.0625});
   const auto w = cv::lstm_from_pytorch(p, T(1));
@@ -343,7 +344,7 @@ TEMPLATE_TEST_CASE("convert: PyTorch GRU layout -> reset-after GRUCell", "[conve
 
 TEMPLATE_TEST_CASE("convert: Keras layouts (LSTM i|f|c|o, GRU z|r|h, both GRU variants)", "[convert]", float, double) {
   using T = TestType;
-  cv::KerasLSTMWeights<T> kl;  // D = 1, U = 1
+  cv::KerasLSTMWeights<T> kl;              // D = 1, U = 1
   kl.kernel = mat<T>(1, 4, {1, 2, 3, 4});  // i, f, c, o
   kl.recurrent_kernel = mat<T>(1, 4, {5, 6, 7, 8});
   kl.bias = mat<T>(1, 4, {0.5, 2, 0.25, 0.125});
@@ -355,7 +356,7 @@ TEMPLATE_TEST_CASE("convert: Keras layouts (LSTM i|f|c|o, GRU z|r|h, both GRU va
   CHECK(bitwise_equal(kb.recurrent_kernel, kl.recurrent_kernel));
   CHECK(bitwise_equal(kb.bias, kl.bias));
 
-  cv::KerasGRUWeights<T> kg;  // reset_after=True, D = 1, U = 1
+  cv::KerasGRUWeights<T> kg;            // reset_after=True, D = 1, U = 1
   kg.kernel = mat<T>(1, 3, {1, 2, 3});  // z, r, h
   kg.recurrent_kernel = mat<T>(1, 3, {4, 5, 6});
   kg.bias = mat<T>(2, 3, {0.5, 0.25, 0.125, 2, 4, 8});
@@ -426,8 +427,9 @@ TEMPLATE_TEST_CASE("convert: PyTorch nn.LSTM / nn.GRU state_dicts reproduce torc
   }
 }
 
-TEMPLATE_TEST_CASE("convert: the cell's own forget_bias is subtracted (LSTMCell with forget_bias 0.3 gives torch's numbers)",
-                   "[convert]", float, double) {
+TEMPLATE_TEST_CASE(
+    "convert: the cell's own forget_bias is subtracted (LSTMCell with forget_bias 0.3 gives torch's numbers)",
+    "[convert]", float, double) {
   using T = TestType;
   const auto& c = fixture_case("torch_lstm");
   cf::Rng rng(5);
@@ -469,8 +471,9 @@ TEMPLATE_TEST_CASE("convert: a single cell takes a one-layer module's state_dict
   CHECK(bitwise_equal(back.at("weight_ih_l0"), sd.at("weight_ih_l0")));
   CHECK(bitwise_equal(back.at("weight_hh_l0"), sd.at("weight_hh_l0")));
   // A second layer's keys are unexpected for a single cell.
-  REQUIRE_THROWS_WITH(cv::load_pytorch_state_dict(cell, state_dict_of<T>(c)),
-                      Contains("load_pytorch_state_dict: the state_dict has 'bias_hh_l1' (layer 1), but the model has 1 layer"));
+  REQUIRE_THROWS_WITH(
+      cv::load_pytorch_state_dict(cell, state_dict_of<T>(c)),
+      Contains("load_pytorch_state_dict: the state_dict has 'bias_hh_l1' (layer 1), but the model has 1 layer"));
 }
 
 TEMPLATE_TEST_CASE("convert: Keras-layout weights (derived from the torch modules) give the same numbers", "[convert]",
@@ -488,12 +491,14 @@ TEMPLATE_TEST_CASE("convert: Keras-layout weights (derived from the torch module
     if (lstm) {
       std::vector<cv::KerasLSTMWeights<T>> layers;
       for (Index l = 0; l < 2; ++l)
-        layers.push_back({keras("keras/", l, "kernel"), keras("keras/", l, "recurrent_kernel"), keras("keras/", l, "bias")});
+        layers.push_back(
+            {keras("keras/", l, "kernel"), keras("keras/", l, "recurrent_kernel"), keras("keras/", l, "bias")});
       cv::load_keras(multi, layers);
     } else {
       std::vector<cv::KerasGRUWeights<T>> layers;
       for (Index l = 0; l < 2; ++l)
-        layers.push_back({keras("keras/", l, "kernel"), keras("keras/", l, "recurrent_kernel"), keras("keras/", l, "bias")});
+        layers.push_back(
+            {keras("keras/", l, "kernel"), keras("keras/", l, "recurrent_kernel"), keras("keras/", l, "bias")});
       REQUIRE(layers[0].bias.rows() == 2);
       cv::load_keras(multi, layers);
     }
@@ -659,8 +664,9 @@ TEST_CASE("convert: state_dict errors name the tensor, expected and given shapes
   SECTION("missing tensor") {
     auto sd = good;
     sd.erase("weight_hh_l1");
-    REQUIRE_THROWS_MATCHES(cv::load_pytorch_state_dict(multi, sd), cf::ValueError,
-                           Catch::Matchers::Message(op + "the state_dict has no 'weight_hh_l1' (layer 1, basic_lstm_cell(num_units=4))"));
+    REQUIRE_THROWS_MATCHES(
+        cv::load_pytorch_state_dict(multi, sd), cf::ValueError,
+        Catch::Matchers::Message(op + "the state_dict has no 'weight_hh_l1' (layer 1, basic_lstm_cell(num_units=4))"));
     expect_unchanged();
   }
   SECTION("one bias of a pair missing") {
@@ -675,21 +681,24 @@ TEST_CASE("convert: state_dict errors name the tensor, expected and given shapes
     sd["weight_ih_l1"] = cf::Matrix<T>::Zero(16, 3);
     REQUIRE_THROWS_MATCHES(
         cv::load_pytorch_state_dict(multi, sd), cf::ShapeError,
-        Catch::Matchers::Message(op + "weight_ih_l1 (layer 1, basic_lstm_cell(num_units=4)) expected [16, 4], given [16, 3]"));
+        Catch::Matchers::Message(
+            op + "weight_ih_l1 (layer 1, basic_lstm_cell(num_units=4)) expected [16, 4], given [16, 3]"));
     expect_unchanged();
   }
   SECTION("a 1-D bias given as a column") {
     auto sd = good;
     sd["bias_ih_l0"] = cf::Matrix<T>::Zero(16, 1);
-    REQUIRE_THROWS_MATCHES(cv::load_pytorch_state_dict(multi, sd), cf::ShapeError,
-                           Catch::Matchers::Message(op + "bias_ih_l0 (layer 0, basic_lstm_cell(num_units=4)) expected [16] "
-                                                         "(a 1 x 16 matrix), given [16, 1] (16 x 1)"));
+    REQUIRE_THROWS_MATCHES(
+        cv::load_pytorch_state_dict(multi, sd), cf::ShapeError,
+        Catch::Matchers::Message(op + "bias_ih_l0 (layer 0, basic_lstm_cell(num_units=4)) expected [16] "
+                                      "(a 1 x 16 matrix), given [16, 1] (16 x 1)"));
     expect_unchanged();
   }
   SECTION("an nn.GRU state_dict into LSTM layers") {
     REQUIRE_THROWS_MATCHES(
         cv::load_pytorch_state_dict(multi, state_dict_of<T>(fixture_case("torch_gru"))), cf::ShapeError,
-        Catch::Matchers::Message(op + "weight_ih_l0 (layer 0, basic_lstm_cell(num_units=4)) expected [16, 3], given [12, 3]"));
+        Catch::Matchers::Message(
+            op + "weight_ih_l0 (layer 0, basic_lstm_cell(num_units=4)) expected [16, 3], given [12, 3]"));
     expect_unchanged();
   }
   SECTION("unexpected, extra-layer and bidirectional keys") {
@@ -715,7 +724,8 @@ TEST_CASE("convert: state_dict errors name the tensor, expected and given shapes
     cv::load_pytorch_state_dict(multi, sd);
     const auto w = cv::lstm_weights(multi.layer(1));
     CHECK(bitwise_equal(w.bias, mat<T>(1, 16, {0, 0, 0, 0, 0, 0, 0, 0, -1, -1, -1, -1, 0, 0, 0, 0})));
-    CHECK(bitwise_equal(cf::Matrix<T>(w.kernel.topRows(4).leftCols(4)), cf::Matrix<T>(good.at("weight_ih_l1").topRows(4).transpose())));
+    CHECK(bitwise_equal(cf::Matrix<T>(w.kernel.topRows(4).leftCols(4)),
+                        cf::Matrix<T>(good.at("weight_ih_l1").topRows(4).transpose())));
   }
 }
 
@@ -726,9 +736,9 @@ TEST_CASE("convert: cells PyTorch cannot express are refused with the reason", "
   SECTION("reset-before GRUCell") {
     cf::MultiRNNCell<T> m(cf::GRUCell<T>(3, 4, rng), cf::GRUCell<T>(4, 4, rng));
     REQUIRE_THROWS_AS(cv::load_pytorch_state_dict(m, gru_sd), cf::ValueError);
-    REQUIRE_THROWS_WITH(cv::load_pytorch_state_dict(m, gru_sd),
-                        Contains("layer 0 is gru_cell(num_units=4), TF1's reset-before GRUCell") &&
-                            Contains("GRUOptions{true}"));
+    REQUIRE_THROWS_WITH(
+        cv::load_pytorch_state_dict(m, gru_sd),
+        Contains("layer 0 is gru_cell(num_units=4), TF1's reset-before GRUCell") && Contains("GRUOptions{true}"));
     REQUIRE_THROWS_WITH(cv::pytorch_state_dict(m), Contains("pytorch_state_dict: layer 0 is gru_cell(num_units=4)"));
   }
   SECTION("peepholes") {
@@ -740,10 +750,11 @@ TEST_CASE("convert: cells PyTorch cannot express are refused with the reason", "
   }
   SECTION("mixed kinds, sizes or projections cannot be one PyTorch module") {
     cf::MultiRNNCell<T> mixed(cf::BasicLSTMCell<T>(3, 4, rng), cf::GRUCell<T>(4, 4, cf::GRUOptions{true}, rng));
-    REQUIRE_THROWS_MATCHES(cv::pytorch_state_dict(mixed), cf::ValueError,
-                           Catch::Matchers::Message("pytorch_state_dict: one PyTorch module is all nn.LSTM or all nn.GRU "
-                                                    "layers; layer 0 is basic_lstm_cell(num_units=4), layer 1 is "
-                                                    "cudnn_compatible_gru_cell(num_units=4)"));
+    REQUIRE_THROWS_MATCHES(
+        cv::pytorch_state_dict(mixed), cf::ValueError,
+        Catch::Matchers::Message("pytorch_state_dict: one PyTorch module is all nn.LSTM or all nn.GRU "
+                                 "layers; layer 0 is basic_lstm_cell(num_units=4), layer 1 is "
+                                 "cudnn_compatible_gru_cell(num_units=4)"));
     cf::MultiRNNCell<T> sizes(cf::BasicLSTMCell<T>(3, 4, rng), cf::BasicLSTMCell<T>(4, 5, rng));
     REQUIRE_THROWS_WITH(cv::pytorch_state_dict(sizes),
                         Contains("one hidden_size; layer 0 has num_units 4, layer 1 has 5"));
@@ -754,9 +765,10 @@ TEST_CASE("convert: layer converters validate their tensors", "[convert]") {
   using T = double;
   cv::PyTorchLSTMLayer<T> p;
   p.weight_ih = cf::Matrix<T>::Zero(7, 3);
-  REQUIRE_THROWS_MATCHES(cv::lstm_from_pytorch(p, 1.0, "_l0"), cf::ShapeError,
-                         Catch::Matchers::Message("lstm_from_pytorch: weight_ih_l0 expected [4*hidden_size, input_size] "
-                                                  "(4 gate blocks of hidden_size rows), given [7, 3]"));
+  REQUIRE_THROWS_MATCHES(
+      cv::lstm_from_pytorch(p, 1.0, "_l0"), cf::ShapeError,
+      Catch::Matchers::Message("lstm_from_pytorch: weight_ih_l0 expected [4*hidden_size, input_size] "
+                               "(4 gate blocks of hidden_size rows), given [7, 3]"));
   p.weight_ih = cf::Matrix<T>::Zero(8, 3);
   p.weight_hh = cf::Matrix<T>::Zero(8, 3);
   REQUIRE_THROWS_MATCHES(cv::lstm_from_pytorch(p, 1.0), cf::ShapeError,
@@ -776,7 +788,8 @@ TEST_CASE("convert: layer converters validate their tensors", "[convert]") {
 
   cv::LSTMWeights<T> w;
   w.kernel = cf::Matrix<T>::Zero(5, 6);
-  REQUIRE_THROWS_WITH(cv::lstm_to_pytorch(w, 1.0), Contains("lstm_to_pytorch: kernel expected [input_depth + h, 4*num_units], given [5, 6]"));
+  REQUIRE_THROWS_WITH(cv::lstm_to_pytorch(w, 1.0),
+                      Contains("lstm_to_pytorch: kernel expected [input_depth + h, 4*num_units], given [5, 6]"));
   w.kernel = cf::Matrix<T>::Zero(5, 8);
   w.bias = cf::Matrix<T>::Zero(1, 6);
   REQUIRE_THROWS_MATCHES(cv::lstm_to_pytorch(w, 1.0), cf::ShapeError,
@@ -787,21 +800,24 @@ TEST_CASE("convert: layer converters validate their tensors", "[convert]") {
 
   cv::GRUResetAfterWeights<T> ga;
   ga.candidate_hidden_kernel = cf::Matrix<T>::Zero(2, 3);
-  REQUIRE_THROWS_WITH(cv::gru_to_pytorch(ga),
-                      Contains("gru_to_pytorch: candidate/hidden_projection/kernel expected [num_units, num_units], given [2, 3]"));
+  REQUIRE_THROWS_WITH(
+      cv::gru_to_pytorch(ga),
+      Contains("gru_to_pytorch: candidate/hidden_projection/kernel expected [num_units, num_units], given [2, 3]"));
 
   cv::KerasGRUWeights<T> k;
   k.kernel = cf::Matrix<T>::Zero(3, 6);
   k.recurrent_kernel = cf::Matrix<T>::Zero(2, 6);
   k.bias = cf::Matrix<T>::Zero(2, 6);
-  REQUIRE_THROWS_WITH(cv::gru_from_keras(k), Contains("gru_from_keras: bias expected [6] (Keras GRU reset_after=False), given [2, 6]") &&
-                                                  Contains("use gru_reset_after_from_keras"));
+  REQUIRE_THROWS_WITH(cv::gru_from_keras(k),
+                      Contains("gru_from_keras: bias expected [6] (Keras GRU reset_after=False), given [2, 6]") &&
+                          Contains("use gru_reset_after_from_keras"));
   k.bias = cf::Matrix<T>::Zero(1, 6);
   REQUIRE_THROWS_WITH(cv::gru_reset_after_from_keras(k),
                       Contains("gru_reset_after_from_keras: bias expected [2, 6]") && Contains("given [6]"));
   k.recurrent_kernel = cf::Matrix<T>::Zero(2, 5);
-  REQUIRE_THROWS_MATCHES(cv::gru_from_keras(k), cf::ShapeError,
-                         Catch::Matchers::Message("gru_from_keras: recurrent_kernel expected [units, 3*units], given [2, 5]"));
+  REQUIRE_THROWS_MATCHES(
+      cv::gru_from_keras(k), cf::ShapeError,
+      Catch::Matchers::Message("gru_from_keras: recurrent_kernel expected [units, 3*units], given [2, 5]"));
   cv::KerasLSTMWeights<T> kl;
   kl.recurrent_kernel = cf::Matrix<T>::Zero(2, 8);
   kl.kernel = cf::Matrix<T>::Zero(3, 6);
@@ -819,20 +835,23 @@ TEST_CASE("convert: Keras loads check the cell kind, the GRU variant and every s
   vars.add(before).add(after).add(lstm, "x");
   const auto snapshot = values_of(vars);
   cv::KerasGRUWeights<T> k{cf::Matrix<T>::Zero(3, 12), cf::Matrix<T>::Zero(4, 12), cf::Matrix<T>::Zero(2, 12)};
-  REQUIRE_THROWS_MATCHES(cv::load_keras(before, k), cf::ValueError,
-                         Catch::Matchers::Message("load_keras: a bias [2, 12] is Keras GRU(reset_after=True), but "
-                                                  "gru_cell(num_units=4) is the reset-before TF1 GRUCell: build it with "
-                                                  "GRUOptions{true}"));
+  REQUIRE_THROWS_MATCHES(
+      cv::load_keras(before, k), cf::ValueError,
+      Catch::Matchers::Message("load_keras: a bias [2, 12] is Keras GRU(reset_after=True), but "
+                               "gru_cell(num_units=4) is the reset-before TF1 GRUCell: build it with "
+                               "GRUOptions{true}"));
   k.bias = cf::Matrix<T>::Zero(1, 12);
-  REQUIRE_THROWS_WITH(cv::load_keras(after, k), Contains("is Keras GRU(reset_after=False), but cudnn_compatible_gru_cell"));
+  REQUIRE_THROWS_WITH(cv::load_keras(after, k),
+                      Contains("is Keras GRU(reset_after=False), but cudnn_compatible_gru_cell"));
   REQUIRE_THROWS_WITH(cv::load_keras(lstm, k), Contains("basic_lstm_cell(num_units=4) cannot take Keras GRU weights"));
   k.kernel = cf::Matrix<T>::Zero(4, 12);
   REQUIRE_THROWS_MATCHES(
       cv::load_keras(before, k), cf::ShapeError,
       Catch::Matchers::Message("load_keras: kernel (gru_cell(num_units=4)) expected [3, 12], given [4, 12]"));
   cv::KerasLSTMWeights<T> kl{cf::Matrix<T>::Zero(3, 16), cf::Matrix<T>::Zero(4, 16), cf::Matrix<T>::Zero(1, 15)};
-  REQUIRE_THROWS_WITH(cv::load_keras(lstm, kl),
-                      Contains("load_keras: bias (basic_lstm_cell(num_units=4)) expected [16] (a 1 x 16 matrix), given [15]"));
+  REQUIRE_THROWS_WITH(
+      cv::load_keras(lstm, kl),
+      Contains("load_keras: bias (basic_lstm_cell(num_units=4)) expected [16] (a 1 x 16 matrix), given [15]"));
   REQUIRE_THROWS_WITH(cv::load_keras(before, kl), Contains("gru_cell(num_units=4) cannot take Keras LSTM weights"));
   cf::LSTMOptions<T> o;
   o.use_peepholes = true;
@@ -852,8 +871,9 @@ TEST_CASE("convert: Keras loads check the cell kind, the GRU variant and every s
   REQUIRE_THROWS_MATCHES(cv::load_keras(stack, std::vector<cv::KerasLSTMWeights<T>>{kl}), cf::ValueError,
                          Catch::Matchers::Message("load_keras: 1 Keras layers given, the MultiRNNCell has 2"));
   cv::KerasLSTMWeights<T> bad{cf::Matrix<T>::Ones(3, 16), cf::Matrix<T>::Ones(4, 16), cf::Matrix<T>::Ones(1, 16)};
-  REQUIRE_THROWS_WITH(cv::load_keras(stack, std::vector<cv::KerasLSTMWeights<T>>{bad, bad}),
-                      Contains("load_keras: kernel (layer 1, basic_lstm_cell(num_units=4)) expected [4, 16], given [3, 16]"));
+  REQUIRE_THROWS_WITH(
+      cv::load_keras(stack, std::vector<cv::KerasLSTMWeights<T>>{bad, bad}),
+      Contains("load_keras: kernel (layer 1, basic_lstm_cell(num_units=4)) expected [4, 16], given [3, 16]"));
   CHECK(unchanged(sv, stack_before));
   CHECK(unchanged(vars, snapshot));
 }
@@ -866,14 +886,16 @@ TEST_CASE("convert: assign_weights and the cell readers check variable sets", "[
   vars.add(cell);
   const auto snapshot = values_of(vars);
   cv::LSTMWeights<T> w{cf::Matrix<T>::Zero(7, 16), cf::Matrix<T>::Zero(1, 16), cf::Matrix<T>::Zero(4, 2)};
-  REQUIRE_THROWS_MATCHES(cv::assign_weights(cell, w), cf::ValueError,
-                         Catch::Matchers::Message("assign_weights: the converted weights have 'projection/kernel', which "
-                                                  "basic_lstm_cell(num_units=4) does not"));
+  REQUIRE_THROWS_MATCHES(
+      cv::assign_weights(cell, w), cf::ValueError,
+      Catch::Matchers::Message("assign_weights: the converted weights have 'projection/kernel', which "
+                               "basic_lstm_cell(num_units=4) does not"));
   w.projection.resize(0, 0);
   w.kernel = cf::Matrix<T>::Zero(8, 16);
-  REQUIRE_THROWS_MATCHES(cv::assign_weights(cell, w), cf::ShapeError,
-                         Catch::Matchers::Message("assign_weights: 'kernel' gives basic_lstm_cell(num_units=4) variable "
-                                                  "'kernel' the shape [8, 16], the cell expects [7, 16]"));
+  REQUIRE_THROWS_MATCHES(
+      cv::assign_weights(cell, w), cf::ShapeError,
+      Catch::Matchers::Message("assign_weights: 'kernel' gives basic_lstm_cell(num_units=4) variable "
+                               "'kernel' the shape [8, 16], the cell expects [7, 16]"));
   CHECK(unchanged(vars, snapshot));
   REQUIRE_THROWS_MATCHES(cv::gru_weights(cell), cf::ValueError,
                          Catch::Matchers::Message("gru_weights: the cell has no variable 'gates/kernel'"));

@@ -34,8 +34,7 @@ std::vector<cf::Matrix<float>> train(std::uint64_t seed, int batch_threads, int 
 bool bitwise_equal(const std::vector<cf::Matrix<float>>& a, const std::vector<cf::Matrix<float>>& b) {
   if (a.size() != b.size()) return false;
   for (std::size_t k = 0; k < a.size(); ++k)
-    if (a[k].rows() != b[k].rows() || a[k].cols() != b[k].cols() || !(a[k].array() == b[k].array()).all())
-      return false;
+    if (a[k].rows() != b[k].rows() || a[k].cols() != b[k].cols() || !(a[k].array() == b[k].array()).all()) return false;
   return true;
 }
 

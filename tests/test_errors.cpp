@@ -23,12 +23,12 @@ TEST_CASE("dynamic_rnn rejects inputs of the wrong depth, naming both depths", "
   cf::BasicLSTMCell<float> cell(28, 5, rng);
   cf::Tensor3<float> x(2, 3, 27);
   x.setZero();
-  REQUIRE_THROWS_MATCHES(cf::dynamic_rnn(cell, x), cf::ShapeError,
-                         Catch::Matchers::Predicate<cf::ShapeError>([](const cf::ShapeError& e) {
-                           const std::string m = e.what();
-                           return m.find("dynamic_rnn") != std::string::npos && m.find("depth 27") != std::string::npos &&
-                                  m.find("input depth 28") != std::string::npos;
-                         }));
+  REQUIRE_THROWS_MATCHES(
+      cf::dynamic_rnn(cell, x), cf::ShapeError, Catch::Matchers::Predicate<cf::ShapeError>([](const cf::ShapeError& e) {
+        const std::string m = e.what();
+        return m.find("dynamic_rnn") != std::string::npos && m.find("depth 27") != std::string::npos &&
+               m.find("input depth 28") != std::string::npos;
+      }));
   auto stack = small_stack(rng);
   REQUIRE_THROWS_AS(cf::dynamic_rnn(stack, x), cf::ShapeError);
 }
@@ -50,8 +50,8 @@ TEST_CASE("dynamic_rnn rejects an initial state of the wrong batch or width", "[
   REQUIRE_THROWS_MATCHES(cf::dynamic_rnn(cell, x, s), cf::ShapeError,
                          Catch::Matchers::Predicate<cf::ShapeError>([](const cf::ShapeError& e) {
                            const std::string m = e.what();
-                           return m.find("initial_state") != std::string::npos && m.find("c [2, 4]") != std::string::npos &&
-                                  m.find("c [3, 4]") != std::string::npos;
+                           return m.find("initial_state") != std::string::npos &&
+                                  m.find("c [2, 4]") != std::string::npos && m.find("c [3, 4]") != std::string::npos;
                          }));
   cf::GRUCell<float> gru(3, 4, rng);
   REQUIRE_THROWS_WITH(cf::dynamic_rnn(gru, x, cf::Matrix<float>::Zero(2, 5)), Contains("given [2, 5]"));
@@ -101,8 +101,8 @@ TEST_CASE("dynamic_rnn_backward rejects a result without activations and wrong g
   auto t = cf::dynamic_rnn(cell, x);
   cf::Tensor3<float> bad(2, 4, 2);
   bad.setZero();
-  REQUIRE_THROWS_WITH(cf::dynamic_rnn_backward(cell, t, &bad), Contains("d_outputs is [2, 4, 2]") &&
-                                                                   Contains("outputs are [2, 3, 2]"));
+  REQUIRE_THROWS_WITH(cf::dynamic_rnn_backward(cell, t, &bad),
+                      Contains("d_outputs is [2, 4, 2]") && Contains("outputs are [2, 3, 2]"));
   auto ds = cell.zero_state(5);
   REQUIRE_THROWS_AS(cf::dynamic_rnn_backward(cell, t, nullptr, &ds), cf::ShapeError);
 }
@@ -151,7 +151,8 @@ TEST_CASE("CellState says what it holds", "[errors]") {
 TEST_CASE("Dense rejects wrong input and gradient shapes", "[errors]") {
   cf::Rng rng(8);
   cf::Dense<float> dense(150, 10, rng);
-  REQUIRE_THROWS_WITH(dense(cf::Matrix<float>::Zero(4, 149)), Contains("dense forward: input depth 149, kernel expects 150"));
+  REQUIRE_THROWS_WITH(dense(cf::Matrix<float>::Zero(4, 149)),
+                      Contains("dense forward: input depth 149, kernel expects 150"));
   REQUIRE_THROWS_WITH(dense.backward(cf::Matrix<float>::Zero(4, 150), cf::Matrix<float>::Zero(4, 9)),
                       Contains("dy expected [4, 10], given [4, 9]"));
 }
@@ -170,7 +171,8 @@ TEST_CASE("sparse softmax cross-entropy rejects bad labels", "[errors]") {
 
 TEST_CASE("in_top_k rejects a target count that differs from the batch", "[errors]") {
   cf::Matrix<float> p = cf::Matrix<float>::Zero(3, 4);
-  REQUIRE_THROWS_WITH(cf::in_top_k(p, std::vector<int>{0}, 1), Contains("1 targets for predictions [3, 4]; expected 3"));
+  REQUIRE_THROWS_WITH(cf::in_top_k(p, std::vector<int>{0}, 1),
+                      Contains("1 targets for predictions [3, 4]; expected 3"));
 }
 
 TEST_CASE("VariableList names what it has and checks shapes", "[errors]") {
@@ -178,8 +180,8 @@ TEST_CASE("VariableList names what it has and checks shapes", "[errors]") {
   cf::GRUCell<float> cell(3, 2, rng);
   cf::VariableList<float> vars;
   vars.add(cell, "rnn");
-  REQUIRE_THROWS_WITH(vars.at("rnn/gru_cell/kernel"), Contains("no variable named 'rnn/gru_cell/kernel'") &&
-                                                          Contains("rnn/gru_cell/gates/kernel"));
+  REQUIRE_THROWS_WITH(vars.at("rnn/gru_cell/kernel"),
+                      Contains("no variable named 'rnn/gru_cell/kernel'") && Contains("rnn/gru_cell/gates/kernel"));
   REQUIRE_THROWS_WITH(vars.add(cell, "rnn"), Contains("duplicate variable name 'rnn/gru_cell/gates/kernel'"));
   REQUIRE_THROWS_WITH(vars.assign("rnn/gru_cell/gates/bias", cf::Matrix<float>::Zero(1, 3)),
                       Contains("expected [4]") && Contains("given 1x3"));

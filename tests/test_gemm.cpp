@@ -45,15 +45,21 @@ void check_shape(Index M, Index N, Index K, bool trans_a, bool accumulate, unsig
   const Matrix<T> before = C_store;
   Matrix<T> expected = C_store.block(3, 4, M, N);
   if (trans_a) {
-    if (accumulate) expected.noalias() += A.transpose() * B;
-    else expected.noalias() = A.transpose() * B;
+    if (accumulate)
+      expected.noalias() += A.transpose() * B;
+    else
+      expected.noalias() = A.transpose() * B;
   } else {
-    if (accumulate) expected.noalias() += A * B;
-    else expected.noalias() = A * B;
+    if (accumulate)
+      expected.noalias() += A * B;
+    else
+      expected.noalias() = A * B;
   }
   auto C = C_store.block(3, 4, M, N);
-  if (trans_a) detail::matmul_tn(C, A, B, accumulate);
-  else detail::matmul(C, A, B, accumulate);
+  if (trans_a)
+    detail::matmul_tn(C, A, B, accumulate);
+  else
+    detail::matmul(C, A, B, accumulate);
   INFO("M=" << M << " N=" << N << " K=" << K << " trans_a=" << trans_a << " accumulate=" << accumulate);
   const T err = M * N == 0 ? T(0) : (C_store.block(3, 4, M, N) - expected).cwiseAbs().maxCoeff();
   CHECK(err <= tolerance<T>(K));

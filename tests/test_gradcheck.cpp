@@ -46,7 +46,9 @@ std::vector<Mat*> parts(StackState& s) {
   return p;
 }
 
-void fill_random(Mat& m, cf::Rng& rng, double lo, double hi) { m = random_matrix<double>(m.rows(), m.cols(), rng, lo, hi); }
+void fill_random(Mat& m, cf::Rng& rng, double lo, double hi) {
+  m = random_matrix<double>(m.rows(), m.cols(), rng, lo, hi);
+}
 
 /// Every variable (kernels, biases, peephole diagonals, projections) drawn from U[-scale, scale):
 /// non-zero biases and peepholes, unlike the default initialisation.
@@ -84,8 +86,8 @@ struct GradCheck {
 
   std::string summary() const {
     std::ostringstream os;
-    os << label << ": " << checked << " derivatives, max relative error " << max_err << ", " << bad << " over "
-       << kTol << "\n"
+    os << label << ": " << checked << " derivatives, max relative error " << max_err << ", " << bad << " over " << kTol
+       << "\n"
        << failures;
     return os.str();
   }
@@ -196,7 +198,8 @@ void check_rnn_gradients(Cell& cell, const std::string& name, Index T, cf::Rng& 
     auto loss = [&] { return rnn_loss(cell, X, s0p, opt, Wo, Ws); };
 
     REQUIRE(g.d_inputs.size() == X.size());
-    for (Index k = 0; k < X.size(); ++k) gc.compare(idx("d inputs", k), g.d_inputs.data()[k], central_diff(X.data()[k], loss));
+    for (Index k = 0; k < X.size(); ++k)
+      gc.compare(idx("d inputs", k), g.d_inputs.data()[k], central_diff(X.data()[k], loss));
 
     // The initial state (the zero state when none was given: perturb it explicitly).
     auto loss_s0 = [&] { return rnn_loss(cell, X, &s0, opt, Wo, Ws); };
@@ -335,7 +338,8 @@ TEST_CASE("gradcheck: LSTMCell with every option", "[gradcheck]") {
   randomize(cell, rng, 1.0);
   using Cell = cf::LSTMCell<double>;
   Validator<Cell> valid = [&](const cf::RNNResult<Cell>& r, const std::vector<Index>& lens) {
-    return clip_sample_ok(r.tape.slices[0].cell.c_raw, 0.5, 3, lens) && clip_sample_ok(r.tape.slices[0].cell.r_raw, 0.1, 3, lens);
+    return clip_sample_ok(r.tape.slices[0].cell.c_raw, 0.5, 3, lens) &&
+           clip_sample_ok(r.tape.slices[0].cell.r_raw, 0.1, 3, lens);
   };
   check_rnn_gradients(cell, "LSTMCell(peepholes, cell_clip, num_proj, proj_clip)", 4, rng, valid);
 }
@@ -402,7 +406,8 @@ TEST_CASE("gradcheck: Dense head + mean sparse softmax cross-entropy", "[gradche
   Mat lg = logits;
   auto loss_logits = [&] { return cf::sparse_softmax_cross_entropy_with_logits(labels, lg).mean(); };
   const Mat dlogits = xe.mean_gradient();
-  for (Index k = 0; k < lg.size(); ++k) gc.compare(idx("d logits", k), dlogits.data()[k], central_diff(lg.data()[k], loss_logits));
+  for (Index k = 0; k < lg.size(); ++k)
+    gc.compare(idx("d logits", k), dlogits.data()[k], central_diff(lg.data()[k], loss_logits));
   for (Index k = 0; k < x.size(); ++k) gc.compare(idx("d x", k), dx.data()[k], central_diff(x.data()[k], loss));
   for (std::size_t vi = 0; vi < vars.size(); ++vi)
     for (Index k = 0; k < vars[vi].size(); ++k)
@@ -446,7 +451,8 @@ TEST_CASE("gradcheck: seed pipeline MultiRNNCell -> final_state.back().h() -> De
   for (auto& v : vars) grads.push_back(*v.grad);
 
   GradCheck gc("pipeline");
-  for (Index k = 0; k < X.size(); ++k) gc.compare(idx("d inputs", k), g.d_inputs.data()[k], central_diff(X.data()[k], loss));
+  for (Index k = 0; k < X.size(); ++k)
+    gc.compare(idx("d inputs", k), g.d_inputs.data()[k], central_diff(X.data()[k], loss));
   // A few scalars of every variable of every layer: first, last and two in between.
   int layers_seen[4] = {0, 0, 0, 0};
   for (std::size_t vi = 0; vi < vars.size(); ++vi) {

@@ -25,9 +25,9 @@
 namespace {
 
 namespace cf = cellflow;
+using cellflow_test::fixture_path;
 using cellflow_test::FixtureCase;
 using cellflow_test::FixtureTensor;
-using cellflow_test::fixture_path;
 using cellflow_test::random_matrix;
 using cellflow_test::random_tensor;
 using cellflow_test::to_matrix;
@@ -156,7 +156,8 @@ void check_gradients(Cell& cell, Index T, cf::Rng& rng) {
     REQUIRE(dsp.size() == sp.size());
     for (std::size_t i = 0; i < sp.size(); ++i)
       for (Index k = 0; k < sp[i]->size(); ++k)
-        gc.compare("d initial_state part " + std::to_string(i), dsp[i]->data()[k], central_diff(sp[i]->data()[k], loss_s0));
+        gc.compare("d initial_state part " + std::to_string(i), dsp[i]->data()[k],
+                   central_diff(sp[i]->data()[k], loss_s0));
     for (std::size_t vi = 0; vi < vars.size(); ++vi)
       for (Index k = 0; k < vars[vi].size(); ++k)
         gc.compare("d " + vars[vi].name + "[" + std::to_string(k) + "]", grads[vi].data()[k],
@@ -251,16 +252,17 @@ cf::Matrix<T> torch_grad(cf::VariableList<T>& vars, const std::string& scope, co
   } else {
     out.resize(1, 3 * U);
     out.leftCols(2 * U) = *vars.at(scope + "gates/bias").grad;
-    out.rightCols(U) = *vars.at(scope + (what == "bias_ih" ? "candidate/input_projection/bias"
-                                                            : "candidate/hidden_projection/bias"))
-                            .grad;
+    out.rightCols(U) =
+        *vars.at(scope + (what == "bias_ih" ? "candidate/input_projection/bias" : "candidate/hidden_projection/bias"))
+             .grad;
   }
   return out;
 }
 
 }  // namespace
 
-TEST_CASE("gru reset_after: TF's CudnnCompatibleGRUCell variables, order, shapes and initializers", "[gru_reset_after]") {
+TEST_CASE("gru reset_after: TF's CudnnCompatibleGRUCell variables, order, shapes and initializers",
+          "[gru_reset_after]") {
   cf::Rng rng(11);
   cf::GRUCell<double> cell(3, 4, kAfter, rng);
   CHECK(cell.reset_after());

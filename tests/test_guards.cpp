@@ -63,7 +63,8 @@ TEST_CASE("a blown-up model is caught at the loss and at the named gradient", "[
     const cf::Matrix<float> logits = dense(r.final_state.h);
     const auto xent = cf::sparse_softmax_cross_entropy_with_logits(y, logits);
     cf::check_finite_loss(xent.mean(), k);
-    cf::LSTMStateTuple<float> d_state{cf::Matrix<float>::Zero(2, 5), dense.backward(r.final_state.h, xent.mean_gradient())};
+    cf::LSTMStateTuple<float> d_state{cf::Matrix<float>::Zero(2, 5),
+                                      dense.backward(r.final_state.h, xent.mean_gradient())};
     cf::dynamic_rnn_backward(cell, r, nullptr, &d_state);
     cf::check_finite_gradients(vars, k);
   };
@@ -89,7 +90,6 @@ TEST_CASE("a blown-up model is caught at the loss and at the named gradient", "[
     CHECK(e->position == std::vector<Index>{6});
     (*vars.at("rnn/basic_lstm_cell/bias").grad)(0, 6) = 0;
     (*vars.at("dense/kernel").grad)(3, 1) = std::numeric_limits<float>::quiet_NaN();
-    CHECK_THROWS_WITH(cf::check_finite_gradients(vars, 9),
-                      Contains("'dense/kernel' is nan at [3, 1]"));
+    CHECK_THROWS_WITH(cf::check_finite_gradients(vars, 9), Contains("'dense/kernel' is nan at [3, 1]"));
   }
 }

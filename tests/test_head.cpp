@@ -30,7 +30,9 @@ TEMPLATE_TEST_CASE("Adam follows TF1's update formula over several steps", "[hea
     }
   long double p1 = b1, p2 = b2;
   for (int step = 1; step <= 5; ++step) {
-    for (int k = 0; k < 2; ++k) *vars[static_cast<std::size_t>(k)].grad = random_matrix<T>(vars[k].value->rows(), vars[k].value->cols(), rng, T(-2), T(2));
+    for (int k = 0; k < 2; ++k)
+      *vars[static_cast<std::size_t>(k)].grad =
+          random_matrix<T>(vars[k].value->rows(), vars[k].value->cols(), rng, T(-2), T(2));
     adam.apply_gradients(vars);
     const long double alpha = (long double)lr * std::sqrt(1.0L - p2) / (1.0L - p1);
     for (int k = 0; k < 2; ++k)

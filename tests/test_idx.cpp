@@ -151,7 +151,8 @@ class AddressSpaceCap {
     std::ifstream statm("/proc/self/statm");
     unsigned long long pages = 0;
     if (!(statm >> pages) || getrlimit(RLIMIT_AS, &old_) != 0) return;
-    const rlim_t want = static_cast<rlim_t>(pages * static_cast<unsigned long long>(sysconf(_SC_PAGESIZE)) + (512ull << 20));
+    const rlim_t want =
+        static_cast<rlim_t>(pages * static_cast<unsigned long long>(sysconf(_SC_PAGESIZE)) + (512ull << 20));
     rlimit lowered = old_;
     if (old_.rlim_cur != RLIM_INFINITY && old_.rlim_cur < want) return;
     lowered.rlim_cur = want;
@@ -288,12 +289,10 @@ TEST_CASE("IDX errors name the file and the problem", "[idx]") {
 
   SECTION("missing file") {
     const std::string p = dir.file("absent-idx3-ubyte");
-    CHECK_THAT(image_error(p), Contains("read_idx_images") && Contains(p) && Contains("cannot open") &&
-                                   Contains("No such file"));
+    CHECK_THAT(image_error(p),
+               Contains("read_idx_images") && Contains(p) && Contains("cannot open") && Contains("No such file"));
   }
-  SECTION("a directory") {
-    CHECK_THAT(image_error(dir.str()), Contains(dir.str()) && Contains("is a directory"));
-  }
+  SECTION("a directory") { CHECK_THAT(image_error(dir.str()), Contains(dir.str()) && Contains("is a directory")); }
   SECTION("empty file, raw and gzip") {
     const std::string p = dir.file("empty"), q = dir.file("empty.gz");
     write_raw(p, {});
@@ -314,22 +313,23 @@ TEST_CASE("IDX errors name the file and the problem", "[idx]") {
   SECTION("truncated payload, raw") {
     const std::string p = dir.file("cut");
     write_raw(p, Bytes(good.begin(), good.end() - 1));
-    CHECK_THAT(image_error(p), Contains(p) && Contains("truncated") && Contains("3 x 4 x 5") &&
-                                   Contains("expected 76 bytes (16-byte header + 60 bytes of data for 3 x 4 x 5), found 75"));
+    CHECK_THAT(image_error(p),
+               Contains(p) && Contains("truncated") && Contains("3 x 4 x 5") &&
+                   Contains("expected 76 bytes (16-byte header + 60 bytes of data for 3 x 4 x 5), found 75"));
   }
   SECTION("truncated payload, gzip") {
     const std::string p = dir.file("cut.gz");
     write_gz(p, Bytes(good.begin(), good.end() - 7));
-    CHECK_THAT(image_error(p), Contains(p) && Contains("truncated") &&
-                                   Contains("expected 76 decompressed bytes (") && Contains("), found 69"));
+    CHECK_THAT(image_error(p), Contains(p) && Contains("truncated") && Contains("expected 76 decompressed bytes (") &&
+                                   Contains("), found 69"));
   }
   SECTION("trailing garbage, raw") {
     const std::string p = dir.file("long");
     Bytes more = good;
     more.insert(more.end(), {1, 2, 3});
     write_raw(p, more);
-    CHECK_THAT(image_error(p), Contains(p) && Contains("trailing garbage") && Contains("expected 76 bytes (") && Contains("), found 79") &&
-                                   Contains("3 extra"));
+    CHECK_THAT(image_error(p), Contains(p) && Contains("trailing garbage") && Contains("expected 76 bytes (") &&
+                                   Contains("), found 79") && Contains("3 extra"));
   }
   SECTION("trailing garbage, gzip") {
     const std::string p = dir.file("long.gz");
@@ -337,7 +337,8 @@ TEST_CASE("IDX errors name the file and the problem", "[idx]") {
     more.insert(more.end(), 5000, 0);
     write_gz(p, more);
     CHECK_THAT(image_error(p), Contains(p) && Contains("trailing garbage") &&
-                                   Contains("expected 76 decompressed bytes (") && Contains("), found 5076") && Contains("5000 extra"));
+                                   Contains("expected 76 decompressed bytes (") && Contains("), found 5076") &&
+                                   Contains("5000 extra"));
   }
   SECTION("wrong magic: a label file given as images, and the reverse") {
     const std::string l = dir.file("labels"), i = dir.file("images");
@@ -365,8 +366,8 @@ TEST_CASE("IDX errors name the file and the problem", "[idx]") {
   SECTION("absurd dimensions") {
     const std::string p = dir.file("huge"), q = dir.file("huge-labels.gz");
     write_raw(p, idx_bytes(0x803, {0x80000000u, 28, 28}, Bytes(100, 1)));
-    CHECK_THAT(image_error(p), Contains(p) && Contains("absurd dimensions 2147483648 x 28 x 28") &&
-                                   Contains("2147483648-byte limit"));
+    CHECK_THAT(image_error(p),
+               Contains(p) && Contains("absurd dimensions 2147483648 x 28 x 28") && Contains("2147483648-byte limit"));
     write_gz(q, idx_bytes(0x801, {0xffffffffu}, Bytes(100, 1)));
     CHECK_THAT(error_of<cf::IOError>([&] { cfd::read_idx_labels(q); }),
                Contains(q) && Contains("absurd dimensions 4294967295"));
@@ -407,13 +408,14 @@ TEST_CASE("a header claiming 2^31 images in a tiny file is rejected without allo
   SECTION("raw: compared with the file size") {
     const std::string p = dir.file("lie");
     write_raw(p, lie);
-    CHECK_THAT(image_error(p), Contains(p) && Contains("truncated") && Contains("expected 2147483664 bytes (") && Contains("), found 21"));
+    CHECK_THAT(image_error(p), Contains(p) && Contains("truncated") && Contains("expected 2147483664 bytes (") &&
+                                   Contains("), found 21"));
   }
   SECTION("gzip: the buffer grows only with real data") {
     const std::string p = dir.file("lie.gz");
     write_gz(p, lie);
-    CHECK_THAT(image_error(p),
-               Contains(p) && Contains("truncated") && Contains("expected 2147483664 decompressed bytes (") && Contains("), found 21"));
+    CHECK_THAT(image_error(p), Contains(p) && Contains("truncated") &&
+                                   Contains("expected 2147483664 decompressed bytes (") && Contains("), found 21"));
   }
   SECTION("labels, gzip") {
     const std::string p = dir.file("lie-labels.gz");
@@ -548,7 +550,9 @@ TEMPLATE_TEST_CASE("gather copies the chosen examples and head takes the first n
   CHECK(x(2, 1, 2) == ds.images(3, 1, 2));
   CHECK(y == std::vector<int>{11, 12, 13});
 
-  CHECK_THAT(error_of<cf::ValueError>([&] { cfd::gather(ds, {0, 5}, x, y); }),
+  CHECK_THAT(error_of<cf::ValueError>([&] {
+               cfd::gather(ds, {0, 5}, x, y);
+             }),
              Contains("gather") && Contains("index 5 at position 1") && Contains("5 examples"));
   CHECK_THAT(error_of<cf::ValueError>([&] { cfd::gather(ds, {-1}, x, y); }), Contains("index -1"));
 

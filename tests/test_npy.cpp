@@ -66,7 +66,15 @@ Bytes npy_with_header(const std::string& dict, std::size_t data_bytes) {
   std::string header = dict;
   header.append((64 - (10 + header.size() + 1) % 64) % 64, ' ');
   header += '\n';
-  Bytes b = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, static_cast<std::uint8_t>(header.size()),
+  Bytes b = {0x93,
+             'N',
+             'U',
+             'M',
+             'P',
+             'Y',
+             1,
+             0,
+             static_cast<std::uint8_t>(header.size()),
              static_cast<std::uint8_t>(header.size() >> 8)};
   b.insert(b.end(), header.begin(), header.end());
   b.resize(b.size() + data_bytes, 0);
@@ -137,12 +145,15 @@ TEST_CASE("unsupported numpy files are IOErrors naming the source and what was f
     const Bytes b = read_bytes(fixture(name));
     return error_of<cf::IOError>([&] { cio::parse_npy(b.data(), b.size(), name); });
   };
-  CHECK(err("bad_fortran.npy") == "parse_npy: 'bad_fortran.npy': Fortran (column-major) order, shape [2, 3]; cellflow "
-                                  "reads C order (save np.ascontiguousarray(a))");
-  CHECK(err("bad_big_endian.npy") == "parse_npy: 'bad_big_endian.npy': unsupported dtype '>f4' (big-endian float32); "
-                                     "cellflow reads '<f4' (float32) and '<f8' (float64)");
+  CHECK(err("bad_fortran.npy") ==
+        "parse_npy: 'bad_fortran.npy': Fortran (column-major) order, shape [2, 3]; cellflow "
+        "reads C order (save np.ascontiguousarray(a))");
+  CHECK(err("bad_big_endian.npy") ==
+        "parse_npy: 'bad_big_endian.npy': unsupported dtype '>f4' (big-endian float32); "
+        "cellflow reads '<f4' (float32) and '<f8' (float64)");
   CHECK(err("bad_int64.npy") ==
-        "parse_npy: 'bad_int64.npy': unsupported dtype '<i8' (int64); cellflow reads '<f4' (float32) and '<f8' (float64)");
+        "parse_npy: 'bad_int64.npy': unsupported dtype '<i8' (int64); cellflow reads '<f4' (float32) and '<f8' "
+        "(float64)");
 }
 
 TEST_CASE("malformed .npy bytes are IOErrors, at every truncation, without allocating for claims", "[npy]") {
@@ -158,8 +169,9 @@ TEST_CASE("malformed .npy bytes are IOErrors, at every truncation, without alloc
   }
   Bytes longer = good;
   longer.push_back(0);
-  CHECK(err(longer) == "parse_npy: '<buffer>': 1 bytes after the array data (shape [2, 3] of '<f4' takes 24 bytes, "
-                       "the member holds 25 after its header)");
+  CHECK(err(longer) ==
+        "parse_npy: '<buffer>': 1 bytes after the array data (shape [2, 3] of '<f4' takes 24 bytes, "
+        "the member holds 25 after its header)");
   Bytes magic = good;
   magic[1] = 'X';
   CHECK_THAT(err(magic), Contains("not a .npy array: the data starts with \"\\x93XUMPY\""));
@@ -168,8 +180,10 @@ TEST_CASE("malformed .npy bytes are IOErrors, at every truncation, without alloc
   CHECK_THAT(err(version), Contains("unsupported .npy format version 4.0"));
 
   // 10^18 elements claimed by a 128-byte file: refused from the sizes alone.
-  const Bytes huge = npy_with_header("{'descr': '<f8', 'fortran_order': False, 'shape': (1000000000, 1000000000), }", 8);
-  CHECK_THAT(err(huge), Contains("truncated array data: shape [1000000000, 1000000000] of '<f8' needs more than 8 bytes"));
+  const Bytes huge =
+      npy_with_header("{'descr': '<f8', 'fortran_order': False, 'shape': (1000000000, 1000000000), }", 8);
+  CHECK_THAT(err(huge),
+             Contains("truncated array data: shape [1000000000, 1000000000] of '<f8' needs more than 8 bytes"));
   const Bytes syntax = npy_with_header("{'descr': '<f4', 'fortran_order': False, 'shape': (2,) ", 8);
   CHECK_THAT(err(syntax), Contains("malformed .npy header: expected ',' or '}'"));
   const Bytes ok = npy_with_header("{'descr': '<f4', 'fortran_order': True, 'shape': (2, 1), }", 8);

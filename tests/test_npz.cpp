@@ -114,8 +114,12 @@ std::string parse_error(const Bytes& b) {
   return error_of<cf::IOError>([&] { cio::parse_npz(b.data(), b.size(), "mem.npz"); });
 }
 
-std::uint16_t le16(const Bytes& b, std::size_t at) { return static_cast<std::uint16_t>(b.at(at) | (b.at(at + 1) << 8)); }
-std::uint32_t le32(const Bytes& b, std::size_t at) { return std::uint32_t(le16(b, at)) | (std::uint32_t(le16(b, at + 2)) << 16); }
+std::uint16_t le16(const Bytes& b, std::size_t at) {
+  return static_cast<std::uint16_t>(b.at(at) | (b.at(at + 1) << 8));
+}
+std::uint32_t le32(const Bytes& b, std::size_t at) {
+  return std::uint32_t(le16(b, at)) | (std::uint32_t(le16(b, at + 2)) << 16);
+}
 void set16(Bytes& b, std::size_t at, std::uint32_t v) {
   b.at(at) = static_cast<std::uint8_t>(v);
   b.at(at + 1) = static_cast<std::uint8_t>(v >> 8);
@@ -176,7 +180,9 @@ Layout layout(const Bytes& b) {
   return l;
 }
 /// Offset of a member's data (after its local header, name and extra field).
-std::size_t data_offset(const Bytes& b, std::size_t local) { return local + 30 + le16(b, local + 26) + le16(b, local + 28); }
+std::size_t data_offset(const Bytes& b, std::size_t local) {
+  return local + 30 + le16(b, local + 26) + le16(b, local + 28);
+}
 
 /// A member for the test's own ZIP writer: any bytes, any method, sizes and CRC as given.
 struct RawMember {
@@ -290,7 +296,9 @@ Bytes le_bytes(const std::vector<E>& values) {
   return out;
 }
 
-std::string f4_dict(const std::string& shape) { return "{'descr': '<f4', 'fortran_order': False, 'shape': " + shape + ", }"; }
+std::string f4_dict(const std::string& shape) {
+  return "{'descr': '<f4', 'fortran_order': False, 'shape': " + shape + ", }";
+}
 
 /// One stored member "x.npy" holding `content`.
 Bytes one_member(const Bytes& content) { return build_zip({stored("x.npy", content)}); }
@@ -327,7 +335,9 @@ struct Model {
   cf::Dense<T> dense;
   cf::VariableList<T> vars;
 
-  explicit Model(std::uint64_t seed = 1) : rng(seed), cell(3, 4, rng), dense(4, 2, rng) { vars.add(cell, "rnn").add(dense); }
+  explicit Model(std::uint64_t seed = 1) : rng(seed), cell(3, 4, rng), dense(4, 2, rng) {
+    vars.add(cell, "rnn").add(dense);
+  }
   Model(const Model&) = delete;
   Model& operator=(const Model&) = delete;
 
@@ -377,7 +387,8 @@ class AddressSpaceCap {
     std::ifstream statm("/proc/self/statm");
     unsigned long long pages = 0;
     if (!(statm >> pages) || getrlimit(RLIMIT_AS, &old_) != 0) return;
-    const rlim_t want = static_cast<rlim_t>(pages * static_cast<unsigned long long>(sysconf(_SC_PAGESIZE)) + (512ull << 20));
+    const rlim_t want =
+        static_cast<rlim_t>(pages * static_cast<unsigned long long>(sysconf(_SC_PAGESIZE)) + (512ull << 20));
     rlimit lowered = old_;
     if (old_.rlim_cur != RLIM_INFINITY && old_.rlim_cur < want) return;
     lowered.rlim_cur = want;
@@ -541,8 +552,8 @@ TEMPLATE_TEST_CASE("save_npz then load_npz is bitwise identical, stored and defl
     // The file: '<f4' for float, '<f8' for double, TF shapes, stored or deflated as asked, and
     // the same bytes as encode_npz (deterministic: no timestamps).
     const cio::NpzArchive r = cio::read_npz(path);
-    CHECK(r.names() == std::vector<std::string>{"rnn/basic_lstm_cell/kernel", "rnn/basic_lstm_cell/bias", "dense/kernel",
-                                                "dense/bias"});
+    CHECK(r.names() == std::vector<std::string>{"rnn/basic_lstm_cell/kernel", "rnn/basic_lstm_cell/bias",
+                                                "dense/kernel", "dense/bias"});
     CHECK(r.at(kKernel).descr() == (sizeof(T) == 4 ? "<f4" : "<f8"));
     CHECK(r.at(kKernel).shape() == std::vector<cf::Index>{7, 16});
     CHECK(r.at("rnn/basic_lstm_cell/bias").shape() == std::vector<cf::Index>{16});
@@ -573,7 +584,8 @@ TEST_CASE("write_npz and read_npz keep arrays of any rank bitwise, and the .npy 
   const Bytes enc = cio::encode_npz(a, false);
   const Layout l = layout(enc);
   const std::size_t d = data_offset(enc, l.local[4]);
-  const std::string magic(enc.begin() + static_cast<std::ptrdiff_t>(d), enc.begin() + static_cast<std::ptrdiff_t>(d + 8));
+  const std::string magic(enc.begin() + static_cast<std::ptrdiff_t>(d),
+                          enc.begin() + static_cast<std::ptrdiff_t>(d + 8));
   CHECK(magic == std::string("\x93NUMPY\x01\x00", 8));
   const std::size_t hlen = le16(enc, d + 8);
   CHECK((10 + hlen) % 64 == 0);
@@ -595,15 +607,17 @@ TEMPLATE_TEST_CASE("unsupported arrays are IOErrors naming the file, the member 
                    double) {
   using T = TestType;
   const std::vector<std::pair<std::string, std::string>> cases{
-      {"bad_big_endian.npz", "member 'dense/bias.npy': unsupported dtype '>f4' (big-endian float32); cellflow reads "
-                             "'<f4' (float32) and '<f8' (float64)"},
+      {"bad_big_endian.npz",
+       "member 'dense/bias.npy': unsupported dtype '>f4' (big-endian float32); cellflow reads "
+       "'<f4' (float32) and '<f8' (float64)"},
       {"bad_int64.npz", "member 'dense/bias.npy': unsupported dtype '<i8' (int64)"},
       {"bad_uint8.npz", "member 'dense/bias.npy': unsupported dtype '|u1' (uint8)"},
       {"bad_float16.npz", "member 'dense/bias.npy': unsupported dtype '<f2' (float16)"},
       {"bad_object.npz", "member 'dense/bias.npy': unsupported dtype '|O' (Python objects, pickled)"},
       {"bad_structured.npz", "member 'dense/bias.npy': unsupported dtype: a structured dtype (a list of fields)"},
-      {"bad_fortran.npz", "member 'dense/kernel.npy': Fortran (column-major) order, shape [4, 2]; cellflow reads C "
-                          "order (save np.ascontiguousarray(a))"},
+      {"bad_fortran.npz",
+       "member 'dense/kernel.npy': Fortran (column-major) order, shape [4, 2]; cellflow reads C "
+       "order (save np.ascontiguousarray(a))"},
   };
   for (const auto& [file, what] : cases) {
     INFO(file);
@@ -611,7 +625,8 @@ TEMPLATE_TEST_CASE("unsupported arrays are IOErrors naming the file, the member 
     Model<T> m;
     m.mark();
     const auto before = m.snapshot();
-    CHECK_THAT(error_of<cf::IOError>([&] { cio::load_npz(m.vars, path); }), Contains("load_npz: '" + path + "': " + what));
+    CHECK_THAT(error_of<cf::IOError>([&] { cio::load_npz(m.vars, path); }),
+               Contains("load_npz: '" + path + "': " + what));
     CHECK(m.unchanged(before));
     // allow_extra does not excuse a variable's own array.
     CHECK_THAT(error_of<cf::IOError>([&] { cio::load_npz(m.vars, path, cio::NpzLoadOptions{true}); }), Contains(what));
@@ -662,10 +677,11 @@ TEMPLATE_TEST_CASE("an archive that does not fit the model: one error listing ev
   SECTION("missing, misshapen and extra at once") {
     const std::string path = fixture("bad_mixed.npz");
     const std::string msg = error_of<cf::ValueError>([&] { cio::load_npz(m.vars, path); });
-    CHECK_THAT(msg, Contains("load_npz: '" + path + "': the archive does not match the model's 4 variables (3 problems):") &&
-                        Contains("\n  missing: dense/bias [2]") &&
-                        Contains("\n  wrong shape: dense/kernel: expected [4, 2], given [2, 4] (<f4)") &&
-                        Contains("\n  extra: dense/kernel/Adam [4, 2] (<f4) is not a variable of the model"));
+    CHECK_THAT(msg,
+               Contains("load_npz: '" + path + "': the archive does not match the model's 4 variables (3 problems):") &&
+                   Contains("\n  missing: dense/bias [2]") &&
+                   Contains("\n  wrong shape: dense/kernel: expected [4, 2], given [2, 4] (<f4)") &&
+                   Contains("\n  extra: dense/kernel/Adam [4, 2] (<f4) is not a variable of the model"));
     const std::string lenient =
         error_of<cf::ValueError>([&] { cio::load_npz(m.vars, path, cio::NpzLoadOptions{true}); });
     CHECK_THAT(lenient, Contains("(2 problems)") && Contains("missing: dense/bias [2]") &&
@@ -728,7 +744,8 @@ TEST_CASE("corrupt or unsupported ZIP structure is an IOError naming the problem
 
   SECTION("empty, too short, a .npy file, not a ZIP") {
     CHECK_THAT(parse_error({}), Contains("parse_npz: 'mem.npz': empty (0 bytes), not an .npz archive"));
-    CHECK_THAT(parse_error(Bytes(10, 'P')), Contains("10 bytes, too short for the 22-byte end-of-central-directory record"));
+    CHECK_THAT(parse_error(Bytes(10, 'P')),
+               Contains("10 bytes, too short for the 22-byte end-of-central-directory record"));
     CHECK_THAT(parse_error(content), Contains("this is a single .npy array, not an .npz archive"));
     CHECK_THAT(parse_error(Bytes(100, 0x42)), Contains("no end-of-central-directory record"));
     CHECK_THAT(error_of<cf::IOError>([] { cio::parse_npz(nullptr, 5, "nil"); }), Contains("null data pointer"));
@@ -759,15 +776,17 @@ TEST_CASE("corrupt or unsupported ZIP structure is an IOError naming the problem
                                    Contains("names the member 'c.npy' (the central directory disagrees)"));
     Bytes s = good;
     set32(s, l.local[0], 0x04034b51);
-    CHECK_THAT(parse_error(s), Contains("member 'a.npy': local header at offset 0: signature 0x04034b51, expected 0x04034b50"));
+    CHECK_THAT(parse_error(s),
+               Contains("member 'a.npy': local header at offset 0: signature 0x04034b51, expected 0x04034b50"));
   }
   SECTION("duplicate names") {
     const Bytes b = build_zip({stored("a.npy", content), stored("a.npy", content_b)});
     CHECK_THAT(parse_error(b), Contains("member 'a.npy': duplicate member name (central directory entries 0 and 1)"));
   }
   SECTION("a member that is not .npy") {
-    CHECK_THAT(parse_error(build_zip({stored("a.txt", content)})),
-               Contains("member 'a.txt': not a .npy array: every member of an .npz archive is named \"<array name>.npy\""));
+    CHECK_THAT(
+        parse_error(build_zip({stored("a.txt", content)})),
+        Contains("member 'a.txt': not a .npy array: every member of an .npz archive is named \"<array name>.npy\""));
     CHECK_THAT(parse_error(build_zip({stored(".npy", content)})), Contains("member '.npy': an empty array name"));
     CHECK_THAT(parse_error(build_zip({stored(std::string("a\0b.npy", 7), content)})),
                Contains("member 'a\\x00b.npy': the name contains a NUL byte"));
@@ -793,12 +812,13 @@ TEST_CASE("corrupt or unsupported ZIP structure is an IOError naming the problem
       set32(cap, c + 20, 0xC0000000u);
       set32(cap, c + 24, 0xC0000000u);
     }
-    CHECK_THAT(parse_error(cap), Contains("member 'b.npy': the members' total uncompressed size reaches 6442450944 bytes, "
-                                          "over the 4294967296-byte limit"));
+    CHECK_THAT(parse_error(cap),
+               Contains("member 'b.npy': the members' total uncompressed size reaches 6442450944 bytes, "
+                        "over the 4294967296-byte limit"));
     RawMember d = deflated("a.npy", content);
     d.usize = static_cast<std::uint32_t>(d.payload.size() * 1032 + 1);
-    CHECK_THAT(parse_error(build_zip({d})), Contains("member 'a.npy': claims ") &&
-                                                Contains("deflate expands at most 1032 times"));
+    CHECK_THAT(parse_error(build_zip({d})),
+               Contains("member 'a.npy': claims ") && Contains("deflate expands at most 1032 times"));
   }
   SECTION("deflate streams: corrupt, truncated, too long, too short, trailing bytes") {
     RawMember bad = deflated("a.npy", content);
@@ -821,8 +841,8 @@ TEST_CASE("corrupt or unsupported ZIP structure is an IOError naming the problem
                         " bytes, the archive promises " + std::to_string(content.size() + 1)));
     RawMember trailing = deflated("a.npy", content);
     trailing.payload.insert(trailing.payload.end(), {1, 2, 3});
-    CHECK_THAT(parse_error(build_zip({trailing})),
-               Contains("member 'a.npy': corrupt deflate stream: 3 of its ") && Contains("follow the end of the stream"));
+    CHECK_THAT(parse_error(build_zip({trailing})), Contains("member 'a.npy': corrupt deflate stream: 3 of its ") &&
+                                                       Contains("follow the end of the stream"));
   }
   SECTION("zip64 local headers and data descriptors, as Python's zipfile writes them") {
     for (const bool zip64 : {false, true})
@@ -843,8 +863,9 @@ TEST_CASE("corrupt or unsupported ZIP structure is an IOError naming the problem
     Bytes b = build_zip({m});
     const std::size_t desc = data_offset(b, 0) + content.size();
     set32(b, desc + 4, le32(b, desc + 4) ^ 1u);  // the descriptor's CRC
-    CHECK_THAT(parse_error(b), Contains("member 'a.npy': local header at offset 0: the data descriptor after its data") &&
-                                   Contains("is missing or disagrees with the central directory"));
+    CHECK_THAT(parse_error(b),
+               Contains("member 'a.npy': local header at offset 0: the data descriptor after its data") &&
+                   Contains("is missing or disagrees with the central directory"));
   }
   SECTION("zip64 sizes without a zip64 field, malformed extra fields") {
     Bytes b = good;
@@ -910,20 +931,22 @@ TEST_CASE("corrupt or unsupported ZIP structure is an IOError naming the problem
 
 TEST_CASE("malformed .npy members are IOErrors naming the member and the problem", "[npz]") {
   const Bytes two = le_bytes(std::vector<float>{1.5f, -2.5f});
-  const auto err = [](const Bytes& member) {
-    return parse_error(one_member(member));
-  };
+  const auto err = [](const Bytes& member) { return parse_error(one_member(member)); };
   SECTION("magic, version, header length") {
     Bytes m = npy(f4_dict("(2,)"), two);
     m[1] = 'X';
     CHECK_THAT(err(m), Contains("member 'x.npy': not a .npy array: the data starts with \"\\x93XUMPY\""));
     Bytes v = npy(f4_dict("(2,)"), two);
     v[6] = 4;
-    CHECK_THAT(err(v), Contains("member 'x.npy': unsupported .npy format version 4.0 (cellflow reads 1.0, 2.0 and 3.0)"));
+    CHECK_THAT(err(v),
+               Contains("member 'x.npy': unsupported .npy format version 4.0 (cellflow reads 1.0, 2.0 and 3.0)"));
     CHECK_THAT(err(Bytes(m.begin(), m.begin() + 9)), Contains("truncated .npy data: 9 bytes"));
     Bytes h = npy(f4_dict("(2,)"), {});
     set16(h, 8, 200);
-    CHECK_THAT(err(h), Contains("member 'x.npy': truncated .npy header: it claims 200 bytes, the member has 118 after the 10-byte prefix"));
+    CHECK_THAT(
+        err(h),
+        Contains(
+            "member 'x.npy': truncated .npy header: it claims 200 bytes, the member has 118 after the 10-byte prefix"));
     Bytes big = npy(f4_dict("(2,)"), two, 2);
     set32(big, 8, 70000);
     CHECK_THAT(err(big), Contains(".npy header length 70000 (bytes 8..11) exceeds the 65536-byte limit"));
@@ -968,7 +991,8 @@ TEST_CASE("malformed .npy members are IOErrors naming the member and the problem
     };
     for (const auto& [dict, what] : cases) {
       INFO(dict);
-      CHECK_THAT(err(npy(dict, two)), Contains("parse_npz: 'mem.npz': member 'x.npy': malformed .npy header: ") && Contains(what));
+      CHECK_THAT(err(npy(dict, two)),
+                 Contains("parse_npz: 'mem.npz': member 'x.npy': malformed .npy header: ") && Contains(what));
     }
   }
   SECTION("data size: truncated, trailing bytes") {
@@ -988,8 +1012,8 @@ TEST_CASE("malformed .npy members are IOErrors naming the member and the problem
           std::vector<cf::Index>{2});
     CHECK(parse1("{ \"shape\" : ( 1 , 2 ) ,\n 'fortran_order':False,'descr':'<f4'}", two).shape() ==
           std::vector<cf::Index>{1, 2});
-    CHECK(parse1("{'descr': '<f4', 'fortran_order': False, 'shape': ()}", le_bytes(std::vector<float>{7})).value<float>(0) ==
-          7.0f);
+    CHECK(parse1("{'descr': '<f4', 'fortran_order': False, 'shape': ()}", le_bytes(std::vector<float>{7}))
+              .value<float>(0) == 7.0f);
     CHECK(parse1("{'descr': '<f4', 'fortran_order': True, 'shape': (2, 1)}", two).values<float>() ==
           std::vector<float>{1.5f, -2.5f});
     CHECK(parse1("{'descr': '<f4', 'fortran_order': True, 'shape': (0, 5)}", {}).size() == 0);
@@ -1001,8 +1025,9 @@ TEST_CASE("malformed .npy members are IOErrors naming the member and the problem
 TEST_CASE("a header claiming a huge array is rejected without allocating for it", "[npz]") {
   const AddressSpaceCap cap;  // over 512 MiB more would now throw std::bad_alloc, failing the test
   const Bytes eight = le_bytes(std::vector<float>{1, 2});
-  CHECK_THAT(parse_error(one_member(npy(f4_dict("(1000000, 1000000)"), eight))),
-             Contains("member 'x.npy': truncated array data: shape [1000000, 1000000] of '<f4' needs more than 8 bytes"));
+  CHECK_THAT(
+      parse_error(one_member(npy(f4_dict("(1000000, 1000000)"), eight))),
+      Contains("member 'x.npy': truncated array data: shape [1000000, 1000000] of '<f4' needs more than 8 bytes"));
   // A product beyond 64 bits must not wrap around to something small.
   CHECK_THAT(parse_error(one_member(npy(f4_dict("(1099511627776, 1099511627776, 1099511627776, 16)"), eight))),
              Contains("truncated array data"));
@@ -1017,14 +1042,16 @@ TEST_CASE("a header claiming a huge array is rejected without allocating for it"
   for (auto& b : noise) b = static_cast<std::uint8_t>(gen());
   RawMember m = deflated("x.npy", noise);
   m.usize = 600u * 1024u * 1024u;
-  CHECK_THAT(parse_error(build_zip({m})),
-             Contains("member 'x.npy': the deflate stream decompresses to 614400 bytes, the archive promises 629145600"));
+  CHECK_THAT(
+      parse_error(build_zip({m})),
+      Contains("member 'x.npy': the deflate stream decompresses to 614400 bytes, the archive promises 629145600"));
   // The same through a file and load_npz.
   TempDir dir;
   write_bytes(dir.file("lie.npz"), build_zip({m}));
   Model<float> model;
-  CHECK_THAT(error_of<cf::IOError>([&] { cio::load_npz(model.vars, dir.file("lie.npz")); }),
-             Contains("load_npz: '" + dir.file("lie.npz") + "': member 'x.npy': the deflate stream decompresses to 614400"));
+  CHECK_THAT(
+      error_of<cf::IOError>([&] { cio::load_npz(model.vars, dir.file("lie.npz")); }),
+      Contains("load_npz: '" + dir.file("lie.npz") + "': member 'x.npy': the deflate stream decompresses to 614400"));
 }
 
 TEST_CASE("truncating an archive anywhere or flipping its bytes never crashes: IOError or the same arrays", "[npz]") {
@@ -1032,11 +1059,12 @@ TEST_CASE("truncating an archive anywhere or flipping its bytes never crashes: I
   cio::NpzArchive a = cio::to_npz_archive(m.vars);
   a.add("scalar", cio::NpyArray({}, std::vector<double>{0.25}));
   a.add("cube", cio::NpyArray({2, 2, 2}, std::vector<double>{1, 2, 3, 4, 5, 6, 7, 8}));
-  std::vector<std::pair<std::string, Bytes>> archives{{"stored", cio::encode_npz(a, false)},
-                                                      {"deflated", cio::encode_npz(a, true)},
-                                                      {"numpy savez", read_bytes(fixture("model_f4.npz"))},
-                                                      {"numpy compressed", read_bytes(fixture("model_f8_compressed.npz"))},
-                                                      {"descriptors", read_bytes(fixture("model_f8_stream_compressed.npz"))}};
+  std::vector<std::pair<std::string, Bytes>> archives{
+      {"stored", cio::encode_npz(a, false)},
+      {"deflated", cio::encode_npz(a, true)},
+      {"numpy savez", read_bytes(fixture("model_f4.npz"))},
+      {"numpy compressed", read_bytes(fixture("model_f8_compressed.npz"))},
+      {"descriptors", read_bytes(fixture("model_f8_stream_compressed.npz"))}};
   for (const auto& [what, bytes] : archives) {
     INFO(what);
     const cio::NpzArchive original = cio::parse_npz(bytes.data(), bytes.size());
@@ -1187,7 +1215,9 @@ TEST_CASE("saving is atomic: failures throw IOError and leave the previous file 
 }
 
 TEST_CASE("NpyArray and NpzArchive check their arguments", "[npz]") {
-  CHECK_THAT(error_of<cf::ShapeError>([] { cio::NpyArray({2, 3}, std::vector<float>(5)); }),
+  CHECK_THAT(error_of<cf::ShapeError>([] {
+               cio::NpyArray({2, 3}, std::vector<float>(5));
+             }),
              Contains("NpyArray: shape [2, 3] needs 6 values, given 5"));
   CHECK_THAT(error_of<cf::ShapeError>([] { cio::NpyArray({-1}, std::vector<double>{}); }),
              Contains("negative dimension in shape [-1]"));
@@ -1203,12 +1233,15 @@ TEST_CASE("NpyArray and NpzArchive check their arguments", "[npz]") {
   CHECK(mat(1, 0) == 3.0f);
   CHECK(cio::NpyArray({3}, std::vector<float>{1, 2, 3}).to_matrix<double>().rows() == 1);
   CHECK(cio::NpyArray({}, std::vector<float>{1}).to_matrix<double>().size() == 1);
-  CHECK_THAT(error_of<cf::ShapeError>([] { cio::NpyArray({1, 1, 1}, std::vector<float>{1}).to_matrix<float>(); }),
+  CHECK_THAT(error_of<cf::ShapeError>([] {
+               cio::NpyArray({1, 1, 1}, std::vector<float>{1}).to_matrix<float>();
+             }),
              Contains("rank 3"));
   const cio::NpyArray nan1({1}, std::vector<float>{std::numeric_limits<float>::quiet_NaN()});
   CHECK(nan1.bitwise_equal(nan1));
   CHECK_FALSE(nan1.bitwise_equal(cio::NpyArray({1}, std::vector<double>{std::numeric_limits<double>::quiet_NaN()})));
-  CHECK_FALSE(cio::NpyArray({1}, std::vector<float>{0.0f}).bitwise_equal(cio::NpyArray({1}, std::vector<float>{-0.0f})));
+  CHECK_FALSE(
+      cio::NpyArray({1}, std::vector<float>{0.0f}).bitwise_equal(cio::NpyArray({1}, std::vector<float>{-0.0f})));
   CHECK(cio::NpyArray().size() == 0);
 
   cio::NpzArchive z;
@@ -1217,7 +1250,8 @@ TEST_CASE("NpyArray and NpzArchive check their arguments", "[npz]") {
   CHECK_THAT(error_of<cf::ValueError>([&] { z.add("", a); }), Contains("empty array name"));
   CHECK_THAT(error_of<cf::ValueError>([&] { z.add(std::string("a\0b", 3), a); }), Contains("contains a NUL byte"));
   CHECK_THAT(error_of<cf::ValueError>([&] { z.add(std::string(65532, 'n'), a); }), Contains("65532 bytes"));
-  CHECK_THAT(error_of<cf::ValueError>([&] { z.at("b"); }), Contains("no array named 'b'; the archive has 1 arrays:\n  a"));
+  CHECK_THAT(error_of<cf::ValueError>([&] { z.at("b"); }),
+             Contains("no array named 'b'; the archive has 1 arrays:\n  a"));
   CHECK(z.find("b") == nullptr);
   CHECK(z.find("a") != nullptr);
 }

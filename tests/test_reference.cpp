@@ -24,9 +24,9 @@ namespace {
 
 namespace cf = cellflow;
 using cellflow_test::allclose;
+using cellflow_test::fixture_path;
 using cellflow_test::FixtureCase;
 using cellflow_test::FixtureTensor;
-using cellflow_test::fixture_path;
 using cellflow_test::to_matrix;
 using cellflow_test::to_tensor3;
 using cf::Index;
@@ -377,8 +377,7 @@ void run_rnn_case(const FixtureCase& fc, Cell& cell) {
     const cf::Tensor3<T> dYt = swap01(dY);
     auto gt = cf::dynamic_rnn_backward(cell, rt, &dYt, &dF);
     REQUIRE(gt.d_inputs.dimension(0) == time);
-    check_close("time-major grad/inputs (transposed back)", swap01(gt.d_inputs), fc.tensor("grad/inputs"), rtol,
-                atol);
+    check_close("time-major grad/inputs (transposed back)", swap01(gt.d_inputs), fc.tensor("grad/inputs"), rtol, atol);
     if (has_init) check_state<T>("time-major d initial state", gt.d_initial_state, fc, "grad/initial_state");
     check_all_grads<T>("time-major", vars, fc);
   }
@@ -455,9 +454,9 @@ TEMPLATE_TEST_CASE("reference: multi_basic_lstm (3-layer BasicLSTMCell stack) ma
 }
 
 TEST_CASE("reference: the fixture holds the nine documented recurrent cases", "[reference]") {
-  const std::vector<std::string> expected = {"basic_lstm", "basic_lstm_forget_bias", "gru", "gru_seq_len",
-                                             "lstm_clip_proj", "lstm_peephole", "lstm_proj_only", "multi_basic_lstm",
-                                             "multi_mixed"};
+  const std::vector<std::string> expected = {"basic_lstm",     "basic_lstm_forget_bias", "gru",
+                                             "gru_seq_len",    "lstm_clip_proj",         "lstm_peephole",
+                                             "lstm_proj_only", "multi_basic_lstm",       "multi_mixed"};
   std::vector<std::string> names;
   for (const auto& kv : rnn_cases()) names.push_back(kv.first);
   CHECK(names == expected);  // std::map: sorted

@@ -73,11 +73,11 @@ void check_stream_equals_dynamic_rnn(const Cell& cell, const typename Cell::Stat
     Index t0 = 0;
     for (Index len : {3, 1, 3}) {
       const bool time_major = len == 1;
-      cf::Tensor3<T> chunk = time_major ? cf::Tensor3<T>(len, batch, x.dimension(2)) : cf::Tensor3<T>(batch, len, x.dimension(2));
+      cf::Tensor3<T> chunk =
+          time_major ? cf::Tensor3<T>(len, batch, x.dimension(2)) : cf::Tensor3<T>(batch, len, x.dimension(2));
       for (Index b = 0; b < batch; ++b)
         for (Index t = 0; t < len; ++t)
-          for (Index d = 0; d < x.dimension(2); ++d)
-            (time_major ? chunk(t, b, d) : chunk(b, t, d)) = x(b, t0 + t, d);
+          for (Index d = 0; d < x.dimension(2); ++d) (time_major ? chunk(t, b, d) : chunk(b, t, d)) = x(b, t0 + t, d);
       const auto& y = stream.feed(chunk, time_major);
       for (Index b = 0; b < batch; ++b)
         for (Index t = 0; t < len; ++t)

@@ -207,8 +207,8 @@ cf::LSTMCell<T> lstm3_const(cf::Rng& rng) {
 // Single cells and stacks, one step (kind "cell_step")
 // =============================================================================================
 
-TEMPLATE_TEST_CASE("tf_golden gru_in2_u2: RNNCellTest.testGRUCell (scope 'root') output 0.175991", "[tf_golden]",
-                   float, double) {
+TEMPLATE_TEST_CASE("tf_golden gru_in2_u2: RNNCellTest.testGRUCell (scope 'root') output 0.175991", "[tf_golden]", float,
+                   double) {
   const auto out = gru_step_const<TestType>(2, 2, mat<TestType>(1, 2, {1, 1}));
   check_values("output", out, {0.175991, 0.175991}, kTol1e6);
 }
@@ -235,8 +235,8 @@ TEMPLATE_TEST_CASE("tf_golden multi_gru2_concat_state: RNNCellTest.testMultiRNNC
   check_values("output (top layer h)", r.output, {0.13248, 0.13248}, kTol1e6);
 }
 
-TEMPLATE_TEST_CASE("tf_golden multi_gru2_tuple_state: RNNCellTest.testMultiRNNCellWithStateTuple", "[tf_golden]",
-                   float, double) {
+TEMPLATE_TEST_CASE("tf_golden multi_gru2_tuple_state: RNNCellTest.testMultiRNNCellWithStateTuple", "[tf_golden]", float,
+                   double) {
   using T = TestType;
   cf::Rng rng(12);
   auto cell = gru_stack_2x2<T>(rng);
@@ -439,8 +439,8 @@ TEMPLATE_TEST_CASE(
   // TF's initializer random_uniform(-0.01, 0.01) on every initializer=None variable; TF's draws are
   // not reproducible, the property holds for any weights.
   for (auto& v : vars)
-    if (!ends_with(v.name, "/bias")) *v.value = cellflow_test::random_matrix<T>(v.value->rows(), v.value->cols(), rng,
-                                                                                T(-0.01), T(0.01));
+    if (!ends_with(v.name, "/bias"))
+      *v.value = cellflow_test::random_matrix<T>(v.value->rows(), v.value->cols(), rng, T(-0.01), T(0.01));
   const cf::Matrix<T> x = cellflow_test::random_matrix<T>(batch, depth, rng);
   cf::Tensor3<T> inputs(batch, steps, depth);  // the same input at every step
   for (Index b = 0; b < batch; ++b)
@@ -494,9 +494,8 @@ TEMPLATE_TEST_CASE("tf_golden lstm_proj_shapes: RNNCellTest.testLSTMCell (num_un
     }
 }
 
-TEMPLATE_TEST_CASE(
-    "tf_golden dynamic_calculation_plus1: RNNTest.testDynamicCalculation selection semantics (on a GRU)",
-    "[tf_golden]", float, double) {
+TEMPLATE_TEST_CASE("tf_golden dynamic_calculation_plus1: RNNTest.testDynamicCalculation selection semantics (on a GRU)",
+                   "[tf_golden]", float, double) {
   // TF's test uses a Plus1RNNCell with sequence_length [2, 3] over 8 steps of one repeated input:
   // outputs past each length are 0 and the final state is the state after step len-1. cellflow
   // cannot build a Plus1 cell, so the same selection rules are asserted on a GRUCell: outputs
@@ -552,8 +551,8 @@ TEMPLATE_TEST_CASE("tf_golden sparse_xent_np: SparseXentTest.testNpXent / testFl
                    double) {
   using T = TestType;
   const Tolerance tol{1e-3, 1e-3};
-  const auto r = cf::sparse_softmax_cross_entropy_with_logits(std::vector<int>{3, 0},
-                                                              mat<T>(2, 4, {1, 1, 1, 1, 1, 2, 3, 4}));
+  const auto r =
+      cf::sparse_softmax_cross_entropy_with_logits(std::vector<int>{3, 0}, mat<T>(2, 4, {1, 1, 1, 1, 1, 2, 3, 4}));
   check_values("loss", r.loss, {1.3862, 3.442}, tol);
   check_values("backprop", r.backprop, {0.25, 0.25, 0.25, -0.75, -0.968, 0.087, 0.237, 0.6439}, tol);
 }
@@ -576,13 +575,11 @@ TEMPLATE_TEST_CASE(
   using T = TestType;
   const cf::Matrix<T> logits = mat<T>(4, 4, {1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 3, 4, 1, 2, 3, 4});
   using Catch::Matchers::Contains;
-  CHECK_THROWS_AS(cf::sparse_softmax_cross_entropy_with_logits(std::vector<int>{4, 3, 0, -1}, logits),
-                  cf::ValueError);
+  CHECK_THROWS_AS(cf::sparse_softmax_cross_entropy_with_logits(std::vector<int>{4, 3, 0, -1}, logits), cf::ValueError);
   CHECK_THROWS_WITH(cf::sparse_softmax_cross_entropy_with_logits(std::vector<int>{4, 3, 0, -1}, logits),
                     Contains("label") && Contains("= 4"));
   // Only the -1 label invalid: the message names -1.
-  CHECK_THROWS_AS(cf::sparse_softmax_cross_entropy_with_logits(std::vector<int>{0, 3, 0, -1}, logits),
-                  cf::ValueError);
+  CHECK_THROWS_AS(cf::sparse_softmax_cross_entropy_with_logits(std::vector<int>{0, 3, 0, -1}, logits), cf::ValueError);
   CHECK_THROWS_WITH(cf::sparse_softmax_cross_entropy_with_logits(std::vector<int>{0, 3, 0, -1}, logits),
                     Contains("label") && Contains("-1"));
   // The golden's valid rows (labels 3 and 0 on rows 1 and 2), rtol/atol 1e-3.
@@ -656,8 +653,8 @@ TEMPLATE_TEST_CASE("tf_golden in_top_k_empty: InTopKTest.testEmpty", "[tf_golden
 // AdamOptimizer (kind "adam")
 // =============================================================================================
 
-TEMPLATE_TEST_CASE("tf_golden adam_basic_3_steps: AdamOptimizerTest.doTestBasic (3 steps, beta powers)",
-                   "[tf_golden]", float, double) {
+TEMPLATE_TEST_CASE("tf_golden adam_basic_3_steps: AdamOptimizerTest.doTestBasic (3 steps, beta powers)", "[tf_golden]",
+                   float, double) {
   using T = TestType;
   cf::Parameter<T> var0(2), var1(2);
   var0.value << T(1), T(2);
@@ -675,7 +672,9 @@ TEMPLATE_TEST_CASE("tf_golden adam_basic_3_steps: AdamOptimizerTest.doTestBasic 
   };
   const std::vector<Step> expected = {
       {{0.9990000031622677, 1.9990000031622677}, {2.9990000316217764, 3.9990000316217764}, 0.81, 0.998001},
-      {{0.9980000053988899, 1.9980000053988898}, {2.9980000539875484, 3.9980000539875484}, 0.7290000000000001,
+      {{0.9980000053988899, 1.9980000053988898},
+       {2.9980000539875484, 3.9980000539875484},
+       0.7290000000000001,
        0.997002999},
       {{0.9970000072255417, 1.9970000072255416}, {2.997000072253766, 3.997000072253766}, 0.6561, 0.996005996001},
   };

@@ -136,12 +136,14 @@ TEST_CASE("encode_zip and parse_zip round trip any names and bytes", "[zip]") {
       CHECK(out[k].bytes == in[k].bytes);
     }
     // The CRC-32 in the first local header is zlib's of the member's bytes.
-    CHECK(le32(zip, 14) == static_cast<std::uint32_t>(crc32(0L, in[0].bytes.data(), static_cast<uInt>(in[0].bytes.size()))));
+    CHECK(le32(zip, 14) ==
+          static_cast<std::uint32_t>(crc32(0L, in[0].bytes.data(), static_cast<uInt>(in[0].bytes.size()))));
     CHECK(cio::encode_zip(in, compress) == zip);  // deterministic
     // A ZIP archive is not an .npz archive unless every member is "<name>.npy".
-    CHECK_THAT(error_of<cf::IOError>([&] { cio::parse_npz(zip.data(), zip.size(), "z"); }),
-               Contains("parse_npz: 'z': member 'readme.txt': not a .npy array: every member of an .npz archive is named "
-                        "\"<array name>.npy\""));
+    CHECK_THAT(
+        error_of<cf::IOError>([&] { cio::parse_npz(zip.data(), zip.size(), "z"); }),
+        Contains("parse_npz: 'z': member 'readme.txt': not a .npy array: every member of an .npz archive is named "
+                 "\"<array name>.npy\""));
   }
 }
 
@@ -152,17 +154,21 @@ TEST_CASE("an .npz archive is the ZIP archive of its .npy members", "[zip]") {
   archive.add("empty", cio::NpyArray({0}, std::vector<float>{}));
   std::vector<cio::ZipMember> members;
   for (const cio::NpzEntry& e : archive) members.push_back({e.name + ".npy", cio::encode_npy(e.array)});
-  for (const bool compress : {false, true}) CHECK(cio::encode_npz(archive, compress) == cio::encode_zip(members, compress));
+  for (const bool compress : {false, true})
+    CHECK(cio::encode_npz(archive, compress) == cio::encode_zip(members, compress));
 }
 
 TEST_CASE("malformed ZIP input is an IOError naming the source, at every truncation", "[zip]") {
   const Bytes file = read_bytes(fixture("zip/members.zip"));
-  const auto err = [](const Bytes& b) { return error_of<cf::IOError>([&] { cio::parse_zip(b.data(), b.size(), "a.zip"); }); };
+  const auto err = [](const Bytes& b) {
+    return error_of<cf::IOError>([&] { cio::parse_zip(b.data(), b.size(), "a.zip"); });
+  };
   CHECK(err({}) == "parse_zip: 'a.zip': empty (0 bytes), not a ZIP archive");
   CHECK(err(bytes_of("PK\x05\x06x")) ==
         "parse_zip: 'a.zip': not a ZIP archive: 5 bytes, too short for the 22-byte end-of-central-directory record");
-  CHECK(err(Bytes(30, 'x')) == "parse_zip: 'a.zip': not a ZIP archive: no end-of-central-directory record (\"PK\\5\\6\") "
-                               "at its end (truncated, or not a ZIP file)");
+  CHECK(err(Bytes(30, 'x')) ==
+        "parse_zip: 'a.zip': not a ZIP archive: no end-of-central-directory record (\"PK\\5\\6\") "
+        "at its end (truncated, or not a ZIP file)");
   CHECK_THAT(error_of<cf::IOError>([] { cio::parse_zip(nullptr, 3, "nil"); }),
              Contains("parse_zip: 'nil': null data pointer with size 3"));
   // The .npz reader names the same problems after its own format.
@@ -175,8 +181,10 @@ TEST_CASE("malformed ZIP input is an IOError naming the source, at every truncat
   data[7] ^= 0x40;
   char crc[11];
   std::snprintf(crc, sizeof crc, "0x%08lx", static_cast<unsigned long>(crc32(0L, data.data(), 256)));
-  CHECK(err(flipped) == "parse_zip: 'a.zip': member 'stored.bin': CRC-32 mismatch: the archive says 0x29058c73, the "
-                        "data gives " + std::string(crc) + " (corrupt file)");
+  CHECK(err(flipped) ==
+        "parse_zip: 'a.zip': member 'stored.bin': CRC-32 mismatch: the archive says 0x29058c73, the "
+        "data gives " +
+            std::string(crc) + " (corrupt file)");
   for (std::size_t n = 0; n < file.size(); ++n) {
     const Bytes cut(file.begin(), file.begin() + static_cast<std::ptrdiff_t>(n));
     CHECK_THAT(err(cut), StartsWith("parse_zip: 'a.zip': "));
@@ -190,7 +198,8 @@ TEST_CASE("encode_zip refuses names and member counts a ZIP archive cannot hold"
   CHECK(err({{"a", {}}, {"", {}}}) == "encode_zip: member 1: empty name");
   CHECK(err({{"a", {}}, {"b", {}}, {"a", {}}}) == "encode_zip: duplicate member name 'a'");
   CHECK(err({{std::string("a\0b", 3), {}}}) == "encode_zip: member name 'a\\x00b' contains a NUL byte");
-  CHECK(err({{std::string(65536, 'n'), {}}}) == "encode_zip: member name of 65536 bytes; a ZIP name holds at most 65535");
+  CHECK(err({{std::string(65536, 'n'), {}}}) ==
+        "encode_zip: member name of 65536 bytes; a ZIP name holds at most 65535");
 
   std::vector<cio::ZipMember> many;
   for (int k = 0; k < 65535; ++k) many.push_back({std::to_string(k), {}});

@@ -92,8 +92,8 @@ inline GreyImage read_pgm(const std::string& path) {
     long v = 0;
     if (binary) {
       v = static_cast<unsigned char>(bytes[c.pos++]);
-      if (v > maxval) c.fail("pixel " + std::to_string(k) + " is " + std::to_string(v) + " > maxval " +
-                             std::to_string(maxval));
+      if (v > maxval)
+        c.fail("pixel " + std::to_string(k) + " is " + std::to_string(v) + " > maxval " + std::to_string(maxval));
     } else {
       v = c.number("pixel value", 0, maxval);
     }

@@ -52,18 +52,19 @@ inline void panel(std::ostringstream& os, const Series& s, double x0, double y0,
   hi = std::ceil(hi / step) * step;
   const double pl = 56, pr = 12, pt = 28, pb = 40;  // padding inside the panel
   const double px = x0 + pl, py = y0 + pt, pw = w - pl - pr, ph = h - pt - pb;
-  auto X = [&](std::size_t i) { return n <= 1 ? px + pw / 2 : px + pw * static_cast<double>(i) / static_cast<double>(n - 1); };
+  auto X = [&](std::size_t i) {
+    return n <= 1 ? px + pw / 2 : px + pw * static_cast<double>(i) / static_cast<double>(n - 1);
+  };
   auto Y = [&](double v) { return py + ph * (1 - (v - lo) / (hi - lo)); };
 
   os << "<text x='" << x0 + w / 2 << "' y='" << y0 + 18 << "' text-anchor='middle' font-size='14' font-weight='bold'>"
      << s.title << "</text>\n";
   os << "<rect x='" << px << "' y='" << py << "' width='" << pw << "' height='" << ph
      << "' fill='none' stroke='#888'/>\n";
-  const int decimals = s.percent ? std::max(0, -static_cast<int>(std::floor(std::log10(step * 100)))) :
-                                   std::max(0, -static_cast<int>(std::floor(std::log10(step))));
+  const int decimals = s.percent ? std::max(0, -static_cast<int>(std::floor(std::log10(step * 100))))
+                                 : std::max(0, -static_cast<int>(std::floor(std::log10(step))));
   for (double v = lo; v <= hi + step / 2; v += step) {
-    os << "<line x1='" << px << "' x2='" << px + pw << "' y1='" << Y(v) << "' y2='" << Y(v)
-       << "' stroke='#ddd'/>\n";
+    os << "<line x1='" << px << "' x2='" << px + pw << "' y1='" << Y(v) << "' y2='" << Y(v) << "' stroke='#ddd'/>\n";
     os << "<text x='" << px - 6 << "' y='" << Y(v) + 4 << "' text-anchor='end' font-size='11'>"
        << (s.percent ? fmt(v * 100, decimals) + "%" : fmt(v, decimals)) << "</text>\n";
   }
@@ -91,7 +92,8 @@ inline void write_svg_chart(const std::string& path, const std::string& caption,
   os << "<svg xmlns='http://www.w3.org/2000/svg' width='" << W << "' height='" << H << "' viewBox='0 0 " << W << " "
      << H << "' font-family='sans-serif'>\n<rect width='100%' height='100%' fill='white'/>\n";
   os << "<text x='" << W / 2 << "' y='20' text-anchor='middle' font-size='13' fill='#444'>" << caption << "</text>\n";
-  for (std::size_t k = 0; k < panels.size(); ++k) detail::panel(os, panels[k], pw * static_cast<double>(k), top, pw, ph);
+  for (std::size_t k = 0; k < panels.size(); ++k)
+    detail::panel(os, panels[k], pw * static_cast<double>(k), top, pw, ph);
   os << "</svg>\n";
   const std::string tmp = path + ".tmp";
   {

@@ -20,7 +20,7 @@
 #define CELLFLOW_VERSION_STRING "0.1.0"
 
 /// True (1) when the cellflow being compiled is version maj.min.pat or later; usable in #if.
-#define CELLFLOW_VERSION_AT_LEAST(maj, min, pat)                                                   \
-  (CELLFLOW_VERSION_MAJOR > (maj) ||                                                               \
-   (CELLFLOW_VERSION_MAJOR == (maj) &&                                                             \
+#define CELLFLOW_VERSION_AT_LEAST(maj, min, pat) \
+  (CELLFLOW_VERSION_MAJOR > (maj) ||             \
+   (CELLFLOW_VERSION_MAJOR == (maj) &&           \
     (CELLFLOW_VERSION_MINOR > (min) || (CELLFLOW_VERSION_MINOR == (min) && CELLFLOW_VERSION_PATCH >= (pat)))))

@@ -32,7 +32,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (size >= 4) {
     std::vector<std::uint8_t> fixed(data, data + size);
     const std::uint32_t crc = cellflow::detail::crc32(fixed.data(), size - 4);
-    for (int k = 0; k < 4; ++k) fixed[size - 4 + static_cast<std::size_t>(k)] = static_cast<std::uint8_t>(crc >> (8 * k));
+    for (int k = 0; k < 4; ++k)
+      fixed[size - 4 + static_cast<std::size_t>(k)] = static_cast<std::uint8_t>(crc >> (8 * k));
     parse(fixed.data(), size);
   }
   return 0;

@@ -14,9 +14,12 @@
 #error "CELLFLOW_VERSION_AT_LEAST(0, 0, 0) is false in #if"
 #endif
 
-static_assert(CELLFLOW_VERSION_MAJOR == CELLFLOW_EXPECTED_MAJOR, "CELLFLOW_VERSION_MAJOR differs from project(VERSION)");
-static_assert(CELLFLOW_VERSION_MINOR == CELLFLOW_EXPECTED_MINOR, "CELLFLOW_VERSION_MINOR differs from project(VERSION)");
-static_assert(CELLFLOW_VERSION_PATCH == CELLFLOW_EXPECTED_PATCH, "CELLFLOW_VERSION_PATCH differs from project(VERSION)");
+static_assert(CELLFLOW_VERSION_MAJOR == CELLFLOW_EXPECTED_MAJOR,
+              "CELLFLOW_VERSION_MAJOR differs from project(VERSION)");
+static_assert(CELLFLOW_VERSION_MINOR == CELLFLOW_EXPECTED_MINOR,
+              "CELLFLOW_VERSION_MINOR differs from project(VERSION)");
+static_assert(CELLFLOW_VERSION_PATCH == CELLFLOW_EXPECTED_PATCH,
+              "CELLFLOW_VERSION_PATCH differs from project(VERSION)");
 
 namespace {
 
@@ -41,14 +44,16 @@ int main() {
   std::snprintf(spelled, sizeof spelled, "%d.%d.%d", kMaj, kMin, kPat);
   int failures = 0;
   if (std::strcmp(CELLFLOW_VERSION_STRING, spelled) != 0) {
-    std::printf("FAIL: CELLFLOW_VERSION_STRING is \"%s\", the numbers spell \"%s\"\n", CELLFLOW_VERSION_STRING, spelled);
+    std::printf("FAIL: CELLFLOW_VERSION_STRING is \"%s\", the numbers spell \"%s\"\n", CELLFLOW_VERSION_STRING,
+                spelled);
     ++failures;
   }
   if (std::strcmp(CELLFLOW_VERSION_STRING, CELLFLOW_EXPECTED_VERSION) != 0) {
-    std::printf("FAIL: CELLFLOW_VERSION_STRING is \"%s\", project(cellflow VERSION) is \"%s\"\n", CELLFLOW_VERSION_STRING,
-                CELLFLOW_EXPECTED_VERSION);
+    std::printf("FAIL: CELLFLOW_VERSION_STRING is \"%s\", project(cellflow VERSION) is \"%s\"\n",
+                CELLFLOW_VERSION_STRING, CELLFLOW_EXPECTED_VERSION);
     ++failures;
   }
-  if (failures == 0) std::printf("cellflow/version.hpp and project(cellflow VERSION) agree: %s\n", CELLFLOW_VERSION_STRING);
+  if (failures == 0)
+    std::printf("cellflow/version.hpp and project(cellflow VERSION) agree: %s\n", CELLFLOW_VERSION_STRING);
   return failures == 0 ? 0 : 1;
 }

@@ -45,8 +45,7 @@ struct FixtureCase {
   const FixtureTensor& tensor(const std::string& tensor_name) const {
     const auto it = tensors.find(tensor_name);
     if (it == tensors.end()) {
-      throw std::runtime_error("fixture case '" + name + "' (" + file + "): no tensor '" +
-                               tensor_name + "'");
+      throw std::runtime_error("fixture case '" + name + "' (" + file + "): no tensor '" + tensor_name + "'");
     }
     return it->second;
   }
@@ -59,8 +58,7 @@ struct FixtureCase {
   const std::vector<long long>& int_list(const std::string& ints_name) const {
     const auto it = ints.find(ints_name);
     if (it == ints.end()) {
-      throw std::runtime_error("fixture case '" + name + "' (" + file + "): no ints '" +
-                               ints_name + "'");
+      throw std::runtime_error("fixture case '" + name + "' (" + file + "): no ints '" + ints_name + "'");
     }
     return it->second;
   }
@@ -71,8 +69,7 @@ struct FixtureCase {
   std::string config_str(const std::string& key) const {
     const auto it = config.find(key);
     if (it == config.end()) {
-      throw std::runtime_error("fixture case '" + name + "' (" + file + "): no config '" + key +
-                               "'");
+      throw std::runtime_error("fixture case '" + name + "' (" + file + "): no config '" + key + "'");
     }
     return it->second;
   }
@@ -85,8 +82,8 @@ struct FixtureCase {
     double v = 0.0;
     in >> v;
     if (in.fail() || !(in >> std::ws).eof()) {
-      throw std::runtime_error("fixture case '" + name + "' (" + file + "): config '" + key +
-                               "' = '" + text + "' is not a number");
+      throw std::runtime_error("fixture case '" + name + "' (" + file + "): config '" + key + "' = '" + text +
+                               "' is not a number");
     }
     return v;
   }
@@ -156,15 +153,15 @@ class FixtureParser {
       } else if (kind == "ints") {
         read_ints(in, tok, current);
       } else if (kind == "case") {
-        fail("'case " + (tok.size() > 1 ? tok[1] : std::string()) + "' before 'end' of case '" +
-             current.name + "' (started at line " + std::to_string(case_line) + ")");
+        fail("'case " + (tok.size() > 1 ? tok[1] : std::string()) + "' before 'end' of case '" + current.name +
+             "' (started at line " + std::to_string(case_line) + ")");
       } else {
         fail("unknown record '" + kind + "'");
       }
     }
     if (in_case) {
-      fail_at(line_no_, "missing 'end' for case '" + current.name + "' (started at line " +
-                            std::to_string(case_line) + ")");
+      fail_at(line_no_,
+              "missing 'end' for case '" + current.name + "' (started at line " + std::to_string(case_line) + ")");
     }
     return cases;
   }
@@ -191,12 +188,10 @@ class FixtureParser {
 
   static bool parse_double(const std::string& text, double& out) {
     // Non-finite spellings as printed by Python's '%.17g' / C's printf.
-    const std::string t = (!text.empty() && (text[0] == '+' || text[0] == '-')) ? text.substr(1)
-                                                                                 : text;
+    const std::string t = (!text.empty() && (text[0] == '+' || text[0] == '-')) ? text.substr(1) : text;
     const bool neg = !text.empty() && text[0] == '-';
     if (t == "inf" || t == "Inf" || t == "INF" || t == "infinity" || t == "Infinity") {
-      out = neg ? -std::numeric_limits<double>::infinity()
-                : std::numeric_limits<double>::infinity();
+      out = neg ? -std::numeric_limits<double>::infinity() : std::numeric_limits<double>::infinity();
       return true;
     }
     if (t == "nan" || t == "NaN" || t == "NAN") {
@@ -211,8 +206,7 @@ class FixtureParser {
 
   long parse_dim(const std::string& text, const char* what) const {
     long long v = 0;
-    if (!parse_long_long(text, v) || v < 0 ||
-        v > static_cast<long long>(std::numeric_limits<long>::max())) {
+    if (!parse_long_long(text, v) || v < 0 || v > static_cast<long long>(std::numeric_limits<long>::max())) {
       fail(std::string("bad ") + what + " '" + text + "'");
     }
     return static_cast<long>(v);
@@ -230,8 +224,7 @@ class FixtureParser {
     const std::string& name = tok[1];
     const long rank = parse_dim(tok[2], "rank");
     if (tok.size() != 3 + static_cast<std::size_t>(rank)) {
-      fail("tensor '" + name + "': rank " + tok[2] + " but " + std::to_string(tok.size() - 3) +
-           " dimensions given");
+      fail("tensor '" + name + "': rank " + tok[2] + " but " + std::to_string(tok.size() - 3) + " dimensions given");
     }
     if (c.tensors.count(name) != 0) fail("duplicate tensor '" + name + "' in case '" + c.name + "'");
     FixtureTensor t;
@@ -250,8 +243,7 @@ class FixtureParser {
     t.values.resize(count);
     for (std::size_t k = 0; k < count; ++k) {
       if (!parse_double(vals[k], t.values[k])) {
-        fail("tensor '" + name + "': value " + std::to_string(k) + " '" + vals[k] +
-             "' is not a number");
+        fail("tensor '" + name + "': value " + std::to_string(k) + " '" + vals[k] + "' is not a number");
       }
     }
     c.tensors.emplace(name, std::move(t));
@@ -265,14 +257,13 @@ class FixtureParser {
     const std::size_t header_line = line_no_;
     const std::vector<std::string> vals = values_line(in, name);
     if (vals.size() != count) {
-      fail("ints '" + name + "' (header line " + std::to_string(header_line) + "): expected " +
-           std::to_string(count) + " integers, line has " + std::to_string(vals.size()));
+      fail("ints '" + name + "' (header line " + std::to_string(header_line) + "): expected " + std::to_string(count) +
+           " integers, line has " + std::to_string(vals.size()));
     }
     std::vector<long long> out(count);
     for (std::size_t k = 0; k < count; ++k) {
       if (!parse_long_long(vals[k], out[k])) {
-        fail("ints '" + name + "': value " + std::to_string(k) + " '" + vals[k] +
-             "' is not an integer");
+        fail("ints '" + name + "': value " + std::to_string(k) + " '" + vals[k] + "' is not an integer");
       }
     }
     c.ints.emplace(name, std::move(out));

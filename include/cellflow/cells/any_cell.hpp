@@ -67,8 +67,8 @@ class AnyCell {
   std::unique_ptr<detail::TapeBase> new_tape() const { return self_->new_tape(); }
   /// Whether `tp` is a tape of this cell's type (a reused result may hold another cell's).
   bool tape_fits(const detail::TapeBase& tp) const { return self_->tape_fits(tp); }
-  void forward_sequence(detail::TapeBase& tp, const Matrix<T>& X, Index time, Index batch, Index steps,
-                        const State& s0, const std::vector<Index>* lengths, Matrix<T>& Y, bool training) const {
+  void forward_sequence(detail::TapeBase& tp, const Matrix<T>& X, Index time, Index batch, Index steps, const State& s0,
+                        const std::vector<Index>* lengths, Matrix<T>& Y, bool training) const {
     self_->forward_sequence(tp, X, time, batch, steps, s0, lengths, Y, training);
   }
   State final_state(const detail::TapeBase& tp) const { return self_->final_state(tp); }
@@ -123,8 +123,8 @@ class AnyCell {
     void forward_sequence(detail::TapeBase& tp, const Matrix<T>& X, Index time, Index batch, Index steps,
                           const State& s0, const std::vector<Index>* lengths, Matrix<T>& Y,
                           bool training) const override {
-      cell.forward_sequence(static_cast<TapeImpl&>(tp).tape, X, time, batch, steps, s0.template get<CS>(), lengths,
-                            Y, training);
+      cell.forward_sequence(static_cast<TapeImpl&>(tp).tape, X, time, batch, steps, s0.template get<CS>(), lengths, Y,
+                            training);
     }
     State final_state(const detail::TapeBase& tp) const override {
       return State(cell.final_state(static_cast<const TapeImpl&>(tp).tape));

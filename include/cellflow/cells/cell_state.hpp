@@ -46,11 +46,13 @@ class CellState {
 
  private:
   const LSTMStateTuple<T>& lstm(const char* what) const {
-    if (!is_lstm()) throw ValueError(std::string("CellState::") + what + ": this layer holds a GRU state h, which has no c");
+    if (!is_lstm())
+      throw ValueError(std::string("CellState::") + what + ": this layer holds a GRU state h, which has no c");
     return std::get<LSTMStateTuple<T>>(v_);
   }
   LSTMStateTuple<T>& lstm(const char* what) {
-    if (!is_lstm()) throw ValueError(std::string("CellState::") + what + ": this layer holds a GRU state h, which has no c");
+    if (!is_lstm())
+      throw ValueError(std::string("CellState::") + what + ": this layer holds a GRU state h, which has no c");
     return std::get<LSTMStateTuple<T>>(v_);
   }
   std::string mismatch() const { return "the state held is a " + kind() + ", a different type was asked for"; }

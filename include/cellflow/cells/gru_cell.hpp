@@ -53,12 +53,12 @@ template <class T>
 struct GRUTape {
   Index time = 0, batch = 0, steps = 0;
   bool training = false;
-  Matrix<T> z;   // [steps*B, 3U]: input projections, then per step r | u | candidate
-  Matrix<T> h;   // state slots [(steps+1)*B, U]
-  Matrix<T> rh;  // [steps*B, U] reset before: r * h_prev, the candidate's recurrent input;
-                 //               reset after:  h_prev @ hidden_projection/kernel + its bias
-  Matrix<T> dz;  // [steps*B, 3U] gradients of the pre-activations
-  Matrix<T> dhh; // [steps*B, U] reset after: gradient of the hidden projection (r * d candidate)
+  Matrix<T> z;    // [steps*B, 3U]: input projections, then per step r | u | candidate
+  Matrix<T> h;    // state slots [(steps+1)*B, U]
+  Matrix<T> rh;   // [steps*B, U] reset before: r * h_prev, the candidate's recurrent input;
+                  //               reset after:  h_prev @ hidden_projection/kernel + its bias
+  Matrix<T> dz;   // [steps*B, 3U] gradients of the pre-activations
+  Matrix<T> dhh;  // [steps*B, U] reset after: gradient of the hidden projection (r * d candidate)
   Matrix<T> dh_next, dh_prev, dh_sum, drh;
   Matrix<T> gates_t, cand_t;  // transposed kernels for the backward products, row-major
   Matrix<T> in_t;             // reset after: transposed input projection kernel [U, D]
@@ -113,8 +113,8 @@ class GRUCell {
 
   void check_state(const State& s, Index batch, const std::string& what) const {
     if (s.rows() != batch || s.cols() != units_)
-      throw ShapeError(detail::concat(what, ": ", cell_name(), " state expected h [", batch, ", ", units_,
-                                      "], given [", s.rows(), ", ", s.cols(), "]"));
+      throw ShapeError(detail::concat(what, ": ", cell_name(), " state expected h [", batch, ", ", units_, "], given [",
+                                      s.rows(), ", ", s.cols(), "]"));
   }
 
   Parameter<T>& gates_kernel() { return gates_kernel_; }

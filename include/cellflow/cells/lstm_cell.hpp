@@ -54,7 +54,7 @@ struct LSTMTape {
   Matrix<T> dgates;  // [steps*B, 4U] gradient of the gate pre-activations
   Matrix<T> dr;      // [steps*B, P] gradient of the projection output (only with num_proj)
   Matrix<T> dc_next, dh_next, dc_prev, dh_prev, dh_sum, dm;  // [B, .] running gradients
-  Matrix<T> kernel_t, proj_t;  // transposed weights for the backward products, row-major
+  Matrix<T> kernel_t, proj_t;                                // transposed weights for the backward products, row-major
 };
 
 namespace detail {
@@ -80,8 +80,8 @@ class LSTMCore {
   void check_state(const State& s, Index batch, const std::string& what) const {
     if (s.c.rows() != batch || s.c.cols() != units_ || s.h.rows() != batch || s.h.cols() != hsize_)
       throw ShapeError(concat(what, ": ", cell_name(), " state expected c [", batch, ", ", units_, "] and h [", batch,
-                              ", ", hsize_, "], given c [", s.c.rows(), ", ", s.c.cols(), "] and h [", s.h.rows(),
-                              ", ", s.h.cols(), "]"));
+                              ", ", hsize_, "], given c [", s.c.rows(), ", ", s.c.cols(), "] and h [", s.h.rows(), ", ",
+                              s.h.cols(), "]"));
   }
 
   std::string cell_name() const { return concat(scope_name(), "(num_units=", units_, ")"); }
@@ -242,8 +242,7 @@ class LSTMCore {
     dj = dc * i * (T(1) - j.square());
     df = dc * cp * f * (T(1) - f);
     dc *= f;
-    if (opt_.use_peepholes)
-      dc += di.rowwise() * w_i_.value.row(0).array() + df.rowwise() * w_f_.value.row(0).array();
+    if (opt_.use_peepholes) dc += di.rowwise() * w_i_.value.row(0).array() + df.rowwise() * w_f_.value.row(0).array();
     matmul(tp.dh_prev, dg, tp.kernel_t.rightCols(hsize_));
   }
 
@@ -272,8 +271,7 @@ class LSTMCore {
     bias_.grad.row(0) += tp.dgates.colwise().sum();
     if (opt_.use_peepholes) {
       w_i_.grad.row(0) += (tp.dgates.leftCols(U).array() * tp.c.topRows(n).array()).matrix().colwise().sum();
-      w_f_.grad.row(0) +=
-          (tp.dgates.middleCols(2 * U, U).array() * tp.c.topRows(n).array()).matrix().colwise().sum();
+      w_f_.grad.row(0) += (tp.dgates.middleCols(2 * U, U).array() * tp.c.topRows(n).array()).matrix().colwise().sum();
       w_o_.grad.row(0) +=
           (tp.dgates.rightCols(U).array() * tp.c.middleRows(tp.batch, n).array()).matrix().colwise().sum();
     }

@@ -128,7 +128,8 @@ class MultiRNNCell {
                          const State* d_final, Matrix<T>* dX, State& d_initial) {
     const std::size_t L = layers_.size();
     if (tp.tapes.size() != L)
-      throw Error(detail::concat("multi_rnn_cell backward: the tape holds ", tp.tapes.size(), " layers, the cell has ", L));
+      throw Error(
+          detail::concat("multi_rnn_cell backward: the tape holds ", tp.tapes.size(), " layers, the cell has ", L));
     for (std::size_t l = 0; l < L; ++l)
       if (!tp.tapes[l] || !layers_[l].tape_fits(*tp.tapes[l]))
         throw Error(detail::concat("multi_rnn_cell backward: layer ", l, " (", layers_[l].cell_name(),

@@ -146,8 +146,8 @@ void plan_writes(const std::string& op, const std::string& cell_label, const Cel
       out.push_back(Write<T>{p, suffix, std::move(nv.second)});
     }
     if (!found)
-      throw ValueError(concat(op, ": ", cell_label, " has a variable '", suffix,
-                              "' that the converted weights do not provide"));
+      throw ValueError(
+          concat(op, ": ", cell_label, " has a variable '", suffix, "' that the converted weights do not provide"));
   }
   for (const auto& nv : named)
     if (!cv.has(nv.first))
@@ -285,8 +285,9 @@ void assign_weights(Cell& cell, const Weights& w) {
   using T = typename Cell::Scalar;
   detail::CellVariables<T> cv(cell);
   std::vector<detail::Write<T>> writes;
-  detail::plan_writes<T>("assign_weights", cell.cell_name(), cv, detail::named(w),
-                         [](const std::string& s) { return "'" + s + "'"; }, writes);
+  detail::plan_writes<T>(
+      "assign_weights", cell.cell_name(), cv, detail::named(w), [](const std::string& s) { return "'" + s + "'"; },
+      writes);
   detail::apply_writes(writes);
 }
 

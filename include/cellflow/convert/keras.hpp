@@ -48,14 +48,15 @@ template <class T>
 Index keras_units(const std::string& op, const Matrix<T>& recurrent, Index gates) {
   if (recurrent.rows() <= 0 || recurrent.cols() != gates * recurrent.rows())
     throw ShapeError(detail::concat(op, ": recurrent_kernel expected [units, ", gates, "*units], given ",
-                            given_shape(recurrent, false)));
+                                    given_shape(recurrent, false)));
   return recurrent.rows();
 }
 
 template <class T>
 Index keras_depth(const std::string& op, const Matrix<T>& kernel, Index gates, Index U) {
   if (kernel.rows() <= 0 || kernel.cols() != gates * U)
-    throw ShapeError(detail::concat(op, ": kernel expected [input_dim, ", gates * U, "], given ", given_shape(kernel, false)));
+    throw ShapeError(
+        detail::concat(op, ": kernel expected [input_dim, ", gates * U, "], given ", given_shape(kernel, false)));
   return kernel.rows();
 }
 
@@ -88,10 +89,11 @@ template <class T>
 KerasLSTMWeights<T> lstm_to_keras(const LSTMWeights<T>& w, T forget_bias) {
   const std::string op = "lstm_to_keras";
   if (w.projection.size() > 0)
-    throw ValueError(detail::concat(op, ": the weights have a projection/kernel (num_proj), which a Keras LSTM does not have"));
+    throw ValueError(
+        detail::concat(op, ": the weights have a projection/kernel (num_proj), which a Keras LSTM does not have"));
   if (w.kernel.cols() <= 0 || w.kernel.cols() % 4 != 0 || w.kernel.rows() <= w.kernel.cols() / 4)
     throw ShapeError(detail::concat(op, ": kernel expected [input_depth + num_units, 4*num_units], given ",
-                            detail::given_shape(w.kernel, false)));
+                                    detail::given_shape(w.kernel, false)));
   const Index U = w.kernel.cols() / 4, D = w.kernel.rows() - U;
   detail::expect_vector(op, "bias", w.bias, 4 * U);
   KerasLSTMWeights<T> k;
@@ -116,8 +118,9 @@ GRUResetAfterWeights<T> gru_reset_after_from_keras(const KerasGRUWeights<T>& k) 
   const Index D = detail::keras_depth(op, k.kernel, 3, U);
   const bool bias = k.bias.size() > 0;
   if (bias && (k.bias.rows() != 2 || k.bias.cols() != 3 * U))
-    throw ShapeError(detail::concat(op, ": bias expected [2, ", 3 * U, "] (Keras GRU reset_after=True: input and recurrent biases), given ",
-                            detail::given_shape(k.bias, true)));
+    throw ShapeError(detail::concat(op, ": bias expected [2, ", 3 * U,
+                                    "] (Keras GRU reset_after=True: input and recurrent biases), given ",
+                                    detail::given_shape(k.bias, true)));
   GRUResetAfterWeights<T> w;
   w.gates_kernel.resize(D + U, 2 * U);
   w.gates_bias.setZero(1, 2 * U);
@@ -147,9 +150,9 @@ GRUWeights<T> gru_from_keras(const KerasGRUWeights<T>& k) {
   const Index D = detail::keras_depth(op, k.kernel, 3, U);
   const bool bias = k.bias.size() > 0;
   if (bias && (k.bias.rows() != 1 || k.bias.cols() != 3 * U))
-    throw ShapeError(detail::concat(op, ": bias expected [", 3 * U, "] (Keras GRU reset_after=False), given ",
-                            detail::given_shape(k.bias, true),
-                            k.bias.rows() == 2 ? ": a [2, 3*units] bias is reset_after=True, use gru_reset_after_from_keras" : ""));
+    throw ShapeError(detail::concat(
+        op, ": bias expected [", 3 * U, "] (Keras GRU reset_after=False), given ", detail::given_shape(k.bias, true),
+        k.bias.rows() == 2 ? ": a [2, 3*units] bias is reset_after=True, use gru_reset_after_from_keras" : ""));
   GRUWeights<T> w;
   w.gates_kernel.resize(D + U, 2 * U);
   w.gates_bias.setZero(1, 2 * U);
@@ -192,7 +195,7 @@ KerasGRUWeights<T> gru_to_keras(const GRUWeights<T>& w) {
   const Index U = w.candidate_kernel.cols();
   if (U <= 0 || w.candidate_kernel.rows() <= U)
     throw ShapeError(detail::concat(op, ": candidate/kernel expected [input_depth + num_units, num_units], given ",
-                            detail::given_shape(w.candidate_kernel, false)));
+                                    detail::given_shape(w.candidate_kernel, false)));
   const Index D = w.candidate_kernel.rows() - U;
   detail::expect_vector(op, "candidate/bias", w.candidate_bias, U);
   KerasGRUWeights<T> k;
@@ -212,10 +215,10 @@ KerasGRUWeights<T> gru_after_to_keras(const std::string& op, const GRUResetAfter
   const Index U = w.candidate_hidden_kernel.rows();
   if (U <= 0 || w.candidate_hidden_kernel.cols() != U)
     throw ShapeError(detail::concat(op, ": candidate/hidden_projection/kernel expected [num_units, num_units], given ",
-                            given_shape(w.candidate_hidden_kernel, false)));
+                                    given_shape(w.candidate_hidden_kernel, false)));
   if (w.candidate_input_kernel.rows() <= 0 || w.candidate_input_kernel.cols() != U)
     throw ShapeError(detail::concat(op, ": candidate/input_projection/kernel expected [input_depth, ", U, "], given ",
-                            given_shape(w.candidate_input_kernel, false)));
+                                    given_shape(w.candidate_input_kernel, false)));
   const Index D = w.candidate_input_kernel.rows();
   expect_vector(op, "candidate/input_projection/bias", w.candidate_input_bias, U);
   expect_vector(op, "candidate/hidden_projection/bias", w.candidate_hidden_bias, U);
@@ -261,16 +264,17 @@ void plan_keras_layer(const std::string& op, Cell& cell, const std::string& wher
   const LayerInfo<T> info = layer_info(cell);
   if (info.kind != LayerKind::lstm || info.projection)
     throw ValueError(detail::concat(op, ": ", where, info.name, " cannot take Keras LSTM weights: ",
-                            info.kind == LayerKind::lstm_peephole ? "Keras LSTM has no peepholes"
-                            : info.projection                     ? "Keras LSTM has no projection (num_proj)"
-                                                                  : "it is not an LSTM cell"));
+                                    info.kind == LayerKind::lstm_peephole ? "Keras LSTM has no peepholes"
+                                    : info.projection                     ? "Keras LSTM has no projection (num_proj)"
+                                                                          : "it is not an LSTM cell"));
   const Index D = info.input_depth, U = info.num_units;
   const std::string ctx = detail::concat(" (", where, info.name, ")");
   expect_shape(op, "kernel" + ctx, k.kernel, D, 4 * U);
   expect_shape(op, "recurrent_kernel" + ctx, k.recurrent_kernel, U, 4 * U);
   if (k.bias.size() > 0) expect_vector(op, "bias" + ctx, k.bias, 4 * U);
-  plan_writes<T>(op, info.name, CellVariables<T>(cell), named(lstm_from_keras(k, info.forget_bias)),
-                 [&](const std::string& s) { return detail::concat("the Keras weights (", s, ")"); }, writes);
+  plan_writes<T>(
+      op, info.name, CellVariables<T>(cell), named(lstm_from_keras(k, info.forget_bias)),
+      [&](const std::string& s) { return detail::concat("the Keras weights (", s, ")"); }, writes);
 }
 
 template <class T, class Cell>
@@ -278,7 +282,8 @@ void plan_keras_layer(const std::string& op, Cell& cell, const std::string& wher
                       std::vector<Write<T>>& writes) {
   const LayerInfo<T> info = layer_info(cell);
   if (info.kind != LayerKind::gru && info.kind != LayerKind::gru_reset_after)
-    throw ValueError(detail::concat(op, ": ", where, info.name, " cannot take Keras GRU weights: it is not a GRU cell"));
+    throw ValueError(
+        detail::concat(op, ": ", where, info.name, " cannot take Keras GRU weights: it is not a GRU cell"));
   const bool after = info.kind == LayerKind::gru_reset_after;
   const Index D = info.input_depth, U = info.num_units;
   const std::string ctx = detail::concat(" (", where, info.name, ")");
@@ -286,13 +291,15 @@ void plan_keras_layer(const std::string& op, Cell& cell, const std::string& wher
   expect_shape(op, "recurrent_kernel" + ctx, k.recurrent_kernel, U, 3 * U);
   if (k.bias.size() > 0) {
     if (k.bias.rows() == 2 && !after)
-      throw ValueError(detail::concat(op, ": a bias [2, ", k.bias.cols(), "] is Keras GRU(reset_after=True), but ", where,
-                              info.name, " is the reset-before TF1 GRUCell: build it with GRUOptions{true}"));
+      throw ValueError(detail::concat(op, ": a bias [2, ", k.bias.cols(), "] is Keras GRU(reset_after=True), but ",
+                                      where, info.name,
+                                      " is the reset-before TF1 GRUCell: build it with GRUOptions{true}"));
     if (k.bias.rows() == 1 && after)
       throw ValueError(detail::concat(op, ": a bias [", k.bias.cols(), "] is Keras GRU(reset_after=False), but ", where,
-                              info.name, " is reset-after: build it without GRUOptions{true}"));
+                                      info.name, " is reset-after: build it without GRUOptions{true}"));
     if (after && k.bias.cols() != 3 * U)
-      throw ShapeError(detail::concat(op, ": bias", ctx, " expected [2, ", 3 * U, "], given ", given_shape(k.bias, true)));
+      throw ShapeError(
+          detail::concat(op, ": bias", ctx, " expected [2, ", 3 * U, "], given ", given_shape(k.bias, true)));
     if (!after) expect_vector(op, "bias" + ctx, k.bias, 3 * U);
   }
   auto source = [&](const std::string& s) { return detail::concat("the Keras weights (", s, ")"); };
@@ -322,11 +329,12 @@ template <class T, class KerasWeights>
 void load_keras(MultiRNNCell<T>& multi, const std::vector<KerasWeights>& layers) {
   const std::string op = "load_keras";
   if (static_cast<Index>(layers.size()) != multi.num_layers())
-    throw ValueError(detail::concat(op, ": ", layers.size(), " Keras layers given, the MultiRNNCell has ", multi.num_layers()));
+    throw ValueError(
+        detail::concat(op, ": ", layers.size(), " Keras layers given, the MultiRNNCell has ", multi.num_layers()));
   std::vector<detail::Write<T>> writes;
   for (Index l = 0; l < multi.num_layers(); ++l)
-    detail::plan_keras_layer<T>(op, multi.layer(l), detail::concat("layer ", l, ", "), layers[static_cast<std::size_t>(l)],
-                                writes);
+    detail::plan_keras_layer<T>(op, multi.layer(l), detail::concat("layer ", l, ", "),
+                                layers[static_cast<std::size_t>(l)], writes);
   detail::apply_writes(writes);
 }
 

@@ -60,8 +60,8 @@ constexpr Index kLSTMFromTorch[4] = {0, 2, 1, 3};
 
 /// Checks a bias pair: both 1 x n, or both empty (bias=False). Returns whether they are present.
 template <class T>
-bool check_bias_pair(const std::string& op, const std::string& ih_name, const Matrix<T>& ih,
-                     const std::string& hh_name, const Matrix<T>& hh, Index n) {
+bool check_bias_pair(const std::string& op, const std::string& ih_name, const Matrix<T>& ih, const std::string& hh_name,
+                     const Matrix<T>& hh, Index n) {
   if (ih.size() == 0 && hh.size() == 0) return false;
   expect_vector(op, ih_name, ih, n);
   expect_vector(op, hh_name, hh, n);
@@ -69,11 +69,10 @@ bool check_bias_pair(const std::string& op, const std::string& ih_name, const Ma
 }
 
 template <class T>
-Index torch_units(const std::string& op, const std::string& name, const Matrix<T>& w, Index gates,
-                  const char* layout) {
+Index torch_units(const std::string& op, const std::string& name, const Matrix<T>& w, Index gates, const char* layout) {
   if (w.rows() <= 0 || w.rows() % gates != 0 || w.cols() <= 0)
-    throw ShapeError(detail::concat(op, ": ", name, " expected ", layout, " (", gates, " gate blocks of hidden_size rows), given ",
-                            given_shape(w, false)));
+    throw ShapeError(detail::concat(op, ": ", name, " expected ", layout, " (", gates,
+                                    " gate blocks of hidden_size rows), given ", given_shape(w, false)));
   return w.rows() / gates;
 }
 
@@ -93,8 +92,7 @@ LSTMWeights<T> lstm_from_pytorch(const PyTorchLSTMLayer<T>& p, T forget_bias, co
   const Index P = proj ? p.weight_hr.rows() : H;
   if (proj) detail::expect_shape(op, "weight_hr" + suffix, p.weight_hr, P, H);
   detail::expect_shape(op, "weight_hh" + suffix, p.weight_hh, 4 * H, P);
-  const bool bias =
-      detail::check_bias_pair(op, "bias_ih" + suffix, p.bias_ih, "bias_hh" + suffix, p.bias_hh, 4 * H);
+  const bool bias = detail::check_bias_pair(op, "bias_ih" + suffix, p.bias_ih, "bias_hh" + suffix, p.bias_hh, 4 * H);
   LSTMWeights<T> w;
   w.kernel.resize(D + P, 4 * H);
   w.bias.setZero(1, 4 * H);
@@ -118,14 +116,15 @@ namespace detail {
 template <class T>
 void check_lstm_weights(const std::string& op, const LSTMWeights<T>& w, Index& D, Index& H, Index& P) {
   if (w.kernel.cols() <= 0 || w.kernel.cols() % 4 != 0)
-    throw ShapeError(detail::concat(op, ": kernel expected [input_depth + h, 4*num_units], given ", given_shape(w.kernel, false)));
+    throw ShapeError(
+        detail::concat(op, ": kernel expected [input_depth + h, 4*num_units], given ", given_shape(w.kernel, false)));
   H = w.kernel.cols() / 4;
   const bool proj = w.projection.size() > 0;
   P = proj ? w.projection.cols() : H;
   if (proj) expect_shape(op, "projection/kernel", w.projection, H, P);
   if (w.kernel.rows() <= P)
-    throw ShapeError(detail::concat(op, ": kernel expected [input_depth + ", P, ", ", 4 * H, "] with input_depth >= 1, given ",
-                            given_shape(w.kernel, false)));
+    throw ShapeError(detail::concat(op, ": kernel expected [input_depth + ", P, ", ", 4 * H,
+                                    "] with input_depth >= 1, given ", given_shape(w.kernel, false)));
   D = w.kernel.rows() - P;
   expect_vector(op, "bias", w.bias, 4 * H);
 }
@@ -177,8 +176,7 @@ GRUResetAfterWeights<T> gru_from_pytorch(const PyTorchGRULayer<T>& p, const std:
   const Index H = detail::torch_units(op, "weight_ih" + suffix, p.weight_ih, 3, "[3*hidden_size, input_size]");
   const Index D = p.weight_ih.cols();
   detail::expect_shape(op, "weight_hh" + suffix, p.weight_hh, 3 * H, H);
-  const bool bias =
-      detail::check_bias_pair(op, "bias_ih" + suffix, p.bias_ih, "bias_hh" + suffix, p.bias_hh, 3 * H);
+  const bool bias = detail::check_bias_pair(op, "bias_ih" + suffix, p.bias_ih, "bias_hh" + suffix, p.bias_hh, 3 * H);
   GRUResetAfterWeights<T> w;
   w.gates_kernel.resize(D + H, 2 * H);
   w.gates_kernel.topRows(D) = p.weight_ih.topRows(2 * H).transpose();  // r | z -> r | u
@@ -203,11 +201,11 @@ template <class T>
 void check_gru_after(const std::string& op, const GRUResetAfterWeights<T>& w, Index& D, Index& H) {
   if (w.candidate_hidden_kernel.rows() <= 0 || w.candidate_hidden_kernel.rows() != w.candidate_hidden_kernel.cols())
     throw ShapeError(detail::concat(op, ": candidate/hidden_projection/kernel expected [num_units, num_units], given ",
-                            given_shape(w.candidate_hidden_kernel, false)));
+                                    given_shape(w.candidate_hidden_kernel, false)));
   H = w.candidate_hidden_kernel.rows();
   if (w.candidate_input_kernel.rows() <= 0 || w.candidate_input_kernel.cols() != H)
     throw ShapeError(detail::concat(op, ": candidate/input_projection/kernel expected [input_depth, ", H, "], given ",
-                            given_shape(w.candidate_input_kernel, false)));
+                                    given_shape(w.candidate_input_kernel, false)));
   D = w.candidate_input_kernel.rows();
   expect_shape(op, "gates/kernel", w.gates_kernel, D + H, 2 * H);
   expect_vector(op, "gates/bias", w.gates_bias, 2 * H);
@@ -281,11 +279,13 @@ Index layer_count(const Cell&) {
 template <class T>
 std::string torch_kind_error(const std::string& op, Index l, const LayerInfo<T>& info) {
   if (info.kind == LayerKind::gru)
-    return detail::concat(op, ": layer ", l, " is ", info.name,
-                  ", TF1's reset-before GRUCell; PyTorch's nn.GRU applies the reset after the recurrent matmul: "
-                  "build the layer as GRUCell(depth, units, GRUOptions{true}, rng) (TF's CudnnCompatibleGRUCell)");
+    return detail::concat(
+        op, ": layer ", l, " is ", info.name,
+        ", TF1's reset-before GRUCell; PyTorch's nn.GRU applies the reset after the recurrent matmul: "
+        "build the layer as GRUCell(depth, units, GRUOptions{true}, rng) (TF's CudnnCompatibleGRUCell)");
   if (info.kind == LayerKind::lstm_peephole)
-    return detail::concat(op, ": layer ", l, " is ", info.name, " with peepholes, which PyTorch's nn.LSTM does not have");
+    return detail::concat(op, ": layer ", l, " is ", info.name,
+                          " with peepholes, which PyTorch's nn.LSTM does not have");
   return detail::concat(op, ": layer ", l, " is ", info.name, ", which has no PyTorch nn.LSTM/nn.GRU counterpart");
 }
 
@@ -296,30 +296,31 @@ void check_uniform(const std::string& op, const std::vector<LayerInfo<T>>& infos
     const auto& a = infos[0];
     const auto& b = infos[l];
     if ((a.kind == LayerKind::lstm) != (b.kind == LayerKind::lstm))
-      throw ValueError(detail::concat(op, ": one PyTorch module is all nn.LSTM or all nn.GRU layers; layer 0 is ", a.name,
-                              ", layer ", l, " is ", b.name));
+      throw ValueError(detail::concat(op, ": one PyTorch module is all nn.LSTM or all nn.GRU layers; layer 0 is ",
+                                      a.name, ", layer ", l, " is ", b.name));
     if (a.num_units != b.num_units)
       throw ValueError(detail::concat(op, ": a PyTorch module has one hidden_size; layer 0 has num_units ", a.num_units,
-                              ", layer ", l, " has ", b.num_units));
+                                      ", layer ", l, " has ", b.num_units));
     if (a.projection != b.projection || a.output_size != b.output_size)
       throw ValueError(detail::concat(op, ": a PyTorch module has one proj_size; layer 0 outputs ", a.output_size,
-                              (a.projection ? " (num_proj)" : ""), ", layer ", l, " outputs ", b.output_size,
-                              (b.projection ? " (num_proj)" : "")));
+                                      (a.projection ? " (num_proj)" : ""), ", layer ", l, " outputs ", b.output_size,
+                                      (b.projection ? " (num_proj)" : "")));
   }
 }
 
 /// The key of a state_dict entry that no layer claimed, explained.
 inline std::string unexpected_key(const std::string& op, const std::string& key, Index layers) {
   if (key.find("_reverse") != std::string::npos)
-    return detail::concat(op, ": '", key,
-                  "' belongs to a bidirectional module, which cellflow does not convert (no bidirectional_dynamic_rnn)");
+    return detail::concat(
+        op, ": '", key,
+        "' belongs to a bidirectional module, which cellflow does not convert (no bidirectional_dynamic_rnn)");
   const auto at = key.rfind("_l");
   if (at != std::string::npos && at + 2 < key.size() &&
       key.find_first_not_of("0123456789", at + 2) == std::string::npos) {
     const std::string digits = key.substr(at + 2);
     if (digits.size() < 10 && std::stol(digits) >= layers)
       return detail::concat(op, ": the state_dict has '", key, "' (layer ", digits, "), but the model has ", layers,
-                    layers == 1 ? " layer" : " layers");
+                            layers == 1 ? " layer" : " layers");
   }
   return detail::concat(op, ": unexpected state_dict entry '", key, "'");
 }
@@ -352,7 +353,9 @@ void plan_torch_layer(const std::string& op, Cell& cell, Index l, const StateDic
       expect_shape(op, what, m, rows, cols);
     return m;
   };
-  auto source = [&](const std::string& suffix) { return detail::concat("the state_dict of layer ", l, " (", suffix, ")"); };
+  auto source = [&](const std::string& suffix) {
+    return detail::concat("the state_dict of layer ", l, " (", suffix, ")");
+  };
   CellVariables<T> cv(cell);
   if (lstm) {
     PyTorchLSTMLayer<T> p;
@@ -363,7 +366,8 @@ void plan_torch_layer(const std::string& op, Cell& cell, Index l, const StateDic
       p.bias_ih = take("bias_ih", 1, G * H, true);
       p.bias_hh = take("bias_hh", 1, G * H, true);
     }
-    plan_writes<T>(op, info.name, cv, named(lstm_from_pytorch(p, info.forget_bias, detail::concat("_l", l))), source, writes);
+    plan_writes<T>(op, info.name, cv, named(lstm_from_pytorch(p, info.forget_bias, detail::concat("_l", l))), source,
+                   writes);
   } else {
     PyTorchGRULayer<T> p;
     p.weight_ih = take("weight_ih", G * H, D, false);
@@ -393,9 +397,8 @@ void load_pytorch_state_dict(Model& model, const StateDict<T>& sd) {
     if (kv.first.compare(0, 5, "bias_") == 0) has_bias = true;
   std::set<std::string> used;
   std::vector<detail::Write<T>> writes;
-  detail::for_each_layer(model, [&](Index l, auto& cell) {
-    detail::plan_torch_layer<T>(op, cell, l, sd, has_bias, used, writes);
-  });
+  detail::for_each_layer(
+      model, [&](Index l, auto& cell) { detail::plan_torch_layer<T>(op, cell, l, sd, has_bias, used, writes); });
   for (const auto& kv : sd)
     if (!used.count(kv.first)) throw ValueError(detail::unexpected_key(op, kv.first, layers));
   detail::apply_writes(writes);

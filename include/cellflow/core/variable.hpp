@@ -93,9 +93,7 @@ class VariableList {
     auto it = std::find_if(vars_.begin(), vars_.end(), [&](const VariableRef<T>& v) { return v.name == name; });
     return it == vars_.end() ? nullptr : &*it;
   }
-  const VariableRef<T>* find(const std::string& name) const {
-    return const_cast<VariableList*>(this)->find(name);
-  }
+  const VariableRef<T>* find(const std::string& name) const { return const_cast<VariableList*>(this)->find(name); }
 
   /// The variable with this exact TF name; throws ValueError listing the known names if absent.
   VariableRef<T>& at(const std::string& name) {
@@ -114,8 +112,8 @@ class VariableList {
     auto& v = at(name);
     if (value.rows() != v.value->rows() || value.cols() != v.value->cols())
       throw ShapeError(detail::concat("VariableList::assign('", name, "'): expected ", shape_string(v.shape),
-                                      " stored as ", v.value->rows(), "x", v.value->cols(), ", given ",
-                                      value.rows(), "x", value.cols()));
+                                      " stored as ", v.value->rows(), "x", v.value->cols(), ", given ", value.rows(),
+                                      "x", value.cols()));
     *v.value = value;
   }
 

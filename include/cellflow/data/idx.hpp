@@ -127,9 +127,7 @@ class IdxByteSource {
 
   std::size_t read(std::uint8_t* out, std::size_t n) { return gzip_ ? read_gzip(out, n) : read_raw(out, n); }
 
-  [[noreturn]] void fail(const std::string& problem) const {
-    throw IOError(concat(op_, ": '", path_, "': ", problem));
-  }
+  [[noreturn]] void fail(const std::string& problem) const { throw IOError(concat(op_, ": '", path_, "': ", problem)); }
 
  private:
   void check_read_error() const {
@@ -281,8 +279,7 @@ inline IdxContent read_idx_u8(const std::string& path, const char* op, std::uint
     if (got == 0) break;
     have += got;
   }
-  if (have < expected)
-    src.fail(concat("truncated: ", expected_msg(what_bytes), ", found ", header_bytes + have));
+  if (have < expected) src.fail(concat("truncated: ", expected_msg(what_bytes), ", found ", header_bytes + have));
 
   // Anything after the promised payload is an error too. Reading to the end also makes zlib
   // check the gzip trailer (CRC-32 and length). Counting stops at 64 MiB of extra bytes.
@@ -328,15 +325,15 @@ Dataset<T> load_idx_dataset(const std::string& images_path, const std::string& l
   const IdxImages img = read_idx_images(images_path);
   const std::vector<std::uint8_t> lab = read_idx_labels(labels_path);
   if (static_cast<Index>(lab.size()) != img.count)
-    throw ValueError(cellflow::detail::concat("load_idx_dataset: '", images_path, "' holds ", img.count, " images but '",
-                                    labels_path, "' holds ", lab.size(), " labels"));
+    throw ValueError(cellflow::detail::concat("load_idx_dataset: '", images_path, "' holds ", img.count,
+                                              " images but '", labels_path, "' holds ", lab.size(), " labels"));
   Dataset<T> ds;
   ds.labels.resize(lab.size());
   for (std::size_t i = 0; i < lab.size(); ++i) {
     if (int(lab[i]) >= num_classes)
-      throw ValueError(cellflow::detail::concat("load_idx_dataset: '", labels_path, "': label at index ", i, " (byte offset ",
-                                      8 + i, ") has value ", int(lab[i]), ", out of range [0, ", num_classes,
-                                      ") for num_classes = ", num_classes));
+      throw ValueError(cellflow::detail::concat(
+          "load_idx_dataset: '", labels_path, "': label at index ", i, " (byte offset ", 8 + i, ") has value ",
+          int(lab[i]), ", out of range [0, ", num_classes, ") for num_classes = ", num_classes));
     ds.labels[i] = int(lab[i]);
   }
   std::array<T, 256> scale{};
@@ -374,7 +371,7 @@ inline std::string find_idx_file(const std::string& dir, const std::string& stem
   std::error_code ec;
   const bool dir_exists = std::filesystem::is_directory(base, ec);
   throw IOError(cellflow::detail::concat("find_idx_file: no IDX file '", stem, "' in ", dir_exists ? "" : "missing ",
-                               "directory '", base.string(), "'; tried ", tried));
+                                         "directory '", base.string(), "'; tried ", tried));
 }
 
 /// MNIST-layout data: a training and a test set.

@@ -51,9 +51,9 @@ struct MutView {
 
 template <class X>
 constexpr void check_row_major_view() {
-  static_assert(static_cast<bool>(X::Flags & Eigen::RowMajorBit) || X::ColsAtCompileTime == 1 ||
-                    X::RowsAtCompileTime == 1,
-                "cellflow::detail::gemm: operands must be row-major");
+  static_assert(
+      static_cast<bool>(X::Flags & Eigen::RowMajorBit) || X::ColsAtCompileTime == 1 || X::RowsAtCompileTime == 1,
+      "cellflow::detail::gemm: operands must be row-major");
   static_assert(X::InnerStrideAtCompileTime == 1 || X::InnerStrideAtCompileTime == Eigen::Dynamic,
                 "cellflow::detail::gemm: operands need unit inner stride");
 }
@@ -103,15 +103,16 @@ constexpr Index kMaxKC = CELLFLOW_GEMM_KC;
 // C(r, p) (+)= sum_k a(r, k) * b(k, p) for r < MR, p < NP; the tile stays in registers.
 // TransA: a(r, k) = A[k * lda + r]; otherwise A[r * lda + k].
 template <class T, int MR, int NP, bool TransA>
-EIGEN_ALWAYS_INLINE void micro_tile(Index kc, const T* A, Index lda, const T* B, Index ldb, T* C,
-                                    Index ldc, bool load_c) {
+EIGEN_ALWAYS_INLINE void micro_tile(Index kc, const T* A, Index lda, const T* B, Index ldb, T* C, Index ldc,
+                                    bool load_c) {
   using P = Packet<T>;
   constexpr int L = packet_size<T>();
   P acc[MR][NP];
   CELLFLOW_UNROLL
-  for (int r = 0; r < MR; ++r)
+  for (int r = 0; r < MR; ++r) {
     CELLFLOW_UNROLL
     for (int p = 0; p < NP; ++p) acc[r][p] = Eigen::internal::pset1<P>(T(0));
+  }
   for (Index k = 0; k < kc; ++k) {
     P b[NP];
     const T* brow = B + k * ldb;
@@ -127,50 +128,70 @@ EIGEN_ALWAYS_INLINE void micro_tile(Index kc, const T* A, Index lda, const T* B,
   // The chunk's product is summed from zero, then added to C: accumulating twice into the same C
   // gives exactly twice the product, as Eigen's C += A * B does.
   CELLFLOW_UNROLL
-  for (int r = 0; r < MR; ++r)
+  for (int r = 0; r < MR; ++r) {
     CELLFLOW_UNROLL
     for (int p = 0; p < NP; ++p) {
       T* c = C + r * ldc + p * L;
       Eigen::internal::pstoreu(c, load_c ? Eigen::internal::padd(Eigen::internal::ploadu<P>(c), acc[r][p]) : acc[r][p]);
     }
+  }
 }
 
 // Row blocks of one column panel: full MR-row tiles, then one tile of the leftover rows.
 template <class T, int NP, bool TransA>
-void panel_rows(Index i0, Index i1, Index kc, const T* A, Index lda, const T* B, Index ldb, T* C,
-                Index ldc, bool load_c) {
+void panel_rows(Index i0, Index i1, Index kc, const T* A, Index lda, const T* B, Index ldb, T* C, Index ldc,
+                bool load_c) {
   auto a_at = [&](Index i) { return TransA ? A + i : A + i * lda; };
   Index i = i0;
-  for (; i + kMR <= i1; i += kMR)
-    micro_tile<T, kMR, NP, TransA>(kc, a_at(i), lda, B, ldb, C + i * ldc, ldc, load_c);
+  for (; i + kMR <= i1; i += kMR) micro_tile<T, kMR, NP, TransA>(kc, a_at(i), lda, B, ldb, C + i * ldc, ldc, load_c);
   switch (i1 - i) {
-    case 5: micro_tile<T, 5, NP, TransA>(kc, a_at(i), lda, B, ldb, C + i * ldc, ldc, load_c); break;
-    case 4: micro_tile<T, 4, NP, TransA>(kc, a_at(i), lda, B, ldb, C + i * ldc, ldc, load_c); break;
-    case 3: micro_tile<T, 3, NP, TransA>(kc, a_at(i), lda, B, ldb, C + i * ldc, ldc, load_c); break;
-    case 2: micro_tile<T, 2, NP, TransA>(kc, a_at(i), lda, B, ldb, C + i * ldc, ldc, load_c); break;
-    case 1: micro_tile<T, 1, NP, TransA>(kc, a_at(i), lda, B, ldb, C + i * ldc, ldc, load_c); break;
-    default: break;
+    case 5:
+      micro_tile<T, 5, NP, TransA>(kc, a_at(i), lda, B, ldb, C + i * ldc, ldc, load_c);
+      break;
+    case 4:
+      micro_tile<T, 4, NP, TransA>(kc, a_at(i), lda, B, ldb, C + i * ldc, ldc, load_c);
+      break;
+    case 3:
+      micro_tile<T, 3, NP, TransA>(kc, a_at(i), lda, B, ldb, C + i * ldc, ldc, load_c);
+      break;
+    case 2:
+      micro_tile<T, 2, NP, TransA>(kc, a_at(i), lda, B, ldb, C + i * ldc, ldc, load_c);
+      break;
+    case 1:
+      micro_tile<T, 1, NP, TransA>(kc, a_at(i), lda, B, ldb, C + i * ldc, ldc, load_c);
+      break;
+    default:
+      break;
   }
 }
 
 template <class T, bool TransA>
-void panel_rows_np(int np, Index i0, Index i1, Index kc, const T* A, Index lda, const T* B, Index ldb,
-                   T* C, Index ldc, bool load_c) {
+void panel_rows_np(int np, Index i0, Index i1, Index kc, const T* A, Index lda, const T* B, Index ldb, T* C, Index ldc,
+                   bool load_c) {
   static_assert(kNP == 2 || kNP == 4, "panel widths below assume kNP is 2 or 4");
   switch (np) {
-    case 4: if constexpr (kNP >= 4) panel_rows<T, 4, TransA>(i0, i1, kc, A, lda, B, ldb, C, ldc, load_c); break;
-    case 3: if constexpr (kNP >= 4) panel_rows<T, 3, TransA>(i0, i1, kc, A, lda, B, ldb, C, ldc, load_c); break;
-    case 2: panel_rows<T, 2, TransA>(i0, i1, kc, A, lda, B, ldb, C, ldc, load_c); break;
-    case 1: panel_rows<T, 1, TransA>(i0, i1, kc, A, lda, B, ldb, C, ldc, load_c); break;
-    default: break;
+    case 4:
+      if constexpr (kNP >= 4) panel_rows<T, 4, TransA>(i0, i1, kc, A, lda, B, ldb, C, ldc, load_c);
+      break;
+    case 3:
+      if constexpr (kNP >= 4) panel_rows<T, 3, TransA>(i0, i1, kc, A, lda, B, ldb, C, ldc, load_c);
+      break;
+    case 2:
+      panel_rows<T, 2, TransA>(i0, i1, kc, A, lda, B, ldb, C, ldc, load_c);
+      break;
+    case 1:
+      panel_rows<T, 1, TransA>(i0, i1, kc, A, lda, B, ldb, C, ldc, load_c);
+      break;
+    default:
+      break;
   }
 }
 
 // The columns [n_full, N) that do not fill a packet: B's columns are copied into a zero-padded
 // [kc x L] buffer and C's into a padded [rows x L] tile, computed as one packet, copied back.
 template <class T, bool TransA>
-void tail_columns(Index i0, Index i1, Index n0, Index N, Index k0, Index kc, const T* A, Index lda,
-                  const T* B, Index ldb, T* C, Index ldc, bool load_c, T* bbuf, T* cbuf) {
+void tail_columns(Index i0, Index i1, Index n0, Index N, Index k0, Index kc, const T* A, Index lda, const T* B,
+                  Index ldb, T* C, Index ldc, bool load_c, T* bbuf, T* cbuf) {
   constexpr int L = packet_size<T>();
   const Index w = N - n0;
   for (Index k = 0; k < kc; ++k) {
@@ -191,8 +212,8 @@ void tail_columns(Index i0, Index i1, Index n0, Index N, Index k0, Index kc, con
 
 // Rows [i0, i1) of C, all columns, all of K.
 template <class T, bool TransA>
-void gemm_rows(Index i0, Index i1, Index N, Index K, const T* A, Index lda, const T* B, Index ldb, T* C,
-               Index ldc, bool accumulate) {
+void gemm_rows(Index i0, Index i1, Index N, Index K, const T* A, Index lda, const T* B, Index ldb, T* C, Index ldc,
+               bool accumulate) {
   constexpr int L = packet_size<T>();
   constexpr Index NR = Index(kNP) * L;
   if (i1 <= i0 || N == 0) return;
@@ -214,8 +235,8 @@ void gemm_rows(Index i0, Index i1, Index N, Index K, const T* A, Index lda, cons
     const T* b = B + k0 * ldb;
     Index j = 0;
     for (; j + NR <= n_full; j += NR)
-      panel_rows<T, kNP, TransA>(0, i1 - i0, kc, TransA ? a + i0 : a + i0 * lda, lda, b + j, ldb, C + i0 * ldc + j,
-                                 ldc, load_c);
+      panel_rows<T, kNP, TransA>(0, i1 - i0, kc, TransA ? a + i0 : a + i0 * lda, lda, b + j, ldb, C + i0 * ldc + j, ldc,
+                                 load_c);
     if (j < n_full)
       panel_rows_np<T, TransA>(int((n_full - j) / L), 0, i1 - i0, kc, TransA ? a + i0 : a + i0 * lda, lda, b + j, ldb,
                                C + i0 * ldc + j, ldc, load_c);

@@ -73,7 +73,8 @@ using cellflow::detail::read_le16;
 using cellflow::detail::read_le32;
 
 static_assert(std::numeric_limits<float>::is_iec559 && sizeof(float) == 4, "cellflow npy: float must be IEEE binary32");
-static_assert(std::numeric_limits<double>::is_iec559 && sizeof(double) == 8, "cellflow npy: double must be IEEE binary64");
+static_assert(std::numeric_limits<double>::is_iec559 && sizeof(double) == 8,
+              "cellflow npy: double must be IEEE binary64");
 
 /// The number of elements of `shape`, or `limit + 1` when it exceeds `limit` (no overflow).
 inline std::uint64_t npy_element_count(const std::vector<Index>& shape, std::uint64_t limit) {
@@ -174,7 +175,8 @@ class NpyArray {
   bool bitwise_equal(const NpyArray& other) const {
     if (dtype() != other.dtype() || shape_ != other.shape_ || size() != other.size()) return false;
     const void* a = dtype() == NpyDType::float32 ? static_cast<const void*>(float32_data()) : float64_data();
-    const void* b = dtype() == NpyDType::float32 ? static_cast<const void*>(other.float32_data()) : other.float64_data();
+    const void* b =
+        dtype() == NpyDType::float32 ? static_cast<const void*>(other.float32_data()) : other.float64_data();
     return size() == 0 || std::memcmp(a, b, size() * npy_itemsize(dtype())) == 0;
   }
 
@@ -187,8 +189,8 @@ class NpyArray {
     const std::uint64_t limit = std::numeric_limits<std::uint64_t>::max() / 16;
     const std::uint64_t n = detail::npy_element_count(shape_, limit);
     if (n != size())
-      throw ShapeError(detail::concat("NpyArray: shape ", shape_string(shape_), " needs ", n > limit ? "more than " : "",
-                                      n > limit ? limit : n, " values, given ", size()));
+      throw ShapeError(detail::concat("NpyArray: shape ", shape_string(shape_), " needs ",
+                                      n > limit ? "more than " : "", n > limit ? limit : n, " values, given ", size()));
   }
 
   std::vector<Index> shape_;
@@ -201,9 +203,12 @@ namespace detail {
 inline std::string npy_descr_meaning(const std::string& d) {
   if (d.size() < 2) return "";
   std::string order;
-  if (d[0] == '>') order = "big-endian ";
-  else if (d[0] == '=') order = "native-order ";
-  else if (d[0] != '<' && d[0] != '|') return "";
+  if (d[0] == '>')
+    order = "big-endian ";
+  else if (d[0] == '=')
+    order = "native-order ";
+  else if (d[0] != '<' && d[0] != '|')
+    return "";
   const std::string digits = d.substr(2);
   if (digits.empty() && d[1] != 'O') return "";
   int bytes = 0;
@@ -213,18 +218,30 @@ inline std::string npy_descr_meaning(const std::string& d) {
   }
   const std::string bits = std::to_string(8 * bytes);
   switch (d[1]) {
-    case 'f': return " (" + order + "float" + bits + ")";
-    case 'i': return " (" + order + "int" + bits + ")";
-    case 'u': return " (" + order + "uint" + bits + ")";
-    case 'c': return " (" + order + "complex" + bits + ")";
-    case 'b': return " (bool)";
-    case 'O': return " (Python objects, pickled)";
-    case 'S': return " (byte strings)";
-    case 'U': return " (unicode strings)";
-    case 'V': return " (raw void records)";
-    case 'M': return " (datetime64)";
-    case 'm': return " (timedelta64)";
-    default: return "";
+    case 'f':
+      return " (" + order + "float" + bits + ")";
+    case 'i':
+      return " (" + order + "int" + bits + ")";
+    case 'u':
+      return " (" + order + "uint" + bits + ")";
+    case 'c':
+      return " (" + order + "complex" + bits + ")";
+    case 'b':
+      return " (bool)";
+    case 'O':
+      return " (Python objects, pickled)";
+    case 'S':
+      return " (byte strings)";
+    case 'U':
+      return " (unicode strings)";
+    case 'V':
+      return " (raw void records)";
+    case 'M':
+      return " (datetime64)";
+    case 'm':
+      return " (timedelta64)";
+    default:
+      return "";
   }
 }
 
@@ -233,9 +250,9 @@ inline std::string npy_descr_meaning(const std::string& d) {
 struct PyLiteral {
   enum class Kind { string, integer, boolean, none, tuple, list, dict };
   Kind kind = Kind::none;
-  std::string text;               // string: its characters; integer: its digits with sign
-  bool flag = false;              // boolean: its value
-  std::vector<PyLiteral> items;   // tuple/list: elements; dict: key, value, key, value, ...
+  std::string text;              // string: its characters; integer: its digits with sign
+  bool flag = false;             // boolean: its value
+  std::vector<PyLiteral> items;  // tuple/list: elements; dict: key, value, key, value, ...
 };
 
 /// Parses the header dict; errors are IOErrors "<where>: malformed .npy header: ...".
@@ -368,14 +385,15 @@ inline NpyArray parse_npy_impl(const std::uint8_t* bytes, std::size_t n, const s
   if ((major != 1 && major != 2 && major != 3) || minor != 0)
     fail(concat("unsupported .npy format version ", major, ".", minor, " (cellflow reads 1.0, 2.0 and 3.0)"));
   const std::size_t prefix = major == 1 ? 10 : 12;
-  if (n < prefix) fail(concat("truncated .npy data: ", n, " bytes, a version ", major, ".0 header takes at least ", prefix));
+  if (n < prefix)
+    fail(concat("truncated .npy data: ", n, " bytes, a version ", major, ".0 header takes at least ", prefix));
   const std::uint64_t hlen = major == 1 ? read_le16(bytes + 8) : read_le32(bytes + 8);
   if (hlen > kMaxNpyHeaderBytes)
     fail(concat(".npy header length ", hlen, " (bytes 8..", prefix - 1, ") exceeds the ", kMaxNpyHeaderBytes,
                 "-byte limit (corrupt header?)"));
   if (hlen > n - prefix)
-    fail(concat("truncated .npy header: it claims ", hlen, " bytes, the member has ", n - prefix, " after the ",
-                prefix, "-byte prefix"));
+    fail(concat("truncated .npy header: it claims ", hlen, " bytes, the member has ", n - prefix, " after the ", prefix,
+                "-byte prefix"));
   const std::string header(reinterpret_cast<const char*>(bytes + prefix), static_cast<std::size_t>(hlen));
 
   PyLiteralParser parser(header, where);
@@ -422,7 +440,8 @@ inline NpyArray parse_npy_impl(const std::uint8_t* bytes, std::size_t n, const s
   }
 
   if (descr->kind == PyLiteral::Kind::list)
-    fail("unsupported dtype: a structured dtype (a list of fields); cellflow reads '<f4' (float32) and '<f8' (float64)");
+    fail(
+        "unsupported dtype: a structured dtype (a list of fields); cellflow reads '<f4' (float32) and '<f8' (float64)");
   if (descr->kind != PyLiteral::Kind::string) bad("'descr' is not a string");
   NpyDType dtype = NpyDType::float32;
   if (descr->text == "<f8") {

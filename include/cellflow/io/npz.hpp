@@ -84,7 +84,8 @@ class NpzArchive {
   NpzArchive& add(const std::string& name, NpyArray array) {
     if (name.empty()) throw ValueError("NpzArchive::add: empty array name");
     if (name.find('\0') != std::string::npos)
-      throw ValueError(detail::concat("NpzArchive::add: array name '", detail::printable(name), "' contains a NUL byte"));
+      throw ValueError(
+          detail::concat("NpzArchive::add: array name '", detail::printable(name), "' contains a NUL byte"));
     if (name.size() > 65531)
       throw ValueError(detail::concat("NpzArchive::add: array name of ", name.size(),
                                       " bytes; a ZIP member name (with \".npy\") holds at most 65535"));
@@ -193,7 +194,8 @@ inline std::vector<std::uint8_t> read_file_bytes(const NpzContext& ctx) {
   std::vector<std::uint8_t> bytes;
   const auto known = std::filesystem::file_size(ctx.source, ec);
   if (!ec) {
-    if (known > kMaxNpzBytes) ctx.fail(concat(known, " bytes, larger than the ", kMaxNpzBytes, "-byte limit on an .npz archive"));
+    if (known > kMaxNpzBytes)
+      ctx.fail(concat(known, " bytes, larger than the ", kMaxNpzBytes, "-byte limit on an .npz archive"));
     bytes.reserve(static_cast<std::size_t>(known));  // the real size of the file, not a claim
   }
   std::array<std::uint8_t, 65536> chunk{};
@@ -236,7 +238,8 @@ inline void write_file_atomically(const std::vector<std::uint8_t>& bytes, const 
   const bool exists = fs::exists(st);
   if (exists) {
     if (fs::is_directory(st)) ctx.fail("is a directory");
-    if (!fs::is_regular_file(st)) ctx.fail("exists and is not a regular file (a device, pipe or socket); not replacing it");
+    if (!fs::is_regular_file(st))
+      ctx.fail("exists and is not a regular file (a device, pipe or socket); not replacing it");
     const fs::perms write = fs::perms::owner_write | fs::perms::group_write | fs::perms::others_write;
     if ((st.permissions() & write) == fs::perms::none) ctx.fail("the existing file is read-only; not replacing it");
 #if defined(CELLFLOW_NPZ_POSIX)
@@ -280,7 +283,8 @@ inline void write_file_atomically(const std::vector<std::uint8_t>& bytes, const 
 }
 
 template <class T>
-void assign_npz_impl(VariableList<T>& vars, const NpzArchive& archive, const NpzLoadOptions& opt, const NpzContext& ctx) {
+void assign_npz_impl(VariableList<T>& vars, const NpzArchive& archive, const NpzLoadOptions& opt,
+                     const NpzContext& ctx) {
   check_scalar<T>();
   std::vector<std::string> missing, wrong, extra;
   for (const VariableRef<T>& v : vars) {

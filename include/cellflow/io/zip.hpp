@@ -166,15 +166,24 @@ inline bool resolve_zip64(const ExtraScan& extra, std::initializer_list<std::uin
 
 inline const char* zip_method_name(unsigned m) {
   switch (m) {
-    case 1: return " (shrink)";
-    case 6: return " (implode)";
-    case 9: return " (deflate64)";
-    case 12: return " (bzip2)";
-    case 14: return " (LZMA)";
-    case 93: return " (zstd)";
-    case 95: return " (xz)";
-    case 99: return " (AES encryption)";
-    default: return "";
+    case 1:
+      return " (shrink)";
+    case 6:
+      return " (implode)";
+    case 9:
+      return " (deflate64)";
+    case 12:
+      return " (bzip2)";
+    case 14:
+      return " (LZMA)";
+    case 93:
+      return " (zstd)";
+    case 95:
+      return " (xz)";
+    case 99:
+      return " (AES encryption)";
+    default:
+      return "";
   }
 }
 
@@ -185,8 +194,8 @@ inline std::vector<ZipEntry> read_zip_directory(const std::uint8_t* data, std::s
   if (data == nullptr && size != 0) ctx.fail(concat("null data pointer with size ", size));
   if (size == 0) ctx.fail(concat("empty (0 bytes), not ", format.archive));
   if (size < 22)
-    ctx.fail(concat(format.not_archive, ": ", size,
-                    " bytes, too short for the 22-byte end-of-central-directory record"));
+    ctx.fail(
+        concat(format.not_archive, ": ", size, " bytes, too short for the 22-byte end-of-central-directory record"));
   if (static_cast<std::uint64_t>(size) > kMaxZipBytes)
     ctx.fail(concat(size, " bytes, larger than the ", kMaxZipBytes, "-byte limit on ", format.archive));
 
@@ -210,7 +219,8 @@ inline std::vector<ZipEntry> read_zip_directory(const std::uint8_t* data, std::s
   const std::uint64_t cd_size = read_le32(e + 12), cd_offset = read_le32(e + 16);
   if (disk != 0 || cd_disk != 0 || n_disk != n_total)
     ctx.fail(concat("multi-disk (split) ZIP archive (end-of-central-directory record at offset ", eocd, ": disk ", disk,
-                    ", directory disk ", cd_disk, ", ", n_disk, " of ", n_total, " entries on this disk): not supported"));
+                    ", directory disk ", cd_disk, ", ", n_disk, " of ", n_total,
+                    " entries on this disk): not supported"));
   if (cd_offset + cd_size != eocd)
     ctx.fail(concat("the central directory (offset ", cd_offset, ", ", cd_size,
                     " bytes, from the end-of-central-directory record at offset ", eocd,
@@ -230,7 +240,8 @@ inline std::vector<ZipEntry> read_zip_directory(const std::uint8_t* data, std::s
       ctx.fail(concat(where, ": truncated (", eocd - pos, " bytes left in the directory, an entry takes at least 46)"));
     const std::uint8_t* p = data + pos;
     if (read_le32(p) != kZipCentralSig)
-      ctx.fail(concat(where, ": signature ", hex32(read_le32(p)), ", expected ", hex32(kZipCentralSig), " (\"PK\\1\\2\")"));
+      ctx.fail(
+          concat(where, ": signature ", hex32(read_le32(p)), ", expected ", hex32(kZipCentralSig), " (\"PK\\1\\2\")"));
     ZipEntry m;
     m.entry = k;
     m.flags = read_le16(p + 8);
@@ -270,13 +281,14 @@ inline std::vector<ZipEntry> read_zip_directory(const std::uint8_t* data, std::s
       fail(concat("the members' total uncompressed size reaches ", total, " bytes, over the ", kMaxZipBytes,
                   "-byte limit on ", format.archive));
     if (m.method == 0 && m.csize != m.usize)
-      fail(concat("stored (uncompressed) member with a compressed size of ", m.csize, " bytes and an uncompressed size of ",
-                  m.usize));
+      fail(concat("stored (uncompressed) member with a compressed size of ", m.csize,
+                  " bytes and an uncompressed size of ", m.usize));
     if (m.method == 8 && m.usize > kDeflateMaxRatio * m.csize)
-      fail(concat("claims ", m.usize, " uncompressed bytes from ", m.csize, " compressed bytes; deflate expands at most ",
-                  kDeflateMaxRatio, " times (corrupt size field?)"));
+      fail(concat("claims ", m.usize, " uncompressed bytes from ", m.csize,
+                  " compressed bytes; deflate expands at most ", kDeflateMaxRatio, " times (corrupt size field?)"));
     if (m.local_offset >= cd_offset)
-      fail(concat("local header offset ", m.local_offset, " is not before the central directory at offset ", cd_offset));
+      fail(
+          concat("local header offset ", m.local_offset, " is not before the central directory at offset ", cd_offset));
     members.push_back(std::move(m));
     pos += 46 + name_len + extra_len + comment_len;
   }
@@ -290,7 +302,8 @@ inline std::vector<ZipEntry> read_zip_directory(const std::uint8_t* data, std::s
     const auto fail = [&](const std::string& what) {
       ctx.fail_member(m.name, concat("local header at offset ", lo, ": ", what));
     };
-    if (cd_offset - lo < 30) fail(concat("truncated (", cd_offset - lo, " bytes before the central directory, a header takes 30)"));
+    if (cd_offset - lo < 30)
+      fail(concat("truncated (", cd_offset - lo, " bytes before the central directory, a header takes 30)"));
     const std::uint8_t* p = data + lo;
     if (read_le32(p) != kZipLocalSig)
       fail(concat("signature ", hex32(read_le32(p)), ", expected ", hex32(kZipLocalSig), " (\"PK\\3\\4\")"));
@@ -302,10 +315,10 @@ inline std::vector<ZipEntry> read_zip_directory(const std::uint8_t* data, std::s
       fail("its name and extra field run into the central directory (truncated?)");
     const std::string name(reinterpret_cast<const char*>(p + 30), name_len);
     if (name != m.name) fail(concat("names the member '", printable(name), "' (the central directory disagrees)"));
-    if (method != m.method)
-      fail(concat("compression method ", method, ", the central directory says ", m.method));
+    if (method != m.method) fail(concat("compression method ", method, ", the central directory says ", m.method));
     if ((flags & 0x0001u) != 0) fail("encrypted: cellflow reads unencrypted archives only");
-    if (((flags ^ m.flags) & 0x0008u) != 0) fail("the data-descriptor flag (bit 3) disagrees with the central directory");
+    if (((flags ^ m.flags) & 0x0008u) != 0)
+      fail("the data-descriptor flag (bit 3) disagrees with the central directory");
     const ExtraScan extra = scan_extra(p + 30 + name_len, extra_len);
     if (!extra.ok) fail("malformed extra field");
     m.data_offset = lo + 30 + name_len + extra_len;
@@ -314,11 +327,11 @@ inline std::vector<ZipEntry> read_zip_directory(const std::uint8_t* data, std::s
                   " run past the start of the central directory at offset ", cd_offset, " (truncated?)"));
     std::uint64_t end = m.data_offset + m.csize;
     if ((m.flags & 0x0008u) == 0) {
-      if (!resolve_zip64(extra, {&usize, &csize}))
-        fail("sizes of 0xffffffff without a zip64 extra field holding them");
+      if (!resolve_zip64(extra, {&usize, &csize})) fail("sizes of 0xffffffff without a zip64 extra field holding them");
       if (crc != m.crc || csize != m.csize || usize != m.usize)
-        fail(concat("CRC-32 ", hex32(crc), ", sizes ", csize, " / ", usize, " (compressed / uncompressed); the central directory says ",
-                    hex32(m.crc), ", ", m.csize, " / ", m.usize));
+        fail(concat("CRC-32 ", hex32(crc), ", sizes ", csize, " / ", usize,
+                    " (compressed / uncompressed); the central directory says ", hex32(m.crc), ", ", m.csize, " / ",
+                    m.usize));
     } else {
       // A data descriptor follows the data: [signature] CRC-32, sizes (8 bytes each with zip64).
       const std::size_t w = extra.zip64 != nullptr ? 8 : 4;
@@ -364,7 +377,8 @@ inline std::vector<std::uint8_t> inflate_member(const std::uint8_t* in, std::uin
     ~End() { inflateEnd(z); }
   } end{&zs};
   const std::uint64_t cap = usize + 1;  // one byte more than promised detects an overlong stream
-  std::vector<std::uint8_t> out(static_cast<std::size_t>(std::min<std::uint64_t>(cap, std::max<std::uint64_t>(65536, 2 * csize))));
+  std::vector<std::uint8_t> out(
+      static_cast<std::size_t>(std::min<std::uint64_t>(cap, std::max<std::uint64_t>(65536, 2 * csize))));
   std::uint64_t produced = 0, in_left = csize;
   for (;;) {
     if (zs.avail_in == 0 && in_left > 0) {
@@ -382,22 +396,25 @@ inline std::vector<std::uint8_t> inflate_member(const std::uint8_t* in, std::uin
     const int rc = inflate(&zs, Z_NO_FLUSH);
     produced += room - zs.avail_out;
     if (produced > usize)
-      ctx.fail_member(member, concat("the deflate stream decompresses to more than the ", usize,
-                                     " bytes the archive promises"));
+      ctx.fail_member(
+          member, concat("the deflate stream decompresses to more than the ", usize, " bytes the archive promises"));
     if (rc == Z_STREAM_END) break;
     if (rc == Z_OK) continue;
     if (rc == Z_BUF_ERROR && zs.avail_in == 0 && in_left == 0)
-      ctx.fail_member(member, concat("corrupt deflate stream: the ", csize, " compressed bytes end before the stream does (",
-                                     produced, " of ", usize, " bytes decompressed; truncated?)"));
-    ctx.fail_member(member, concat("corrupt deflate stream (zlib error ", rc, ": ",
-                                   zs.msg != nullptr ? zs.msg : zError(rc), ") after ", produced, " decompressed bytes"));
+      ctx.fail_member(member,
+                      concat("corrupt deflate stream: the ", csize, " compressed bytes end before the stream does (",
+                             produced, " of ", usize, " bytes decompressed; truncated?)"));
+    ctx.fail_member(member,
+                    concat("corrupt deflate stream (zlib error ", rc, ": ", zs.msg != nullptr ? zs.msg : zError(rc),
+                           ") after ", produced, " decompressed bytes"));
   }
   const std::uint64_t left = zs.avail_in + in_left;
   if (left != 0)
     ctx.fail_member(member, concat("corrupt deflate stream: ", left, " of its ", csize,
                                    " compressed bytes follow the end of the stream"));
   if (produced != usize)
-    ctx.fail_member(member, concat("the deflate stream decompresses to ", produced, " bytes, the archive promises ", usize));
+    ctx.fail_member(member,
+                    concat("the deflate stream decompresses to ", produced, " bytes, the archive promises ", usize));
   out.resize(static_cast<std::size_t>(produced));
   return out;
 }
@@ -477,9 +494,15 @@ class ZipWriter {
     if (compress_) deflated = deflate_raw(bytes, size, ctx_, name);
     const std::uint8_t* payload = compress_ ? deflated.data() : bytes;
     const std::size_t payload_size = compress_ ? deflated.size() : size;
-    const bool ascii = std::all_of(name.begin(), name.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; });
-    Central c{name, static_cast<std::uint16_t>(ascii ? 0 : 0x0800), static_cast<std::uint16_t>(compress_ ? 8 : 0), crc,
-              0, static_cast<std::uint32_t>(size), 0};
+    const bool ascii =
+        std::all_of(name.begin(), name.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; });
+    Central c{name,
+              static_cast<std::uint16_t>(ascii ? 0 : 0x0800),
+              static_cast<std::uint16_t>(compress_ ? 8 : 0),
+              crc,
+              0,
+              static_cast<std::uint32_t>(size),
+              0};
     if (out_.size() + 30 + name.size() + payload_size > kLimit)
       ctx_.fail(concat("the archive would exceed 4 GiB; that needs zip64, which cellflow does not write"));
     c.csize = static_cast<std::uint32_t>(payload_size);
@@ -516,15 +539,16 @@ class ZipWriter {
       append_le32(out_, c.csize);
       append_le32(out_, c.usize);
       append_le16(out_, static_cast<std::uint32_t>(c.name.size()));
-      append_le16(out_, 0);             // extra
-      append_le16(out_, 0);             // comment
-      append_le16(out_, 0);             // disk
-      append_le16(out_, 0);             // internal attributes
+      append_le16(out_, 0);               // extra
+      append_le16(out_, 0);               // comment
+      append_le16(out_, 0);               // disk
+      append_le16(out_, 0);               // internal attributes
       append_le32(out_, 0100644u << 16);  // external attributes: regular file, rw-r--r--
       append_le32(out_, c.offset);
       out_.insert(out_.end(), c.name.begin(), c.name.end());
     }
-    if (out_.size() > kLimit) ctx_.fail("the archive would exceed 4 GiB; that needs zip64, which cellflow does not write");
+    if (out_.size() > kLimit)
+      ctx_.fail("the archive would exceed 4 GiB; that needs zip64, which cellflow does not write");
     const std::size_t cd_size = out_.size() - cd_offset;
     append_le32(out_, kZipEndSig);
     append_le16(out_, 0);

@@ -34,8 +34,8 @@ SoftmaxCrossEntropy<T> sparse_softmax_cross_entropy_with_logits(const std::vecto
   static_assert(std::is_integral_v<Label>, "labels must be integers");
   const Index batch = logits.rows(), classes = logits.cols();
   if (static_cast<Index>(labels.size()) != batch)
-    throw ShapeError(detail::concat("sparse_softmax_cross_entropy_with_logits: ", labels.size(),
-                                    " labels for logits [", batch, ", ", classes, "]; expected ", batch));
+    throw ShapeError(detail::concat("sparse_softmax_cross_entropy_with_logits: ", labels.size(), " labels for logits [",
+                                    batch, ", ", classes, "]; expected ", batch));
   if (classes < 1 && batch > 0)
     throw ShapeError("sparse_softmax_cross_entropy_with_logits: logits need at least one class");
   for (std::size_t b = 0; b < labels.size(); ++b)

@@ -120,8 +120,7 @@ class AdamOptimizer {
                                         s.v[k].rows(), "x", s.v[k].cols()));
       const T* v = s.v[k].data();
       for (Index i = 0; i < s.v[k].size(); ++i)
-        if (v[i] < T(0))
-          throw ValueError(detail::concat(op, ": slot ", k, ": v[", i, "] = ", v[i], " is negative"));
+        if (v[i] < T(0)) throw ValueError(detail::concat(op, ": slot ", k, ": v[", i, "] = ", v[i], " is negative"));
     }
   }
 
@@ -156,9 +155,9 @@ class AdamOptimizer {
                                       " variables, given ", vars.size()));
     for (std::size_t k = 0; k < vars.size(); ++k)
       if (vars[k].value->rows() != m_[k].rows() || vars[k].value->cols() != m_[k].cols())
-        throw ShapeError(detail::concat("AdamOptimizer::apply_gradients: variable ", k, " ('", vars[k].name,
-                                        "') is ", shape_string(vars[k].shape), ", its slots were made for ",
-                                        m_[k].rows(), "x", m_[k].cols()));
+        throw ShapeError(detail::concat("AdamOptimizer::apply_gradients: variable ", k, " ('", vars[k].name, "') is ",
+                                        shape_string(vars[k].shape), ", its slots were made for ", m_[k].rows(), "x",
+                                        m_[k].cols()));
   }
 
   T lr_, beta1_, beta2_, eps_;

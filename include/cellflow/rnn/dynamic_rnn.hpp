@@ -60,7 +60,7 @@ struct RNNResult {
   /// Everything backward needs, reused by dynamic_rnn_into across calls.
   struct Tape {
     std::vector<Slice> slices;
-    std::vector<Cell> replicas;  // gradient accumulators of slices 1.. (batch_threads > 1)
+    std::vector<Cell> replicas;      // gradient accumulators of slices 1.. (batch_threads > 1)
     const Cell* producer = nullptr;  // the cell whose forward pass filled the tape
     Index time = 0, batch = 0;
     bool time_major = false, training = false;
@@ -70,8 +70,8 @@ struct RNNResult {
 /// Gradients dynamic_rnn_backward returns (variable gradients are accumulated into the cell).
 template <class Cell>
 struct RNNGradients {
-  Tensor3<typename Cell::Scalar> d_inputs;   ///< same layout as the inputs
-  typename Cell::State d_initial_state;      ///< gradient of the initial state
+  Tensor3<typename Cell::Scalar> d_inputs;  ///< same layout as the inputs
+  typename Cell::State d_initial_state;     ///< gradient of the initial state
 };
 
 namespace detail {
@@ -127,7 +127,7 @@ void for_each_slice(Index n, Body&& body) {
   }
   std::vector<std::exception_ptr> errors(static_cast<std::size_t>(n));
 #ifdef _OPENMP
-#pragma omp parallel for num_threads(static_cast<int>(n)) schedule(static, 1)
+#pragma omp parallel for num_threads(static_cast <int>(n)) schedule(static, 1)
 #endif
   for (Index p = 0; p < n; ++p) {
     try {
@@ -250,9 +250,9 @@ RNNGradients<Cell> dynamic_rnn_backward(Cell& cell, RNNResult<Cell>& result,
     for (int k = 0; k < 3; ++k) {
       if (d_outputs->dimension(k) != result.outputs.dimension(k))
         throw ShapeError(detail::concat("dynamic_rnn_backward: d_outputs is [", d_outputs->dimension(0), ", ",
-                                        d_outputs->dimension(1), ", ", d_outputs->dimension(2),
-                                        "], the outputs are [", result.outputs.dimension(0), ", ",
-                                        result.outputs.dimension(1), ", ", result.outputs.dimension(2), "]"));
+                                        d_outputs->dimension(1), ", ", d_outputs->dimension(2), "], the outputs are [",
+                                        result.outputs.dimension(0), ", ", result.outputs.dimension(1), ", ",
+                                        result.outputs.dimension(2), "]"));
     }
   }
   if (d_final_state) cell.check_state(*d_final_state, tp.batch, "dynamic_rnn_backward: d_final_state");
@@ -308,7 +308,8 @@ RNNGradients<Cell> dynamic_rnn_backward(Cell& cell, RNNResult<Cell>& result,
   } else {
     g.d_initial_state = cell.zero_state(tp.batch);
     for (Index p = 0; p < P; ++p)
-      detail::set_rows(g.d_initial_state, tp.slices[static_cast<std::size_t>(p)].b0, d_initial[static_cast<std::size_t>(p)]);
+      detail::set_rows(g.d_initial_state, tp.slices[static_cast<std::size_t>(p)].b0,
+                       d_initial[static_cast<std::size_t>(p)]);
   }
   return g;
 }

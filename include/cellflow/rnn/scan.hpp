@@ -28,9 +28,8 @@ namespace detail {
 /// outputs to Y [time*batch, output_size] (zeros past each example's length and past `steps`),
 /// and leaves the per-step activations in `tape` (all of them when `training`).
 template <class Cell, class T>
-void scan_forward(const Cell& cell, typename Cell::Tape& tape, const Matrix<T>& X, Index time, Index batch,
-                  Index steps, const typename Cell::State& s0, const std::vector<Index>* lengths, Matrix<T>& Y,
-                  bool training) {
+void scan_forward(const Cell& cell, typename Cell::Tape& tape, const Matrix<T>& X, Index time, Index batch, Index steps,
+                  const typename Cell::State& s0, const std::vector<Index>* lengths, Matrix<T>& Y, bool training) {
   const Index out = cell.output_size();
   Y.resize(time * batch, out);
   cell.forward_begin(tape, X, time, batch, steps, s0, training);

@@ -18,8 +18,7 @@ namespace detail {
 
 /// A step is a sequence of length one: the same code path as dynamic_rnn, no training caches.
 template <class Cell, class T = typename Cell::Scalar>
-StepOutput<T, typename Cell::State> run_step(const Cell& cell, const Matrix<T>& x,
-                                             const typename Cell::State& state) {
+StepOutput<T, typename Cell::State> run_step(const Cell& cell, const Matrix<T>& x, const typename Cell::State& state) {
   const Index batch = x.rows();
   if (x.cols() != cell.input_depth())
     throw ShapeError(concat(cell.cell_name(), ": input depth ", x.cols(), ", kernel expects ", cell.input_depth()));

@@ -56,11 +56,12 @@ class RNNStream {
   const Tensor3<T>& feed(const Tensor3<T>& chunk, bool time_major = false) {
     const Index batch = chunk.dimension(time_major ? 1 : 0), time = chunk.dimension(time_major ? 0 : 1);
     if (batch != batch_ || chunk.dimension(2) != cell_->input_depth() || time <= 0)
-      throw ShapeError(detail::concat("RNNStream::feed: chunk is [", chunk.dimension(0), ", ", chunk.dimension(1), ", ",
-                                      chunk.dimension(2), "], ", cell_->cell_name(), " stream expects ",
-                                      time_major ? "[time, batch, depth] = [time >= 1, " : "[batch, time, depth] = [",
-                                      time_major ? detail::concat(batch_, ", ") : detail::concat(batch_, ", time >= 1, "),
-                                      cell_->input_depth(), "]"));
+      throw ShapeError(
+          detail::concat("RNNStream::feed: chunk is [", chunk.dimension(0), ", ", chunk.dimension(1), ", ",
+                         chunk.dimension(2), "], ", cell_->cell_name(), " stream expects ",
+                         time_major ? "[time, batch, depth] = [time >= 1, " : "[batch, time, depth] = [",
+                         time_major ? detail::concat(batch_, ", ") : detail::concat(batch_, ", time >= 1, "),
+                         cell_->input_depth(), "]"));
     detail::to_time_major(chunk, time_major, 0, batch_, x_);
     run(time);
     detail::resize_like(chunk_out_, time, batch_, cell_->output_size(), time_major);

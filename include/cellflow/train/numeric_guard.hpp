@@ -63,8 +63,7 @@ template <class T>
 void check_finite_gradients(const VariableList<T>& vars, long long step) {
   if (const auto e = first_non_finite_gradient(vars))
     throw NumericError(detail::concat("step ", step, ": the gradient of '", e->variable, "' is ",
-                                      detail::non_finite_name(e->value),
-                                      " at ", shape_string(e->position),
+                                      detail::non_finite_name(e->value), " at ", shape_string(e->position),
                                       " (diverged: lower the learning rate, or clip the gradients)"));
 }
 

@@ -65,8 +65,9 @@ int main() {
   cf::VariableList<double> vars;
   vars.add(multi, "rnn");
   // The variables by TF name, as the reference below reads them.
-  const char* names[2][2] = {{"rnn/multi_rnn_cell/cell_0/basic_lstm_cell/kernel", "rnn/multi_rnn_cell/cell_0/basic_lstm_cell/bias"},
-                             {"rnn/multi_rnn_cell/cell_1/basic_lstm_cell/kernel", "rnn/multi_rnn_cell/cell_1/basic_lstm_cell/bias"}};
+  const char* names[2][2] = {
+      {"rnn/multi_rnn_cell/cell_0/basic_lstm_cell/kernel", "rnn/multi_rnn_cell/cell_0/basic_lstm_cell/bias"},
+      {"rnn/multi_rnn_cell/cell_1/basic_lstm_cell/kernel", "rnn/multi_rnn_cell/cell_1/basic_lstm_cell/bias"}};
   // TF1 initialises biases to zero; give them values so that the check covers them.
   for (int l = 0; l < 2; ++l)
     for (cf::Index k = 0; k < 4 * units; ++k) (*vars[names[l][1]].value)(0, k) = 0.05 * double(k % 7) - 0.1 * double(l);
