@@ -31,12 +31,12 @@ echo "== 2/3 AddressSanitizer + UndefinedBehaviorSanitizer ($(($(date +%s) - sta
 # -O1 -g1 (line tables only): full -g makes this build 2.4x slower. Baseline ISA: the
 # -march=native kernel path is covered by the release build, and GCC's AVX-512 intrinsics are
 # not warning-free under instrumentation. The package tests build their own uninstrumented
-# consumers, so they run in the release build only.
+# consumers, and the docs tests compile samples of their own: both run in the release build only.
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1" \
   -DCELLFLOW_SANITIZE=ON -DCELLFLOW_WERROR=ON -DCELLFLOW_BUILD_BENCHMARKS=OFF -DCELLFLOW_NATIVE_ARCH=OFF
 cmake --build build-asan -j"$jobs"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-  ctest --test-dir build-asan --output-on-failure -j"$jobs" -E "^(headers_self_contained|package_.*)$" "$@"
+  ctest --test-dir build-asan --output-on-failure -j"$jobs" -E "^(headers_self_contained|package_.*|docs_.*|format_check)$" "$@"
 
 echo "== 3/3 fuzzing, ${FUZZ_SECONDS:-60} s per target ($(($(date +%s) - start)) s so far)"
 scripts/fuzz.sh "${FUZZ_SECONDS:-60}"

@@ -1,0 +1,339 @@
+#!/usr/bin/env python3
+"""Extracts the C++ samples of cellflow's Markdown documentation so that the test suite compiles
+(and runs) them, and the docs cannot rot. Python 3 standard library only.
+
+Usage (tests/docs/CMakeLists.txt runs the first two; nothing needs to be run by hand):
+
+    extract_samples.py extract --root REPO --out DIR --manifest FILE.cmake MD...
+        Writes one .cpp per whole program and one .cpp per Markdown file for its fragments into
+        DIR (a file is rewritten only when its content changes, so nothing rebuilds needlessly),
+        and FILE.cmake, which lists them for CMake.
+    extract_samples.py run EXE
+        Runs EXE in a fresh temporary directory (removed afterwards) and exits with its status.
+    extract_samples.py selftest
+        Checks this script's own parsing on made-up Markdown (also a ctest).
+
+What is a sample: every fenced block whose info string is `cpp` (or `c++`, `cxx`) in README.md
+and docs/*.md.
+
+* A block that defines `int main(` is a **program**: it is compiled as it stands, one
+  translation unit and one executable per block, and run (in a fresh temporary directory) unless
+  it is marked `<!-- not run: REASON -->`.
+* Any other block is a **fragment**: it is compiled as the body of a member function of
+  `cellflow_docs::Preamble` (tests/docs/doc_preamble.hpp), whose members stand for what the
+  surrounding prose has built: `rng`, `multi`, `dense`, `vars`, `adam`, `X`, `y`, `frames`, ...
+  A fragment's own declarations simply shadow them. Its `#include` lines are moved to file scope.
+  All fragments of one Markdown file are one translation unit; they are compiled, not run.
+* `<!-- not compiled: REASON -->` on the last non-blank line before a block skips it (for
+  signature lists and other declarations that are not code to compile). A file whose first lines
+  hold `<!-- not compiled (whole file): REASON -->` is skipped whole (docs/api.md, generated from
+  the headers, which are compiled anyway). A marker without a reason is an error.
+
+Every generated file starts its sample with `#line N "FILE.md"`, so a compiler error names the
+Markdown file and line.
+"""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+CPP_LANGS = {"cpp", "c++", "cxx"}
+FENCE = re.compile(r"^( {0,3}|\s*)(`{3,}|~{3,})\s*([^\s`]*)[^`]*$")
+MARKER = re.compile(r"^\s*<!--\s*(not compiled|not run)\s*(\(whole file\))?\s*(:?)\s*(.*?)\s*-->\s*$")
+MAIN = re.compile(r"\bint\s+main\s*\(")
+INCLUDE = re.compile(r"^\s*#\s*include\b")
+
+
+class SampleError(Exception):
+    pass
+
+
+class Block:
+    def __init__(self, md, fence_line, first_line, lines, kind, run, skip_reason=None):
+        self.md = md                  # path relative to the repository root, e.g. docs/concepts.md
+        self.fence_line = fence_line  # 1-based line of the opening fence
+        self.first_line = first_line  # 1-based line of the first code line
+        self.lines = lines            # code lines, fence indentation removed, without newlines
+        self.kind = kind              # "program" or "fragment"
+        self.run = run                # programs: run after building
+        self.skip_reason = skip_reason
+
+
+def parse_marker(line, md, lineno):
+    """(kind, whole_file, reason) for a marker comment, None for any other line."""
+    m = MARKER.match(line)
+    if not m:
+        return None
+    kind, whole, colon, reason = m.group(1), bool(m.group(2)), m.group(3), m.group(4)
+    if not colon or not reason:
+        raise SampleError(f"{md}:{lineno}: marker '<!-- {kind}{' (whole file)' if whole else ''}: REASON -->' "
+                          f"needs a reason after the colon")
+    if whole and kind != "not compiled":
+        raise SampleError(f"{md}:{lineno}: only 'not compiled (whole file)' applies to a whole file")
+    return kind, whole, reason
+
+
+def parse_markdown(md, text):
+    """The C++ blocks of one Markdown file (skipped ones included, with their reason)."""
+    lines = text.split("\n")
+    for k, line in enumerate(lines[:5]):
+        m = parse_marker(line, md, k + 1)
+        if m and m[1]:
+            return []
+    blocks = []
+    k = 0
+    while k < len(lines):
+        m = FENCE.match(lines[k])
+        if not m:
+            marker = parse_marker(lines[k], md, k + 1)
+            if marker and marker[1]:
+                raise SampleError(f"{md}:{k + 1}: a whole-file marker must be within the first 5 lines")
+            k += 1
+            continue
+        indent, fence, lang = len(m.group(1)), m.group(2), m.group(3).lower()
+        start = k
+        body = []
+        k += 1
+        while k < len(lines):
+            close = re.match(r"^\s*(`{3,}|~{3,})\s*$", lines[k])
+            if close and close.group(1)[0] == fence[0] and len(close.group(1)) >= len(fence):
+                break
+            body.append(lines[k])
+            k += 1
+        else:
+            raise SampleError(f"{md}:{start + 1}: code block opened here is never closed")
+        k += 1  # past the closing fence
+        if lang not in CPP_LANGS:
+            continue
+        code = [line[indent:] if line[:indent].strip() == "" else line.lstrip() for line in body]
+        prev = start - 1
+        while prev >= 0 and lines[prev].strip() == "":
+            prev -= 1
+        marker = parse_marker(lines[prev], md, prev + 1) if prev >= 0 else None
+        is_program = any(MAIN.search(line) for line in code)
+        kind = "program" if is_program else "fragment"
+        if marker and marker[0] == "not compiled":
+            blocks.append(Block(md, start + 1, start + 2, code, kind, False, skip_reason=marker[2]))
+            continue
+        run = True
+        if marker and marker[0] == "not run":
+            if not is_program:
+                raise SampleError(f"{md}:{prev + 1}: 'not run' marks a program (a block with int main); "
+                                  f"fragments are never run")
+            run = False
+        blocks.append(Block(md, start + 1, start + 2, code, kind, run))
+    return blocks
+
+
+def ident(text):
+    return re.sub(r"\W", "_", text)
+
+
+def file_id(md):
+    stem = os.path.splitext(md)[0]
+    if stem.startswith("docs/"):
+        stem = stem[len("docs/"):]
+    return ident(stem)
+
+
+def c_string(path):
+    return path.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def program_source(block):
+    return f'#line {block.first_line} "{c_string(block.md)}"\n' + "\n".join(block.lines) + "\n"
+
+
+def fragments_source(md, blocks, gen_name):
+    """One translation unit holding every fragment of `md` as Sample::body() of its own namespace."""
+    out = [f"// Generated by tests/docs/extract_samples.py from {md}: do not edit.",
+           "// Each fragment is the body of a member function of cellflow_docs::Preamble."]
+    seen = set()
+    for b in blocks:  # #include lines go to file scope, in order of appearance, once each
+        for k, line in enumerate(b.lines):
+            if INCLUDE.match(line) and line.strip() not in seen:
+                seen.add(line.strip())
+                out.append(f'#line {b.first_line + k} "{c_string(md)}"')
+                out.append(line.strip())
+    out.append(f'#line {len(out) + 2} "{c_string(gen_name)}"')
+    out.append('#include "doc_preamble.hpp"')
+    for b in blocks:
+        out.append(f"namespace doc_fragment_L{b.fence_line} {{")
+        out.append("struct Sample : cellflow_docs::Preamble {")
+        out.append("  void body();")
+        out.append("};")
+        out.append("void Sample::body() {")
+        out.append(f'#line {b.first_line} "{c_string(md)}"')
+        out.extend("" if INCLUDE.match(line) else line for line in b.lines)
+        out.append(f'#line {len(out) + 2} "{c_string(gen_name)}"')
+        out.append("}")
+        out.append(f"}}  // namespace doc_fragment_L{b.fence_line}")
+    return "\n".join(out) + "\n"
+
+
+def write_if_changed(path, content):
+    try:
+        with open(path, encoding="utf-8") as f:
+            if f.read() == content:
+                return
+    except FileNotFoundError:
+        pass
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(content)
+
+
+def cmake_quote(s):
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$") + '"'
+
+
+def extract(root, out_dir, manifest, mds):
+    os.makedirs(out_dir, exist_ok=True)
+    entries = []  # (kind, id, source, where, run)
+    report = []
+    for md in mds:
+        rel = os.path.relpath(os.path.abspath(md), os.path.abspath(root)).replace(os.sep, "/")
+        with open(md, encoding="utf-8") as f:
+            blocks = parse_markdown(rel, f.read())
+        fid = file_id(rel)
+        fragments = [b for b in blocks if b.kind == "fragment" and b.skip_reason is None]
+        for b in blocks:
+            if b.skip_reason is not None:
+                report.append(f"{rel}:{b.fence_line}: not compiled ({b.skip_reason})")
+            elif b.kind == "program":
+                pid = f"{fid}_L{b.fence_line}"
+                src = os.path.join(out_dir, f"{pid}.cpp")
+                write_if_changed(src, program_source(b))
+                entries.append(("program", pid, src, f"{rel}:{b.fence_line}", "run" if b.run else "norun"))
+                report.append(f"{rel}:{b.fence_line}: program{'' if b.run else ', not run'}")
+        if fragments:
+            src = os.path.join(out_dir, f"{fid}_fragments.cpp")
+            write_if_changed(src, fragments_source(rel, fragments, src))
+            where = ", ".join(str(b.fence_line) for b in fragments)
+            entries.append(("fragments", fid, src, f"{rel}: lines {where}", "norun"))
+            report.append(f"{rel}: {len(fragments)} fragment(s) at lines {where}")
+    lines = ["# Generated by tests/docs/extract_samples.py: the documentation's C++ samples.",
+             "# Each entry is kind|id|source|where|run.", "set(CELLFLOW_DOC_SAMPLES"]
+    lines += ["  " + cmake_quote("|".join(e)) for e in entries]
+    lines.append(")")
+    write_if_changed(manifest, "\n".join(lines) + "\n")
+    return report
+
+
+def run(exe):
+    tmp = tempfile.mkdtemp(prefix="cellflow-doc-sample-")
+    try:
+        return subprocess.run([os.path.abspath(exe)], cwd=tmp).returncode
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def selftest():
+    """Checks the parser on made-up Markdown; returns the number of failed checks."""
+    failed = 0
+
+    def check(cond, what):
+        nonlocal failed
+        if not cond:
+            failed += 1
+            print(f"FAILED: {what}")
+
+    def expect_error(text, needle, what):
+        try:
+            parse_markdown("t.md", text)
+        except SampleError as e:
+            check(needle in str(e), f"{what}: message '{e}' lacks '{needle}'")
+            return
+        check(False, f"{what}: no error")
+
+    md = "\n".join([
+        "# Title",                                      # 1
+        "```cpp",                                       # 2
+        "#include <cellflow/cellflow.hpp>",             # 3
+        "int main() { return 0; }",                     # 4
+        "```",                                          # 5
+        "<!-- not compiled: signature list -->",        # 6
+        "",                                             # 7
+        "```cpp",                                       # 8
+        "void f(T);",                                   # 9
+        "```",                                          # 10
+        "```python",                                    # 11
+        "print('not C++')",                             # 12
+        "```",                                          # 13
+        "1. a list item:",                              # 14
+        "   ```c++",                                    # 15
+        "   vars.zero_grad();",                         # 16
+        "   ```",                                       # 17
+        "<!-- not run: needs a file -->",               # 18
+        "~~~~cpp",                                      # 19
+        "int main(int argc, char** argv) {",            # 20
+        "```",                                          # 21  (not a closing fence: ~ opened)
+        "}",                                            # 22
+        "~~~~",                                         # 23
+    ])
+    blocks = parse_markdown("t.md", md)
+    check(len(blocks) == 4, f"4 C++ blocks, found {len(blocks)}")
+    if len(blocks) == 4:
+        a, b, c, d = blocks
+        check(a.kind == "program" and a.run and a.first_line == 3 and a.skip_reason is None, "block 1: program, run")
+        check(b.skip_reason == "signature list", "block 2: not compiled, with its reason")
+        check(c.kind == "fragment" and c.lines == ["vars.zero_grad();"] and c.first_line == 16,
+              "block 3: indented fragment, indentation removed, line 16")
+        check(d.kind == "program" and not d.run and d.lines[1] == "```", "block 4: ~~~~ fence, not run")
+        src = program_source(a)
+        check(src.startswith('#line 3 "t.md"\n#include <cellflow/cellflow.hpp>\n'), "program source starts with #line")
+        frag = fragments_source("t.md", [c], "gen.cpp")
+        check('#line 16 "t.md"\n   vars.zero_grad();'.replace("   ", "") in frag, "fragment body after #line 16")
+        check("struct Sample : cellflow_docs::Preamble" in frag, "fragment wrapped in the preamble")
+        # generated-file #line directives name the real next line of the generated file
+        for k, line in enumerate(frag.split("\n")):
+            m = re.match(r'#line (\d+) "gen.cpp"', line)
+            if m:
+                check(int(m.group(1)) == k + 2, f"#line {m.group(1)} on generated line {k + 1}")
+    whole = "<!-- not compiled (whole file): generated declarations -->\n```cpp\nnot C++\n```\n"
+    check(parse_markdown("t.md", whole) == [], "whole-file marker skips every block")
+    inc = parse_markdown("t.md", "```cpp\n#include <vector>\nstd::vector<int> v;\n```\n")
+    frag = fragments_source("t.md", inc, "gen.cpp")
+    check(frag.index("#include <vector>") < frag.index("doc_preamble.hpp"), "includes hoisted above the preamble")
+    check(frag.count("#include <vector>") == 1, "the hoisted include is not left in the body")
+    expect_error("<!-- not compiled -->\n```cpp\nx;\n```\n", "needs a reason", "marker without a reason")
+    expect_error("<!-- not compiled: -->\n```cpp\nx;\n```\n", "needs a reason", "marker with an empty reason")
+    expect_error("```cpp\nint x;\n", "never closed", "unterminated block")
+    expect_error("<!-- not run: no main -->\n```cpp\nx;\n```\n", "'not run' marks a program", "not run on a fragment")
+    expect_error("a\nb\nc\nd\ne\n<!-- not compiled (whole file): late -->\n", "first 5 lines", "late whole-file marker")
+    expect_error("<!-- not run (whole file): x -->\n", "only 'not compiled (whole file)'", "not run for a file")
+    print(f"extract_samples selftest: {0 if failed else 1} passed, {1 if failed else 0} failed")
+    return failed
+
+
+def main(argv):
+    if len(argv) >= 2 and argv[1] == "selftest":
+        return 1 if selftest() else 0
+    if len(argv) == 3 and argv[1] == "run":
+        return run(argv[2])
+    if len(argv) >= 2 and argv[1] == "extract":
+        args = argv[2:]
+        opts = {}
+        while args and args[0] in ("--root", "--out", "--manifest"):
+            if len(args) < 2:
+                break
+            opts[args[0]] = args[1]
+            args = args[2:]
+        if set(opts) == {"--root", "--out", "--manifest"} and args:
+            try:
+                report = extract(opts["--root"], opts["--out"], opts["--manifest"], args)
+            except (SampleError, OSError) as e:
+                print(f"extract_samples.py: {e}", file=sys.stderr)
+                return 1
+            for line in report:
+                print(line)
+            return 0
+    usage = __doc__.split("What is a sample")[0]
+    print(usage.strip(), file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
