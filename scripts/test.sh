@@ -3,10 +3,10 @@
 #   1. builds everything (Release, -Wall -Wextra -Wpedantic -Werror) and runs every test;
 #   2. builds everything again with AddressSanitizer + UndefinedBehaviorSanitizer (-O1, own
 #      targets only, in build-asan/) and runs every test but the header self-check there;
-#   3. runs each libFuzzer target (IDX, checkpoint, .npz readers) for FUZZ_SECONDS (default 60)
+#   3. runs each libFuzzer target (IDX, checkpoint, .npz readers) for FUZZ_SECONDS (default 45)
 #      from its seed corpus (scripts/fuzz.sh).
 #
-#   scripts/test.sh              all three (about 15 minutes on 2 cores)
+#   scripts/test.sh              all three (about 25 minutes on 2 cores)
 #   scripts/test.sh --quick      step 1 only
 #   scripts/test.sh -R gradcheck extra arguments go to ctest in steps 1 and 2
 set -euo pipefail
@@ -35,9 +35,17 @@ echo "== 2/3 AddressSanitizer + UndefinedBehaviorSanitizer ($(($(date +%s) - sta
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1" \
   -DCELLFLOW_SANITIZE=ON -DCELLFLOW_WERROR=ON -DCELLFLOW_BUILD_BENCHMARKS=OFF -DCELLFLOW_NATIVE_ARCH=OFF
 cmake --build build-asan -j"$jobs"
-ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+# The Catch2 suite runs as one process (ASan's start-up per process would otherwise dominate),
+# then every other ctest (examples, fuzz corpora, allocation count).
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1
+if [ $# -eq 0 ]; then
+  build-asan/tests/cellflow_tests
+  ctest --test-dir build-asan --output-on-failure -j"$jobs" \
+    -R "^(example_.*|fuzz_regression_.*|alloc_per_time_step)$"
+else
   ctest --test-dir build-asan --output-on-failure -j"$jobs" -E "^(headers_self_contained|package_.*|docs_.*|format_check)$" "$@"
+fi
 
-echo "== 3/3 fuzzing, ${FUZZ_SECONDS:-60} s per target ($(($(date +%s) - start)) s so far)"
-scripts/fuzz.sh "${FUZZ_SECONDS:-60}"
+echo "== 3/3 fuzzing, ${FUZZ_SECONDS:-45} s per target ($(($(date +%s) - start)) s so far)"
+scripts/fuzz.sh "${FUZZ_SECONDS:-45}"
 echo "== all passed in $(($(date +%s) - start)) s"
