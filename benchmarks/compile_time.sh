@@ -3,7 +3,7 @@
 # for translation units with the same training code and different includes, and two baselines:
 #   umbrella   #include <cellflow/cellflow.hpp>, builds and trains a 3-layer LSTM (one Adam step)
 #   single     the same code, including only the headers it needs (cells/lstm_cell.hpp,
-#              cells/multi_rnn_cell.hpp, rnn/dynamic_rnn.hpp, layers/dense.hpp,
+#              rnn/multi_rnn_cell.hpp, rnn/dynamic_rnn.hpp, layers/dense.hpp,
 #              losses/sparse_softmax_cross_entropy.hpp, optimizers/adam.hpp)
 #   parse      #include <cellflow/cellflow.hpp> and an empty main: what parsing the headers costs
 #   eigen      #include <Eigen/Core> and one small matrix product: the floor
@@ -56,7 +56,7 @@ int main() {
   return xent.mean() > 0 ? 0 : 1;
 }'
 printf '#include <cellflow/cellflow.hpp>\n#include <vector>\n%s\n' "$body" > "$work/umbrella.cpp"
-printf '%s\n' '#include <cellflow/cells/lstm_cell.hpp>' '#include <cellflow/cells/multi_rnn_cell.hpp>' \
+printf '%s\n' '#include <cellflow/cells/lstm_cell.hpp>' '#include <cellflow/rnn/multi_rnn_cell.hpp>' \
   '#include <cellflow/rnn/dynamic_rnn.hpp>' '#include <cellflow/layers/dense.hpp>' \
   '#include <cellflow/losses/sparse_softmax_cross_entropy.hpp>' '#include <cellflow/optimizers/adam.hpp>' \
   '#include <vector>' "$body" > "$work/single.cpp"

@@ -1063,9 +1063,9 @@ TEMPLATE_TEST_CASE("what cannot be saved is refused before anything is written",
   REQUIRE_ERROR(cf::save_checkpoint(path, src.model.vars, nullptr, {{"", "x"}}), cf::ValueError,
                 Contains("save_checkpoint: '" + path + "': a metadata key is empty"));
   cf::Parameter<T> p(2, 2);
-  p.shape = {5};  // a shape that disagrees with the values
   cf::VariableList<T> odd;
   odd.add_one("odd", p);
+  odd[0].shape = {5};  // a shape that disagrees with the values (add_one itself refuses one)
   REQUIRE_ERROR(cf::checkpoint_bytes(odd), cf::ValueError,
                 Contains("checkpoint_bytes: variable 0 ('odd') has shape [5] but holds 4 values"));
   CHECK(dir.entries().empty());

@@ -172,8 +172,7 @@ cf::MultiRNNCell<T> make_stack(const FixtureCase& c, cf::Rng& rng, T forget_bias
     return cf::MultiRNNCell<T>(cf::BasicLSTMCell<T>(D, H, rng, forget_bias),
                                cf::BasicLSTMCell<T>(H, H, rng, forget_bias));
   if (kind == "gru")
-    return cf::MultiRNNCell<T>(cf::GRUCell<T>(D, H, cf::GRUOptions{true}, rng),
-                               cf::GRUCell<T>(H, H, cf::GRUOptions{true}, rng));
+    return cf::MultiRNNCell<T>(cf::CudnnCompatibleGRUCell<T>(D, H, rng), cf::CudnnCompatibleGRUCell<T>(H, H, rng));
   REQUIRE(kind == "keras_gru_reset_before");
   return cf::MultiRNNCell<T>(cf::GRUCell<T>(D, H, rng), cf::GRUCell<T>(H, H, rng));
 }
@@ -460,7 +459,7 @@ TEMPLATE_TEST_CASE("convert: a single cell takes a one-layer module's state_dict
     if (kv.first.size() > 3 && kv.first.compare(kv.first.size() - 3, 3, "_l0") == 0) sd[kv.first] = kv.second;
   REQUIRE(sd.size() == 4);
   cf::Rng rng(3);
-  cf::GRUCell<T> cell(3, 4, cf::GRUOptions{true}, rng);
+  cf::CudnnCompatibleGRUCell<T> cell(3, 4, rng);
   cv::load_pytorch_state_dict(cell, sd);
   cf::VariableList<T> vars;
   vars.add(cell, "rnn/multi_rnn_cell/cell_0");
@@ -597,8 +596,7 @@ TEMPLATE_TEST_CASE("convert: cellflow -> PyTorch layout -> cellflow is bitwise",
   }
   SECTION("reset-after GRUCell stack, and through Keras") {
     auto make = [&] {
-      return cf::MultiRNNCell<T>(cf::GRUCell<T>(4, 3, cf::GRUOptions{true}, rng),
-                                 cf::GRUCell<T>(3, 3, cf::GRUOptions{true}, rng));
+      return cf::MultiRNNCell<T>(cf::CudnnCompatibleGRUCell<T>(4, 3, rng), cf::CudnnCompatibleGRUCell<T>(3, 3, rng));
     };
     auto a = make(), b = make(), k = make();
     cf::VariableList<T> va, vb, vk;
@@ -633,7 +631,7 @@ TEMPLATE_TEST_CASE("convert: cellflow -> PyTorch layout -> cellflow is bitwise",
     for (std::size_t j = 0; j < wa.size(); ++j) CHECK(bitwise_equal(*wa[j].value, *wb[j].value));
   }
   SECTION("weight sets into cells and back: assign_weights") {
-    cf::GRUCell<T> a(2, 3, cf::GRUOptions{true}, rng), b(2, 3, cf::GRUOptions{true}, rng);
+    cf::CudnnCompatibleGRUCell<T> a(2, 3, rng), b(2, 3, rng);
     cf::VariableList<T> va;
     va.add(a);
     randomize(va, rng);
@@ -736,9 +734,9 @@ TEST_CASE("convert: cells PyTorch cannot express are refused with the reason", "
   SECTION("reset-before GRUCell") {
     cf::MultiRNNCell<T> m(cf::GRUCell<T>(3, 4, rng), cf::GRUCell<T>(4, 4, rng));
     REQUIRE_THROWS_AS(cv::load_pytorch_state_dict(m, gru_sd), cf::ValueError);
-    REQUIRE_THROWS_WITH(
-        cv::load_pytorch_state_dict(m, gru_sd),
-        Contains("layer 0 is gru_cell(num_units=4), TF1's reset-before GRUCell") && Contains("GRUOptions{true}"));
+    REQUIRE_THROWS_WITH(cv::load_pytorch_state_dict(m, gru_sd),
+                        Contains("layer 0 is gru_cell(num_units=4), TF1's reset-before GRUCell") &&
+                            Contains("build the layer as CudnnCompatibleGRUCell(depth, units, rng)"));
     REQUIRE_THROWS_WITH(cv::pytorch_state_dict(m), Contains("pytorch_state_dict: layer 0 is gru_cell(num_units=4)"));
   }
   SECTION("peepholes") {
@@ -749,7 +747,7 @@ TEST_CASE("convert: cells PyTorch cannot express are refused with the reason", "
                         Contains("pytorch_gradients: layer 0 is lstm_cell(num_units=4) with peepholes"));
   }
   SECTION("mixed kinds, sizes or projections cannot be one PyTorch module") {
-    cf::MultiRNNCell<T> mixed(cf::BasicLSTMCell<T>(3, 4, rng), cf::GRUCell<T>(4, 4, cf::GRUOptions{true}, rng));
+    cf::MultiRNNCell<T> mixed(cf::BasicLSTMCell<T>(3, 4, rng), cf::CudnnCompatibleGRUCell<T>(4, 4, rng));
     REQUIRE_THROWS_MATCHES(
         cv::pytorch_state_dict(mixed), cf::ValueError,
         Catch::Matchers::Message("pytorch_state_dict: one PyTorch module is all nn.LSTM or all nn.GRU "
@@ -829,7 +827,8 @@ TEST_CASE("convert: Keras loads check the cell kind, the GRU variant and every s
           "[convert]") {
   using T = float;
   cf::Rng rng(47);
-  cf::GRUCell<T> before(3, 4, rng), after(3, 4, cf::GRUOptions{true}, rng);
+  cf::GRUCell<T> before(3, 4, rng);
+  cf::CudnnCompatibleGRUCell<T> after(3, 4, rng);
   cf::BasicLSTMCell<T> lstm(3, 4, rng);
   cf::VariableList<T> vars;
   vars.add(before).add(after).add(lstm, "x");
@@ -838,8 +837,8 @@ TEST_CASE("convert: Keras loads check the cell kind, the GRU variant and every s
   REQUIRE_THROWS_MATCHES(
       cv::load_keras(before, k), cf::ValueError,
       Catch::Matchers::Message("load_keras: a bias [2, 12] is Keras GRU(reset_after=True), but "
-                               "gru_cell(num_units=4) is the reset-before TF1 GRUCell: build it with "
-                               "GRUOptions{true}"));
+                               "gru_cell(num_units=4) is the reset-before TF1 GRUCell: build it as a "
+                               "CudnnCompatibleGRUCell"));
   k.bias = cf::Matrix<T>::Zero(1, 12);
   REQUIRE_THROWS_WITH(cv::load_keras(after, k),
                       Contains("is Keras GRU(reset_after=False), but cudnn_compatible_gru_cell"));
@@ -885,7 +884,10 @@ TEST_CASE("convert: assign_weights and the cell readers check variable sets", "[
   cf::VariableList<T> vars;
   vars.add(cell);
   const auto snapshot = values_of(vars);
-  cv::LSTMWeights<T> w{cf::Matrix<T>::Zero(7, 16), cf::Matrix<T>::Zero(1, 16), cf::Matrix<T>::Zero(4, 2)};
+  cv::LSTMWeights<T> w;
+  w.kernel = cf::Matrix<T>::Zero(7, 16);
+  w.bias = cf::Matrix<T>::Zero(1, 16);
+  w.projection = cf::Matrix<T>::Zero(4, 2);
   REQUIRE_THROWS_MATCHES(
       cv::assign_weights(cell, w), cf::ValueError,
       Catch::Matchers::Message("assign_weights: the converted weights have 'projection/kernel', which "
@@ -902,7 +904,7 @@ TEST_CASE("convert: assign_weights and the cell readers check variable sets", "[
   cf::GRUCell<T> gru(3, 4, rng);
   REQUIRE_THROWS_WITH(cv::gru_reset_after_weights(gru),
                       Contains("the cell has no variable 'candidate/input_projection/kernel'"));
-  cf::GRUCell<T> after(3, 4, cf::GRUOptions{true}, rng);
+  cf::CudnnCompatibleGRUCell<T> after(3, 4, rng);
   const auto ga = cv::gru_reset_after_weights(after);
   REQUIRE_THROWS_WITH(cv::assign_weights(gru, ga),
                       Contains("assign_weights: gru_cell(num_units=4) has a variable 'candidate/kernel' that the "

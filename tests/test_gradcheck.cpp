@@ -305,7 +305,7 @@ TEST_CASE("gradcheck: LSTMCell with peepholes and cell_clip", "[gradcheck]") {
   using Cell = cf::LSTMCell<double>;
   long accepted = 0;
   Validator<Cell> valid = [&](const cf::RNNResult<Cell>& r, const std::vector<Index>& lens) {
-    const bool ok = clip_sample_ok(r.tape.slices[0].cell.c_raw, 0.4, 3, lens);
+    const bool ok = clip_sample_ok(r.tape.split.slice(0).tape.c_raw, 0.4, 3, lens);
     accepted += ok;
     return ok;
   };
@@ -323,7 +323,7 @@ TEST_CASE("gradcheck: LSTMCell with num_proj and proj_clip", "[gradcheck]") {
   randomize(cell, rng, 1.0);
   using Cell = cf::LSTMCell<double>;
   Validator<Cell> valid = [&](const cf::RNNResult<Cell>& r, const std::vector<Index>& lens) {
-    return clip_sample_ok(r.tape.slices[0].cell.r_raw, 0.3, 3, lens);
+    return clip_sample_ok(r.tape.split.slice(0).tape.r_raw, 0.3, 3, lens);
   };
   check_rnn_gradients(cell, "LSTMCell(num_proj=2, proj_clip=0.3)", 4, rng, valid);
 }
@@ -338,8 +338,8 @@ TEST_CASE("gradcheck: LSTMCell with every option", "[gradcheck]") {
   randomize(cell, rng, 1.0);
   using Cell = cf::LSTMCell<double>;
   Validator<Cell> valid = [&](const cf::RNNResult<Cell>& r, const std::vector<Index>& lens) {
-    return clip_sample_ok(r.tape.slices[0].cell.c_raw, 0.5, 3, lens) &&
-           clip_sample_ok(r.tape.slices[0].cell.r_raw, 0.1, 3, lens);
+    return clip_sample_ok(r.tape.split.slice(0).tape.c_raw, 0.5, 3, lens) &&
+           clip_sample_ok(r.tape.split.slice(0).tape.r_raw, 0.1, 3, lens);
   };
   check_rnn_gradients(cell, "LSTMCell(peepholes, cell_clip, num_proj, proj_clip)", 4, rng, valid);
 }

@@ -1,4 +1,4 @@
-// GRUCell with GRUOptions{reset_after = true}: TF1's CudnnCompatibleGRUCell, the cuDNN / PyTorch
+// CudnnCompatibleGRUCell: TF1's CudnnCompatibleGRUCell, the cuDNN / PyTorch
 // nn.GRU / Keras GRU(reset_after=True) equations.
 //
 // * Variables: TF's names, creation order, shapes and initializers (gates/bias 1.0, candidate
@@ -18,6 +18,8 @@
 #include <map>
 #include <sstream>
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "support/test_util.hpp"
@@ -37,7 +39,15 @@ using Mat = cf::Matrix<double>;
 using Ten = cf::Tensor3<double>;
 using StackState = std::vector<cf::CellState<double>>;
 
-const cf::GRUOptions kAfter{true};
+template <class C, class = void>
+struct has_candidate_kernel : std::false_type {};
+template <class C>
+struct has_candidate_kernel<C, std::void_t<decltype(std::declval<C&>().candidate_kernel())>> : std::true_type {};
+template <class C, class = void>
+struct has_candidate_input_kernel : std::false_type {};
+template <class C>
+struct has_candidate_input_kernel<C, std::void_t<decltype(std::declval<C&>().candidate_input_kernel())>>
+    : std::true_type {};
 
 // ---- state parts, nest.flatten order ----
 std::vector<Mat*> parts(Mat& s) { return {&s}; }
@@ -264,9 +274,8 @@ cf::Matrix<T> torch_grad(cf::VariableList<T>& vars, const std::string& scope, co
 TEST_CASE("gru reset_after: TF's CudnnCompatibleGRUCell variables, order, shapes and initializers",
           "[gru_reset_after]") {
   cf::Rng rng(11);
-  cf::GRUCell<double> cell(3, 4, kAfter, rng);
-  CHECK(cell.reset_after());
-  CHECK(cell.options().reset_after);
+  cf::CudnnCompatibleGRUCell<double> cell(3, 4, rng);
+  CHECK(cell.config().kind == "CudnnCompatibleGRUCell");
   CHECK(cell.cell_name() == "cudnn_compatible_gru_cell(num_units=4)");
   CHECK(cell.scope_name() == "cudnn_compatible_gru_cell");
   cf::VariableList<double> vars;
@@ -295,10 +304,13 @@ TEST_CASE("gru reset_after: TF's CudnnCompatibleGRUCell variables, order, shapes
   CHECK((*vars[0].value).cwiseEqual(g).all());
   CHECK((*vars[2].value).cwiseEqual(in).all());
   CHECK((*vars[3].value).cwiseEqual(hid).all());
-  CHECK(cell.candidate_kernel().size() == 0);  // the reset-before variables do not exist
+  // Neither GRU class holds the other's candidate variables.
+  static_assert(has_candidate_kernel<cf::GRUCell<double>>::value);
+  static_assert(!has_candidate_kernel<cf::CudnnCompatibleGRUCell<double>>::value);
+  static_assert(!has_candidate_input_kernel<cf::GRUCell<double>>::value);
   CHECK(cell.candidate_input_kernel().value.cwiseEqual(in).all());
 
-  REQUIRE_THROWS_MATCHES(cf::GRUCell<float>(3, 0, kAfter, rng), cf::ValueError,
+  REQUIRE_THROWS_MATCHES(cf::CudnnCompatibleGRUCell<float>(3, 0, rng), cf::ValueError,
                          Catch::Matchers::Message("cudnn_compatible_gru_cell: input_depth and num_units must be "
                                                   "positive, given input_depth=3, num_units=0"));
 }
@@ -306,8 +318,8 @@ TEST_CASE("gru reset_after: TF's CudnnCompatibleGRUCell variables, order, shapes
 TEST_CASE("gru reset_after: the default GRUCell is TF1's GRUCell, unchanged", "[gru_reset_after]") {
   cf::Rng a(5), b(5);
   cf::GRUCell<float> old_ctor(3, 4, a);
-  cf::GRUCell<float> with_options(3, 4, cf::GRUOptions{}, b);
-  CHECK_FALSE(with_options.reset_after());
+  cf::GRUCell<float> with_options(3, 4, b);
+  CHECK(with_options.config().kind == "GRUCell");
   cf::VariableList<float> va, vb;
   va.add(old_ctor);
   vb.add(with_options);
@@ -320,7 +332,6 @@ TEST_CASE("gru reset_after: the default GRUCell is TF1's GRUCell, unchanged", "[
     CHECK(vb[k].name == names[k]);
     CHECK((va[k].value->array() == vb[k].value->array()).all());
   }
-  CHECK(with_options.candidate_input_kernel().size() == 0);
   cf::Rng rng(6);
   const auto X = random_tensor<float>(2, 3, 3, rng);
   const auto r1 = cf::dynamic_rnn(old_ctor, X), r2 = cf::dynamic_rnn(with_options, X);
@@ -330,7 +341,7 @@ TEST_CASE("gru reset_after: the default GRUCell is TF1's GRUCell, unchanged", "[
 TEST_CASE("gru reset_after: one step against the closed form", "[gru_reset_after]") {
   // D = 1, U = 1; every variable set by hand.
   cf::Rng rng(1);
-  cf::GRUCell<double> cell(1, 1, kAfter, rng);
+  cf::CudnnCompatibleGRUCell<double> cell(1, 1, rng);
   cell.gates_kernel().value << 0.5, -0.25,  // x row: r, u
       0.75, 0.125;                          // h row: r, u
   cell.gates_bias().value << 0.1, -0.2;
@@ -353,7 +364,7 @@ TEST_CASE("gru reset_after: one step against the closed form", "[gru_reset_after
 
 TEST_CASE("gru reset_after: gradcheck of a single cell", "[gru_reset_after][gradcheck]") {
   cf::Rng rng(606);
-  cf::GRUCell<double> cell(3, 4, kAfter, rng);
+  cf::CudnnCompatibleGRUCell<double> cell(3, 4, rng);
   randomize(cell, rng);
   check_gradients(cell, 5, rng);
 }
@@ -361,14 +372,15 @@ TEST_CASE("gru reset_after: gradcheck of a single cell", "[gru_reset_after][grad
 TEST_CASE("gru reset_after: gradcheck inside 2-layer MultiRNNCells", "[gru_reset_after][gradcheck]") {
   SECTION("two reset-after GRUs") {
     cf::Rng rng(707);
-    cf::MultiRNNCell<double> multi(cf::GRUCell<double>(3, 4, kAfter, rng), cf::GRUCell<double>(4, 2, kAfter, rng));
+    cf::MultiRNNCell<double> multi(cf::CudnnCompatibleGRUCell<double>(3, 4, rng),
+                                   cf::CudnnCompatibleGRUCell<double>(4, 2, rng));
     randomize(multi, rng);
     check_gradients(multi, 4, rng);
   }
   SECTION("BasicLSTMCell below a reset-after GRU, and a reset-before GRU above") {
     cf::Rng rng(808);
-    cf::MultiRNNCell<double> multi(cf::BasicLSTMCell<double>(2, 3, rng, 0.5), cf::GRUCell<double>(3, 3, kAfter, rng),
-                                   cf::GRUCell<double>(3, 2, rng));
+    cf::MultiRNNCell<double> multi(cf::BasicLSTMCell<double>(2, 3, rng, 0.5),
+                                   cf::CudnnCompatibleGRUCell<double>(3, 3, rng), cf::GRUCell<double>(3, 2, rng));
     randomize(multi, rng);
     check_gradients(multi, 4, rng);
   }
@@ -382,7 +394,7 @@ TEMPLATE_TEST_CASE("gru reset_after: equals PyTorch nn.GRU (outputs, states, eve
     const auto& c = framework_cases().at(name);
     const Index D = static_cast<Index>(c.config_num("input_size")), H = static_cast<Index>(c.config_num("hidden_size"));
     cf::Rng rng(2);
-    cf::MultiRNNCell<T> multi(cf::GRUCell<T>(D, H, kAfter, rng), cf::GRUCell<T>(H, H, kAfter, rng));
+    cf::MultiRNNCell<T> multi(cf::CudnnCompatibleGRUCell<T>(D, H, rng), cf::CudnnCompatibleGRUCell<T>(H, H, rng));
     cf::VariableList<T> vars;
     vars.add(multi, "rnn");
     REQUIRE(vars.size() == 12);
@@ -420,7 +432,7 @@ TEMPLATE_TEST_CASE("gru reset_after: equals PyTorch nn.GRU (outputs, states, eve
 
 TEST_CASE("gru reset_after: cell(x, h) step by step and batch_threads agree with dynamic_rnn", "[gru_reset_after]") {
   cf::Rng rng(9);
-  cf::GRUCell<double> cell(3, 4, kAfter, rng);
+  cf::CudnnCompatibleGRUCell<double> cell(3, 4, rng);
   randomize(cell, rng);
   const Index B = 5, T = 6;
   const Ten X = random_tensor<double>(B, T, 3, rng);

@@ -24,6 +24,10 @@ and docs/*.md.
   surrounding prose has built: `rng`, `multi`, `dense`, `vars`, `adam`, `X`, `y`, `frames`, ...
   A fragment's own declarations simply shadow them. Its `#include` lines are moved to file scope.
   All fragments of one Markdown file are one translation unit; they are compiled, not run.
+* A region of a block from a line `// [verbatim: PATH]` to a line `// [end verbatim]` must be
+  identical, line for line, to the region between the same two lines in the file PATH (relative
+  to the repository root): code the documentation shows and code the test suite runs cannot drift
+  apart (docs/concepts.md shows tests/support/elman_cell.hpp this way).
 * `<!-- not compiled: REASON -->` on the last non-blank line before a block skips it (for
   signature lists and other declarations that are not code to compile). A file whose first lines
   hold `<!-- not compiled (whole file): REASON -->` is skipped whole (docs/api.md, generated from
@@ -45,6 +49,8 @@ FENCE = re.compile(r"^( {0,3}|\s*)(`{3,}|~{3,})\s*([^\s`]*)[^`]*$")
 MARKER = re.compile(r"^\s*<!--\s*(not compiled|not run)\s*(\(whole file\))?\s*(:?)\s*(.*?)\s*-->\s*$")
 MAIN = re.compile(r"\bint\s+main\s*\(")
 INCLUDE = re.compile(r"^\s*#\s*include\b")
+VERBATIM = re.compile(r"^\s*//\s*\[verbatim:\s*(\S+)\s*\]\s*$")
+VERBATIM_END = re.compile(r"^\s*//\s*\[end verbatim\]\s*$")
 
 
 class SampleError(Exception):
@@ -189,6 +195,40 @@ def cmake_quote(s):
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$") + '"'
 
 
+def verbatim_region(lines, start, where):
+    """The lines from `start` (a [verbatim: PATH] line) to its [end verbatim] line, inclusive."""
+    for k in range(start + 1, len(lines)):
+        if VERBATIM_END.match(lines[k]):
+            return lines[start:k + 1]
+    raise SampleError(f"{where}: '// [verbatim: ...]' is never closed by '// [end verbatim]'")
+
+
+def check_verbatim(root, block):
+    """Raises SampleError unless every verbatim region of `block` equals the one in its file."""
+    for k, line in enumerate(block.lines):
+        m = VERBATIM.match(line)
+        if not m:
+            continue
+        where = f"{block.md}:{block.first_line + k}"
+        shown = verbatim_region(block.lines, k, where)
+        path = os.path.join(root, m.group(1))
+        try:
+            with open(path, encoding="utf-8") as f:
+                source = f.read().split("\n")
+        except OSError as e:
+            raise SampleError(f"{where}: cannot read '{m.group(1)}': {e}")
+        starts = [j for j, l in enumerate(source) if l.strip() == line.strip()]
+        if len(starts) != 1:
+            raise SampleError(f"{where}: '{m.group(1)}' has {len(starts)} lines '{line.strip()}', expected one")
+        kept = verbatim_region(source, starts[0], m.group(1))
+        for j in range(max(len(shown), len(kept))):
+            a = shown[j] if j < len(shown) else "<end of the region>"
+            b = kept[j] if j < len(kept) else "<end of the region>"
+            if a != b:
+                raise SampleError(f"{block.md}:{block.first_line + k + j}: differs from {m.group(1)}:"
+                                  f"{starts[0] + j + 1}: the documentation shows\n  {a}\nthe file holds\n  {b}")
+
+
 def extract(root, out_dir, manifest, mds):
     os.makedirs(out_dir, exist_ok=True)
     entries = []  # (kind, id, source, where, run)
@@ -200,6 +240,7 @@ def extract(root, out_dir, manifest, mds):
         fid = file_id(rel)
         fragments = [b for b in blocks if b.kind == "fragment" and b.skip_reason is None]
         for b in blocks:
+            check_verbatim(root, b)
             if b.skip_reason is not None:
                 report.append(f"{rel}:{b.fence_line}: not compiled ({b.skip_reason})")
             elif b.kind == "program":
@@ -304,6 +345,24 @@ def selftest():
     expect_error("<!-- not run: no main -->\n```cpp\nx;\n```\n", "'not run' marks a program", "not run on a fragment")
     expect_error("a\nb\nc\nd\ne\n<!-- not compiled (whole file): late -->\n", "first 5 lines", "late whole-file marker")
     expect_error("<!-- not run (whole file): x -->\n", "only 'not compiled (whole file)'", "not run for a file")
+    # verbatim regions: equal passes, one changed line fails naming both lines
+    tmp = tempfile.mkdtemp(prefix="cellflow-verbatim-")
+    try:
+        with open(os.path.join(tmp, "src.hpp"), "w", encoding="utf-8") as f:
+            f.write("head\n// [verbatim: src.hpp]\nint f();\n// [end verbatim]\ntail\n")
+        good = parse_markdown("t.md", "```cpp\n// [verbatim: src.hpp]\nint f();\n// [end verbatim]\nx;\n```\n")
+        try:
+            check_verbatim(tmp, good[0])
+        except SampleError as e:
+            check(False, f"equal verbatim region refused: {e}")
+        bad = parse_markdown("t.md", "```cpp\n// [verbatim: src.hpp]\nint g();\n// [end verbatim]\n```\n")
+        try:
+            check_verbatim(tmp, bad[0])
+            check(False, "a changed verbatim region passed")
+        except SampleError as e:
+            check("t.md:3: differs from src.hpp:3" in str(e) and "int g();" in str(e), f"verbatim message: {e}")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     print(f"extract_samples selftest: {0 if failed else 1} passed, {1 if failed else 0} failed")
     return failed
 

@@ -1,11 +1,15 @@
-// CellState: the state of one layer of a MultiRNNCell, whichever kind of cell the layer is.
+// CellState: the state of one layer of a MultiRNNCell, whichever kind of cell the layer is: an
+// LSTMStateTuple (c, h) or a plain h. A stack's state is a std::vector<CellState<T>>, layer 0
+// first; both get the state operations of state.hpp.
 #pragma once
 
 #include <string>
 #include <utility>
 #include <variant>
+#include <vector>
 
 #include "cellflow/cells/lstm_state.hpp"
+#include "cellflow/cells/state.hpp"
 #include "cellflow/core/error.hpp"
 #include "cellflow/core/types.hpp"
 
@@ -63,6 +67,40 @@ class CellState {
 template <class T>
 const Matrix<T>& output_of(const CellState<T>& s) {
   return s.h();
+}
+
+/// The state operations of state.hpp for one layer's state, and for a stack's.
+template <class T>
+Index state_batch(const CellState<T>& s) {
+  return s.h().rows();
+}
+template <class T>
+CellState<T> state_rows(const CellState<T>& s, Index b0, Index n) {
+  if (s.is_lstm()) return CellState<T>(state_rows(s.template get<LSTMStateTuple<T>>(), b0, n));
+  return CellState<T>(state_rows(s.template get<Matrix<T>>(), b0, n));
+}
+template <class T>
+void set_state_rows(CellState<T>& dst, Index b0, const CellState<T>& src) {
+  if (src.is_lstm())
+    set_state_rows(dst.template get<LSTMStateTuple<T>>(), b0, src.template get<LSTMStateTuple<T>>());
+  else
+    set_state_rows(dst.template get<Matrix<T>>(), b0, src.template get<Matrix<T>>());
+}
+
+template <class T>
+Index state_batch(const std::vector<CellState<T>>& s) {
+  return s.empty() ? 0 : state_batch(s.front());
+}
+template <class T>
+std::vector<CellState<T>> state_rows(const std::vector<CellState<T>>& s, Index b0, Index n) {
+  std::vector<CellState<T>> r;
+  r.reserve(s.size());
+  for (const auto& l : s) r.push_back(state_rows(l, b0, n));
+  return r;
+}
+template <class T>
+void set_state_rows(std::vector<CellState<T>>& dst, Index b0, const std::vector<CellState<T>>& src) {
+  for (std::size_t l = 0; l < src.size(); ++l) set_state_rows(dst[l], b0, src[l]);
 }
 
 }  // namespace cellflow

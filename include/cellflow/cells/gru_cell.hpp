@@ -1,18 +1,18 @@
-// GRUCell: TensorFlow 1.x's GRU cells, in two variants chosen by GRUOptions::reset_after.
+// GRUCell and CudnnCompatibleGRUCell: TensorFlow 1.x's two GRU cells. They share the gates and
+// the state update (detail::GRUCore) and differ in where the reset gate acts on h.
 //
-// reset_after = false (default): tf.nn.rnn_cell.GRUCell, the "reset before" variant.
+// GRUCell: tf.nn.rnn_cell.GRUCell, reset BEFORE the candidate matmul.
 //
 //   r, u = split_2(sigmoid([x, h_prev] @ gates/kernel + gates/bias))   r = reset, u = update
-//   c~   = tanh([x, r * h_prev] @ candidate/kernel + candidate/bias)   reset applied to h
-//                                                                      BEFORE the matmul
+//   c~   = tanh([x, r * h_prev] @ candidate/kernel + candidate/bias)
 //   h    = u * h_prev + (1 - u) * c~                                   output h, state h
 //
 //   Variable scope "gru_cell"; variables in TF's creation order: gates/kernel [D+U, 2U],
 //   gates/bias [2U] (initialised to 1.0), candidate/kernel [D+U, U], candidate/bias [U] (zeros).
 //
-// reset_after = true: tf.contrib.cudnn_rnn.CudnnCompatibleGRUCell, the cuDNN / PyTorch nn.GRU /
-// Keras GRU(reset_after=True) variant, which applies r AFTER the recurrent matmul and has a
-// separate bias on the recurrent candidate term:
+// CudnnCompatibleGRUCell: tf.contrib.cudnn_rnn.CudnnCompatibleGRUCell, the cuDNN / PyTorch
+// nn.GRU / Keras GRU(reset_after=True) equations: r acts AFTER the recurrent matmul, which has a
+// bias of its own.
 //
 //   r, u = split_2(sigmoid([x, h_prev] @ gates/kernel + gates/bias))
 //   c~   = tanh(x @ candidate/input_projection/kernel + candidate/input_projection/bias
@@ -26,163 +26,91 @@
 //   (zeros).
 //
 // Kernels are glorot_uniform with the fans of their own shape, drawn in creation order. Gate
-// columns are r | u in both variants (PyTorch's r | z, Keras's z | r: see docs/converters.md).
+// columns are r | u in both (PyTorch's r | z, Keras's z | r: see docs/converters.md). Both are
+// step cells (cells/cell_traits.hpp).
 #pragma once
 
 #include <string>
-#include <vector>
+#include <utility>
 
+#include "cellflow/cells/cell_traits.hpp"
+#include "cellflow/cells/state.hpp"
+#include "cellflow/cells/step_output.hpp"
 #include "cellflow/core/error.hpp"
+#include "cellflow/core/gradients.hpp"
 #include "cellflow/core/random.hpp"
+#include "cellflow/core/sequence.hpp"
 #include "cellflow/core/variable.hpp"
 #include "cellflow/detail/gemm.hpp"
-#include "cellflow/rnn/scan.hpp"
-#include "cellflow/rnn/step.hpp"
 
 namespace cellflow {
 
-/// Options of GRUCell.
-struct GRUOptions {
-  /// false: TF1 GRUCell (reset before the candidate matmul). true: TF1 CudnnCompatibleGRUCell,
-  /// i.e. the cuDNN / PyTorch nn.GRU / Keras GRU(reset_after=True) equations.
-  bool reset_after = false;
+/// The variables of a GRUCell, TF layout (1-D variables as 1 x n rows).
+template <class T>
+struct GRUWeights {
+  Matrix<T> gates_kernel;      ///< [D + U, 2U], columns r | u
+  Matrix<T> gates_bias;        ///< 1 x 2U
+  Matrix<T> candidate_kernel;  ///< [D + U, U]
+  Matrix<T> candidate_bias;    ///< 1 x U
 };
 
-/// Per-sequence buffers of a GRU cell (see scan.hpp).
+/// The variables of a CudnnCompatibleGRUCell, TF layout.
+template <class T>
+struct CudnnCompatibleGRUWeights {
+  Matrix<T> gates_kernel;             ///< [D + U, 2U], columns r | u
+  Matrix<T> gates_bias;               ///< 1 x 2U (input and recurrent gate biases summed)
+  Matrix<T> candidate_input_kernel;   ///< [D, U]
+  Matrix<T> candidate_hidden_kernel;  ///< [U, U]
+  Matrix<T> candidate_input_bias;     ///< 1 x U
+  Matrix<T> candidate_hidden_bias;    ///< 1 x U (multiplied by r with the hidden projection)
+};
+
+/// Per-sequence buffers of a GRU cell.
 template <class T>
 struct GRUTape {
   Index time = 0, batch = 0, steps = 0;
   bool training = false;
   Matrix<T> z;    // [steps*B, 3U]: input projections, then per step r | u | candidate
   Matrix<T> h;    // state slots [(steps+1)*B, U]
-  Matrix<T> rh;   // [steps*B, U] reset before: r * h_prev, the candidate's recurrent input;
-                  //               reset after:  h_prev @ hidden_projection/kernel + its bias
+  Matrix<T> rh;   // [steps*B, U] GRUCell: r * h_prev, the candidate's recurrent input;
+                  //               CudnnCompatibleGRUCell: h_prev @ hidden_projection/kernel + its bias
   Matrix<T> dz;   // [steps*B, 3U] gradients of the pre-activations
-  Matrix<T> dhh;  // [steps*B, U] reset after: gradient of the hidden projection (r * d candidate)
+  Matrix<T> dhh;  // [steps*B, U] CudnnCompatibleGRUCell: gradient of the hidden projection
   Matrix<T> dh_next, dh_prev, dh_sum, drh;
   Matrix<T> gates_t, cand_t;  // transposed kernels for the backward products, row-major
-  Matrix<T> in_t;             // reset after: transposed input projection kernel [U, D]
+  Matrix<T> in_t;             // CudnnCompatibleGRUCell: transposed input projection kernel [U, D]
 };
 
-/// tf.nn.rnn_cell.GRUCell (variable scope "gru_cell"), or with reset_after
-/// CudnnCompatibleGRUCell (scope "cudnn_compatible_gru_cell"). State: h [batch, num_units].
+namespace detail {
+
+/// What both GRU cells share: the gates r | u, the state h and its update
+/// h = u * h_prev + (1 - u) * c~, and the step functions that do not depend on the candidate.
 template <class T>
-class GRUCell {
+class GRUCore {
  public:
   using Scalar = T;
   using State = Matrix<T>;
   using Tape = GRUTape<T>;
 
-  /// TF1 GRUCell(num_units): reset before the candidate matmul.
-  GRUCell(Index input_depth, Index num_units, Rng& rng) : GRUCell(input_depth, num_units, GRUOptions{}, rng) {}
-
-  /// GRUCell with options; GRUOptions{true} is TF1's CudnnCompatibleGRUCell (reset after).
-  GRUCell(Index input_depth, Index num_units, const GRUOptions& options, Rng& rng)
-      : depth_(input_depth), units_(num_units), opt_(options) {
-    detail::check_scalar<T>();
-    if (input_depth <= 0 || num_units <= 0)
-      throw ValueError(detail::concat(scope_name(), ": input_depth and num_units must be positive, given input_depth=",
-                                      input_depth, ", num_units=", num_units));
-    gates_kernel_ = Parameter<T>(depth_ + units_, 2 * units_);
-    gates_bias_ = Parameter<T>(2 * units_);
-    gates_kernel_.init_glorot(rng);
-    if (opt_.reset_after) {
-      in_kernel_ = Parameter<T>(depth_, units_);
-      hid_kernel_ = Parameter<T>(units_, units_);
-      in_bias_ = Parameter<T>(units_);
-      hid_bias_ = Parameter<T>(units_);
-      in_kernel_.init_glorot(rng);
-      hid_kernel_.init_glorot(rng);
-    } else {
-      cand_kernel_ = Parameter<T>(depth_ + units_, units_);
-      cand_bias_ = Parameter<T>(units_);
-      cand_kernel_.init_glorot(rng);
-    }
-    gates_bias_.value.setConstant(T(1));  // TF1: gates bias starts at 1.0 (do not reset/update at first)
-  }
-
   Index input_depth() const { return depth_; }
   Index num_units() const { return units_; }
   Index output_size() const { return units_; }
-  const GRUOptions& options() const { return opt_; }
-  bool reset_after() const { return opt_.reset_after; }
-  std::string cell_name() const { return detail::concat(scope_name(), "(num_units=", units_, ")"); }
-  std::string scope_name() const { return opt_.reset_after ? "cudnn_compatible_gru_cell" : "gru_cell"; }
+  std::string cell_name() const { return concat(scope_, "(num_units=", units_, ")"); }
+  /// The variable scope: "gru_cell" or "cudnn_compatible_gru_cell".
+  const std::string& scope_name() const { return scope_; }
 
   State zero_state(Index batch) const { return State::Zero(batch, units_); }
 
   void check_state(const State& s, Index batch, const std::string& what) const {
     if (s.rows() != batch || s.cols() != units_)
-      throw ShapeError(detail::concat(what, ": ", cell_name(), " state expected h [", batch, ", ", units_, "], given [",
-                                      s.rows(), ", ", s.cols(), "]"));
+      throw ShapeError(concat(what, ": ", cell_name(), " state expected h [", batch, ", ", units_, "], given [",
+                              s.rows(), ", ", s.cols(), "]"));
   }
 
   Parameter<T>& gates_kernel() { return gates_kernel_; }
   Parameter<T>& gates_bias() { return gates_bias_; }
-  /// Reset before only (empty with reset_after).
-  Parameter<T>& candidate_kernel() { return cand_kernel_; }
-  Parameter<T>& candidate_bias() { return cand_bias_; }
-  /// Reset after only (empty without reset_after).
-  Parameter<T>& candidate_input_kernel() { return in_kernel_; }
-  Parameter<T>& candidate_hidden_kernel() { return hid_kernel_; }
-  Parameter<T>& candidate_input_bias() { return in_bias_; }
-  Parameter<T>& candidate_hidden_bias() { return hid_bias_; }
-
-  template <class F>
-  void for_each_variable(const std::string& scope, F&& f) {
-    const std::string s = detail::join_scope(scope, scope_name());
-    f(s + "/gates/kernel", gates_kernel_);
-    f(s + "/gates/bias", gates_bias_);
-    if (opt_.reset_after) {
-      f(s + "/candidate/input_projection/kernel", in_kernel_);
-      f(s + "/candidate/hidden_projection/kernel", hid_kernel_);
-      f(s + "/candidate/input_projection/bias", in_bias_);
-      f(s + "/candidate/hidden_projection/bias", hid_bias_);
-    } else {
-      f(s + "/candidate/kernel", cand_kernel_);
-      f(s + "/candidate/bias", cand_bias_);
-    }
-  }
-
-  StepOutput<T, State> operator()(const Matrix<T>& x, const State& state) const {
-    return detail::run_step(*this, x, state);
-  }
-
-  // ---- sequence protocol (see rnn/scan.hpp) ----
-
-  void forward_begin(Tape& tp, const Matrix<T>& X, Index time, Index batch, Index steps, const State& s0,
-                     bool training) const {
-    const Index U = units_;
-    tp.time = time;
-    tp.batch = batch;
-    tp.steps = steps;
-    tp.training = training;
-    tp.z.resize(steps * batch, 3 * U);
-    tp.h.resize((training ? steps + 1 : 2) * batch, U);
-    tp.rh.resize(training ? steps * batch : batch, U);
-    tp.h.topRows(batch) = s0;
-    if (steps == 0) return;
-    // All steps' input projections in one product per kernel; only h_prev products stay in the loop.
-    const auto Xs = X.topRows(steps * batch);
-    detail::matmul(tp.z.leftCols(2 * U), Xs, gates_kernel_.value.topRows(depth_));
-    tp.z.leftCols(2 * U).rowwise() += gates_bias_.value.row(0);
-    if (opt_.reset_after) {
-      detail::matmul(tp.z.rightCols(U), Xs, in_kernel_.value);
-      tp.z.rightCols(U).rowwise() += in_bias_.value.row(0);
-    } else {
-      detail::matmul(tp.z.rightCols(U), Xs, cand_kernel_.value.topRows(depth_));
-      tp.z.rightCols(U).rowwise() += cand_bias_.value.row(0);
-    }
-  }
-
-  void forward_step(Tape& tp, Index t, T* y) const {
-    if (opt_.reset_after)
-      forward_step_after(tp, t);
-    else
-      forward_step_before(tp, t);
-    const Index B = tp.batch, U = units_;
-    Eigen::Map<Matrix<T>>(y, B, U) = tp.h.middleRows(slot(tp, t + 1) * B, B);
-  }
+  const Parameter<T>& gates_kernel() const { return gates_kernel_; }
+  const Parameter<T>& gates_bias() const { return gates_bias_; }
 
   void carry_state_row(Tape& tp, Index t, Index b) const {
     tp.h.row(slot(tp, t + 1) * tp.batch + b) = tp.h.row(slot(tp, t) * tp.batch + b);
@@ -190,173 +118,462 @@ class GRUCell {
 
   State final_state(const Tape& tp) const { return tp.h.middleRows(slot(tp, tp.steps) * tp.batch, tp.batch); }
 
-  void backward_begin(Tape& tp, const State* d_final) const {
+  void backward_advance(Tape& tp) const { tp.dh_next.swap(tp.dh_prev); }
+
+  State initial_state_grad(const Tape& tp) const { return tp.dh_next; }
+
+ protected:
+  GRUCore(std::string scope, Index input_depth, Index num_units)
+      : scope_(std::move(scope)), depth_(input_depth), units_(num_units) {
+    check_scalar<T>();
+    if (input_depth <= 0 || num_units <= 0)
+      throw ValueError(concat(scope_, ": input_depth and num_units must be positive, given input_depth=", input_depth,
+                              ", num_units=", num_units));
+    gates_kernel_ = Parameter<T>(depth_ + units_, 2 * units_);
+    gates_bias_ = Parameter<T>(2 * units_);
+    gates_bias_.value.setConstant(T(1));  // TF1: gates bias starts at 1.0 (do not reset/update at first)
+  }
+
+  /// The sizes of a cell built from given weights: U from the gates kernel [D + U, 2U].
+  static std::pair<Index, Index> sizes_from(const std::string& scope, const Matrix<T>& gates_kernel) {
+    if (gates_kernel.cols() <= 0 || gates_kernel.cols() % 2 != 0 || gates_kernel.rows() <= gates_kernel.cols() / 2)
+      throw ShapeError(concat(scope, ": gates/kernel [", gates_kernel.rows(), ", ", gates_kernel.cols(),
+                              "] must be [input_depth + num_units, 2 * num_units] with input_depth >= 1"));
+    const Index U = gates_kernel.cols() / 2;
+    return {gates_kernel.rows() - U, U};
+  }
+
+  /// Checks and assigns the gate variables of a weight set (before the candidate's: the caller
+  /// validates everything first).
+  void check_gates(const std::string& op, const Parameter<T>& k, const Parameter<T>& b) const {
+    check_parameter(k, depth_ + units_, 2 * units_, op, "gates/kernel", false);
+    check_parameter(b, 1, 2 * units_, op, "gates/bias", false);
+  }
+
+  void check_gate_variables(bool with_grad) const {
+    check_parameter(gates_kernel_, depth_ + units_, 2 * units_, scope_, "gates/kernel", with_grad);
+    check_parameter(gates_bias_, 1, 2 * units_, scope_, "gates/bias", with_grad);
+  }
+
+  /// forward_begin's shared part: the tape's sizes, s0, and x @ W_x + b of the gates into z's
+  /// first 2U columns. Returns false when there is no step to run.
+  bool begin_gates(Tape& tp, const Matrix<T>& X, const SequenceArgs& a, const State& s0) const {
+    const Index U = units_;
+    tp.time = a.time;
+    tp.batch = a.batch;
+    tp.steps = a.steps;
+    tp.training = a.training;
+    tp.z.resize(a.steps * a.batch, 3 * U);
+    tp.h.resize((a.training ? a.steps + 1 : 2) * a.batch, U);
+    tp.rh.resize(a.training ? a.steps * a.batch : a.batch, U);
+    tp.h.topRows(a.batch) = s0;
+    if (a.steps == 0) return false;
+    // All steps' input projections in one product per kernel; only h_prev products stay in the loop.
+    matmul(tp.z.leftCols(2 * U), X.topRows(a.steps * a.batch), gates_kernel_.value.topRows(depth_));
+    tp.z.leftCols(2 * U).rowwise() += gates_bias_.value.row(0);
+    return true;
+  }
+
+  /// Step t's gates in place: z[:, :2U] := sigmoid(z[:, :2U] + h_prev @ W_h) = r | u.
+  void step_gates(Tape& tp, Index t) const {
+    const Index B = tp.batch, U = units_;
+    auto g = tp.z.block(t * B, 0, B, 2 * U);
+    matmul(g, tp.h.middleRows(slot(tp, t) * B, B), gates_kernel_.value.bottomRows(U), true);
+    g.array() = g.array().logistic();
+  }
+
+  /// Step t's new state h = u * h_prev + (1 - u) * c~ (c~ in z's last U columns), and the output.
+  void step_update(Tape& tp, Index t, T* y) const {
+    const Index B = tp.batch, U = units_;
+    const auto hp = tp.h.middleRows(slot(tp, t) * B, B).array();
+    const auto u = tp.z.block(t * B, U, B, U).array();
+    const auto c = tp.z.block(t * B, 2 * U, B, U).array();
+    auto hn = tp.h.middleRows(slot(tp, t + 1) * B, B);
+    hn.array() = u * hp + (T(1) - u) * c;
+    Eigen::Map<Matrix<T>>(y, B, U) = hn;
+  }
+
+  /// backward_begin's shared part: buffers, the transposed gates kernel, the running gradient.
+  void begin_backward(Tape& tp, const State* d_final) const {
     const Index B = tp.batch, U = units_;
     tp.dz.resize(tp.steps * B, 3 * U);
     tp.dh_prev.resize(B, U);
     tp.dh_sum.resize(B, U);
     tp.gates_t = gates_kernel_.value.transpose();
-    if (opt_.reset_after) {
-      tp.dhh.resize(tp.steps * B, U);
-      tp.cand_t = hid_kernel_.value.transpose();
-      tp.in_t = in_kernel_.value.transpose();
-    } else {
-      tp.drh.resize(B, U);
-      tp.cand_t = cand_kernel_.value.transpose();
-    }
     if (d_final)
       tp.dh_next = *d_final;
     else
       tp.dh_next.setZero(B, U);
   }
 
-  void backward_step(Tape& tp, Index t, const T* dy) {
-    const Index B = tp.batch, U = units_;
+  /// backward_step's shared start: dh = running gradient + dy; du, dc~ and the u part of dh_prev.
+  void backward_update(Tape& tp, Index t, const T* dy) const {
+    const Index B = tp.batch, U = units_, row = t * B;
     tp.dh_sum = tp.dh_next;
     if (dy) tp.dh_sum += Eigen::Map<const Matrix<T>>(dy, B, U);
-    if (opt_.reset_after)
-      backward_step_after(tp, t);
-    else
-      backward_step_before(tp, t);
+    const auto dh = tp.dh_sum.array();
+    const auto h = tp.h.middleRows(row, B).array();  // h_prev of step t
+    const auto u = tp.z.block(row, U, B, U).array();
+    const auto c = tp.z.block(row, 2 * U, B, U).array();
+    tp.dz.block(row, U, B, U).array() = dh * (h - c) * u * (T(1) - u);
+    tp.dz.block(row, 2 * U, B, U).array() = dh * (T(1) - u) * (T(1) - c.square());
+    tp.dh_prev.array() = dh * u;
+  }
+
+  /// backward_step's shared end: dh_prev += [dr | du] @ W_h^T of the gates.
+  void backward_gates(Tape& tp, Index t) const {
+    const Index B = tp.batch, U = units_;
+    matmul(tp.dh_prev, tp.dz.block(t * B, 0, B, 2 * U), tp.gates_t.rightCols(U), true);
+  }
+
+  /// backward_end's shared part for the gates: dX from the gates and their weight gradients.
+  void backward_gates_end(Tape& tp, const Matrix<T>& X, Matrix<T>* dX, Gradients<T>& grads) const {
+    const Index n = tp.steps * tp.batch, U = units_;
+    if (dX) {
+      dX->setZero(tp.time * tp.batch, depth_);
+      if (n > 0) matmul(dX->topRows(n), tp.dz.leftCols(2 * U), tp.gates_t.leftCols(depth_));
+    }
+    if (n == 0) return;
+    const auto dg = tp.dz.leftCols(2 * U);
+    Matrix<T>& dk = grads[gates_kernel_];
+    matmul_tn(dk.topRows(depth_), X.topRows(n), dg, true);
+    matmul_tn(dk.bottomRows(U), tp.h.topRows(n), dg, true);
+    grads[gates_bias_].row(0) += dg.colwise().sum();
+  }
+
+  static Index slot(const Tape& tp, Index t) { return tp.training ? t : t % 2; }
+
+  std::string scope_;
+  Index depth_ = 0, units_ = 0;
+  Parameter<T> gates_kernel_, gates_bias_;
+};
+
+}  // namespace detail
+
+/// tf.nn.rnn_cell.GRUCell (variable scope "gru_cell"): reset before the candidate matmul.
+/// State: h [batch, num_units].
+template <class T>
+class GRUCell : public detail::GRUCore<T> {
+  using Core = detail::GRUCore<T>;
+  using Core::depth_;
+  using Core::gates_kernel_;
+  using Core::units_;
+
+ public:
+  using typename Core::State;
+  using typename Core::Tape;
+
+  /// TF1 GRUCell(num_units); the input depth is given because variables are built eagerly.
+  GRUCell(Index input_depth, Index num_units, Rng& rng) : Core("gru_cell", input_depth, num_units) {
+    make_candidate();
+    gates_kernel_.init_glorot(rng);
+    cand_kernel_.init_glorot(rng);
+  }
+
+  /// From given weights, no Rng: the sizes follow from gates/kernel [D + U, 2U].
+  explicit GRUCell(const GRUWeights<T>& w)
+      : Core("gru_cell", Core::sizes_from("gru_cell", w.gates_kernel).first,
+             Core::sizes_from("gru_cell", w.gates_kernel).second) {
+    make_candidate();
+    set_weights(w);
+  }
+
+  Parameter<T>& candidate_kernel() { return cand_kernel_; }
+  Parameter<T>& candidate_bias() { return cand_bias_; }
+  const Parameter<T>& candidate_kernel() const { return cand_kernel_; }
+  const Parameter<T>& candidate_bias() const { return cand_bias_; }
+
+  CellConfig config() const {
+    CellConfig c;
+    c.kind = "GRUCell";
+    c.input_depth = depth_;
+    c.num_units = c.output_size = units_;
+    return c;
+  }
+
+  /// A copy of the variables' values.
+  GRUWeights<T> weights() const {
+    return GRUWeights<T>{gates_kernel_.value, this->gates_bias_.value, cand_kernel_.value, cand_bias_.value};
+  }
+
+  /// Replaces every variable's value; each must have its exact shape (ShapeError, nothing changes).
+  void set_weights(const GRUWeights<T>& w) {
+    const std::string op = detail::concat(this->cell_name(), " set_weights");
+    const auto gk = detail::matrix_parameter<T>(w.gates_kernel), ck = detail::matrix_parameter<T>(w.candidate_kernel);
+    const auto gb = detail::vector_parameter<T>(w.gates_bias, op, "gates/bias");
+    const auto cb = detail::vector_parameter<T>(w.candidate_bias, op, "candidate/bias");
+    this->check_gates(op, gk, gb);
+    detail::check_parameter(ck, depth_ + units_, units_, op, "candidate/kernel", false);
+    detail::check_parameter(cb, 1, units_, op, "candidate/bias", false);
+    gates_kernel_.value = gk.value;
+    this->gates_bias_.value = gb.value;
+    cand_kernel_.value = ck.value;
+    cand_bias_.value = cb.value;
+  }
+
+  template <class F>
+  void for_each_variable(const std::string& scope, F&& f) {
+    const std::string s = detail::join_scope(scope, this->scope_);
+    f(s + "/gates/kernel", gates_kernel_);
+    f(s + "/gates/bias", this->gates_bias_);
+    f(s + "/candidate/kernel", cand_kernel_);
+    f(s + "/candidate/bias", cand_bias_);
+  }
+
+  void zero_grad() {
+    for_each_variable("", [](const std::string&, Parameter<T>& p) { p.zero_grad(); });
+  }
+
+  StepOutput<T, State> operator()(const Matrix<T>& x, const State& state) const {
+    return detail::call_step_cell(*this, x, state);
+  }
+
+  // ---- step functions (cells/cell_traits.hpp) ----
+
+  void forward_begin(Tape& tp, const Matrix<T>& X, const SequenceArgs& a, const State& s0) const {
+    check_variables(false);
+    if (!this->begin_gates(tp, X, a, s0)) return;
+    const Index U = units_;
+    detail::matmul(tp.z.rightCols(U), X.topRows(a.steps * a.batch), cand_kernel_.value.topRows(depth_));
+    tp.z.rightCols(U).rowwise() += cand_bias_.value.row(0);
+  }
+
+  // c~ = tanh(x W_cx + (r * h_prev) W_ch + b_c).
+  void forward_step(Tape& tp, Index t, T* y) const {
+    const Index B = tp.batch, U = units_;
+    this->step_gates(tp, t);
+    const auto hp = tp.h.middleRows(Core::slot(tp, t) * B, B);
+    auto rh = tp.rh.middleRows(tp.training ? t * B : 0, B);
+    rh.array() = tp.z.block(t * B, 0, B, U).array() * hp.array();
+    auto c = tp.z.block(t * B, 2 * U, B, U);
+    detail::matmul(c, rh, cand_kernel_.value.bottomRows(U), true);
+    c.array() = c.array().tanh();
+    this->step_update(tp, t, y);
+  }
+
+  void backward_begin(Tape& tp, const State* d_final) const {
+    check_variables(true);
+    this->begin_backward(tp, d_final);
+    tp.drh.resize(tp.batch, units_);
+    tp.cand_t = cand_kernel_.value.transpose();
+  }
+
+  void backward_step(Tape& tp, Index t, const T* dy) const {
+    const Index B = tp.batch, U = units_, row = t * B;
+    this->backward_update(tp, t, dy);
+    const auto h = tp.h.middleRows(row, B).array();  // h_prev of step t
+    const auto r = tp.z.block(row, 0, B, U).array();
+    detail::matmul(tp.drh, tp.dz.block(row, 2 * U, B, U), tp.cand_t.rightCols(U));
+    tp.dz.block(row, 0, B, U).array() = tp.drh.array() * h * r * (T(1) - r);
+    tp.dh_prev.array() += tp.drh.array() * r;
+    this->backward_gates(tp, t);
   }
 
   void backward_carry_row(Tape& tp, Index t, Index b) const {
     tp.dh_prev.row(b) = tp.dh_next.row(b);
     tp.dz.row(t * tp.batch + b).setZero();
-    if (opt_.reset_after) tp.dhh.row(t * tp.batch + b).setZero();
   }
 
-  void backward_advance(Tape& tp) const { tp.dh_next.swap(tp.dh_prev); }
-
-  void backward_end(Tape& tp, const Matrix<T>& X, Matrix<T>* dX) {
+  void backward_end(Tape& tp, const Matrix<T>& X, Matrix<T>* dX, Gradients<T>& grads) const {
     const Index n = tp.steps * tp.batch, U = units_;
-    if (dX) {
-      dX->setZero(tp.time * tp.batch, depth_);
-      if (n > 0) {
-        detail::matmul(dX->topRows(n), tp.dz.leftCols(2 * U), tp.gates_t.leftCols(depth_));
-        if (opt_.reset_after)
-          detail::matmul(dX->topRows(n), tp.dz.rightCols(U), tp.in_t, true);
-        else
-          detail::matmul(dX->topRows(n), tp.dz.rightCols(U), tp.cand_t.leftCols(depth_), true);
-      }
-    }
+    this->backward_gates_end(tp, X, dX, grads);
     if (n == 0) return;
-    // Weight gradients as whole-sequence products: rows of dz are (t, b) pairs.
-    const auto Xs = X.topRows(n);
-    const auto Hp = tp.h.topRows(n);  // h_prev of every step
-    const auto dg = tp.dz.leftCols(2 * U);
     const auto dc = tp.dz.rightCols(U);
-    detail::matmul_tn(gates_kernel_.grad.topRows(depth_), Xs, dg, true);
-    detail::matmul_tn(gates_kernel_.grad.bottomRows(U), Hp, dg, true);
-    gates_bias_.grad.row(0) += dg.colwise().sum();
-    if (opt_.reset_after) {
-      detail::matmul_tn(in_kernel_.grad, Xs, dc, true);
-      in_bias_.grad.row(0) += dc.colwise().sum();
-      detail::matmul_tn(hid_kernel_.grad, Hp, tp.dhh, true);
-      hid_bias_.grad.row(0) += tp.dhh.colwise().sum();
-    } else {
-      detail::matmul_tn(cand_kernel_.grad.topRows(depth_), Xs, dc, true);
-      detail::matmul_tn(cand_kernel_.grad.bottomRows(U), tp.rh, dc, true);
-      cand_bias_.grad.row(0) += dc.colwise().sum();
-    }
-  }
-
-  State initial_state_grad(const Tape& tp) const { return tp.dh_next; }
-
-  void forward_sequence(Tape& tp, const Matrix<T>& X, Index time, Index batch, Index steps, const State& s0,
-                        const std::vector<Index>* lengths, Matrix<T>& Y, bool training) const {
-    detail::scan_forward(*this, tp, X, time, batch, steps, s0, lengths, Y, training);
-  }
-  void backward_sequence(Tape& tp, const Matrix<T>& X, const std::vector<Index>* lengths, const Matrix<T>* dY,
-                         const State* d_final, Matrix<T>* dX, State& d_initial) {
-    detail::scan_backward(*this, tp, X, lengths, dY, d_final, dX);
-    d_initial = initial_state_grad(tp);
+    if (dX) detail::matmul(dX->topRows(n), dc, tp.cand_t.leftCols(depth_), true);
+    Matrix<T>& dk = grads[cand_kernel_];
+    detail::matmul_tn(dk.topRows(depth_), X.topRows(n), dc, true);
+    detail::matmul_tn(dk.bottomRows(U), tp.rh, dc, true);
+    grads[cand_bias_].row(0) += dc.colwise().sum();
   }
 
  private:
-  static Index slot(const Tape& tp, Index t) { return tp.training ? t : t % 2; }
-
-  // Reset before (TF1 GRUCell): c~ = tanh(x W_cx + (r * h_prev) W_ch + b_c).
-  void forward_step_before(Tape& tp, Index t) const {
-    const Index B = tp.batch, U = units_;
-    const Index prev = slot(tp, t) * B, next = slot(tp, t + 1) * B, row = tp.training ? t * B : 0;
-    const auto hp = tp.h.middleRows(prev, B);
-    auto g = tp.z.block(t * B, 0, B, 2 * U);
-    detail::matmul(g, hp, gates_kernel_.value.bottomRows(U), true);
-    g.array() = g.array().logistic();  // r | u
-    auto rh = tp.rh.middleRows(row, B);
-    rh.array() = g.leftCols(U).array() * hp.array();
-    auto c = tp.z.block(t * B, 2 * U, B, U);
-    detail::matmul(c, rh, cand_kernel_.value.bottomRows(U), true);
-    c.array() = c.array().tanh();
-    const auto u = g.rightCols(U).array();
-    tp.h.middleRows(next, B).array() = u * hp.array() + (T(1) - u) * c.array();
+  void make_candidate() {
+    cand_kernel_ = Parameter<T>(depth_ + units_, units_);
+    cand_bias_ = Parameter<T>(units_);
   }
 
-  // Reset after (CudnnCompatibleGRUCell): c~ = tanh(x W_in + b_in + r * (h_prev W_hn + b_hn)).
-  void forward_step_after(Tape& tp, Index t) const {
+  void check_variables(bool with_grad) const {
+    this->check_gate_variables(with_grad);
+    detail::check_parameter(cand_kernel_, depth_ + units_, units_, this->scope_, "candidate/kernel", with_grad);
+    detail::check_parameter(cand_bias_, 1, units_, this->scope_, "candidate/bias", with_grad);
+  }
+
+  Parameter<T> cand_kernel_, cand_bias_;
+};
+
+/// tf.contrib.cudnn_rnn.CudnnCompatibleGRUCell (variable scope "cudnn_compatible_gru_cell"):
+/// reset after the recurrent matmul, as cuDNN, PyTorch's nn.GRU and Keras GRU(reset_after=True).
+/// State: h [batch, num_units].
+template <class T>
+class CudnnCompatibleGRUCell : public detail::GRUCore<T> {
+  using Core = detail::GRUCore<T>;
+  using Core::depth_;
+  using Core::gates_kernel_;
+  using Core::units_;
+
+ public:
+  using typename Core::State;
+  using typename Core::Tape;
+
+  CudnnCompatibleGRUCell(Index input_depth, Index num_units, Rng& rng)
+      : Core("cudnn_compatible_gru_cell", input_depth, num_units) {
+    make_candidate();
+    gates_kernel_.init_glorot(rng);
+    in_kernel_.init_glorot(rng);
+    hid_kernel_.init_glorot(rng);
+  }
+
+  /// From given weights, no Rng: the sizes follow from gates/kernel [D + U, 2U].
+  explicit CudnnCompatibleGRUCell(const CudnnCompatibleGRUWeights<T>& w)
+      : Core("cudnn_compatible_gru_cell", Core::sizes_from("cudnn_compatible_gru_cell", w.gates_kernel).first,
+             Core::sizes_from("cudnn_compatible_gru_cell", w.gates_kernel).second) {
+    make_candidate();
+    set_weights(w);
+  }
+
+  Parameter<T>& candidate_input_kernel() { return in_kernel_; }
+  Parameter<T>& candidate_hidden_kernel() { return hid_kernel_; }
+  Parameter<T>& candidate_input_bias() { return in_bias_; }
+  Parameter<T>& candidate_hidden_bias() { return hid_bias_; }
+  const Parameter<T>& candidate_input_kernel() const { return in_kernel_; }
+  const Parameter<T>& candidate_hidden_kernel() const { return hid_kernel_; }
+  const Parameter<T>& candidate_input_bias() const { return in_bias_; }
+  const Parameter<T>& candidate_hidden_bias() const { return hid_bias_; }
+
+  CellConfig config() const {
+    CellConfig c;
+    c.kind = "CudnnCompatibleGRUCell";
+    c.input_depth = depth_;
+    c.num_units = c.output_size = units_;
+    return c;
+  }
+
+  /// A copy of the variables' values.
+  CudnnCompatibleGRUWeights<T> weights() const {
+    return CudnnCompatibleGRUWeights<T>{gates_kernel_.value, this->gates_bias_.value, in_kernel_.value,
+                                        hid_kernel_.value,   in_bias_.value,          hid_bias_.value};
+  }
+
+  /// Replaces every variable's value; each must have its exact shape (ShapeError, nothing changes).
+  void set_weights(const CudnnCompatibleGRUWeights<T>& w) {
+    const std::string op = detail::concat(this->cell_name(), " set_weights");
+    const auto gk = detail::matrix_parameter<T>(w.gates_kernel);
+    const auto gb = detail::vector_parameter<T>(w.gates_bias, op, "gates/bias");
+    const auto ik = detail::matrix_parameter<T>(w.candidate_input_kernel);
+    const auto hk = detail::matrix_parameter<T>(w.candidate_hidden_kernel);
+    const auto ib = detail::vector_parameter<T>(w.candidate_input_bias, op, "candidate/input_projection/bias");
+    const auto hb = detail::vector_parameter<T>(w.candidate_hidden_bias, op, "candidate/hidden_projection/bias");
+    this->check_gates(op, gk, gb);
+    detail::check_parameter(ik, depth_, units_, op, "candidate/input_projection/kernel", false);
+    detail::check_parameter(hk, units_, units_, op, "candidate/hidden_projection/kernel", false);
+    detail::check_parameter(ib, 1, units_, op, "candidate/input_projection/bias", false);
+    detail::check_parameter(hb, 1, units_, op, "candidate/hidden_projection/bias", false);
+    gates_kernel_.value = gk.value;
+    this->gates_bias_.value = gb.value;
+    in_kernel_.value = ik.value;
+    hid_kernel_.value = hk.value;
+    in_bias_.value = ib.value;
+    hid_bias_.value = hb.value;
+  }
+
+  template <class F>
+  void for_each_variable(const std::string& scope, F&& f) {
+    const std::string s = detail::join_scope(scope, this->scope_);
+    f(s + "/gates/kernel", gates_kernel_);
+    f(s + "/gates/bias", this->gates_bias_);
+    f(s + "/candidate/input_projection/kernel", in_kernel_);
+    f(s + "/candidate/hidden_projection/kernel", hid_kernel_);
+    f(s + "/candidate/input_projection/bias", in_bias_);
+    f(s + "/candidate/hidden_projection/bias", hid_bias_);
+  }
+
+  void zero_grad() {
+    for_each_variable("", [](const std::string&, Parameter<T>& p) { p.zero_grad(); });
+  }
+
+  StepOutput<T, State> operator()(const Matrix<T>& x, const State& state) const {
+    return detail::call_step_cell(*this, x, state);
+  }
+
+  // ---- step functions (cells/cell_traits.hpp) ----
+
+  void forward_begin(Tape& tp, const Matrix<T>& X, const SequenceArgs& a, const State& s0) const {
+    check_variables(false);
+    if (!this->begin_gates(tp, X, a, s0)) return;
+    const Index U = units_;
+    detail::matmul(tp.z.rightCols(U), X.topRows(a.steps * a.batch), in_kernel_.value);
+    tp.z.rightCols(U).rowwise() += in_bias_.value.row(0);
+  }
+
+  // c~ = tanh(x W_in + b_in + r * (h_prev W_hn + b_hn)).
+  void forward_step(Tape& tp, Index t, T* y) const {
     const Index B = tp.batch, U = units_;
-    const Index prev = slot(tp, t) * B, next = slot(tp, t + 1) * B, row = tp.training ? t * B : 0;
-    const auto hp = tp.h.middleRows(prev, B);
-    auto g = tp.z.block(t * B, 0, B, 2 * U);
-    detail::matmul(g, hp, gates_kernel_.value.bottomRows(U), true);
-    g.array() = g.array().logistic();  // r | u
-    auto hh = tp.rh.middleRows(row, B);
+    this->step_gates(tp, t);
+    const auto hp = tp.h.middleRows(Core::slot(tp, t) * B, B);
+    auto hh = tp.rh.middleRows(tp.training ? t * B : 0, B);
     detail::matmul(hh, hp, hid_kernel_.value);
     hh.rowwise() += hid_bias_.value.row(0);
     auto c = tp.z.block(t * B, 2 * U, B, U);
-    c.array() = (c.array() + g.leftCols(U).array() * hh.array()).tanh();
-    const auto u = g.rightCols(U).array();
-    tp.h.middleRows(next, B).array() = u * hp.array() + (T(1) - u) * c.array();
+    c.array() = (c.array() + tp.z.block(t * B, 0, B, U).array() * hh.array()).tanh();
+    this->step_update(tp, t, y);
   }
 
-  void backward_step_before(Tape& tp, Index t) {
-    const Index B = tp.batch, U = units_, row = t * B;
-    const auto dh = tp.dh_sum.array();
-    const auto h = tp.h.middleRows(row, B).array();  // h_prev of step t
-    const auto r = tp.z.block(row, 0, B, U).array();
-    const auto u = tp.z.block(row, U, B, U).array();
-    const auto c = tp.z.block(row, 2 * U, B, U).array();
-    auto dr = tp.dz.block(row, 0, B, U).array();
-    auto du = tp.dz.block(row, U, B, U).array();
-    auto dc = tp.dz.block(row, 2 * U, B, U).array();
-    auto dhp = tp.dh_prev.array();
-    du = dh * (h - c) * u * (T(1) - u);
-    dc = dh * (T(1) - u) * (T(1) - c.square());
-    dhp = dh * u;
-    detail::matmul(tp.drh, tp.dz.block(row, 2 * U, B, U), tp.cand_t.rightCols(U));
-    dr = tp.drh.array() * h * r * (T(1) - r);
-    dhp += tp.drh.array() * r;
-    detail::matmul(tp.dh_prev, tp.dz.block(row, 0, B, 2 * U), tp.gates_t.rightCols(U), true);
+  void backward_begin(Tape& tp, const State* d_final) const {
+    check_variables(true);
+    this->begin_backward(tp, d_final);
+    tp.dhh.resize(tp.steps * tp.batch, units_);
+    tp.cand_t = hid_kernel_.value.transpose();
+    tp.in_t = in_kernel_.value.transpose();
   }
 
-  void backward_step_after(Tape& tp, Index t) {
+  void backward_step(Tape& tp, Index t, const T* dy) const {
     const Index B = tp.batch, U = units_, row = t * B;
-    const auto dh = tp.dh_sum.array();
-    const auto h = tp.h.middleRows(row, B).array();  // h_prev of step t
+    this->backward_update(tp, t, dy);
     const auto r = tp.z.block(row, 0, B, U).array();
-    const auto u = tp.z.block(row, U, B, U).array();
-    const auto c = tp.z.block(row, 2 * U, B, U).array();
+    const auto dc = tp.dz.block(row, 2 * U, B, U).array();
     const auto hh = tp.rh.middleRows(row, B).array();
-    auto dr = tp.dz.block(row, 0, B, U).array();
-    auto du = tp.dz.block(row, U, B, U).array();
-    auto dc = tp.dz.block(row, 2 * U, B, U).array();
-    auto dhh = tp.dhh.middleRows(row, B).array();
-    auto dhp = tp.dh_prev.array();
-    du = dh * (h - c) * u * (T(1) - u);
-    dc = dh * (T(1) - u) * (T(1) - c.square());
-    dhh = dc * r;
-    dr = dc * hh * r * (T(1) - r);
-    dhp = dh * u;
+    tp.dhh.middleRows(row, B).array() = dc * r;
+    tp.dz.block(row, 0, B, U).array() = dc * hh * r * (T(1) - r);
     detail::matmul(tp.dh_prev, tp.dhh.middleRows(row, B), tp.cand_t, true);
-    detail::matmul(tp.dh_prev, tp.dz.block(row, 0, B, 2 * U), tp.gates_t.rightCols(U), true);
+    this->backward_gates(tp, t);
   }
 
-  Index depth_ = 0, units_ = 0;
-  GRUOptions opt_;
-  Parameter<T> gates_kernel_, gates_bias_;
-  Parameter<T> cand_kernel_, cand_bias_;                      // reset before
-  Parameter<T> in_kernel_, hid_kernel_, in_bias_, hid_bias_;  // reset after
+  void backward_carry_row(Tape& tp, Index t, Index b) const {
+    tp.dh_prev.row(b) = tp.dh_next.row(b);
+    tp.dz.row(t * tp.batch + b).setZero();
+    tp.dhh.row(t * tp.batch + b).setZero();
+  }
+
+  void backward_end(Tape& tp, const Matrix<T>& X, Matrix<T>* dX, Gradients<T>& grads) const {
+    const Index n = tp.steps * tp.batch, U = units_;
+    this->backward_gates_end(tp, X, dX, grads);
+    if (n == 0) return;
+    const auto dc = tp.dz.rightCols(U);
+    if (dX) detail::matmul(dX->topRows(n), dc, tp.in_t, true);
+    detail::matmul_tn(grads[in_kernel_], X.topRows(n), dc, true);
+    grads[in_bias_].row(0) += dc.colwise().sum();
+    detail::matmul_tn(grads[hid_kernel_], tp.h.topRows(n), tp.dhh, true);
+    grads[hid_bias_].row(0) += tp.dhh.colwise().sum();
+  }
+
+ private:
+  void make_candidate() {
+    in_kernel_ = Parameter<T>(depth_, units_);
+    hid_kernel_ = Parameter<T>(units_, units_);
+    in_bias_ = Parameter<T>(units_);
+    hid_bias_ = Parameter<T>(units_);
+  }
+
+  void check_variables(bool with_grad) const {
+    this->check_gate_variables(with_grad);
+    const std::string& op = this->scope_;
+    detail::check_parameter(in_kernel_, depth_, units_, op, "candidate/input_projection/kernel", with_grad);
+    detail::check_parameter(hid_kernel_, units_, units_, op, "candidate/hidden_projection/kernel", with_grad);
+    detail::check_parameter(in_bias_, 1, units_, op, "candidate/input_projection/bias", with_grad);
+    detail::check_parameter(hid_bias_, 1, units_, op, "candidate/hidden_projection/bias", with_grad);
+  }
+
+  Parameter<T> in_kernel_, hid_kernel_, in_bias_, hid_bias_;
 };
 
 }  // namespace cellflow

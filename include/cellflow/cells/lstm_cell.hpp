@@ -14,19 +14,25 @@
 // TF's creation order: kernel, bias, w_f_diag, w_i_diag, w_o_diag, projection/kernel.
 // Defaults: glorot_uniform kernels (fans of the whole [D + H, 4U] matrix), peephole diagonals
 // glorot_uniform with fan U, projection glorot_uniform, zero bias.
+//
+// These are step cells (cells/cell_traits.hpp): the functions below compute one step; the scan
+// (rnn/scan.hpp) runs them over time.
 #pragma once
 
+#include <cmath>
 #include <optional>
 #include <string>
 #include <utility>
 
+#include "cellflow/cells/cell_traits.hpp"
 #include "cellflow/cells/lstm_state.hpp"
+#include "cellflow/cells/step_output.hpp"
 #include "cellflow/core/error.hpp"
+#include "cellflow/core/gradients.hpp"
 #include "cellflow/core/random.hpp"
+#include "cellflow/core/sequence.hpp"
 #include "cellflow/core/variable.hpp"
 #include "cellflow/detail/gemm.hpp"
-#include "cellflow/rnn/scan.hpp"
-#include "cellflow/rnn/step.hpp"
 
 namespace cellflow {
 
@@ -40,7 +46,17 @@ struct LSTMOptions {
   T forget_bias = T(1);
 };
 
-/// Per-sequence buffers of an LSTM cell (see scan.hpp). Reused across calls when kept.
+/// The variables of an LSTM cell, TF layout (1-D variables as 1 x n rows). Those an option does
+/// not use are empty: the peephole diagonals without use_peepholes, the projection without num_proj.
+template <class T>
+struct LSTMWeights {
+  Matrix<T> kernel;                        ///< [D + H, 4U], columns i | j | f | o, rows 0..D-1 act on x
+  Matrix<T> bias;                          ///< 1 x 4U, without forget_bias
+  Matrix<T> projection;                    ///< [U, P] with num_proj
+  Matrix<T> w_f_diag, w_i_diag, w_o_diag;  ///< 1 x U each, with use_peepholes
+};
+
+/// Per-sequence buffers of an LSTM cell. Reused across calls when kept.
 template <class T>
 struct LSTMTape {
   Index time = 0, batch = 0, steps = 0;
@@ -59,7 +75,7 @@ struct LSTMTape {
 
 namespace detail {
 
-/// The LSTM computation shared by BasicLSTMCell and LSTMCell; they differ in their constructor
+/// The LSTM computation shared by BasicLSTMCell and LSTMCell; they differ in their constructors
 /// and in their variable scope name.
 template <class T>
 class LSTMCore {
@@ -84,14 +100,87 @@ class LSTMCore {
                               s.h.cols(), "]"));
   }
 
-  std::string cell_name() const { return concat(scope_name(), "(num_units=", units_, ")"); }
+  std::string cell_name() const { return concat(scope_, "(num_units=", units_, ")"); }
+  /// The variable scope: "lstm_cell" or "basic_lstm_cell".
   const std::string& scope_name() const { return scope_; }
+
+  /// TF's class and the options that are set.
+  CellConfig config() const {
+    CellConfig c;
+    c.kind = scope_ == "basic_lstm_cell" ? "BasicLSTMCell" : "LSTMCell";
+    c.input_depth = depth_;
+    c.num_units = units_;
+    c.output_size = hsize_;
+    c.options["forget_bias"] = static_cast<double>(opt_.forget_bias);
+    if (opt_.use_peepholes) c.options["use_peepholes"] = 1;
+    if (opt_.cell_clip) c.options["cell_clip"] = static_cast<double>(*opt_.cell_clip);
+    if (opt_.num_proj) c.options["num_proj"] = static_cast<double>(*opt_.num_proj);
+    if (opt_.proj_clip) c.options["proj_clip"] = static_cast<double>(*opt_.proj_clip);
+    return c;
+  }
 
   // Variables, TF layout.
   Parameter<T>& kernel() { return kernel_; }
   Parameter<T>& bias() { return bias_; }
   const Parameter<T>& kernel() const { return kernel_; }
   const Parameter<T>& bias() const { return bias_; }
+  /// Peephole and projection variables (empty unless enabled).
+  Parameter<T>& w_f_diag() { return w_f_; }
+  Parameter<T>& w_i_diag() { return w_i_; }
+  Parameter<T>& w_o_diag() { return w_o_; }
+  Parameter<T>& projection() { return proj_; }
+  const Parameter<T>& w_f_diag() const { return w_f_; }
+  const Parameter<T>& w_i_diag() const { return w_i_; }
+  const Parameter<T>& w_o_diag() const { return w_o_; }
+  const Parameter<T>& projection() const { return proj_; }
+
+  /// A copy of the variables' values.
+  LSTMWeights<T> weights() const {
+    LSTMWeights<T> w;
+    w.kernel = kernel_.value;
+    w.bias = bias_.value;
+    if (opt_.num_proj) w.projection = proj_.value;
+    if (opt_.use_peepholes) {
+      w.w_f_diag = w_f_.value;
+      w.w_i_diag = w_i_.value;
+      w.w_o_diag = w_o_.value;
+    }
+    return w;
+  }
+
+  /// Replaces every variable's value. Each must have its exact shape (1-D variables may be given
+  /// as rows or columns) and unused ones must be empty; otherwise ShapeError and nothing changes.
+  void set_weights(const LSTMWeights<T>& w) {
+    const std::string op = concat(cell_name(), " set_weights");
+    Parameter<T> k = matrix_parameter<T>(w.kernel), b = vector_parameter<T>(w.bias, op, "bias");
+    expect(op, "kernel", k, depth_ + hsize_, 4 * units_);
+    expect(op, "bias", b, 1, 4 * units_);
+    Parameter<T> pf, pi, po, pp;
+    if (opt_.use_peepholes) {
+      pf = vector_parameter<T>(w.w_f_diag, op, "w_f_diag");
+      pi = vector_parameter<T>(w.w_i_diag, op, "w_i_diag");
+      po = vector_parameter<T>(w.w_o_diag, op, "w_o_diag");
+      expect(op, "w_f_diag", pf, 1, units_);
+      expect(op, "w_i_diag", pi, 1, units_);
+      expect(op, "w_o_diag", po, 1, units_);
+    } else if (w.w_f_diag.size() + w.w_i_diag.size() + w.w_o_diag.size() != 0) {
+      throw ShapeError(concat(op, ": peephole weights given, but the cell has no peepholes (use_peepholes = false)"));
+    }
+    if (opt_.num_proj) {
+      pp = matrix_parameter<T>(w.projection);
+      expect(op, "projection", pp, units_, hsize_);
+    } else if (w.projection.size() != 0) {
+      throw ShapeError(concat(op, ": a projection given, but the cell has no num_proj"));
+    }
+    kernel_.value = k.value;
+    bias_.value = b.value;
+    if (opt_.use_peepholes) {
+      w_f_.value = pf.value;
+      w_i_.value = pi.value;
+      w_o_.value = po.value;
+    }
+    if (opt_.num_proj) proj_.value = pp.value;
+  }
 
   template <class F>
   void for_each_variable(const std::string& scope, F&& f) {
@@ -106,19 +195,27 @@ class LSTMCore {
     if (opt_.num_proj) f(s + "/projection/kernel", proj_);
   }
 
+  /// Sets every variable's gradient to zero.
+  void zero_grad() {
+    for_each_variable("", [](const std::string&, Parameter<T>& p) { p.zero_grad(); });
+  }
+
   /// One step, TF's `cell(x, state)`: returns the output and the new state.
-  StepOutput<T, State> operator()(const Matrix<T>& x, const State& state) const { return run_step(*this, x, state); }
+  StepOutput<T, State> operator()(const Matrix<T>& x, const State& state) const {
+    return call_step_cell(*this, x, state);
+  }
 
-  // ---- sequence protocol (see rnn/scan.hpp) ----
+  // ---- step functions (cells/cell_traits.hpp) ----
 
-  void forward_begin(Tape& tp, const Matrix<T>& X, Index time, Index batch, Index steps, const State& s0,
-                     bool training) const {
-    tp.time = time;
+  void forward_begin(Tape& tp, const Matrix<T>& X, const SequenceArgs& a, const State& s0) const {
+    check_variables(false);
+    const Index batch = a.batch, steps = a.steps;
+    tp.time = a.time;
     tp.batch = batch;
     tp.steps = steps;
-    tp.training = training;
-    const Index slots = training ? steps + 1 : 2;
-    const Index rows = training ? steps * batch : batch;
+    tp.training = a.training;
+    const Index slots = a.training ? steps + 1 : 2;
+    const Index rows = a.training ? steps * batch : batch;
     tp.gates.resize(steps * batch, 4 * units_);
     tp.c.resize(slots * batch, units_);
     tp.h.resize(slots * batch, hsize_);
@@ -190,6 +287,7 @@ class LSTMCore {
   }
 
   void backward_begin(Tape& tp, const State* d_final) const {
+    check_variables(true);
     const Index B = tp.batch;
     tp.dgates.resize(tp.steps * B, 4 * units_);
     if (opt_.num_proj) tp.dr.resize(tp.steps * B, hsize_);
@@ -208,7 +306,7 @@ class LSTMCore {
     }
   }
 
-  void backward_step(Tape& tp, Index t, const T* dy) {
+  void backward_step(Tape& tp, Index t, const T* dy) const {
     const Index B = tp.batch, U = units_;
     const Index row = t * B;
     tp.dh_sum = tp.dh_next;
@@ -258,7 +356,7 @@ class LSTMCore {
     tp.dh_next.swap(tp.dh_prev);
   }
 
-  void backward_end(Tape& tp, const Matrix<T>& X, Matrix<T>* dX) {
+  void backward_end(Tape& tp, const Matrix<T>& X, Matrix<T>* dX, Gradients<T>& grads) const {
     const Index n = tp.steps * tp.batch, U = units_;
     if (dX) {
       dX->setZero(tp.time * tp.batch, depth_);
@@ -266,80 +364,106 @@ class LSTMCore {
     }
     if (n == 0) return;
     // Weight gradients as whole-sequence GEMMs: rows of dgates are (t, b) pairs.
-    matmul_tn(kernel_.grad.topRows(depth_), X.topRows(n), tp.dgates, true);
-    matmul_tn(kernel_.grad.bottomRows(hsize_), tp.h.topRows(n), tp.dgates, true);
-    bias_.grad.row(0) += tp.dgates.colwise().sum();
+    Matrix<T>& dk = grads[kernel_];
+    matmul_tn(dk.topRows(depth_), X.topRows(n), tp.dgates, true);
+    matmul_tn(dk.bottomRows(hsize_), tp.h.topRows(n), tp.dgates, true);
+    grads[bias_].row(0) += tp.dgates.colwise().sum();
     if (opt_.use_peepholes) {
-      w_i_.grad.row(0) += (tp.dgates.leftCols(U).array() * tp.c.topRows(n).array()).matrix().colwise().sum();
-      w_f_.grad.row(0) += (tp.dgates.middleCols(2 * U, U).array() * tp.c.topRows(n).array()).matrix().colwise().sum();
-      w_o_.grad.row(0) +=
+      grads[w_i_].row(0) += (tp.dgates.leftCols(U).array() * tp.c.topRows(n).array()).matrix().colwise().sum();
+      grads[w_f_].row(0) += (tp.dgates.middleCols(2 * U, U).array() * tp.c.topRows(n).array()).matrix().colwise().sum();
+      grads[w_o_].row(0) +=
           (tp.dgates.rightCols(U).array() * tp.c.middleRows(tp.batch, n).array()).matrix().colwise().sum();
     }
-    if (opt_.num_proj) matmul_tn(proj_.grad, tp.m.topRows(n), tp.dr, true);
+    if (opt_.num_proj) matmul_tn(grads[proj_], tp.m.topRows(n), tp.dr, true);
   }
 
   State initial_state_grad(const Tape& tp) const { return State{tp.dc_next, tp.dh_next}; }
 
-  void forward_sequence(Tape& tp, const Matrix<T>& X, Index time, Index batch, Index steps, const State& s0,
-                        const std::vector<Index>* lengths, Matrix<T>& Y, bool training) const {
-    scan_forward(*this, tp, X, time, batch, steps, s0, lengths, Y, training);
-  }
-  void backward_sequence(Tape& tp, const Matrix<T>& X, const std::vector<Index>* lengths, const Matrix<T>* dY,
-                         const State* d_final, Matrix<T>* dX, State& d_initial) {
-    scan_backward(*this, tp, X, lengths, dY, d_final, dX);
-    d_initial = initial_state_grad(tp);
-  }
-
  protected:
+  /// A cell of `num_units` reading `input_depth` features, variables drawn from `rng`.
   LSTMCore(std::string scope, Index input_depth, Index num_units, const LSTMOptions<T>& opt, Rng& rng)
       : scope_(std::move(scope)), depth_(input_depth), units_(num_units), opt_(opt) {
-    check_scalar<T>();
-    if (input_depth <= 0 || num_units <= 0)
-      throw ValueError(concat(scope_, ": input_depth and num_units must be positive, given input_depth=", input_depth,
-                              ", num_units=", num_units));
-    if (opt.num_proj && *opt.num_proj <= 0)
-      throw ValueError(concat(scope_, ": num_proj must be positive, given ", *opt.num_proj));
-    if (opt.proj_clip && !opt.num_proj)
-      throw ValueError(concat(scope_, ": proj_clip needs num_proj (TensorFlow ignores it silently without one)"));
-    if (opt.cell_clip && !(*opt.cell_clip >= T(0)))
-      throw ValueError(concat(scope_, ": cell_clip must be >= 0, given ", *opt.cell_clip));
-    if (opt.proj_clip && !(*opt.proj_clip >= T(0)))
-      throw ValueError(concat(scope_, ": proj_clip must be >= 0, given ", *opt.proj_clip));
-    hsize_ = opt.num_proj ? *opt.num_proj : num_units;
-    kernel_ = Parameter<T>(depth_ + hsize_, 4 * units_);
-    bias_ = Parameter<T>(4 * units_);
+    validate();
     kernel_.init_glorot(rng);
     if (opt.use_peepholes) {
-      w_f_ = Parameter<T>(units_);
-      w_i_ = Parameter<T>(units_);
-      w_o_ = Parameter<T>(units_);
       w_f_.init_glorot(rng);
       w_i_.init_glorot(rng);
       w_o_.init_glorot(rng);
-    } else {
-      w_f_ = w_i_ = w_o_ = Parameter<T>(0);
     }
-    if (opt.num_proj) {
-      proj_ = Parameter<T>(units_, hsize_);
-      proj_.init_glorot(rng);
-    }
+    if (opt.num_proj) proj_.init_glorot(rng);
+  }
+
+  /// A cell with the given variables: the sizes follow from the kernel's shape and the options.
+  LSTMCore(std::string scope, const LSTMWeights<T>& w, const LSTMOptions<T>& opt)
+      : scope_(std::move(scope)), opt_(opt) {
+    const Index P = opt.num_proj ? *opt.num_proj : 0;
+    if (w.kernel.cols() <= 0 || w.kernel.cols() % 4 != 0)
+      throw ShapeError(concat(scope_, ": kernel [", w.kernel.rows(), ", ", w.kernel.cols(),
+                              "] must have 4 * num_units columns (gates i | j | f | o)"));
+    units_ = w.kernel.cols() / 4;
+    depth_ = w.kernel.rows() - (opt.num_proj ? P : units_);
+    if (depth_ <= 0)
+      throw ShapeError(concat(scope_, ": kernel [", w.kernel.rows(), ", ", w.kernel.cols(), "] has ", w.kernel.rows(),
+                              " rows, fewer than the ", opt.num_proj ? P : units_,
+                              " of h plus at least one input feature ([input_depth + h, 4 * num_units])"));
+    validate();
+    set_weights(w);
   }
 
  private:
   static Index slot(const Tape& tp, Index t) { return tp.training ? t : t % 2; }
   static Index step_row(const Tape& tp, Index t) { return tp.training ? t * tp.batch : 0; }
 
+  /// Checks the options and sizes, then creates the variables (zero-filled).
+  void validate() {
+    check_scalar<T>();
+    if (depth_ <= 0 || units_ <= 0)
+      throw ValueError(concat(scope_, ": input_depth and num_units must be positive, given input_depth=", depth_,
+                              ", num_units=", units_));
+    if (opt_.num_proj && *opt_.num_proj <= 0)
+      throw ValueError(concat(scope_, ": num_proj must be positive, given ", *opt_.num_proj));
+    if (opt_.proj_clip && !opt_.num_proj)
+      throw ValueError(concat(scope_, ": proj_clip needs num_proj (TensorFlow ignores it silently without one)"));
+    if (opt_.cell_clip && !(*opt_.cell_clip >= T(0)))
+      throw ValueError(concat(scope_, ": cell_clip must be >= 0, given ", *opt_.cell_clip));
+    if (opt_.proj_clip && !(*opt_.proj_clip >= T(0)))
+      throw ValueError(concat(scope_, ": proj_clip must be >= 0, given ", *opt_.proj_clip));
+    if (!std::isfinite(opt_.forget_bias))
+      throw ValueError(concat(scope_, ": forget_bias must be finite, given ", opt_.forget_bias));
+    hsize_ = opt_.num_proj ? *opt_.num_proj : units_;
+    kernel_ = Parameter<T>(depth_ + hsize_, 4 * units_);
+    bias_ = Parameter<T>(4 * units_);
+    if (opt_.use_peepholes) {
+      w_f_ = Parameter<T>(units_);
+      w_i_ = Parameter<T>(units_);
+      w_o_ = Parameter<T>(units_);
+    } else {
+      w_f_ = w_i_ = w_o_ = Parameter<T>(0);
+    }
+    if (opt_.num_proj) proj_ = Parameter<T>(units_, hsize_);
+  }
+
+  static void expect(const std::string& op, const char* name, const Parameter<T>& p, Index rows, Index cols) {
+    check_parameter(p, rows, cols, op, name, false);
+  }
+
+  /// The variables' values (and gradients) still have the shapes this cell was built with.
+  void check_variables(bool with_grad) const {
+    const std::string& op = scope_;
+    check_parameter(kernel_, depth_ + hsize_, 4 * units_, op, "kernel", with_grad);
+    check_parameter(bias_, 1, 4 * units_, op, "bias", with_grad);
+    if (opt_.use_peepholes) {
+      check_parameter(w_f_, 1, units_, op, "w_f_diag", with_grad);
+      check_parameter(w_i_, 1, units_, op, "w_i_diag", with_grad);
+      check_parameter(w_o_, 1, units_, op, "w_o_diag", with_grad);
+    }
+    if (opt_.num_proj) check_parameter(proj_, units_, hsize_, op, "projection/kernel", with_grad);
+  }
+
   std::string scope_;
   Index depth_ = 0, units_ = 0, hsize_ = 0;
   LSTMOptions<T> opt_;
   Parameter<T> kernel_, bias_, w_f_, w_i_, w_o_, proj_;
-
- public:
-  // Peephole and projection variables (empty unless enabled).
-  Parameter<T>& w_f_diag() { return w_f_; }
-  Parameter<T>& w_i_diag() { return w_i_; }
-  Parameter<T>& w_o_diag() { return w_o_; }
-  Parameter<T>& projection() { return proj_; }
 };
 
 }  // namespace detail
@@ -353,6 +477,10 @@ class LSTMCell : public detail::LSTMCore<T> {
   LSTMCell(Index input_depth, Index num_units, const LSTMOptions<T>& options, Rng& rng)
       : detail::LSTMCore<T>("lstm_cell", input_depth, num_units, options, rng) {}
   LSTMCell(Index input_depth, Index num_units, Rng& rng) : LSTMCell(input_depth, num_units, LSTMOptions<T>{}, rng) {}
+  /// From given weights (e.g. loaded elsewhere), no Rng: input depth and num_units follow from
+  /// the kernel [D + H, 4U] and the options; every variable the options need must be given.
+  explicit LSTMCell(const LSTMWeights<T>& weights, const LSTMOptions<T>& options = {})
+      : detail::LSTMCore<T>("lstm_cell", weights, options) {}
 };
 
 /// tf.nn.rnn_cell.BasicLSTMCell: no peepholes, clipping or projection; forget_bias added at run
@@ -360,8 +488,14 @@ class LSTMCell : public detail::LSTMCore<T> {
 template <class T>
 class BasicLSTMCell : public detail::LSTMCore<T> {
  public:
-  BasicLSTMCell(Index input_depth, Index num_units, Rng& rng, T forget_bias = T(1))
-      : detail::LSTMCore<T>("basic_lstm_cell", input_depth, num_units, make_options(forget_bias), rng) {}
+  template <class F = T, class = std::enable_if_t<std::is_arithmetic_v<F>>>
+  BasicLSTMCell(Index input_depth, Index num_units, Rng& rng, F forget_bias = F(1))
+      : detail::LSTMCore<T>("basic_lstm_cell", input_depth, num_units, make_options(static_cast<T>(forget_bias)), rng) {
+  }
+  /// From given weights (kernel [D + U, 4U] and bias [4U]), no Rng.
+  template <class F = T, class = std::enable_if_t<std::is_arithmetic_v<F>>>
+  explicit BasicLSTMCell(const LSTMWeights<T>& weights, F forget_bias = F(1))
+      : detail::LSTMCore<T>("basic_lstm_cell", weights, make_options(static_cast<T>(forget_bias))) {}
   T forget_bias() const { return this->options().forget_bias; }
 
  private:

@@ -9,7 +9,7 @@
 //       forget_bias is added at run time, never stored in bias.
 //   GRU reset before (GRUCell):      gates/kernel [D + U, 2U] columns r | u, gates/bias [2U],
 //       candidate/kernel [D + U, U], candidate/bias [U].
-//   GRU reset after (GRUCell with GRUOptions{true}, TF's CudnnCompatibleGRUCell): gates/kernel
+//   GRU reset after (CudnnCompatibleGRUCell): gates/kernel
 //       [D + U, 2U] r | u, gates/bias [2U], candidate/input_projection/kernel [D, U],
 //       candidate/hidden_projection/kernel [U, U], candidate/input_projection/bias [U],
 //       candidate/hidden_projection/bias [U].
@@ -20,7 +20,7 @@
 #include <utility>
 #include <vector>
 
-#include "cellflow/cells/any_cell.hpp"
+#include "cellflow/cells/cell_traits.hpp"
 #include "cellflow/cells/gru_cell.hpp"
 #include "cellflow/cells/lstm_cell.hpp"
 #include "cellflow/core/error.hpp"
@@ -29,33 +29,18 @@
 
 namespace cellflow::convert {
 
-/// The variables of one TF1 LSTM layer (BasicLSTMCell or LSTMCell without peepholes).
+/// The variables of one TF1 LSTM layer (BasicLSTMCell or LSTMCell): the cell's own weight set
+/// (cells/lstm_cell.hpp). The converters fill kernel, bias and, with num_proj, projection.
 template <class T>
-struct LSTMWeights {
-  Matrix<T> kernel;      ///< [D + H, 4U], columns i | j | f | o
-  Matrix<T> bias;        ///< 1 x 4U, without forget_bias
-  Matrix<T> projection;  ///< [U, P] with num_proj; empty (0 x 0) without
-};
+using LSTMWeights = cellflow::LSTMWeights<T>;
 
 /// The variables of one TF1 GRUCell (reset before the candidate matmul).
 template <class T>
-struct GRUWeights {
-  Matrix<T> gates_kernel;      ///< [D + U, 2U], columns r | u
-  Matrix<T> gates_bias;        ///< 1 x 2U
-  Matrix<T> candidate_kernel;  ///< [D + U, U]
-  Matrix<T> candidate_bias;    ///< 1 x U
-};
+using GRUWeights = cellflow::GRUWeights<T>;
 
 /// The variables of one reset-after GRU layer (TF1 CudnnCompatibleGRUCell).
 template <class T>
-struct GRUResetAfterWeights {
-  Matrix<T> gates_kernel;             ///< [D + U, 2U], columns r | u
-  Matrix<T> gates_bias;               ///< 1 x 2U (input and recurrent gate biases summed)
-  Matrix<T> candidate_input_kernel;   ///< [D, U]
-  Matrix<T> candidate_hidden_kernel;  ///< [U, U]
-  Matrix<T> candidate_input_bias;     ///< 1 x U
-  Matrix<T> candidate_hidden_bias;    ///< 1 x U (multiplied by r with the hidden projection)
-};
+using GRUResetAfterWeights = cellflow::CudnnCompatibleGRUWeights<T>;
 
 /// Which of a variable's two matrices a cell reader returns.
 enum class Field { value, grad };
@@ -162,6 +147,9 @@ void apply_writes(std::vector<Write<T>>& writes) {
 template <class T>
 std::vector<std::pair<std::string, Matrix<T>>> named(const LSTMWeights<T>& w) {
   std::vector<std::pair<std::string, Matrix<T>>> n{{"kernel", w.kernel}, {"bias", w.bias}};
+  if (w.w_f_diag.size() > 0) n.emplace_back("w_f_diag", w.w_f_diag);
+  if (w.w_i_diag.size() > 0) n.emplace_back("w_i_diag", w.w_i_diag);
+  if (w.w_o_diag.size() > 0) n.emplace_back("w_o_diag", w.w_o_diag);
   if (w.projection.size() > 0) n.emplace_back("projection/kernel", w.projection);
   return n;
 }
@@ -194,45 +182,26 @@ struct LayerInfo {
   std::string name;  // cell_name()
 };
 
-template <class T>
-LayerInfo<T> lstm_info(const cellflow::detail::LSTMCore<T>& c) {
+/// A layer's LayerInfo from its CellConfig (cells/cell_traits.hpp): any cell, an AnyCell layer
+/// included, describes itself, so no converter needs to know the layer's static type.
+template <class Cell>
+LayerInfo<typename Cell::Scalar> layer_info(const Cell& cell) {
+  using T = typename Cell::Scalar;
+  const CellConfig c = config_of(cell);
   LayerInfo<T> i;
-  i.kind = c.options().use_peepholes ? LayerKind::lstm_peephole : LayerKind::lstm;
-  i.forget_bias = c.options().forget_bias;
-  i.projection = static_cast<bool>(c.options().num_proj);
-  i.input_depth = c.input_depth();
-  i.num_units = c.num_units();
-  i.output_size = c.output_size();
-  i.name = c.cell_name();
-  return i;
-}
-template <class T>
-LayerInfo<T> layer_info(const LSTMCell<T>& c) {
-  return lstm_info(c);
-}
-template <class T>
-LayerInfo<T> layer_info(const BasicLSTMCell<T>& c) {
-  return lstm_info(c);
-}
-template <class T>
-LayerInfo<T> layer_info(const GRUCell<T>& c) {
-  LayerInfo<T> i;
-  i.kind = c.reset_after() ? LayerKind::gru_reset_after : LayerKind::gru;
-  i.input_depth = c.input_depth();
-  i.num_units = c.num_units();
-  i.output_size = c.output_size();
-  i.name = c.cell_name();
-  return i;
-}
-template <class T>
-LayerInfo<T> layer_info(const AnyCell<T>& c) {
-  if (const auto* p = c.template as<BasicLSTMCell<T>>()) return layer_info(*p);
-  if (const auto* p = c.template as<LSTMCell<T>>()) return layer_info(*p);
-  if (const auto* p = c.template as<GRUCell<T>>()) return layer_info(*p);
-  LayerInfo<T> i;
-  i.name = c.cell_name();
-  i.input_depth = c.input_depth();
-  i.output_size = c.output_size();
+  i.name = cell.cell_name();
+  i.input_depth = c.input_depth;
+  i.num_units = c.num_units;
+  i.output_size = c.output_size;
+  if (c.kind == "BasicLSTMCell" || c.kind == "LSTMCell") {
+    i.kind = c.has("use_peepholes") ? LayerKind::lstm_peephole : LayerKind::lstm;
+    i.forget_bias = static_cast<T>(c.get("forget_bias", 1.0));
+    i.projection = c.has("num_proj");
+  } else if (c.kind == "GRUCell") {
+    i.kind = LayerKind::gru;
+  } else if (c.kind == "CudnnCompatibleGRUCell") {
+    i.kind = LayerKind::gru_reset_after;
+  }
   return i;
 }
 
@@ -262,7 +231,7 @@ GRUWeights<T> gru_weights(Cell& cell, Field field = Field::value) {
                        cv.get(op, "candidate/kernel", field), cv.get(op, "candidate/bias", field)};
 }
 
-/// The variables of a reset-after GRUCell (or an AnyCell layer holding one).
+/// The variables of a CudnnCompatibleGRUCell (or an AnyCell layer holding one).
 template <class Cell, class T = typename Cell::Scalar>
 GRUResetAfterWeights<T> gru_reset_after_weights(Cell& cell, Field field = Field::value) {
   const std::string op = "gru_reset_after_weights";

@@ -6,7 +6,7 @@
 //                           only initialises the bias), so TF's f bias = Keras f bias - forget_bias.
 //   GRU(reset_after=True):  kernel [D, 3U], recurrent_kernel [U, 3U], bias [2, 3U] (row 0 for the
 //                           input, row 1 for the recurrent products); columns z | r | h.
-//                           Same equations as a reset-after GRUCell (GRUOptions{true}).
+//                           Same equations as a reset-after CudnnCompatibleGRUCell.
 //   GRU(reset_after=False): same kernels, bias [3U]; same equations as TF1's GRUCell.
 // cellflow/TF1: LSTM kernel [D + U, 4U] columns i | j | f | o (j is Keras's c), GRU gate columns
 // r | u (u is Keras's z). use_bias=False is an empty bias matrix (zeros).
@@ -17,10 +17,10 @@
 #include <utility>
 #include <vector>
 
-#include "cellflow/cells/multi_rnn_cell.hpp"
 #include "cellflow/convert/common.hpp"
 #include "cellflow/core/error.hpp"
 #include "cellflow/core/types.hpp"
+#include "cellflow/rnn/multi_rnn_cell.hpp"
 
 namespace cellflow::convert {
 
@@ -110,7 +110,7 @@ KerasLSTMWeights<T> lstm_to_keras(const LSTMWeights<T>& w, T forget_bias) {
   return k;
 }
 
-/// Keras GRU(reset_after=True) -> reset-after GRUCell variables (bias [2, 3U] or empty).
+/// Keras GRU(reset_after=True) -> CudnnCompatibleGRUCell variables (bias [2, 3U] or empty).
 template <class T>
 GRUResetAfterWeights<T> gru_reset_after_from_keras(const KerasGRUWeights<T>& k) {
   const std::string op = "gru_reset_after_from_keras";
@@ -239,7 +239,7 @@ KerasGRUWeights<T> gru_after_to_keras(const std::string& op, const GRUResetAfter
 
 }  // namespace detail
 
-/// Reset-after GRUCell variables -> Keras GRU(reset_after=True); the recurrent z | r biases are
+/// CudnnCompatibleGRUCell variables -> Keras GRU(reset_after=True); the recurrent z | r biases are
 /// 0 (the gate biases are summed in TF's layout), so gru_reset_after_from_keras gives them back
 /// bitwise.
 template <class T>
@@ -247,7 +247,7 @@ KerasGRUWeights<T> gru_to_keras(const GRUResetAfterWeights<T>& w) {
   return detail::gru_after_to_keras("gru_to_keras", w, false);
 }
 
-/// Gradients of reset-after GRUCell variables -> gradients of the Keras GRU(reset_after=True)
+/// Gradients of CudnnCompatibleGRUCell variables -> gradients of the Keras GRU(reset_after=True)
 /// weights (both bias rows receive the gate-bias gradient).
 template <class T>
 KerasGRUWeights<T> gru_gradients_to_keras(const GRUResetAfterWeights<T>& grads) {
@@ -293,10 +293,10 @@ void plan_keras_layer(const std::string& op, Cell& cell, const std::string& wher
     if (k.bias.rows() == 2 && !after)
       throw ValueError(detail::concat(op, ": a bias [2, ", k.bias.cols(), "] is Keras GRU(reset_after=True), but ",
                                       where, info.name,
-                                      " is the reset-before TF1 GRUCell: build it with GRUOptions{true}"));
+                                      " is the reset-before TF1 GRUCell: build it as a CudnnCompatibleGRUCell"));
     if (k.bias.rows() == 1 && after)
       throw ValueError(detail::concat(op, ": a bias [", k.bias.cols(), "] is Keras GRU(reset_after=False), but ", where,
-                                      info.name, " is reset-after: build it without GRUOptions{true}"));
+                                      info.name, " is a CudnnCompatibleGRUCell (reset after): build it as a GRUCell"));
     if (after && k.bias.cols() != 3 * U)
       throw ShapeError(
           detail::concat(op, ": bias", ctx, " expected [2, ", 3 * U, "], given ", given_shape(k.bias, true)));

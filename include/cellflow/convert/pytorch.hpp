@@ -25,13 +25,12 @@
 #include <utility>
 #include <vector>
 
-#include "cellflow/cells/any_cell.hpp"
 #include "cellflow/cells/gru_cell.hpp"
 #include "cellflow/cells/lstm_cell.hpp"
-#include "cellflow/cells/multi_rnn_cell.hpp"
 #include "cellflow/convert/common.hpp"
 #include "cellflow/core/error.hpp"
 #include "cellflow/core/types.hpp"
+#include "cellflow/rnn/multi_rnn_cell.hpp"
 
 namespace cellflow::convert {
 
@@ -169,7 +168,7 @@ PyTorchLSTMLayer<T> lstm_gradients_to_pytorch(const LSTMWeights<T>& grads) {
   return detail::lstm_to_pytorch_impl("lstm_gradients_to_pytorch", grads, T(0), true);
 }
 
-/// PyTorch nn.GRU layer -> variables of a reset-after GRUCell (GRUOptions{true}).
+/// PyTorch nn.GRU layer -> variables of a reset-after CudnnCompatibleGRUCell.
 template <class T>
 GRUResetAfterWeights<T> gru_from_pytorch(const PyTorchGRULayer<T>& p, const std::string& suffix = "") {
   const std::string op = "gru_from_pytorch";
@@ -238,14 +237,14 @@ PyTorchGRULayer<T> gru_to_pytorch_impl(const std::string& op, const GRUResetAfte
 
 }  // namespace detail
 
-/// Reset-after GRUCell variables -> PyTorch nn.GRU layer (bias_hh is 0 on r | z), so
+/// CudnnCompatibleGRUCell variables -> PyTorch nn.GRU layer (bias_hh is 0 on r | z), so
 /// gru_from_pytorch gives back the variables bitwise.
 template <class T>
 PyTorchGRULayer<T> gru_to_pytorch(const GRUResetAfterWeights<T>& w) {
   return detail::gru_to_pytorch_impl("gru_to_pytorch", w, false);
 }
 
-/// Gradients of reset-after GRUCell variables -> gradients of the PyTorch parameters.
+/// Gradients of CudnnCompatibleGRUCell variables -> gradients of the PyTorch parameters.
 template <class T>
 PyTorchGRULayer<T> gru_gradients_to_pytorch(const GRUResetAfterWeights<T>& grads) {
   return detail::gru_to_pytorch_impl("gru_gradients_to_pytorch", grads, true);
@@ -282,7 +281,7 @@ std::string torch_kind_error(const std::string& op, Index l, const LayerInfo<T>&
     return detail::concat(
         op, ": layer ", l, " is ", info.name,
         ", TF1's reset-before GRUCell; PyTorch's nn.GRU applies the reset after the recurrent matmul: "
-        "build the layer as GRUCell(depth, units, GRUOptions{true}, rng) (TF's CudnnCompatibleGRUCell)");
+        "build the layer as CudnnCompatibleGRUCell(depth, units, rng)");
   if (info.kind == LayerKind::lstm_peephole)
     return detail::concat(op, ": layer ", l, " is ", info.name,
                           " with peepholes, which PyTorch's nn.LSTM does not have");
@@ -385,7 +384,7 @@ void plan_torch_layer(const std::string& op, Cell& cell, Index l, const StateDic
 /// Loads a PyTorch nn.LSTM or nn.GRU state_dict into `model`: a MultiRNNCell (layer l from the
 /// keys ending in _l<l>) or a single cell (a one-layer module). LSTM layers must be
 /// BasicLSTMCell/LSTMCell without peepholes (with num_proj for proj_size; each cell's own
-/// forget_bias is subtracted), GRU layers reset-after GRUCells. Every tensor's shape is checked
+/// forget_bias is subtracted), GRU layers CudnnCompatibleGRUCells. Every tensor's shape is checked
 /// against the cell (ShapeError naming the key, the expected and the given shape); missing,
 /// unexpected or bidirectional keys are ValueErrors. On any error the model is unchanged.
 template <class Model, class T = typename Model::Scalar>

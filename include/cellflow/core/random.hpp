@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <random>
 
+#include "cellflow/core/error.hpp"
 #include "cellflow/core/types.hpp"
 
 namespace cellflow {
@@ -39,8 +40,9 @@ class Rng {
     return lo + (hi - lo) * uniform01<T>();
   }
 
-  /// Uniform integer in [0, n), without modulo bias. n must be positive.
+  /// Uniform integer in [0, n), without modulo bias. n must be positive (ValueError for 0).
   std::uint64_t below(std::uint64_t n) {
+    if (n == 0) throw ValueError("Rng::below: n must be positive, given 0 (an empty range has no integer to draw)");
     const std::uint64_t limit = ~std::uint64_t(0) - (~std::uint64_t(0) % n);
     std::uint64_t x;
     do {

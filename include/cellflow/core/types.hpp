@@ -29,6 +29,19 @@ using Tensor3 = Eigen::Tensor<T, 3, Eigen::RowMajor>;
 
 namespace detail {
 
+/// Whether an integer label lies in [0, classes), for any integer type: an unsigned label is
+/// compared as unsigned (a value at or above 2^63 is not turned negative by a cast).
+template <class Label>
+constexpr bool label_in_range(Label label, Index classes) {
+  static_assert(std::is_integral_v<Label>, "labels must be integers");
+  if (classes <= 0) return false;
+  if constexpr (std::is_signed_v<Label>) {
+    return label >= 0 && static_cast<std::intmax_t>(label) < static_cast<std::intmax_t>(classes);
+  } else {
+    return static_cast<std::uintmax_t>(label) < static_cast<std::uintmax_t>(classes);
+  }
+}
+
 template <class T>
 constexpr void check_scalar() {
   static_assert(std::is_floating_point_v<T>, "cellflow: the scalar type must be float or double");

@@ -14,7 +14,10 @@
 namespace cellflow {
 
 /// A variable owned by a cell or layer. `value` and `grad` are row-major; a TF 1-D variable of
-/// length n is stored as a 1 x n matrix and reported with shape {n}.
+/// length n is stored as a 1 x n matrix (a row, so that it broadcasts over the rows of a batch)
+/// and reported with shape {n}. The owner checks `value` and `grad` against the shape it expects
+/// every time it uses them, so a matrix of the wrong shape written into them is a ShapeError at
+/// the next use, never a write out of bounds.
 template <class T>
 struct Parameter {
   Matrix<T> value;
@@ -32,6 +35,9 @@ struct Parameter {
   /// Row view of a 1-D variable.
   auto vec() const { return value.row(0); }
 
+  /// Sets the gradient to zero (keeping its shape).
+  void zero_grad() { grad.setZero(value.rows(), value.cols()); }
+
   /// TF's default (glorot_uniform) initializer with TF's fans for this shape.
   void init_glorot(Rng& rng) {
     if (shape.size() == 1)
@@ -40,6 +46,42 @@ struct Parameter {
       glorot_uniform(value, shape[0], shape[1], rng);
   }
 };
+
+namespace detail {
+
+/// Throws ShapeError unless `p`'s value (and its gradient, when `with_grad`) is rows x cols:
+/// "<owner>: variable '<name>' is [r, c], expected [rows, cols]".
+template <class T>
+void check_parameter(const Parameter<T>& p, Index rows, Index cols, const std::string& owner, const char* name,
+                     bool with_grad) {
+  const auto shape_of = [](const Matrix<T>& m) { return concat("[", m.rows(), ", ", m.cols(), "]"); };
+  if (p.value.rows() != rows || p.value.cols() != cols)
+    throw ShapeError(concat(owner, ": variable '", name, "' holds a value of ", shape_of(p.value), ", expected [", rows,
+                            ", ", cols, "] (was a matrix of another shape written into it?)"));
+  if (with_grad && (p.grad.rows() != rows || p.grad.cols() != cols))
+    throw ShapeError(concat(owner, ": the gradient of variable '", name, "' is ", shape_of(p.grad), ", expected [",
+                            rows, ", ", cols, "]"));
+}
+
+/// A 1-D variable [n] from a row or column vector of n values (or a 1 x n / n x 1 matrix).
+template <class T, class Derived>
+Parameter<T> vector_parameter(const Eigen::MatrixBase<Derived>& v, const std::string& owner, const char* name) {
+  if (v.rows() != 1 && v.cols() != 1)
+    throw ShapeError(concat(owner, ": '", name, "' must be a vector, given a ", v.rows(), "x", v.cols(), " matrix"));
+  Parameter<T> p(v.size());
+  for (Index k = 0; k < v.size(); ++k) p.value(0, k) = static_cast<T>(v(v.rows() == 1 ? 0 : k, v.rows() == 1 ? k : 0));
+  return p;
+}
+
+/// A 2-D variable [rows, cols] holding `m`.
+template <class T, class Derived>
+Parameter<T> matrix_parameter(const Eigen::MatrixBase<Derived>& m) {
+  Parameter<T> p(m.rows(), m.cols());
+  p.value = m.template cast<T>();
+  return p;
+}
+
+}  // namespace detail
 
 /// A non-owning handle to one variable: its full TensorFlow name, shape, value and gradient.
 template <class T>
@@ -75,9 +117,16 @@ class VariableList {
     return *this;
   }
 
-  /// Adds one variable under an explicit name.
+  /// Adds one variable under an explicit name. Its shape must describe its value; a variable
+  /// given without a gradient (an empty `grad`) gets a zero gradient of the value's shape.
   VariableList& add_one(const std::string& name, Parameter<T>& p) {
     if (find(name) != nullptr) throw ValueError("VariableList: duplicate variable name '" + name + "'");
+    Index elements = 1;
+    for (Index d : p.shape) elements *= d;
+    if (p.shape.empty() || p.shape.size() > 2 || elements != p.value.size())
+      throw ShapeError(detail::concat("VariableList::add_one('", name, "'): shape ", shape_string(p.shape),
+                                      " does not describe its ", p.value.rows(), "x", p.value.cols(), " value"));
+    if (p.grad.size() == 0 && p.value.size() != 0) p.grad.setZero(p.value.rows(), p.value.cols());
     vars_.push_back(VariableRef<T>{name, p.shape, &p.value, &p.grad});
     return *this;
   }
@@ -106,15 +155,31 @@ class VariableList {
   VariableRef<T>& operator[](const std::string& name) { return at(name); }
   const VariableRef<T>& operator[](const std::string& name) const { return at(name); }
 
-  /// Copies `value` (row-major, TF layout) into the named variable after checking its shape.
+  /// Copies `value` (row-major, TF layout) into the named variable after checking its shape. A
+  /// 1-D variable [n] also takes a row or a column vector of n values.
   template <class Derived>
   void assign(const std::string& name, const Eigen::MatrixBase<Derived>& value) {
     auto& v = at(name);
+    if (v.shape.size() == 1 && (value.rows() == 1 || value.cols() == 1) && value.size() == v.value->size()) {
+      for (Index k = 0; k < value.size(); ++k)
+        (*v.value)(0, k) = static_cast<T>(value(value.rows() == 1 ? 0 : k, value.rows() == 1 ? k : 0));
+      return;
+    }
     if (value.rows() != v.value->rows() || value.cols() != v.value->cols())
       throw ShapeError(detail::concat("VariableList::assign('", name, "'): expected ", shape_string(v.shape),
                                       " stored as ", v.value->rows(), "x", v.value->cols(), ", given ", value.rows(),
                                       "x", value.cols()));
-    *v.value = value;
+    *v.value = value.template cast<T>();
+  }
+
+  /// Copies the values of a std::vector into a 1-D variable [n] (n values), or into a 2-D
+  /// variable in row-major order (rows * cols values).
+  void assign(const std::string& name, const std::vector<T>& values) {
+    auto& v = at(name);
+    if (static_cast<Index>(values.size()) != v.value->size())
+      throw ShapeError(detail::concat("VariableList::assign('", name, "'): expected ", v.value->size(),
+                                      " values for shape ", shape_string(v.shape), ", given ", values.size()));
+    std::copy(values.begin(), values.end(), v.value->data());
   }
 
   std::size_t size() const { return vars_.size(); }

@@ -26,6 +26,21 @@ class Dense {
     kernel_.init_glorot(rng);
   }
 
+  /// From given weights, no Rng: kernel [in, out] and bias [out] (a row or a column vector).
+  template <class K, class B>
+  Dense(const Eigen::MatrixBase<K>& kernel, const Eigen::MatrixBase<B>& bias, std::string name = "dense")
+      : name_(std::move(name)) {
+    detail::check_scalar<T>();
+    if (kernel.rows() <= 0 || kernel.cols() <= 0)
+      throw ShapeError(detail::concat(name_, ": kernel must be [in, out] with positive sizes, given [", kernel.rows(),
+                                      ", ", kernel.cols(), "]"));
+    kernel_ = detail::matrix_parameter<T>(kernel);
+    bias_ = detail::vector_parameter<T>(bias, name_, "bias");
+    if (bias_.size() != kernel.cols())
+      throw ShapeError(detail::concat(name_, ": bias has ", bias_.size(), " values, the kernel [", kernel.rows(), ", ",
+                                      kernel.cols(), "] has ", kernel.cols(), " outputs"));
+  }
+
   Index input_size() const { return kernel_.value.rows(); }
   Index output_size() const { return kernel_.value.cols(); }
   const std::string& name() const { return name_; }
@@ -36,7 +51,7 @@ class Dense {
 
   /// y [batch, out] = x [batch, in] @ kernel + bias.
   Matrix<T> operator()(const Matrix<T>& x) const {
-    check_input(x, "forward");
+    check_input(x, "forward", false);
     Matrix<T> y(x.rows(), output_size());
     y.noalias() = x * kernel_.value;
     y.rowwise() += bias_.value.row(0);
@@ -45,7 +60,7 @@ class Dense {
 
   /// Accumulates d kernel += x^T dy and d bias += sum_rows dy; returns d x = dy @ kernel^T.
   Matrix<T> backward(const Matrix<T>& x, const Matrix<T>& dy) {
-    check_input(x, "backward");
+    check_input(x, "backward", true);
     if (dy.rows() != x.rows() || dy.cols() != output_size())
       throw ShapeError(detail::concat(name_, " backward: dy expected [", x.rows(), ", ", output_size(), "], given [",
                                       dy.rows(), ", ", dy.cols(), "]"));
@@ -63,8 +78,19 @@ class Dense {
     f(s + "/bias", bias_);
   }
 
+  /// Sets both gradients to zero.
+  void zero_grad() {
+    kernel_.zero_grad();
+    bias_.zero_grad();
+  }
+
  private:
-  void check_input(const Matrix<T>& x, const char* what) const {
+  /// The kernel's shape sets the layer's sizes; the bias (and, in backward, both gradients) must
+  /// agree with it, whatever was written into them.
+  void check_input(const Matrix<T>& x, const char* what, bool with_grad) const {
+    const Index in = kernel_.value.rows(), out = kernel_.value.cols();
+    detail::check_parameter(kernel_, in, out, name_, "kernel", with_grad);
+    detail::check_parameter(bias_, 1, out, name_, "bias", with_grad);
     if (x.cols() != input_size())
       throw ShapeError(detail::concat(name_, " ", what, ": input depth ", x.cols(), ", kernel expects ", input_size()));
   }

@@ -17,7 +17,10 @@ namespace cellflow {
 
 template <class T>
 struct SoftmaxCrossEntropy {
-  Vector<T> loss;      ///< [batch] per-example losses
+  /// [batch] per-example losses: a batch x 1 column, entry b for row b of the logits. (cellflow's
+  /// convention for 1-D tensors: a per-example quantity is a column, one entry per row of a batch;
+  /// a 1-D variable such as a bias is a 1 x n row, as it broadcasts over the rows.)
+  Vector<T> loss;
   Matrix<T> backprop;  ///< [batch, classes] d loss[b] / d logits[b]
 
   /// tf.reduce_mean(loss).
@@ -39,8 +42,8 @@ SoftmaxCrossEntropy<T> sparse_softmax_cross_entropy_with_logits(const std::vecto
   if (classes < 1 && batch > 0)
     throw ShapeError("sparse_softmax_cross_entropy_with_logits: logits need at least one class");
   for (std::size_t b = 0; b < labels.size(); ++b)
-    if (labels[b] < 0 || static_cast<Index>(labels[b]) >= classes)
-      throw ValueError(detail::concat("sparse_softmax_cross_entropy_with_logits: labels[", b, "] = ", labels[b],
+    if (!detail::label_in_range(labels[b], classes))
+      throw ValueError(detail::concat("sparse_softmax_cross_entropy_with_logits: labels[", b, "] = ", +labels[b],
                                       " is outside the valid range [0, ", classes, ")"));
   SoftmaxCrossEntropy<T> r;
   r.loss.resize(batch);

@@ -23,7 +23,7 @@ std::vector<bool> in_top_k(const Matrix<T>& predictions, const std::vector<Label
   std::vector<bool> out(static_cast<std::size_t>(batch), false);
   for (Index b = 0; b < batch; ++b) {
     const Label target = targets[static_cast<std::size_t>(b)];
-    if (target < 0 || static_cast<Index>(target) >= classes) continue;
+    if (!detail::label_in_range(target, classes)) continue;
     const T p = predictions(b, static_cast<Index>(target));
     bool finite = true;
     Index greater = 0;

@@ -1,34 +1,108 @@
-// One step of a cell, TensorFlow's `output, new_state = cell(x, state)`.
+// One time step of any cell, for loops a user writes over time themselves:
+//
+//   output, new_state = cell(x, state)          cell(x, state): inference, no caches
+//   auto s = cf::cell_forward(cell, x, state);  one training step: s.output, s.state, kept for backward
+//   auto g = cf::cell_backward(cell, s, &d_output, &d_state);   // g.d_input, g.d_state (of `state`)
+//
+// cell_backward has the semantics of dynamic_rnn_backward over a sequence of one step: it adds
+// the step's weight gradients into the cell's variables and returns the gradients of the step's
+// input and of the state it started from, so a loop over steps t = T-1 .. 0 that feeds each
+// step's d_state into the step before gives BPTT. Both run the cell's own sequence code with
+// one step (rnn/sequence.hpp), so their numbers equal dynamic_rnn's bitwise.
 #pragma once
 
+#include <string>
+
+#include "cellflow/cells/step_output.hpp"
 #include "cellflow/core/error.hpp"
+#include "cellflow/core/gradients.hpp"
+#include "cellflow/core/sequence.hpp"
 #include "cellflow/core/types.hpp"
-#include "cellflow/rnn/scan.hpp"
+#include "cellflow/rnn/sequence.hpp"
 
 namespace cellflow {
 
-/// Result of one step: the output [batch, output_size] and the new state.
-template <class T, class State>
-struct StepOutput {
-  Matrix<T> output;
-  State state;
+/// One training step of a cell: its output and new state, and what cell_backward needs.
+template <class Cell>
+struct CellStep {
+  using T = typename Cell::Scalar;
+  using State = typename Cell::State;
+
+  Matrix<T> output;  ///< [batch, output_size]
+  State state;       ///< the state after the step
+
+  /// What cell_backward reads: the input, the cell's one-step tape and the cell that ran it.
+  struct Tape {
+    Matrix<T> input;
+    typename Cell::Tape cell;
+    const Cell* producer = nullptr;
+  } tape;
+};
+
+/// The gradients cell_backward returns (the weight gradients go into the cell's variables).
+template <class Cell>
+struct CellStepGradients {
+  Matrix<typename Cell::Scalar> d_input;  ///< [batch, input_depth]
+  typename Cell::State d_state;           ///< gradient of the state the step started from
 };
 
 namespace detail {
 
-/// A step is a sequence of length one: the same code path as dynamic_rnn, no training caches.
+inline SequenceArgs one_step(Index batch, bool training) {
+  SequenceArgs a;
+  a.time = a.steps = 1;
+  a.batch = batch;
+  a.training = training;
+  return a;
+}
+
+/// `cell(x, state)` of any cell: a sequence of one step, no training caches.
 template <class Cell, class T = typename Cell::Scalar>
 StepOutput<T, typename Cell::State> run_step(const Cell& cell, const Matrix<T>& x, const typename Cell::State& state) {
-  const Index batch = x.rows();
-  if (x.cols() != cell.input_depth())
-    throw ShapeError(concat(cell.cell_name(), ": input depth ", x.cols(), ", kernel expects ", cell.input_depth()));
-  cell.check_state(state, batch, cell.cell_name());
+  check_step_input(cell, x, state, cell.cell_name());
   typename Cell::Tape tape;
   StepOutput<T, typename Cell::State> r;
-  cell.forward_sequence(tape, x, 1, batch, 1, state, nullptr, r.output, false);
+  run_sequence(cell, tape, x, one_step(x.rows(), false), state, r.output);
   r.state = cell.final_state(tape);
   return r;
 }
 
 }  // namespace detail
+
+/// One step of `cell` from `state` on x [batch, input_depth], keeping what cell_backward needs.
+template <class Cell>
+CellStep<Cell> cell_forward(const Cell& cell, const Matrix<typename Cell::Scalar>& x,
+                            const typename Cell::State& state) {
+  detail::check_step_input(cell, x, state, "cell_forward");
+  CellStep<Cell> s;
+  s.tape.input = x;
+  run_sequence(cell, s.tape.cell, s.tape.input, detail::one_step(x.rows(), true), state, s.output);
+  s.state = cell.final_state(s.tape.cell);
+  s.tape.producer = &cell;
+  return s;
+}
+
+/// The backward pass of one cell_forward step: d_output [batch, output_size] is the gradient
+/// reaching the step's output from above, d_state the gradient reaching its new state (from the
+/// next step or a head); either may be null. Adds (+=) the weight gradients into the cell's
+/// variables; returns the gradients of the input and of the state the step started from.
+template <class Cell>
+CellStepGradients<Cell> cell_backward(Cell& cell, CellStep<Cell>& step,
+                                      const Matrix<typename Cell::Scalar>* d_output = nullptr,
+                                      const typename Cell::State* d_state = nullptr) {
+  const Index batch = step.tape.input.rows();
+  if (step.tape.producer != &cell)
+    throw Error(detail::concat("cell_backward: the step was not computed by this ", cell.cell_name(),
+                               " object (pass the cell that ran cell_forward)"));
+  if (d_output && (d_output->rows() != batch || d_output->cols() != cell.output_size()))
+    throw ShapeError(detail::concat("cell_backward: d_output is [", d_output->rows(), ", ", d_output->cols(),
+                                    "], the output is [", batch, ", ", cell.output_size(), "]"));
+  if (d_state) cell.check_state(*d_state, batch, "cell_backward: d_state");
+  CellStepGradients<Cell> g;
+  Gradients<typename Cell::Scalar> grads;
+  run_sequence_backward(cell, step.tape.cell, step.tape.input, detail::one_step(batch, true), d_output, d_state,
+                        &g.d_input, g.d_state, grads);
+  return g;
+}
+
 }  // namespace cellflow

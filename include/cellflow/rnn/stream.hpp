@@ -14,14 +14,20 @@
 
 #include <string>
 
+#include "cellflow/cells/cell_traits.hpp"
+#include "cellflow/cells/state.hpp"
 #include "cellflow/core/error.hpp"
+#include "cellflow/core/sequence.hpp"
 #include "cellflow/core/types.hpp"
-#include "cellflow/rnn/dynamic_rnn.hpp"
+#include "cellflow/rnn/batch_split.hpp"
+#include "cellflow/rnn/sequence.hpp"
 
 namespace cellflow {
 
 template <class Cell>
 class RNNStream {
+  static_assert(detail::check_cell<Cell>(), "RNNStream: the type is not a cell (see the messages above)");
+
  public:
   using T = typename Cell::Scalar;
   using State = typename Cell::State;
@@ -32,9 +38,12 @@ class RNNStream {
     state_ = cell.zero_state(batch);
   }
 
-  /// Sequences starting from `initial_state` (its batch size sets the stream's).
+  /// Sequences starting from `initial_state` (its batch size, at least 1, sets the stream's).
   RNNStream(const Cell& cell, const State& initial_state) : cell_(&cell) {
-    batch_ = detail::batch_of_state(initial_state);
+    batch_ = state_batch(initial_state);
+    if (batch_ <= 0)
+      throw ValueError(
+          detail::concat("RNNStream: the initial state holds ", batch_, " examples; a stream needs at least one"));
     set_state(initial_state);
   }
 
@@ -90,7 +99,10 @@ class RNNStream {
 
  private:
   void run(Index time) {
-    cell_->forward_sequence(tape_, x_, time, batch_, time, state_, nullptr, y_, false);
+    SequenceArgs args;
+    args.time = args.steps = time;
+    args.batch = batch_;
+    run_sequence(*cell_, tape_, x_, args, state_, y_);
     state_ = cell_->final_state(tape_);
     steps_ += time;
   }

@@ -11,18 +11,23 @@
 // layer project all its inputs in one GEMM. With sequence_length, every layer copies its state
 // through past an example's end; a layer's outputs there are zero, which is what the layer above
 // then reads: those steps' results are discarded by the select above it, as in TF.
+//
+// It is a sequence cell (cells/cell_traits.hpp): its forward_sequence is that layer loop, each
+// layer an AnyCell run through run_sequence.
 #pragma once
 
-#include <memory>
 #include <string>
 #include <type_traits>
 #include <utility>
 #include <vector>
 
-#include "cellflow/cells/any_cell.hpp"
 #include "cellflow/cells/cell_state.hpp"
 #include "cellflow/core/error.hpp"
+#include "cellflow/core/gradients.hpp"
+#include "cellflow/core/sequence.hpp"
 #include "cellflow/core/variable.hpp"
+#include "cellflow/rnn/any_cell.hpp"
+#include "cellflow/rnn/sequence.hpp"
 #include "cellflow/rnn/step.hpp"
 
 namespace cellflow {
@@ -34,12 +39,12 @@ template <class V, class A>
 struct is_vector<std::vector<V, A>> : std::true_type {};
 }  // namespace detail
 
+/// Per-sequence buffers of a MultiRNNCell: each layer's tape and the outputs between layers.
 template <class T>
 struct MultiRNNTape {
-  Index time = 0, batch = 0, steps = 0;
-  std::vector<std::unique_ptr<detail::TapeBase>> tapes;  // one per layer
-  std::vector<Matrix<T>> outputs;                        // time-major outputs of layers 0..L-2
-  Matrix<T> d_below, d_above;                            // gradient buffers between layers
+  std::vector<typename AnyCell<T>::Tape> tapes;  // one per layer
+  std::vector<Matrix<T>> outputs;                // time-major outputs of layers 0..L-2
+  Matrix<T> d_below, d_above;                    // gradient buffers between layers
 };
 
 template <class T>
@@ -49,7 +54,8 @@ class MultiRNNCell {
   using State = std::vector<CellState<T>>;  ///< one state per layer, layer 0 first
   using Tape = MultiRNNTape<T>;
 
-  /// A stack of one cell type, as in `MultiRNNCell([BasicLSTMCell(150) for _ in range(3)])`.
+  /// A stack of one cell type, as in `MultiRNNCell([BasicLSTMCell(150) for _ in range(3)])`;
+  /// also std::vector<AnyCell<T>> for a stack whose kinds and depth are chosen at run time.
   template <class Cell>
   explicit MultiRNNCell(std::vector<Cell> cells) {
     for (auto& c : cells) layers_.emplace_back(std::move(c));
@@ -69,9 +75,11 @@ class MultiRNNCell {
   Index input_depth() const { return layers_.front().input_depth(); }
   Index output_size() const { return layers_.back().output_size(); }
   std::string cell_name() const { return detail::concat("multi_rnn_cell(", layers_.size(), " layers)"); }
+  std::string scope_name() const { return "multi_rnn_cell"; }
 
-  AnyCell<T>& layer(Index l) { return layers_.at(static_cast<std::size_t>(l)); }
-  const AnyCell<T>& layer(Index l) const { return layers_.at(static_cast<std::size_t>(l)); }
+  /// Layer l (0 = the bottom); ValueError outside [0, num_layers()).
+  AnyCell<T>& layer(Index l) { return layers_[checked(l)]; }
+  const AnyCell<T>& layer(Index l) const { return layers_[checked(l)]; }
 
   State zero_state(Index batch) const {
     State s;
@@ -94,53 +102,44 @@ class MultiRNNCell {
       layers_[l].for_each_variable(detail::concat(s, "/cell_", l), std::ref(f));
   }
 
+  void zero_grad() { cellflow::zero_grad(*this); }
+
   StepOutput<T, State> operator()(const Matrix<T>& x, const State& state) const {
     return detail::run_step(*this, x, state);
   }
 
-  // ---- sequence protocol: layer by layer ----
+  // ---- sequence functions (cells/cell_traits.hpp): layer by layer ----
 
-  void forward_sequence(Tape& tp, const Matrix<T>& X, Index time, Index batch, Index steps, const State& s0,
-                        const std::vector<Index>* lengths, Matrix<T>& Y, bool training) const {
+  void forward_sequence(Tape& tp, const Matrix<T>& X, const SequenceArgs& args, const State& s0, Matrix<T>& Y) const {
     const std::size_t L = layers_.size();
-    tp.time = time;
-    tp.batch = batch;
-    tp.steps = steps;
     tp.tapes.resize(L);
-    for (std::size_t l = 0; l < L; ++l)  // a reused result may hold tapes of another stack
-      if (!tp.tapes[l] || !layers_[l].tape_fits(*tp.tapes[l])) tp.tapes[l] = layers_[l].new_tape();
     tp.outputs.resize(L - 1);
     const Matrix<T>* in = &X;
     for (std::size_t l = 0; l < L; ++l) {
       Matrix<T>& out = (l + 1 == L) ? Y : tp.outputs[l];
-      layers_[l].forward_sequence(*tp.tapes[l], *in, time, batch, steps, s0[l], lengths, out, training);
+      run_sequence(layers_[l], tp.tapes[l], *in, args, s0[l], out);
       in = &out;
     }
   }
 
   State final_state(const Tape& tp) const {
+    check_tape(tp);
     State s;
-    for (std::size_t l = 0; l < layers_.size(); ++l) s.push_back(layers_[l].final_state(*tp.tapes[l]));
+    for (std::size_t l = 0; l < layers_.size(); ++l) s.push_back(layers_[l].final_state(tp.tapes[l]));
     return s;
   }
 
-  void backward_sequence(Tape& tp, const Matrix<T>& X, const std::vector<Index>* lengths, const Matrix<T>* dY,
-                         const State* d_final, Matrix<T>* dX, State& d_initial) {
+  void backward_sequence(Tape& tp, const Matrix<T>& X, const SequenceArgs& args, const Matrix<T>* dY,
+                         const State* d_final, Matrix<T>* dX, State& d_initial, Gradients<T>& grads) const {
+    check_tape(tp);
     const std::size_t L = layers_.size();
-    if (tp.tapes.size() != L)
-      throw Error(
-          detail::concat("multi_rnn_cell backward: the tape holds ", tp.tapes.size(), " layers, the cell has ", L));
-    for (std::size_t l = 0; l < L; ++l)
-      if (!tp.tapes[l] || !layers_[l].tape_fits(*tp.tapes[l]))
-        throw Error(detail::concat("multi_rnn_cell backward: layer ", l, " (", layers_[l].cell_name(),
-                                   ") did not produce this tape"));
     d_initial.resize(L);
     const Matrix<T>* d_out = dY;
     for (std::size_t l = L; l-- > 0;) {
       const Matrix<T>& in = l == 0 ? X : tp.outputs[l - 1];
       Matrix<T>* d_in = l == 0 ? dX : &tp.d_below;
-      layers_[l].backward_sequence(*tp.tapes[l], in, lengths, d_out, d_final ? &(*d_final)[l] : nullptr, d_in,
-                                   d_initial[l]);
+      run_sequence_backward(layers_[l], tp.tapes[l], in, args, d_out, d_final ? &(*d_final)[l] : nullptr, d_in,
+                            d_initial[l], grads);
       if (l > 0) {
         tp.d_above.swap(tp.d_below);
         d_out = &tp.d_above;
@@ -149,6 +148,18 @@ class MultiRNNCell {
   }
 
  private:
+  std::size_t checked(Index l) const {
+    if (l < 0 || l >= num_layers())
+      throw ValueError(detail::concat(cell_name(), ": layer ", l, " is outside [0, ", num_layers(), ")"));
+    return static_cast<std::size_t>(l);
+  }
+
+  void check_tape(const Tape& tp) const {
+    if (tp.tapes.size() != layers_.size())
+      throw Error(detail::concat(cell_name(), ": the tape holds ", tp.tapes.size(), " layers, the stack has ",
+                                 layers_.size(), " (it was not filled by this stack's forward pass)"));
+  }
+
   void validate() const {
     if (layers_.empty()) throw ValueError("multi_rnn_cell: needs at least one cell");
     for (std::size_t l = 1; l < layers_.size(); ++l)
