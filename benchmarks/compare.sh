@@ -5,13 +5,15 @@
 #
 #   benchmarks/compare.sh                         3 repeats x threads {2,1} x cells {lstm,gru,peephole}
 #   benchmarks/compare.sh --repeats 5 --threads 2 --cells lstm --iters 30
+#   benchmarks/compare.sh --baseline OLD/cellflow_bench   also runs another build of cellflow_bench
+#                         (e.g. of the commit before a change), interleaved, as "cellflow-baseline"
 # Needs: the peers in ../shared/peers (or PEERS=DIR), Debian's python3-torch under
 # /usr/bin/python3 and libopenblas0-openmp (see ../shared/peers/README.md), libdnnl-dev for oneDNN.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 peers=${PEERS:-$root/../shared/peers}
 py=${PYTHON:-/usr/bin/python3}
-repeats=3 threads="2 1" cells="lstm gru peephole" iters=30 warmup=5 stream=1
+repeats=3 threads="2 1" cells="lstm gru peephole" iters=30 warmup=5 stream=1 baseline=""
 while [ $# -gt 0 ]; do
   case $1 in
     --repeats) repeats=$2; shift 2 ;;
@@ -20,6 +22,7 @@ while [ $# -gt 0 ]; do
     --iters) iters=$2; shift 2 ;;
     --warmup) warmup=$2; shift 2 ;;
     --no-stream) stream=0; shift ;;
+    --baseline) baseline=$2; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -41,7 +44,8 @@ fi
 out=$root/benchmarks/results/$(date +%Y%m%d-%H%M%S)
 mkdir -p "$out"
 raw=$out/raw.jsonl
-{ echo "date: $(date -Is)"; nproc; lscpu | grep -E "Model name|Flags" | cut -c1-200; } > "$out/machine.txt"
+{ echo "date: $(date -Is)"; echo "commit: $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)";
+  [ -n "$baseline" ] && echo "baseline: $baseline"; nproc; lscpu | grep -E "Model name|Flags" | cut -c1-200; } > "$out/machine.txt"
 echo "writing $raw"
 for r in $(seq 1 "$repeats"); do
   for t in $threads; do
@@ -51,6 +55,10 @@ for r in $(seq 1 "$repeats"); do
     for c in $cells; do
       echo "repeat $r, $t thread(s), $c" >&2
       OMP_NUM_THREADS=$t "$build/benchmarks/cellflow_bench" --cell "$c" --threads "$t" --iters "$iters" --warmup "$warmup" >> "$raw"
+      if [ -n "$baseline" ]; then
+        OMP_NUM_THREADS=$t "$baseline" --cell "$c" --threads "$t" --iters "$iters" --warmup "$warmup" |
+          sed 's/"impl": "cellflow"/"impl": "cellflow-baseline"/' >> "$raw"
+      fi
       "$py" "$peers/torch_rnn.py" --cell "$c" --threads "$t" --iters "$iters" --warmup "$warmup" >> "$raw"
       if [ -n "$onednn" ]; then
         OMP_NUM_THREADS=$t "$onednn" --cell "$c" --threads "$t" --iters "$iters" --warmup "$warmup" >> "$raw" || true
@@ -59,6 +67,10 @@ for r in $(seq 1 "$repeats"); do
   done
   if [ "$stream" = 1 ]; then
     OMP_NUM_THREADS=1 "$build/benchmarks/cellflow_bench" --cell lstm --threads 1 --mode stream --iters 100 --warmup 10 >> "$raw"
+    if [ -n "$baseline" ]; then
+      OMP_NUM_THREADS=1 "$baseline" --cell lstm --threads 1 --mode stream --iters 100 --warmup 10 |
+        sed 's/"impl": "cellflow"/"impl": "cellflow-baseline"/' >> "$raw"
+    fi
     "$py" "$root/benchmarks/torch_stream.py" --cell lstm --threads 1 >> "$raw"
   fi
 done

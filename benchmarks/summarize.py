@@ -78,6 +78,18 @@ def main(path):
                 b = med.get((peer, PEER_CELL[cell], thr, m))
                 out.append(f"{a / b:.2f}x" if a and b else "-")
         print(f"| {cell} | {thr} | {out[0]} | {out[1]} | {out[2]} | {out[3]} |")
+    if any(k[0] == "cellflow-baseline" for k in med):
+        print()
+        print("This build against the baseline build (ratio of medians, same sitting):")
+        print()
+        print("| cell | threads | train now / baseline | infer now / baseline |")
+        print("|---|---|---|---|")
+        for (cell, thr) in sorted({k[1:3] for k in med if k[0] == "cellflow-baseline"}, key=lambda k: (-k[1], k[0])):
+            out = []
+            for m in ("train_samples_per_s", "infer_samples_per_s"):
+                a, b = med.get(("cellflow", cell, thr, m)), med.get(("cellflow-baseline", cell, thr, m))
+                out.append(f"{a / b:.3f}" if a and b else "-")
+            print(f"| {cell} | {thr} | {out[0]} | {out[1]} |")
     if stream:
         print()
         print("Streaming, batch 1, one step through the 3-layer LSTM stack, 1 thread (us/step, median of repeats):")
