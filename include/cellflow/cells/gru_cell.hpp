@@ -84,8 +84,9 @@ struct GRUTape {
 namespace detail {
 
 /// What both GRU cells share: the gates r | u, the state h and its update
-/// h = u * h_prev + (1 - u) * c~, and the step functions that do not depend on the candidate.
-template <class T>
+/// h = u * h_prev + (1 - u) * c~, the step functions that do not depend on the candidate, and the
+/// members every cell has (Derived is the cell: GRUCell or CudnnCompatibleGRUCell).
+template <class T, class Derived>
 class GRUCore {
  public:
   using Scalar = T;
@@ -112,6 +113,25 @@ class GRUCore {
   const Parameter<T>& gates_kernel() const { return gates_kernel_; }
   const Parameter<T>& gates_bias() const { return gates_bias_; }
 
+  /// TF's class name and the sizes (a GRU has no options).
+  CellConfig config() const {
+    CellConfig c;
+    c.kind = kind_;
+    c.input_depth = depth_;
+    c.num_units = c.output_size = units_;
+    return c;
+  }
+
+  /// Sets every variable's gradient to zero.
+  void zero_grad() {
+    static_cast<Derived&>(*this).for_each_variable("", [](const std::string&, Parameter<T>& p) { p.zero_grad(); });
+  }
+
+  /// One step, TF's `cell(x, state)`: returns the output and the new state.
+  StepOutput<T, State> operator()(const Matrix<T>& x, const State& state) const {
+    return call_step_cell(static_cast<const Derived&>(*this), x, state);
+  }
+
   void carry_state_row(Tape& tp, Index t, Index b) const {
     tp.h.row(slot(tp, t + 1) * tp.batch + b) = tp.h.row(slot(tp, t) * tp.batch + b);
   }
@@ -123,8 +143,8 @@ class GRUCore {
   State initial_state_grad(const Tape& tp) const { return tp.dh_next; }
 
  protected:
-  GRUCore(std::string scope, Index input_depth, Index num_units)
-      : scope_(std::move(scope)), depth_(input_depth), units_(num_units) {
+  GRUCore(std::string kind, std::string scope, Index input_depth, Index num_units)
+      : kind_(std::move(kind)), scope_(std::move(scope)), depth_(input_depth), units_(num_units) {
     check_scalar<T>();
     if (input_depth <= 0 || num_units <= 0)
       throw ValueError(concat(scope_, ": input_depth and num_units must be positive, given input_depth=", input_depth,
@@ -141,6 +161,14 @@ class GRUCore {
                               "] must be [input_depth + num_units, 2 * num_units] with input_depth >= 1"));
     const Index U = gates_kernel.cols() / 2;
     return {gates_kernel.rows() - U, U};
+  }
+
+  /// The scope of this cell's variables under `scope`, and its two gate variables.
+  std::string variable_scope(const std::string& scope) const { return join_scope(scope, scope_); }
+  template <class F>
+  void visit_gates(const std::string& s, F& f) {
+    f(s + "/gates/kernel", gates_kernel_);
+    f(s + "/gates/bias", gates_bias_);
   }
 
   /// Checks and assigns the gate variables of a weight set (before the candidate's: the caller
@@ -243,7 +271,7 @@ class GRUCore {
 
   static Index slot(const Tape& tp, Index t) { return tp.training ? t : t % 2; }
 
-  std::string scope_;
+  std::string kind_, scope_;
   Index depth_ = 0, units_ = 0;
   Parameter<T> gates_kernel_, gates_bias_;
 };
@@ -253,8 +281,8 @@ class GRUCore {
 /// tf.nn.rnn_cell.GRUCell (variable scope "gru_cell"): reset before the candidate matmul.
 /// State: h [batch, num_units].
 template <class T>
-class GRUCell : public detail::GRUCore<T> {
-  using Core = detail::GRUCore<T>;
+class GRUCell : public detail::GRUCore<T, GRUCell<T>> {
+  using Core = detail::GRUCore<T, GRUCell<T>>;
   using Core::depth_;
   using Core::gates_kernel_;
   using Core::units_;
@@ -264,7 +292,7 @@ class GRUCell : public detail::GRUCore<T> {
   using typename Core::Tape;
 
   /// TF1 GRUCell(num_units); the input depth is given because variables are built eagerly.
-  GRUCell(Index input_depth, Index num_units, Rng& rng) : Core("gru_cell", input_depth, num_units) {
+  GRUCell(Index input_depth, Index num_units, Rng& rng) : Core("GRUCell", "gru_cell", input_depth, num_units) {
     make_candidate();
     gates_kernel_.init_glorot(rng);
     cand_kernel_.init_glorot(rng);
@@ -272,7 +300,7 @@ class GRUCell : public detail::GRUCore<T> {
 
   /// From given weights, no Rng: the sizes follow from gates/kernel [D + U, 2U].
   explicit GRUCell(const GRUWeights<T>& w)
-      : Core("gru_cell", Core::sizes_from("gru_cell", w.gates_kernel).first,
+      : Core("GRUCell", "gru_cell", Core::sizes_from("gru_cell", w.gates_kernel).first,
              Core::sizes_from("gru_cell", w.gates_kernel).second) {
     make_candidate();
     set_weights(w);
@@ -282,14 +310,6 @@ class GRUCell : public detail::GRUCore<T> {
   Parameter<T>& candidate_bias() { return cand_bias_; }
   const Parameter<T>& candidate_kernel() const { return cand_kernel_; }
   const Parameter<T>& candidate_bias() const { return cand_bias_; }
-
-  CellConfig config() const {
-    CellConfig c;
-    c.kind = "GRUCell";
-    c.input_depth = depth_;
-    c.num_units = c.output_size = units_;
-    return c;
-  }
 
   /// A copy of the variables' values.
   GRUWeights<T> weights() const {
@@ -313,19 +333,10 @@ class GRUCell : public detail::GRUCore<T> {
 
   template <class F>
   void for_each_variable(const std::string& scope, F&& f) {
-    const std::string s = detail::join_scope(scope, this->scope_);
-    f(s + "/gates/kernel", gates_kernel_);
-    f(s + "/gates/bias", this->gates_bias_);
+    const std::string s = this->variable_scope(scope);
+    this->visit_gates(s, f);
     f(s + "/candidate/kernel", cand_kernel_);
     f(s + "/candidate/bias", cand_bias_);
-  }
-
-  void zero_grad() {
-    for_each_variable("", [](const std::string&, Parameter<T>& p) { p.zero_grad(); });
-  }
-
-  StepOutput<T, State> operator()(const Matrix<T>& x, const State& state) const {
-    return detail::call_step_cell(*this, x, state);
   }
 
   // ---- step functions (cells/cell_traits.hpp) ----
@@ -405,8 +416,8 @@ class GRUCell : public detail::GRUCore<T> {
 /// reset after the recurrent matmul, as cuDNN, PyTorch's nn.GRU and Keras GRU(reset_after=True).
 /// State: h [batch, num_units].
 template <class T>
-class CudnnCompatibleGRUCell : public detail::GRUCore<T> {
-  using Core = detail::GRUCore<T>;
+class CudnnCompatibleGRUCell : public detail::GRUCore<T, CudnnCompatibleGRUCell<T>> {
+  using Core = detail::GRUCore<T, CudnnCompatibleGRUCell<T>>;
   using Core::depth_;
   using Core::gates_kernel_;
   using Core::units_;
@@ -416,7 +427,7 @@ class CudnnCompatibleGRUCell : public detail::GRUCore<T> {
   using typename Core::Tape;
 
   CudnnCompatibleGRUCell(Index input_depth, Index num_units, Rng& rng)
-      : Core("cudnn_compatible_gru_cell", input_depth, num_units) {
+      : Core("CudnnCompatibleGRUCell", "cudnn_compatible_gru_cell", input_depth, num_units) {
     make_candidate();
     gates_kernel_.init_glorot(rng);
     in_kernel_.init_glorot(rng);
@@ -425,7 +436,8 @@ class CudnnCompatibleGRUCell : public detail::GRUCore<T> {
 
   /// From given weights, no Rng: the sizes follow from gates/kernel [D + U, 2U].
   explicit CudnnCompatibleGRUCell(const CudnnCompatibleGRUWeights<T>& w)
-      : Core("cudnn_compatible_gru_cell", Core::sizes_from("cudnn_compatible_gru_cell", w.gates_kernel).first,
+      : Core("CudnnCompatibleGRUCell", "cudnn_compatible_gru_cell",
+             Core::sizes_from("cudnn_compatible_gru_cell", w.gates_kernel).first,
              Core::sizes_from("cudnn_compatible_gru_cell", w.gates_kernel).second) {
     make_candidate();
     set_weights(w);
@@ -439,14 +451,6 @@ class CudnnCompatibleGRUCell : public detail::GRUCore<T> {
   const Parameter<T>& candidate_hidden_kernel() const { return hid_kernel_; }
   const Parameter<T>& candidate_input_bias() const { return in_bias_; }
   const Parameter<T>& candidate_hidden_bias() const { return hid_bias_; }
-
-  CellConfig config() const {
-    CellConfig c;
-    c.kind = "CudnnCompatibleGRUCell";
-    c.input_depth = depth_;
-    c.num_units = c.output_size = units_;
-    return c;
-  }
 
   /// A copy of the variables' values.
   CudnnCompatibleGRUWeights<T> weights() const {
@@ -478,21 +482,12 @@ class CudnnCompatibleGRUCell : public detail::GRUCore<T> {
 
   template <class F>
   void for_each_variable(const std::string& scope, F&& f) {
-    const std::string s = detail::join_scope(scope, this->scope_);
-    f(s + "/gates/kernel", gates_kernel_);
-    f(s + "/gates/bias", this->gates_bias_);
+    const std::string s = this->variable_scope(scope);
+    this->visit_gates(s, f);
     f(s + "/candidate/input_projection/kernel", in_kernel_);
     f(s + "/candidate/hidden_projection/kernel", hid_kernel_);
     f(s + "/candidate/input_projection/bias", in_bias_);
     f(s + "/candidate/hidden_projection/bias", hid_bias_);
-  }
-
-  void zero_grad() {
-    for_each_variable("", [](const std::string&, Parameter<T>& p) { p.zero_grad(); });
-  }
-
-  StepOutput<T, State> operator()(const Matrix<T>& x, const State& state) const {
-    return detail::call_step_cell(*this, x, state);
   }
 
   // ---- step functions (cells/cell_traits.hpp) ----
