@@ -57,8 +57,9 @@ softmax head on the top layer's final h (sparse softmax cross-entropy, Adam).
                               (tf.clip_by_global_norm)
   --on-nonfinite stop|skip    a NaN/Inf loss or gradient stops the run with an error naming
                               the step and the variable, or that step is skipped  [stop]
-  --load FILE                 start from a model saved with --save: resume training, or with
-                              --epochs 0 only evaluate it; --cell/--layers/--units must match
+  --load FILE                 start from a model saved with --save: resume training (at its
+                              learning rate unless --lr is given), or with --epochs 0 only
+                              evaluate it; --cell/--layers/--units must match
   --save FILE                 save the model and Adam's state after every epoch
   --csv FILE                  write the metrics of every epoch as CSV (after every epoch)
   --plot FILE.svg             chart the training loss and test accuracy per epoch (at the end)
@@ -85,6 +86,7 @@ struct Options {
   int epochs = 10;
   Index batch = 150;
   float lr = 0.001f;
+  bool lr_given = false;  // --lr on the command line: it overrides the learning rate of --load
   std::uint64_t seed = 42;
   int threads = 0;  // 0: all cores
   std::string data = CELLFLOW_DEFAULT_DATA_DIR;
@@ -123,6 +125,7 @@ Options parse_options(int argc, char** argv) {
   args.parse(argc, argv);
   o.cell = mnist::parse_cell_kind(cell);
   o.skip_nonfinite = on_nonfinite == "skip";
+  o.lr_given = args.given("--lr");
   if (o.epochs == 0 && (!o.csv.empty() || !o.plot.empty()))
     args.fail("--csv and --plot record epochs; with --epochs 0 there is none");
   // Two outputs on one file would overwrite each other; only --save may replace --load.
@@ -224,6 +227,7 @@ int run(const Options& o) {
   if (!o.load.empty()) {
     refuse_other_model(o, mnist::config_differences(mnist::config_from_checkpoint(o.load), config));
     const cf::CheckpointInfo info = model.load(o.load, /*with_optimizer=*/o.epochs > 0);
+    if (o.lr_given) model.optimizer().set_learning_rate(o.lr);  // else the saved run's rate goes on
     const auto it = info.metadata.find("epochs");
     if (it != info.metadata.end()) epochs_before = std::atoll(it->second.c_str());
     std::printf("loaded %s: trained for %s, %s\n", o.load.c_str(), count(epochs_before, "epoch").c_str(),
@@ -234,8 +238,9 @@ int run(const Options& o) {
       "from %s; batch %ld, Adam(%g), %s, %d thread%s\n",
       o.layers, mnist::cell_kind_name(o.cell), static_cast<long>(o.units), static_cast<long>(model.num_parameters()),
       static_cast<long>(data.train.size()), static_cast<long>(data.test.size()), static_cast<long>(T),
-      static_cast<long>(D), o.data.c_str(), static_cast<long>(o.batch), static_cast<double>(o.lr),
-      count(o.epochs, "epoch").c_str(), threads, threads == 1 ? "" : "s");
+      static_cast<long>(D), o.data.c_str(), static_cast<long>(o.batch),
+      static_cast<double>(model.optimizer().learning_rate()), count(o.epochs, "epoch").c_str(), threads,
+      threads == 1 ? "" : "s");
   std::fflush(stdout);
 
   cf::data::ShuffleBatches batches(data.train.size(), o.batch, rng);
