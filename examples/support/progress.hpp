@@ -1,6 +1,7 @@
 // The progress of one training epoch on stdout: on a terminal a bar redrawn after every batch
-// (batches, loss, samples/s, ETA), erased when the epoch ends; piped or redirected, a plain line
-// at each quarter of the epoch, so that a log file stays readable.
+// (batches, loss, samples/s, ETA), erased when the epoch ends (or an error ends it, so that the
+// message starts a clean line); piped or redirected, a plain line at each quarter of the epoch,
+// so that a log file stays readable.
 #pragma once
 
 #include <unistd.h>
@@ -28,6 +29,9 @@ inline std::string format_seconds(double s) {
 class Progress {
  public:
   Progress(long long epoch, std::size_t batches) : epoch_(epoch), batches_(batches), tty_(isatty(STDOUT_FILENO) == 1) {}
+  Progress(const Progress&) = delete;
+  Progress& operator=(const Progress&) = delete;
+  ~Progress() { finish(); }
 
   /// After `done` of the epoch's batches: the mean loss so far, the speed and the time left.
   void update(std::size_t done, double loss, double samples_per_second, double eta) {
@@ -38,6 +42,7 @@ class Progress {
       std::printf("\r\033[K  epoch %lld [%s] %zu/%zu  loss %.4f  %.0f samples/s  ETA %s", epoch_, bar.c_str(), done,
                   batches_, loss, samples_per_second, format_seconds(eta).c_str());
       std::fflush(stdout);
+      drawn_ = true;
     } else {
       const std::size_t every = std::max<std::size_t>(1, batches_ / 4);
       if (done % every == 0 && done != batches_)
@@ -48,13 +53,16 @@ class Progress {
 
   /// Erases the bar (on a terminal) before the epoch's result is printed.
   void finish() {
-    if (tty_) std::printf("\r\033[K");
+    if (!drawn_) return;
+    std::printf("\r\033[K");
+    std::fflush(stdout);
+    drawn_ = false;
   }
 
  private:
   long long epoch_;
   std::size_t batches_;
-  bool tty_;
+  bool tty_, drawn_ = false;
 };
 
 }  // namespace support
