@@ -2,7 +2,7 @@
 // chart (--plot) all go through write_output_file, and check_output_file tests a target at
 // start-up, before any data is loaded or any training is done.
 //
-// The policy (the one cellflow's checkpoints and .npz files follow):
+// The policy (that of cellflow::io::write_file_atomically, below):
 // * `path` names a file. A symbolic link is followed and the file it points to is replaced. An
 //   existing directory, a non-regular file (device, pipe, socket) or a read-only file is refused;
 //   the directory must exist.
@@ -13,22 +13,32 @@
 // * Errors are cellflow::IOError "<op>: '<path>': <what failed>", `op` being the option that
 //   named the file, e.g. "--csv: '/tmp/runs/a.csv': the directory '/tmp/runs' does not exist".
 //
-// cellflow::io::write_file_atomically(path, bytes, op) (io/atomic_file.hpp, on its way) does the
-// same; write_output_file will then call it instead of output_detail::write_file_atomically (the
-// line marked SWITCH below), and output_detail::write_file_atomically goes.
+// The public cellflow::io::write_file_atomically(path, bytes, op) (io/atomic_file.hpp, coming on
+// another branch) follows this policy, with messages of the same form. Until it is there,
+// output_detail::write_file_atomically implements it with the standard library (and fsync on
+// POSIX), so that nothing here depends on cellflow's internals. Switching is one line, the one
+// after SWITCH in write_output_file; output_detail::write_file_atomically and sync_directory can
+// then go (check_output_file stays: the library has no check without a write).
 #pragma once
 
 #include <cerrno>
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <random>
 #include <string>
 #include <system_error>
 
+#if defined(__unix__) || defined(__APPLE__)
+#include <fcntl.h>
+#include <unistd.h>
+#endif
+
 #include "cellflow/core/error.hpp"
-#include "cellflow/io/atomic_file.hpp"
+#include "cellflow/io/atomic_file.hpp"  // cellflow::io::write_file_atomically, once it is there (SWITCH)
 
 namespace support {
 
@@ -107,11 +117,91 @@ class TempNames {
   std::mt19937_64 gen_;
 };
 
+/// A file created exclusively under a fresh name, removed when it goes out of scope unless it was
+/// renamed over its target. Standard C and C++ only, plus fsync on POSIX.
+class TempFile {
+ public:
+  TempFile() = default;
+  TempFile(const TempFile&) = delete;
+  TempFile& operator=(const TempFile&) = delete;
+  ~TempFile() {
+    if (file_ != nullptr) std::fclose(file_);
+    std::error_code ignored;
+    if (created_ && !renamed_) fs::remove(path_, ignored);
+  }
+
+  /// Creates the file under the first free name of up to 100; false (with error()) on failure.
+  bool create(TempNames names) {
+    for (int k = 0; k < 100; ++k) {
+      path_ = names();
+      errno = 0;
+      file_ = std::fopen(path_.c_str(), "wbx");  // "x": exclusive, fails if the name exists
+      if (file_ != nullptr) {
+        created_ = true;
+        std::setvbuf(file_, nullptr, _IONBF, 0);  // a failed write is reported by fwrite itself
+        return true;
+      }
+      error_ = errno;
+      if (error_ != EEXIST) return false;
+    }
+    return false;
+  }
+  /// Writes everything; false on failure (error() and written() say how far it got).
+  bool write(const std::string& bytes) {
+    errno = 0;
+    written_ = std::fwrite(bytes.data(), 1, bytes.size(), file_);
+    error_ = errno;
+    return written_ == bytes.size();
+  }
+  /// Makes the bytes durable (fsync on POSIX), then closes the file; false on failure.
+  bool sync_and_close() {
+    errno = 0;
+    bool ok = std::fflush(file_) == 0;
+#if defined(__unix__) || defined(__APPLE__)
+    ok = ok && ::fsync(fileno(file_)) == 0;
+#endif
+    error_ = errno;
+    const bool closed = std::fclose(file_) == 0;
+    file_ = nullptr;
+    if (ok && !closed) error_ = errno;
+    return ok && closed;
+  }
+  std::error_code rename_over(const fs::path& target) {
+    std::error_code ec;
+    fs::rename(path_, target, ec);
+    renamed_ = !ec;
+    return ec;
+  }
+  const std::string& path() const { return path_; }
+  int error() const { return error_; }
+  std::size_t written() const { return written_; }
+
+ private:
+  std::string path_;
+  std::FILE* file_ = nullptr;
+  bool created_ = false, renamed_ = false;
+  int error_ = 0;
+  std::size_t written_ = 0;
+};
+
+/// Syncs a directory so that a rename in it is durable; best effort, nothing to do without POSIX.
+inline void sync_directory(const fs::path& dir) {
+#if defined(__unix__) || defined(__APPLE__)
+  const int fd = ::open(dir.c_str(), O_RDONLY);
+  if (fd >= 0) {
+    (void)::fsync(fd);
+    ::close(fd);
+  }
+#else
+  (void)dir;
+#endif
+}
+
 /// Writes `bytes` to `path` by the policy above.
 inline void write_file_atomically(const std::string& path, const std::string& bytes, const std::string& op) {
   const Target t = check_target(path, op);
   const std::string unchanged = "; the previous file, if any, is unchanged";
-  cellflow::detail::StagedFile tmp;  // removed on every failure below
+  TempFile tmp;  // removed on every failure below
   if (!tmp.create(TempNames(t, "tmp")))
     throw error(op, path,
                 "cannot create the temporary file '" + tmp.path() + "': " + errno_text(tmp.error()) + unchanged);
@@ -120,10 +210,9 @@ inline void write_file_atomically(const std::string& path, const std::string& by
         op, path,
         what + " on the temporary file '" + tmp.path() + "': " + errno_text(tmp.error()) + " (removed it)" + unchanged);
   };
-  if (!tmp.write_all(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size()))
+  if (!tmp.write(bytes))
     throw fail("write error after " + std::to_string(tmp.written()) + " of " + std::to_string(bytes.size()) + " bytes");
-  if (!tmp.sync()) throw fail("fsync failed");
-  if (!tmp.close()) throw fail("close failed");
+  if (!tmp.sync_and_close()) throw fail("fsync or close failed");
   std::error_code ec;
   if (t.exists) fs::permissions(tmp.path(), t.perms, ec);  // keep the old file's mode; best effort
   ec = tmp.rename_over(t.file);
@@ -131,7 +220,7 @@ inline void write_file_atomically(const std::string& path, const std::string& by
     throw error(
         op, path,
         "cannot rename the temporary file '" + tmp.path() + "' over it: " + ec.message() + " (removed it)" + unchanged);
-  cellflow::detail::sync_directory(t.dir.string());
+  sync_directory(t.dir);
 }
 
 }  // namespace output_detail
@@ -141,7 +230,7 @@ inline void write_file_atomically(const std::string& path, const std::string& by
 /// write will do. Throws IOError "<op>: '<path>': <problem>".
 inline void check_output_file(const std::string& path, const std::string& op) {
   const output_detail::Target t = output_detail::check_target(path, op);
-  cellflow::detail::StagedFile probe;  // removed when it goes out of scope
+  output_detail::TempFile probe;  // removed when it goes out of scope
   if (!probe.create(output_detail::TempNames(t, "check")))
     throw output_detail::error(
         op, path, "cannot create a file in '" + t.dir.string() + "': " + output_detail::errno_text(probe.error()));
@@ -150,8 +239,8 @@ inline void check_output_file(const std::string& path, const std::string& op) {
 /// Writes `bytes` to `path` atomically (see the policy above). Throws IOError "<op>: '<path>': ...";
 /// on failure a previous file at `path` is unchanged and no temporary file is left.
 inline void write_output_file(const std::string& path, const std::string& bytes, const std::string& op) {
-  output_detail::write_file_atomically(path, bytes,
-                                       op);  // SWITCH: cellflow::io::write_file_atomically(path, bytes, op);
+  // SWITCH: the next line becomes cellflow::io::write_file_atomically(path, bytes, op);
+  output_detail::write_file_atomically(path, bytes, op);
 }
 
 }  // namespace support
