@@ -7,8 +7,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <cstdlib>
-#include <iostream>
 #include <numeric>
 #include <string>
 #include <vector>
@@ -16,6 +14,7 @@
 #include "cellflow/cellflow.hpp"
 #include "cellflow/io.hpp"
 #include "mnist_model.hpp"
+#include "support/args.hpp"
 #include "support/pgm.hpp"
 
 namespace cf = cellflow;
@@ -34,47 +33,28 @@ recurrent stack one row per time step; prints the top-3 classes with their proba
   --index N         which image of the IDX file                           [0]
   --pgm FILE        a PGM image (P5 or P2, white digit on black as in MNIST)
   --help            this text
-)";
 
-[[noreturn]] void usage_error(const std::string& msg) {
-  std::cerr << "classify_digit: " << msg << "\n(see classify_digit --help)\n";
-  std::exit(2);
-}
+Exit status: 0 done; 1 an error (the model or the image); 2 a bad command line.
+)";
 
 struct Options {
   std::string model, idx, labels, pgm;
   long long index = 0;
 };
 
-Options parse(int argc, char** argv) {
+Options parse_options(int argc, char** argv) {
   Options o;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (a == "--help" || a == "-h") {
-      std::cout << kUsage;
-      std::exit(0);
-    }
-    if (a != "--model" && a != "--idx" && a != "--labels" && a != "--index" && a != "--pgm")
-      usage_error("unknown option '" + a + "'");
-    if (i + 1 >= argc) usage_error(a + " needs a value");
-    const std::string v = argv[++i];
-    if (a == "--model")
-      o.model = v;
-    else if (a == "--idx")
-      o.idx = v;
-    else if (a == "--labels")
-      o.labels = v;
-    else if (a == "--pgm")
-      o.pgm = v;
-    else {
-      char* end = nullptr;
-      o.index = std::strtoll(v.c_str(), &end, 10);
-      if (v.empty() || *end != '\0' || o.index < 0) usage_error("--index expects an integer >= 0, given '" + v + "'");
-    }
-  }
-  if (o.model.empty()) usage_error("--model FILE is required");
-  if (o.idx.empty() == o.pgm.empty()) usage_error("give exactly one of --idx FILE and --pgm FILE");
-  if (!o.labels.empty() && o.idx.empty()) usage_error("--labels goes with --idx");
+  support::ArgParser args("classify_digit", kUsage);
+  args.path("--model", o.model, "a checkpoint file")
+      .path("--idx", o.idx, "an IDX image file")
+      .path("--labels", o.labels, "an IDX label file")
+      .integer("--index", o.index, 0, 1LL << 40)
+      .path("--pgm", o.pgm, "a PGM file");
+  args.parse(argc, argv);
+  if (o.model.empty()) args.fail("--model FILE is required");
+  if (o.idx.empty() == o.pgm.empty()) args.fail("give exactly one of --idx FILE and --pgm FILE");
+  if (!o.labels.empty() && o.idx.empty()) args.fail("--labels goes with --idx");
+  if (args.given("--index") && o.idx.empty()) args.fail("--index goes with --idx");
   return o;
 }
 
@@ -105,7 +85,7 @@ int run(const Options& o) {
       label = labels[static_cast<std::size_t>(o.index)];
     }
   } else {
-    const auto img = mnist::read_pgm(o.pgm);
+    const auto img = support::read_pgm(o.pgm);
     rows = img.rows;
     cols = img.cols;
     pixels = img.pixels;
@@ -147,7 +127,7 @@ int run(const Options& o) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const Options o = parse(argc, argv);
+  const Options o = parse_options(argc, argv);
   try {
     return run(o);
   } catch (const cf::Error& e) {

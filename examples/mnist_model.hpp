@@ -1,4 +1,5 @@
-// The seed program's model, shared by examples/mnist_rnn.cpp and the MNIST smoke test:
+// The seed program's model, as examples/mnist_rnn.cpp trains it and examples/classify_digit.cpp
+// reloads it:
 //
 //   cells  = [BasicLSTMCell(150) for _ in range(3)]     # or LSTMCell(peepholes), GRUCell
 //   multi  = MultiRNNCell(cells)
@@ -10,6 +11,7 @@
 #pragma once
 
 #include <cmath>
+#include <cstdint>
 #include <string>
 #include <utility>
 #include <vector>
@@ -63,7 +65,7 @@ struct ModelConfig {
   }
 };
 
-/// The architecture recorded in a checkpoint written by Classifier::save (mnist_rnn --save).
+/// The architecture recorded in a checkpoint written by mnist_rnn --save (Classifier::checkpoint_bytes).
 inline ModelConfig config_from_checkpoint(const std::string& path) {
   const cf::CheckpointInfo info = cf::read_checkpoint_info(path);
   auto get = [&](const char* key) -> std::string {
@@ -243,12 +245,13 @@ class Classifier {
   /// The head: logits [batch, classes] of the top layer's final h.
   cf::Matrix<float> logits(const cf::Matrix<float>& h) const { return dense_(h); }
 
-  /// Writes every variable, Adam's state and the architecture (plus `extra` metadata) to a
-  /// checkpoint, atomically: a failed save leaves an existing file as it was.
-  void save(const std::string& path, const cf::CheckpointMetadata& extra = {}) const {
+  /// The bytes of a checkpoint of every variable, Adam's state and the architecture (plus `extra`
+  /// metadata): what mnist_rnn --save writes (cf::checkpoint_bytes; cf::save_checkpoint would
+  /// write the same bytes itself).
+  std::vector<std::uint8_t> checkpoint_bytes(const cf::CheckpointMetadata& extra = {}) const {
     cf::CheckpointMetadata meta = config_.to_metadata();
     for (const auto& kv : extra) meta[kv.first] = kv.second;
-    cf::save_checkpoint(path, vars_, &adam_, meta);
+    return cf::checkpoint_bytes(vars_, &adam_, meta);
   }
 
   /// Loads the variables (and Adam's state, to resume training) from a checkpoint of the same

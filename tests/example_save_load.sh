@@ -2,7 +2,8 @@
 # End to end: mnist_rnn --save / --load and classify_digit.
 #   example_save_load.sh MNIST_RNN CLASSIFY_DIGIT DATA_DIR WORK_DIR
 # 1. 2 epochs in one run == 1 epoch, save, load, 1 more epoch: the two checkpoints are
-#    byte-identical (same seed, 1 thread).
+#    byte-identical (same seed, 1 thread), and the resumed run numbers its epoch on. A resumed
+#    run keeps the saved learning rate unless --lr is given.
 # 2. --load FILE --epochs 0 reports exactly the test accuracy the saving run ended with.
 # 3. A run whose --cell/--layers/--units differ from the file is refused, naming the difference.
 # 4. classify_digit gives the same top-3 for an IDX image and the same image as a PGM file.
@@ -20,9 +21,19 @@ common=(--limit 300 --units 24 --layers 2 --threads 1 --data "$data" --seed 5)
 "$mnist" "${common[@]}" --epochs 2 --save "$work/two.ckpt" > "$work/two.log" 2>&1
 check "two epochs in one run saved" test -s "$work/two.ckpt"
 "$mnist" "${common[@]}" --epochs 1 --save "$work/one.ckpt" > "$work/one.log" 2>&1
-"$mnist" "${common[@]}" --epochs 1 --load "$work/one.ckpt" --save "$work/resumed.ckpt" > "$work/resumed.log" 2>&1
-check "resume prints what it loaded" grep -q "loaded .*one.ckpt: trained for 1 epochs" "$work/resumed.log"
+"$mnist" "${common[@]}" --epochs 1 --load "$work/one.ckpt" --save "$work/resumed.ckpt" --csv "$work/resumed.csv" \
+  > "$work/resumed.log" 2>&1
+check "resume prints what it loaded" grep -q "loaded .*one.ckpt: trained for 1 epoch, " "$work/resumed.log"
+check "the resumed epoch is numbered on (1, counting from 0 as the seed program)" \
+  grep -q "^1 Last batch accuracy" "$work/resumed.log"
+check "and is epoch 2 in the CSV" test "$(tail -n 1 "$work/resumed.csv" | cut -d, -f1)" = 2
 check "1 + 1 resumed epochs == 2 epochs, byte for byte" cmp -s "$work/two.ckpt" "$work/resumed.ckpt"
+# The learning rate: the saved run's when resuming, unless --lr is given.
+"$mnist" "${common[@]}" --epochs 1 --lr 0.01 --save "$work/lr.ckpt" > /dev/null 2>&1
+"$mnist" "${common[@]}" --epochs 1 --load "$work/lr.ckpt" > "$work/lr-kept.log" 2>&1
+check "a resumed run keeps the saved learning rate" grep -q "Adam(0.01)" "$work/lr-kept.log"
+"$mnist" "${common[@]}" --epochs 1 --load "$work/one.ckpt" --lr 0.5 --save "$work/lr-new.ckpt" > "$work/lr-new.log" 2>&1
+check "--lr overrides it" bash -c "grep -q 'Adam(0.5)' '$work/lr-new.log' && ! cmp -s '$work/lr-new.ckpt' '$work/resumed.ckpt'"
 
 "$mnist" "${common[@]}" --epochs 0 --load "$work/two.ckpt" > "$work/eval.log" 2>&1
 final_two=$(grep -o "done: test accuracy [0-9.]*% ([0-9/]*), test loss [0-9.]*" "$work/two.log")

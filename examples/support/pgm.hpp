@@ -13,7 +13,7 @@
 
 #include "cellflow/core/error.hpp"
 
-namespace mnist {
+namespace support {
 
 struct GreyImage {
   long rows = 0, cols = 0;
@@ -102,4 +102,4 @@ inline GreyImage read_pgm(const std::string& path) {
   return img;
 }
 
-}  // namespace mnist
+}  // namespace support

@@ -1,28 +1,28 @@
 // A small, dependency-free SVG chart of per-epoch training loss and test accuracy: two panels
-// side by side, each with its own axis, ticks and points. Written to a temporary file and
-// renamed, so a failed write never leaves a half-written chart behind.
+// side by side, each with its own axis, ticks and points. svg_chart returns the file's text; the
+// program writes it (atomically, with support/output_file.hpp).
 #pragma once
 
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <fstream>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "cellflow/core/error.hpp"
 
-namespace mnist {
+namespace support {
 
 struct Series {
   std::string title;
   std::string color;
-  std::vector<double> values;  // one per epoch, epochs 1..n
+  std::vector<double> values;  // one per epoch, epochs first_epoch, first_epoch + 1, ...
   bool percent = false;        // format ticks as percentages
+  long long first_epoch = 1;   // the number of the epoch of values[0] (a resumed run continues)
 };
 
-namespace detail {
+namespace chart_detail {
 
 inline std::string fmt(double v, int decimals) {
   char buf[64];
@@ -70,22 +70,23 @@ inline void panel(std::ostringstream& os, const Series& s, double x0, double y0,
   }
   const std::size_t every = std::max<std::size_t>(1, (n + 9) / 10);
   for (std::size_t i = 0; i < n; i += every)
-    os << "<text x='" << X(i) << "' y='" << py + ph + 16 << "' text-anchor='middle' font-size='11'>" << i + 1
-       << "</text>\n";
+    os << "<text x='" << X(i) << "' y='" << py + ph + 16 << "' text-anchor='middle' font-size='11'>"
+       << s.first_epoch + static_cast<long long>(i) << "</text>\n";
   os << "<text x='" << px + pw / 2 << "' y='" << py + ph + 32 << "' text-anchor='middle' font-size='12'>epoch</text>\n";
   os << "<polyline fill='none' stroke='" << s.color << "' stroke-width='2' points='";
   for (std::size_t i = 0; i < n; ++i) os << X(i) << "," << Y(s.values[i]) << " ";
   os << "'/>\n";
   for (std::size_t i = 0; i < n; ++i)
     os << "<circle cx='" << X(i) << "' cy='" << Y(s.values[i]) << "' r='3' fill='" << s.color << "'><title>epoch "
-       << i + 1 << ": " << (s.percent ? fmt(s.values[i] * 100, 2) + "%" : fmt(s.values[i], 4)) << "</title></circle>\n";
+       << s.first_epoch + static_cast<long long>(i) << ": "
+       << (s.percent ? fmt(s.values[i] * 100, 2) + "%" : fmt(s.values[i], 4)) << "</title></circle>\n";
 }
 
-}  // namespace detail
+}  // namespace chart_detail
 
-/// Writes the panels side by side to `path` (via `path.tmp` and a rename).
-inline void write_svg_chart(const std::string& path, const std::string& caption, const std::vector<Series>& panels) {
-  if (panels.empty() || panels.front().values.empty()) throw cellflow::ValueError("write_svg_chart: nothing to plot");
+/// The SVG text of the panels side by side, under `caption`.
+inline std::string svg_chart(const std::string& caption, const std::vector<Series>& panels) {
+  if (panels.empty() || panels.front().values.empty()) throw cellflow::ValueError("svg_chart: nothing to plot");
   const double pw = 380, ph = 260, top = 30;
   const double W = pw * static_cast<double>(panels.size()), H = ph + top;
   std::ostringstream os;
@@ -93,23 +94,9 @@ inline void write_svg_chart(const std::string& path, const std::string& caption,
      << H << "' font-family='sans-serif'>\n<rect width='100%' height='100%' fill='white'/>\n";
   os << "<text x='" << W / 2 << "' y='20' text-anchor='middle' font-size='13' fill='#444'>" << caption << "</text>\n";
   for (std::size_t k = 0; k < panels.size(); ++k)
-    detail::panel(os, panels[k], pw * static_cast<double>(k), top, pw, ph);
+    chart_detail::panel(os, panels[k], pw * static_cast<double>(k), top, pw, ph);
   os << "</svg>\n";
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    if (!f) throw cellflow::IOError("cannot write '" + tmp + "'");
-    f << os.str();
-    f.close();
-    if (!f) {
-      std::remove(tmp.c_str());
-      throw cellflow::IOError("writing '" + tmp + "' failed");
-    }
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    throw cellflow::IOError("cannot rename '" + tmp + "' to '" + path + "'");
-  }
+  return os.str();
 }
 
-}  // namespace mnist
+}  // namespace support
