@@ -10,7 +10,6 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
-#include <random>
 #include <string>
 #include <vector>
 
@@ -20,6 +19,7 @@
 #endif
 
 #include "cellflow/io/atomic_file.hpp"
+#include "support/temp_dir.hpp"
 
 namespace {
 
@@ -27,39 +27,7 @@ namespace fs = std::filesystem;
 using Bytes = std::vector<std::uint8_t>;
 using cellflow::detail::StagedFile;
 
-/// A fresh directory under the system temp dir, removed with everything in it at scope exit.
-class TempDir {
- public:
-  TempDir() {
-    std::random_device rd;
-    for (int attempt = 0; attempt < 100; ++attempt) {
-      const fs::path p = fs::temp_directory_path() / ("cellflow-atomic-" + std::to_string(rd()) + std::to_string(rd()));
-      if (fs::create_directory(p)) {
-        path_ = p;
-        return;
-      }
-    }
-    FAIL("cannot create a temporary directory");
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-  /// The names of the entries in the directory, sorted.
-  std::vector<std::string> listing() const {
-    std::vector<std::string> out;
-    for (const auto& e : fs::directory_iterator(path_)) out.push_back(e.path().filename().string());
-    std::sort(out.begin(), out.end());
-    return out;
-  }
-
- private:
-  fs::path path_;
-};
+using cellflow_test::TempDir;
 
 Bytes read_bytes(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
@@ -98,14 +66,14 @@ TEST_CASE("a staged file replaces its target on rename_over, and only then", "[a
     CHECK(read_bytes(target) == Bytes{1, 2, 3});  // nothing changes before the rename
     CHECK_FALSE(f.rename_over(target));
     CHECK(read_bytes(target) == data);
-    CHECK(dir.listing() == std::vector<std::string>{"target.bin"});
+    CHECK(dir.entries() == std::vector<std::string>{"target.bin"});
   }
   SECTION("abandoned after writing (an exception, an early return): removed, the target untouched") {
     {
       StagedFile f;
       REQUIRE(f.create([&] { return dir.file("t1"); }));
       REQUIRE(f.write_all(data.data(), data.size()));
-      CHECK(dir.listing() == std::vector<std::string>{"t1", "target.bin"});
+      CHECK(dir.entries() == std::vector<std::string>{"t1", "target.bin"});
     }
     {
       StagedFile f;
@@ -113,7 +81,7 @@ TEST_CASE("a staged file replaces its target on rename_over, and only then", "[a
       REQUIRE(f.write_all(data.data(), data.size()));
       REQUIRE(f.close());
     }
-    CHECK(dir.listing() == std::vector<std::string>{"target.bin"});
+    CHECK(dir.entries() == std::vector<std::string>{"target.bin"});
     CHECK(read_bytes(target) == Bytes{1, 2, 3});
   }
   SECTION("a rename that fails (over a non-empty directory) leaves both as they were, then removes the temporary") {
@@ -127,7 +95,7 @@ TEST_CASE("a staged file replaces its target on rename_over, and only then", "[a
       CHECK(f.rename_over(dir.file("sub")));
       CHECK(read_bytes(dir.file("t")) == data);
     }
-    CHECK(dir.listing() == std::vector<std::string>{"sub", "target.bin"});
+    CHECK(dir.entries() == std::vector<std::string>{"sub", "target.bin"});
     CHECK(read_bytes(dir.file("sub/keep")) == Bytes{9});
   }
 }
@@ -195,6 +163,6 @@ TEST_CASE("a write that fails midway reports errno and the bytes written, and th
   CHECK_FALSE(wrote);
   CHECK(err == EFBIG);
   CHECK(written == 100);
-  CHECK(dir.listing().empty());
+  CHECK(dir.entries().empty());
 }
 #endif

@@ -26,6 +26,7 @@
 #include "cellflow/cellflow.hpp"
 #include "cellflow/detail/crc32.hpp"
 #include "cellflow/io/checkpoint.hpp"
+#include "support/temp_dir.hpp"
 
 namespace {
 
@@ -35,41 +36,7 @@ using Catch::Matchers::Contains;
 using cf::Index;
 using Bytes = std::vector<std::uint8_t>;
 
-/// A fresh directory under the system temp dir, removed with everything in it at scope exit.
-class TempDir {
- public:
-  TempDir() {
-    std::random_device rd;
-    for (int attempt = 0; attempt < 100; ++attempt) {
-      const fs::path p = fs::temp_directory_path() / ("cellflow-ckpt-" + std::to_string(rd()) + std::to_string(rd()));
-      if (fs::create_directory(p)) {
-        path_ = p;
-        return;
-      }
-    }
-    FAIL("cannot create a temporary directory");
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::permissions(path_, fs::perms::owner_all, fs::perm_options::add, ec);
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-  std::string str() const { return path_.string(); }
-  /// Names of the entries in the directory, sorted.
-  std::vector<std::string> entries() const {
-    std::vector<std::string> out;
-    for (const auto& e : fs::directory_iterator(path_)) out.push_back(e.path().filename().string());
-    std::sort(out.begin(), out.end());
-    return out;
-  }
-
- private:
-  fs::path path_;
-};
+using cellflow_test::TempDir;
 
 Bytes read_bytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
