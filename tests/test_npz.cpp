@@ -257,7 +257,7 @@ Bytes le_bytes(const std::vector<E>& values) {
   for (const E v : values) {
     std::uint8_t b[sizeof(E)];
     std::memcpy(b, &v, sizeof(E));
-    if (!cio::detail::host_little_endian()) std::reverse(b, b + sizeof(E));
+    if (!cf::detail::host_little_endian()) std::reverse(b, b + sizeof(E));
     out.insert(out.end(), b, b + sizeof(E));
   }
   return out;

@@ -53,6 +53,7 @@
 #include "cellflow/core/error.hpp"
 #include "cellflow/core/types.hpp"
 #include "cellflow/core/variable.hpp"
+#include "cellflow/detail/bytes.hpp"
 #include "cellflow/detail/crc32.hpp"
 #include "cellflow/io/atomic_file.hpp"
 #include "cellflow/optimizers/adam.hpp"
@@ -118,55 +119,13 @@ constexpr std::uint32_t checkpoint_scalar_code() {
 inline const char* checkpoint_scalar_name(std::uint32_t code) { return code == kCkptF32 ? "f32" : "f64"; }
 inline std::size_t checkpoint_scalar_bytes(std::uint32_t code) { return code == kCkptF32 ? 4 : 8; }
 
-inline std::uint32_t ckpt_le32(const std::uint8_t* p) {
-  return std::uint32_t(p[0]) | (std::uint32_t(p[1]) << 8) | (std::uint32_t(p[2]) << 16) | (std::uint32_t(p[3]) << 24);
-}
-inline std::uint64_t ckpt_le64(const std::uint8_t* p) {
-  return std::uint64_t(ckpt_le32(p)) | (std::uint64_t(ckpt_le32(p + 4)) << 32);
-}
+/// A tag, name or other byte string of a file for a message: escaped (printable) and cut at 200
+/// characters.
+inline std::string ckpt_name(const std::string& name) { return printable(name, 200, '\''); }
 
-inline std::string ckpt_hex32(std::uint32_t v) {
-  static const char digits[] = "0123456789abcdef";
-  std::string s = "0x00000000";
-  for (int k = 0; k < 8; ++k) s[9 - static_cast<std::size_t>(k)] = digits[(v >> (4 * k)) & 0xfu];
-  return s;
-}
-
-/// A tag or other short byte string for a message: printable ASCII as is, the rest as \xNN.
-inline std::string ckpt_printable(const std::uint8_t* p, std::size_t n) {
-  static const char digits[] = "0123456789abcdef";
-  std::string s;
-  for (std::size_t k = 0; k < n; ++k) {
-    if (p[k] >= 0x20 && p[k] < 0x7f && p[k] != '\\' && p[k] != '\'') {
-      s += static_cast<char>(p[k]);
-    } else {
-      s += "\\x";
-      s += digits[p[k] >> 4];
-      s += digits[p[k] & 0xf];
-    }
-  }
-  return s;
-}
-
-/// Decodes one little-endian IEEE-754 value (bit pattern preserved, NaN payloads included).
-template <class T>
-T ckpt_get_scalar(const std::uint8_t* p) {
-  if constexpr (std::is_same_v<T, float>) {
-    const std::uint32_t bits = ckpt_le32(p);
-    float x;
-    std::memcpy(&x, &bits, sizeof x);
-    return x;
-  } else {
-    const std::uint64_t bits = ckpt_le64(p);
-    double x;
-    std::memcpy(&x, &bits, sizeof x);
-    return x;
-  }
-}
-
-/// A value stored in the file's scalar type, widened to double for range checks.
+/// A value stored in the file's scalar type at `p`, widened to double for range checks.
 inline double ckpt_get_as_double(const std::uint8_t* p, std::uint32_t code) {
-  return code == kCkptF32 ? static_cast<double>(ckpt_get_scalar<float>(p)) : ckpt_get_scalar<double>(p);
+  return code == kCkptF32 ? static_cast<double>(load_le<float>(p)) : load_le<double>(p);
 }
 
 /// Where the values of one tensor are in the buffer.
@@ -200,102 +159,37 @@ inline CkptHeader check_checkpoint_header(const std::uint8_t* p, std::size_t n, 
   if (n == 0) throw IOError(concat(ctx, ": the file is empty, not a cellflow checkpoint"));
   const std::size_t magic_n = std::min<std::size_t>(n, 8);
   if (std::memcmp(p, kCheckpointMagic, magic_n) != 0)
-    throw IOError(concat(ctx, ": wrong magic bytes: expected ", ckpt_printable(kCheckpointMagic, 8), ", found ",
-                         ckpt_printable(p, magic_n), "; not a cellflow checkpoint"));
+    throw IOError(concat(ctx, ": wrong magic bytes: expected ", printable(kCheckpointMagic, 8, 64, '\''), ", found ",
+                         printable(p, magic_n, 64, '\''), "; not a cellflow checkpoint"));
   if (n < kCheckpointHeaderBytes)
     throw IOError(concat(ctx, ": truncated header: expected at least ", kCheckpointHeaderBytes, " bytes, found ", n));
+  ByteReader r(p, 8, kCheckpointHeaderBytes, ctx, "header");
   CkptHeader h;
-  h.version = ckpt_le32(p + 8);
+  h.version = r.u32le("the format version");
   if (h.version == 0) throw IOError(concat(ctx, ": invalid format version 0 (header bytes 8 to 11)"));
   if (h.version > kCheckpointVersion)
     throw IOError(concat(ctx, ": format version ", h.version,
                          " (header bytes 8 to 11) is newer than this cellflow reads (versions 1 to ",
                          kCheckpointVersion, "); update cellflow to read it"));
-  h.scalar_code = ckpt_le32(p + 12);
+  h.scalar_code = r.u32le("the scalar type");
   if (h.scalar_code != kCkptF32 && h.scalar_code != kCkptF64)
     throw IOError(concat(ctx, ": unknown scalar type code ", h.scalar_code,
                          " (header bytes 12 to 15): expected 1 (f32) or 2 (f64)"));
-  h.file_size = ckpt_le64(p + 16);
+  h.file_size = r.u64le("the file size");
   if (h.file_size < kCkptMinBytes)
     throw IOError(concat(ctx, ": the header's file size ", h.file_size, " (header bytes 16 to 23) is below the ",
                          kCkptMinBytes, "-byte minimum of a checkpoint"));
   return h;
 }
 
-/// Bounded reader over [pos, end) of a buffer; every failure names the field and its offset.
-class CkptReader {
- public:
-  /// `where` starts messages ("section MODL"); `limit` says where the bytes end ("in the section").
-  CkptReader(const std::uint8_t* data, std::size_t pos, std::size_t end, std::string ctx, std::string where,
-             std::string limit)
-      : data_(data), pos_(pos), end_(end), ctx_(std::move(ctx)), where_(std::move(where)), limit_(std::move(limit)) {}
-
-  std::size_t pos() const { return pos_; }
-  std::size_t remaining() const { return end_ - pos_; }
-  const std::uint8_t* at(std::size_t offset) const { return data_ + offset; }
-
-  [[noreturn]] void fail(const std::string& problem) const { throw IOError(concat(ctx_, ": ", problem)); }
-
-  void need(std::size_t n, const std::string& field) const {
-    if (n > remaining())
-      fail(concat(where_, ": ", field, " at byte offset ", pos_, " needs ", n, " bytes, only ", remaining(), " remain ",
-                  limit_));
-  }
-  std::uint32_t u32(const std::string& field) {
-    need(4, field);
-    const std::uint32_t v = ckpt_le32(data_ + pos_);
-    pos_ += 4;
-    return v;
-  }
-  std::uint64_t u64(const std::string& field) {
-    need(8, field);
-    const std::uint64_t v = ckpt_le64(data_ + pos_);
-    pos_ += 8;
-    return v;
-  }
-  /// Skips n bytes (checked) and returns the offset where they start.
-  std::size_t skip(std::size_t n, const std::string& field) {
-    need(n, field);
-    const std::size_t at = pos_;
-    pos_ += n;
-    return at;
-  }
-  /// A string: u32 byte length, then the bytes.
-  std::string str(const std::string& field, bool allow_empty) {
-    const std::size_t at = pos_;
-    const std::uint32_t len = u32(concat(field, " length"));
-    if (len == 0 && !allow_empty) fail(concat(where_, ": ", field, " at byte offset ", at, " is empty"));
-    const std::size_t from = skip(len, field);
-    return std::string(reinterpret_cast<const char*>(data_ + from), len);
-  }
-  /// `count` values of `scalar_bytes` each, already checked to fit by the caller or here.
-  CkptTensorLayout values(std::size_t count, std::size_t scalar_bytes, const std::string& field) {
-    if (count > remaining() / scalar_bytes)
-      fail(concat(where_, ": ", field, " at byte offset ", pos_, " needs ", count, " values of ", scalar_bytes,
-                  " bytes, only ", remaining(), " bytes remain ", limit_));
-    return CkptTensorLayout{skip(count * scalar_bytes, field), count};
-  }
-
- private:
-  const std::uint8_t* data_;
-  std::size_t pos_, end_;
-  std::string ctx_, where_, limit_;
-};
-
-/// A name read from a file, for a message: escaped (ckpt_printable) and cut at 200 bytes.
-inline std::string ckpt_name(const std::string& name) {
-  const std::size_t n = std::min<std::size_t>(name.size(), 200);
-  return ckpt_printable(reinterpret_cast<const std::uint8_t*>(name.data()), n) + (n < name.size() ? "..." : "");
-}
-
 inline std::string ckpt_var_label(std::size_t k, const std::string& name) {
   return concat("variable ", k, " ('", ckpt_name(name), "')");
 }
 
-inline void parse_model_section(CkptReader& r, CkptLayout& out) {
+inline void parse_model_section(ByteReader& r, CkptLayout& out) {
   const std::size_t sb = checkpoint_scalar_bytes(out.scalar_code);
   const std::size_t count_at = r.pos();
-  const std::uint64_t count = r.u64("the variable count");
+  const std::uint64_t count = r.u64le("the variable count");
   // Each variable takes at least 9 bytes: a name length and one name byte, a rank.
   if (count > r.remaining() / 9)
     r.fail(concat("section MODL: the variable count ", count, " at byte offset ", count_at, " cannot fit in the ",
@@ -303,14 +197,14 @@ inline void parse_model_section(CkptReader& r, CkptLayout& out) {
   std::map<std::string, std::size_t> seen;
   for (std::size_t k = 0; k < count; ++k) {
     const std::size_t name_at = r.pos();
-    std::string name = r.str(concat("variable ", k, " name"), false);
+    std::string name = r.str32(concat("variable ", k, " name"), false);
     const std::string label = ckpt_var_label(k, name);
     if (auto it = seen.find(name); it != seen.end())
       r.fail(
           concat("section MODL: ", label, " at byte offset ", name_at, " repeats the name of variable ", it->second));
     seen.emplace(name, k);
     const std::size_t rank_at = r.pos();
-    const std::uint32_t rank = r.u32(concat(label, " rank"));
+    const std::uint32_t rank = r.u32le(concat(label, " rank"));
     if (rank > kCheckpointMaxRank)
       r.fail(concat("section MODL: ", label, " has rank ", rank, " at byte offset ", rank_at, ", more than the ",
                     kCheckpointMaxRank, " a checkpoint allows"));
@@ -321,30 +215,30 @@ inline void parse_model_section(CkptReader& r, CkptLayout& out) {
     std::size_t elements = 1;
     for (std::uint32_t d = 0; d < rank; ++d) {
       const std::size_t dim_at = r.pos();
-      const std::uint64_t dim = r.u64(concat(label, " dimension ", d));
+      const std::uint64_t dim = r.u64le(concat(label, " dimension ", d));
       if (dim > limit || (dim != 0 && elements > limit / dim))
         r.fail(concat("section MODL: ", label, " dimension ", d, " = ", dim, " at byte offset ", dim_at,
                       " makes more values than the ", limit, " that the remaining bytes can hold"));
       elements *= static_cast<std::size_t>(dim);
       shape.push_back(static_cast<Index>(dim));
     }
-    out.values.push_back(r.values(elements, sb, concat(label, " values")));
+    out.values.push_back(CkptTensorLayout{r.counted(elements, sb, concat(label, " values")), elements});
     out.info.variables.push_back(CheckpointVariableInfo{std::move(name), std::move(shape)});
   }
 }
 
-inline void parse_optimizer_section(CkptReader& r, CkptLayout& out) {
+inline void parse_optimizer_section(ByteReader& r, CkptLayout& out) {
   const std::uint32_t code = out.scalar_code;
   const std::size_t sb = checkpoint_scalar_bytes(code);
   const std::size_t kind_at = r.pos();
-  std::string kind = r.str("the optimizer kind", false);
+  std::string kind = r.str32("the optimizer kind", false);
   if (kind != "adam")
     r.fail(concat("section OPTM: optimizer kind '", ckpt_name(kind), "' at byte offset ", kind_at,
                   " is not one this cellflow reads (it reads 'adam')"));
   const std::size_t hyper_at = r.skip(6 * sb, "the Adam hyper-parameters and beta powers");
   out.optimizer.hyper_offset = hyper_at;
   double hp[6];
-  for (std::size_t k = 0; k < 6; ++k) hp[k] = ckpt_get_as_double(r.at(hyper_at + k * sb), code);
+  for (std::size_t k = 0; k < 6; ++k) hp[k] = ckpt_get_as_double(r.data() + hyper_at + k * sb, code);
   const auto in_unit = [](double x) { return x >= 0.0 && x < 1.0; };
   if (!in_unit(hp[1]) || !in_unit(hp[2]))
     r.fail(concat("section OPTM: beta1 = ", hp[1], " and beta2 = ", hp[2], " at byte offset ", hyper_at + sb,
@@ -355,11 +249,11 @@ inline void parse_optimizer_section(CkptReader& r, CkptLayout& out) {
     r.fail(concat("section OPTM: beta1_power = ", hp[4], " and beta2_power = ", hp[5], " at byte offset ",
                   hyper_at + 4 * sb, " must be in [0, 1)"));
   const std::size_t step_at = r.pos();
-  const std::uint64_t step = r.u64("the Adam step");
+  const std::uint64_t step = r.u64le("the Adam step");
   if (step > static_cast<std::uint64_t>(std::numeric_limits<long long>::max()))
     r.fail(concat("section OPTM: the step ", step, " at byte offset ", step_at, " is out of range"));
   const std::size_t slots_at = r.pos();
-  const std::uint64_t slots = r.u64("the slot count");
+  const std::uint64_t slots = r.u64le("the slot count");
   const std::size_t n = out.info.variables.size();
   if (slots != 0 && slots != n)
     r.fail(concat("section OPTM: the slot count ", slots, " at byte offset ", slots_at,
@@ -369,15 +263,16 @@ inline void parse_optimizer_section(CkptReader& r, CkptLayout& out) {
   for (std::size_t k = 0; k < slots; ++k) {
     const std::string& var = out.info.variables[k].name;
     const std::size_t name_at = r.pos();
-    const std::string name = r.str(concat("slot ", k, " name"), false);
+    const std::string name = r.str32(concat("slot ", k, " name"), false);
     if (name != var)
       r.fail(concat("section OPTM: slot ", k, " at byte offset ", name_at, " is named '", ckpt_name(name),
                     "', expected '", ckpt_name(var), "' (variable ", k, ")"));
     const std::size_t count = out.values[k].count;
-    out.optimizer.m.push_back(r.values(count, sb, concat("slot ", k, " ('", ckpt_name(var), "') m values")));
-    const CkptTensorLayout v = r.values(count, sb, concat("slot ", k, " ('", ckpt_name(var), "') v values"));
+    out.optimizer.m.push_back(
+        CkptTensorLayout{r.counted(count, sb, concat("slot ", k, " ('", ckpt_name(var), "') m values")), count});
+    const CkptTensorLayout v{r.counted(count, sb, concat("slot ", k, " ('", ckpt_name(var), "') v values")), count};
     for (std::size_t i = 0; i < count; ++i) {
-      const double x = ckpt_get_as_double(r.at(v.offset + i * sb), code);
+      const double x = ckpt_get_as_double(r.data() + v.offset + i * sb, code);
       if (x < 0.0)
         r.fail(concat("section OPTM: slot ", k, " ('", ckpt_name(var), "') v[", i, "] = ", x, " at byte offset ",
                       v.offset + i * sb, " is negative"));
@@ -389,17 +284,17 @@ inline void parse_optimizer_section(CkptReader& r, CkptLayout& out) {
   out.info.optimizer_step = static_cast<long long>(step);
 }
 
-inline void parse_metadata_section(CkptReader& r, CkptLayout& out) {
+inline void parse_metadata_section(ByteReader& r, CkptLayout& out) {
   const std::size_t count_at = r.pos();
-  const std::uint64_t count = r.u64("the entry count");
+  const std::uint64_t count = r.u64le("the entry count");
   // Each entry takes at least 9 bytes: two lengths and one key byte.
   if (count > r.remaining() / 9)
     r.fail(concat("section META: the entry count ", count, " at byte offset ", count_at, " cannot fit in the ",
                   r.remaining(), " bytes that remain in the section (each entry needs at least 9)"));
   for (std::size_t k = 0; k < count; ++k) {
     const std::size_t key_at = r.pos();
-    std::string key = r.str(concat("metadata entry ", k, " key"), false);
-    std::string value = r.str(concat("metadata entry ", k, " ('", ckpt_name(key), "') value"), true);
+    std::string key = r.str32(concat("metadata entry ", k, " key"), false);
+    std::string value = r.str32(concat("metadata entry ", k, " ('", ckpt_name(key), "') value"), true);
     if (out.info.metadata.count(key) != 0)
       r.fail(concat("section META: metadata entry ", k, " at byte offset ", key_at, " repeats the key '",
                     ckpt_name(key), "'"));
@@ -417,12 +312,11 @@ inline CkptLayout parse_checkpoint_layout(const std::uint8_t* data, std::size_t 
   if (h.file_size < size)
     throw IOError(concat(ctx, ": trailing bytes: the header declares ", h.file_size, " bytes, found ", size, " (",
                          size - h.file_size, " extra)"));
-  const std::uint32_t stored = ckpt_le32(data + size - 4);
+  const std::uint32_t stored = load_le<std::uint32_t>(data + size - 4);
   const std::uint32_t computed = crc32(data, size - 4);
   if (stored != computed)
-    throw IOError(concat(ctx, ": checksum mismatch: the CRC-32 stored at byte offset ", size - 4, " is ",
-                         ckpt_hex32(stored), ", the bytes 0 to ", size - 5, " give ", ckpt_hex32(computed),
-                         "; the file is corrupt"));
+    throw IOError(concat(ctx, ": checksum mismatch: the CRC-32 stored at byte offset ", size - 4, " is ", hex32(stored),
+                         ", the bytes 0 to ", size - 5, " give ", hex32(computed), "; the file is corrupt"));
   CkptLayout out;
   out.scalar_code = h.scalar_code;
   out.info.version = static_cast<int>(h.version);
@@ -433,15 +327,15 @@ inline CkptLayout parse_checkpoint_layout(const std::uint8_t* data, std::size_t 
   std::size_t pos = kCheckpointHeaderBytes;
   bool have_model = false, have_optimizer = false, have_meta = false;
   while (pos < end) {
-    CkptReader hr(data, pos, end, ctx, "section header", "before the checksum");
+    ByteReader hr(data, pos, end, ctx, "section header", "before the checksum");
     const std::size_t tag_at = hr.skip(4, "the section tag");
-    const std::uint64_t len = hr.u64("the section length");
-    const std::string tag = ckpt_printable(data + tag_at, 4);
+    const std::uint64_t len = hr.u64le("the section length");
+    const std::string tag = printable(data + tag_at, 4, 64, '\'');
     if (len > hr.remaining())
       hr.fail(concat("section '", tag, "' at byte offset ", pos, " declares ", len, " payload bytes, only ",
                      hr.remaining(), " remain before the checksum"));
     const std::size_t from = hr.pos(), to = from + static_cast<std::size_t>(len);
-    CkptReader r(data, from, to, ctx, concat("section ", tag), "in the section");
+    ByteReader r(data, from, to, ctx, concat("section ", tag), "in the section");
     if (!have_model && tag != kCkptTagModel)
       r.fail(concat("the first section is '", tag, "' at byte offset ", pos, ", expected '", kCkptTagModel, "'"));
     const auto once = [&](bool& seen) {
@@ -529,50 +423,12 @@ inline std::vector<std::uint8_t> read_checkpoint_file(const std::string& path, c
   return buf;
 }
 
-/// Little-endian writer.
-class CkptWriter {
- public:
-  std::vector<std::uint8_t> out;
-
-  void u32(std::uint32_t v) {
-    for (int k = 0; k < 4; ++k) out.push_back(static_cast<std::uint8_t>(v >> (8 * k)));
-  }
-  void u64(std::uint64_t v) {
-    for (int k = 0; k < 8; ++k) out.push_back(static_cast<std::uint8_t>(v >> (8 * k)));
-  }
-  void patch_u64(std::size_t at, std::uint64_t v) {
-    for (std::size_t k = 0; k < 8; ++k) out[at + k] = static_cast<std::uint8_t>(v >> (8 * k));
-  }
-  void tag(const char* t) { out.insert(out.end(), t, t + 4); }
-  void str(const std::string& s) {
-    u32(static_cast<std::uint32_t>(s.size()));
-    out.insert(out.end(), s.begin(), s.end());
-  }
-  template <class T>
-  void scalar(T x) {
-    if constexpr (std::is_same_v<T, float>) {
-      std::uint32_t bits;
-      std::memcpy(&bits, &x, sizeof bits);
-      u32(bits);
-    } else {
-      std::uint64_t bits;
-      std::memcpy(&bits, &x, sizeof bits);
-      u64(bits);
-    }
-  }
-  template <class T>
-  void values(const Matrix<T>& m) {
-    for (Index i = 0; i < m.size(); ++i) scalar(m.data()[i]);
-  }
-  /// Starts a section; returns the position of its length field for end_section.
-  std::size_t begin_section(const char* t) {
-    tag(t);
-    const std::size_t at = out.size();
-    u64(0);
-    return at;
-  }
-  void end_section(std::size_t len_at) { patch_u64(len_at, out.size() - (len_at + 8)); }
-};
+/// Appends a section tag and a u64 length placeholder; returns the placeholder's offset for
+/// ByteWriter::end_length.
+inline std::size_t begin_section(ByteWriter& w, const char* tag) {
+  w.raw(reinterpret_cast<const std::uint8_t*>(tag), 4);
+  return w.begin_length();
+}
 
 /// The bytes of a checkpoint of `vars`, optionally `adam`'s state and `meta`, after checking that
 /// they can be written and read back. Throws ValueError starting with `ctx`.
@@ -631,55 +487,55 @@ std::vector<std::uint8_t> serialize_checkpoint(const VariableList<T>& vars, cons
     }
   }
 
-  CkptWriter w;
-  w.out.insert(w.out.end(), kCheckpointMagic, kCheckpointMagic + 8);
-  w.u32(kCheckpointVersion);
-  w.u32(code);
-  w.u64(0);  // file size, patched below
+  ByteWriter w;
+  w.raw(kCheckpointMagic, 8);
+  w.u32le(kCheckpointVersion);
+  w.u32le(code);
+  w.u64le(0);  // file size, patched below
 
-  std::size_t at = w.begin_section(kCkptTagModel);
-  w.u64(vars.size());
+  std::size_t at = begin_section(w, kCkptTagModel);
+  w.u64le(vars.size());
   for (const auto& v : vars) {
-    w.str(v.name);
-    w.u32(static_cast<std::uint32_t>(v.shape.size()));
-    for (Index d : v.shape) w.u64(static_cast<std::uint64_t>(d));
-    w.values(*v.value);
+    w.str32(v.name);
+    w.u32le(static_cast<std::uint32_t>(v.shape.size()));
+    for (Index d : v.shape) w.u64le(static_cast<std::uint64_t>(d));
+    w.values_le(v.value->data(), static_cast<std::size_t>(v.value->size()));
   }
-  w.end_section(at);
+  w.end_length(at);
 
   if (adam != nullptr) {
-    at = w.begin_section(kCkptTagOptimizer);
-    w.str("adam");
-    w.scalar(adam->learning_rate());
-    w.scalar(adam->beta1());
-    w.scalar(adam->beta2());
-    w.scalar(adam->epsilon());
-    w.scalar(adam->beta1_power());
-    w.scalar(adam->beta2_power());
-    w.u64(static_cast<std::uint64_t>(adam->step()));
+    at = begin_section(w, kCkptTagOptimizer);
+    w.str32("adam");
+    w.le(adam->learning_rate());
+    w.le(adam->beta1());
+    w.le(adam->beta2());
+    w.le(adam->epsilon());
+    w.le(adam->beta1_power());
+    w.le(adam->beta2_power());
+    w.u64le(static_cast<std::uint64_t>(adam->step()));
     const auto& m = adam->m_slots();
-    w.u64(m.size());
+    w.u64le(m.size());
     for (std::size_t k = 0; k < m.size(); ++k) {
-      w.str(vars[k].name);
-      w.values(m[k]);
-      w.values(adam->v_slots()[k]);
+      w.str32(vars[k].name);
+      w.values_le(m[k].data(), static_cast<std::size_t>(m[k].size()));
+      w.values_le(adam->v_slots()[k].data(), static_cast<std::size_t>(m[k].size()));
     }
-    w.end_section(at);
+    w.end_length(at);
   }
 
   if (!meta.empty()) {
-    at = w.begin_section(kCkptTagMeta);
-    w.u64(meta.size());
+    at = begin_section(w, kCkptTagMeta);
+    w.u64le(meta.size());
     for (const auto& [key, value] : meta) {
-      w.str(key);
-      w.str(value);
+      w.str32(key);
+      w.str32(value);
     }
-    w.end_section(at);
+    w.end_length(at);
   }
 
-  w.patch_u64(16, w.out.size() + 4);
-  w.u32(crc32(w.out.data(), w.out.size()));
-  return std::move(w.out);
+  w.patch_u64le(16, w.size() + 4);
+  w.u32le(crc32(w.bytes().data(), w.size()));
+  return w.take();
 }
 
 /// Writes `bytes` to `path` through a temporary file in the same directory and a rename, so a
@@ -732,8 +588,8 @@ inline void write_file_atomically(const std::string& path, const std::vector<std
 template <class T>
 Matrix<T> ckpt_decode(const std::vector<std::uint8_t>& bytes, const CkptTensorLayout& t, Index rows, Index cols) {
   Matrix<T> m(rows, cols);
-  const std::uint8_t* p = bytes.data() + t.offset;
-  for (std::size_t i = 0; i < t.count; ++i) m.data()[i] = ckpt_get_scalar<T>(p + i * sizeof(T));
+  ByteReader r(bytes.data(), t.offset, t.offset + t.count * sizeof(T), "checkpoint");
+  r.values_le(t.count, m.data(), "values");
   return m;
 }
 
@@ -854,12 +710,12 @@ CheckpointInfo load_checkpoint(const std::string& path, VariableList<T>& vars,
                               ": optimizer state requested but the file holds none (it was saved without an "
                               "optimizer); load it without one to restore the variables only"));
     const std::uint8_t* hp = bytes.data() + layout.optimizer.hyper_offset;
-    state.learning_rate = detail::ckpt_get_scalar<T>(hp);
-    state.beta1 = detail::ckpt_get_scalar<T>(hp + sizeof(T));
-    state.beta2 = detail::ckpt_get_scalar<T>(hp + 2 * sizeof(T));
-    state.epsilon = detail::ckpt_get_scalar<T>(hp + 3 * sizeof(T));
-    state.beta1_power = detail::ckpt_get_scalar<T>(hp + 4 * sizeof(T));
-    state.beta2_power = detail::ckpt_get_scalar<T>(hp + 5 * sizeof(T));
+    state.learning_rate = detail::load_le<T>(hp);
+    state.beta1 = detail::load_le<T>(hp + sizeof(T));
+    state.beta2 = detail::load_le<T>(hp + 2 * sizeof(T));
+    state.epsilon = detail::load_le<T>(hp + 3 * sizeof(T));
+    state.beta1_power = detail::load_le<T>(hp + 4 * sizeof(T));
+    state.beta2_power = detail::load_le<T>(hp + 5 * sizeof(T));
     state.step = layout.info.optimizer_step;
     if (!layout.optimizer.m.empty()) {
       for (std::size_t j = 0; j < vars.size(); ++j) {

@@ -215,11 +215,11 @@ inline std::vector<std::uint8_t> encode_npz_impl(const NpzArchive& archive, bool
   if (archive.size() > kZipMaxMembers)
     ctx.fail(concat(archive.size(), " arrays; an .npz archive without zip64 holds at most 65535"));
   ZipWriter zip(ctx, compress);
-  std::vector<std::uint8_t> npy;
+  ByteWriter npy;
   for (const NpzEntry& e : archive) {
-    npy.clear();
+    npy.bytes().clear();
     append_npy(e.array, npy);
-    zip.add(e.name + ".npy", npy.data(), npy.size());
+    zip.add(e.name + ".npy", npy.bytes().data(), npy.size());
   }
   return zip.finish();
 }
