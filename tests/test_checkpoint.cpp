@@ -1052,8 +1052,7 @@ TEMPLATE_TEST_CASE("a failed save leaves the previous file intact and no tempora
     const std::string nowhere = dir.file("no/such/dir/model.ckpt");
     REQUIRE_ERROR(
         cf::save_checkpoint(nowhere, other.vars), cf::IOError,
-        Contains("save_checkpoint: '" + nowhere + "': cannot create the temporary file '" + nowhere + ".tmp-") &&
-            Contains("No such file or directory"));
+        Contains("save_checkpoint: '" + nowhere + "': the directory '" + dir.file("no/such/dir") + "' does not exist"));
     CHECK_FALSE(fs::exists(dir.file("no")));
   }
 
@@ -1061,7 +1060,7 @@ TEMPLATE_TEST_CASE("a failed save leaves the previous file intact and no tempora
     const std::string sub = dir.file("sub");
     fs::create_directory(sub);
     REQUIRE_ERROR(cf::save_checkpoint(sub, other.vars), cf::IOError,
-                  Contains("save_checkpoint: '" + sub + "': is a directory"));
+                  Contains("save_checkpoint: '" + sub + "': is a directory; give the path of a file"));
     CHECK(fs::is_directory(sub));
     CHECK(fs::is_empty(sub));
   }
@@ -1104,14 +1103,37 @@ TEMPLATE_TEST_CASE("a failed save leaves the previous file intact and no tempora
     ::sigaction(SIGXFSZ, &old_action, nullptr);
     REQUIRE(threw);
     CHECK_THAT(message, Contains("save_checkpoint: '" + path + "': write error after 100 of ") &&
-                            Contains(" on the temporary file '" + path + ".tmp-") && Contains("File too large") &&
-                            Contains("(removed it)"));
+                            Contains(" on the temporary file '" + dir.file(".model.ckpt.tmp-")) &&
+                            Contains("File too large") && Contains("(removed it)"));
   }
 #endif
+
+  SECTION("a read-only target") {
+    fs::permissions(path, fs::perms::owner_read);
+    REQUIRE_ERROR(cf::save_checkpoint(path, other.vars), cf::IOError,
+                  Contains("save_checkpoint: '" + path + "': the existing file is read-only; not replacing it"));
+    fs::permissions(path, fs::perms::owner_read | fs::perms::owner_write);
+  }
 
   CHECK(read_bytes(path) == previous);
   const std::vector<std::string> left = dir.entries();
   CHECK((left == std::vector<std::string>{"model.ckpt"} || left == std::vector<std::string>{"model.ckpt", "sub"}));
+}
+
+TEST_CASE("saving a checkpoint follows the atomic-write policy of io/atomic_file.hpp", "[checkpoint]") {
+  TempDir dir;
+  Trained<float> src;
+  const std::string real = dir.file("real.ckpt"), link = dir.file("link.ckpt");
+  cf::save_checkpoint(real, src.model.vars);
+  fs::permissions(real, fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read,
+                  fs::perm_options::replace);
+  fs::create_symlink("real.ckpt", link);
+  cf::save_checkpoint(link, src.model.vars, &src.adam);  // through the link: the file it names is replaced
+  CHECK(fs::is_symlink(link));
+  CHECK(read_bytes(real) == cf::checkpoint_bytes(src.model.vars, &src.adam));
+  CHECK((fs::status(real).permissions() & fs::perms::all) ==
+        (fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read));
+  CHECK(dir.entries() == std::vector<std::string>{"link.ckpt", "real.ckpt"});
 }
 
 TEMPLATE_TEST_CASE("AdamOptimizer state export and restore", "[checkpoint][adam]", float, double) {

@@ -15,9 +15,12 @@
 //   and the optimizer assigned: a failed load leaves both as they were.
 // * A header never decides an allocation by itself: every count and dimension is checked
 //   against the bytes actually present (products of dimensions without overflow) first.
-// * Saving writes "<path>.tmp-<unique>" in the target's directory, checks every write, flushes
-//   and fsyncs it (POSIX), then renames it over <path>. On any failure the temporary file is
-//   removed, IOError is thrown and a previous file at <path> is left byte-identical.
+// * Saving goes through write_file_atomically (io/atomic_file.hpp), the policy every file
+//   cellflow writes follows: symbolic links followed, read-only, directory and non-regular
+//   targets refused, permission bits kept, the temporary files of killed saves removed, a
+//   temporary file written in full, fsync'ed and renamed over <path>. On any failure the
+//   temporary file is removed, IOError is thrown and a previous file at <path> is left
+//   byte-identical.
 //
 // Errors: IOError for a file that cannot be read or written or whose content is malformed;
 // ValueError for a well-formed file that does not fit the model or optimizer it is loaded into
@@ -28,9 +31,7 @@
 #pragma once
 
 #include <algorithm>
-#include <atomic>
 #include <cerrno>
-#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -44,11 +45,6 @@
 #include <type_traits>
 #include <utility>
 #include <vector>
-
-#if defined(__unix__) || defined(__APPLE__)
-#include <unistd.h>
-#define CELLFLOW_CHECKPOINT_POSIX 1
-#endif
 
 #include "cellflow/core/error.hpp"
 #include "cellflow/core/types.hpp"
@@ -538,53 +534,6 @@ std::vector<std::uint8_t> serialize_checkpoint(const VariableList<T>& vars, cons
   return w.take();
 }
 
-/// Writes `bytes` to `path` through a temporary file in the same directory and a rename, so a
-/// failure at any point leaves a previous file at `path` as it was (and removes the temporary).
-inline void write_file_atomically(const std::string& path, const std::vector<std::uint8_t>& bytes,
-                                  const std::string& ctx) {
-  namespace fs = std::filesystem;
-  if (path.empty()) throw IOError(concat(ctx, ": the path is empty"));
-  std::error_code ec;
-  if (fs::is_directory(path, ec)) throw IOError(concat(ctx, ": is a directory; give the path of a file"));
-  static std::atomic<unsigned long long> counter{0};
-  const auto unique = [&]() {
-    const auto ticks = static_cast<unsigned long long>(std::chrono::steady_clock::now().time_since_epoch().count());
-#ifdef CELLFLOW_CHECKPOINT_POSIX
-    const long long pid = static_cast<long long>(::getpid());
-#else
-    const long long pid = 0;
-#endif
-    return concat(path, ".tmp-", pid, "-", ++counter, "-", ticks % 1000000007ull);
-  };
-  const auto removed_note = "; the previous file, if any, is unchanged";
-  StagedFile tmp;  // removed on every failure below
-  if (!tmp.create(unique))
-    throw IOError(concat(ctx, ": cannot create the temporary file '", tmp.path(), "': ", std::strerror(tmp.error()),
-                         removed_note));
-  const auto fail = [&](const std::string& what) {
-    const int err = tmp.error();
-    throw IOError(concat(ctx, ": ", what, " on the temporary file '", tmp.path(),
-                         "': ", err != 0 ? std::strerror(err) : "unknown error", " (removed it)", removed_note));
-  };
-#ifdef CELLFLOW_CHECKPOINT_POSIX
-  if (!tmp.write_all(bytes.data(), bytes.size()))
-    fail(concat(tmp.stalled() ? "write made no progress after " : "write error after ", tmp.written(), " of ",
-                bytes.size(), " bytes"));
-  if (!tmp.sync()) fail("fsync failed");
-  if (!tmp.close()) fail("close failed");
-#else
-  if (!tmp.write_all(bytes.data(), bytes.size()) || !tmp.close()) fail("write error");
-#endif
-  ec = tmp.rename_over(path);
-  if (ec)
-    throw IOError(concat(ctx, ": cannot rename the temporary file '", tmp.path(), "' over it: ", ec.message(),
-                         " (removed it)", removed_note));
-  // Make the rename itself durable; best effort (some file systems refuse to sync a directory).
-  std::string dir = fs::path(path).parent_path().string();
-  if (dir.empty()) dir = ".";
-  sync_directory(dir);
-}
-
 template <class T>
 Matrix<T> ckpt_decode(const std::vector<std::uint8_t>& bytes, const CkptTensorLayout& t, Index rows, Index cols) {
   Matrix<T> m(rows, cols);
@@ -621,8 +570,8 @@ std::vector<std::uint8_t> checkpoint_bytes(const VariableList<T>& vars,
 }
 
 /// Saves every variable of `vars` (names, shapes, values), `adam`'s whole state when given
-/// (hyper-parameters, step, beta powers, m and v slots) and `metadata`, atomically: through
-/// "<path>.tmp-<unique>" in the same directory, fsync'ed, renamed over `path`. Throws ValueError
+/// (hyper-parameters, step, beta powers, m and v slots) and `metadata`, atomically, by the
+/// policy of write_file_atomically (io/atomic_file.hpp). Throws ValueError
 /// (nothing written) when the optimizer's slots do not match `vars`, a name or metadata key is
 /// empty, or a shape disagrees with its values; IOError when the file cannot be written, in which
 /// case the temporary file is removed and a previous file at `path` is unchanged.
@@ -632,7 +581,7 @@ void save_checkpoint(const std::string& path, const VariableList<T>& vars,
                      const CheckpointMetadata& metadata = {}) {
   const std::string ctx = detail::concat("save_checkpoint: '", path, "'");
   const std::vector<std::uint8_t> bytes = detail::serialize_checkpoint(vars, adam, metadata, ctx);
-  detail::write_file_atomically(path, bytes, ctx);
+  io::write_file_atomically(path, bytes, "save_checkpoint");
 }
 
 /// Loads a checkpoint into `vars` and, when `adam` is given, restores the optimizer's whole state
