@@ -20,6 +20,7 @@
 #include "cellflow/optimizers/adam.hpp"
 #include "cellflow/optimizers/clip_by_global_norm.hpp"
 #include "cellflow/optimizers/gradient_descent.hpp"
+#include "cellflow/optimizers/optimizer.hpp"
 #include "cellflow/rnn/dynamic_rnn.hpp"
 #include "cellflow/rnn/scan.hpp"
 #include "cellflow/rnn/step.hpp"
