@@ -51,7 +51,7 @@ struct ModelConfig {
   Index inputs = 28;  ///< pixels per time step (image row)
   Index classes = 10;
 
-  cf::CheckpointMetadata to_metadata() const {
+  cf::io::CheckpointMetadata to_metadata() const {
     return {{"model", "mnist_rnn"},           {"cell", cell_kind_name(cell)},     {"layers", std::to_string(layers)},
             {"units", std::to_string(units)}, {"inputs", std::to_string(inputs)}, {"classes", std::to_string(classes)}};
   }
@@ -65,7 +65,7 @@ struct ModelConfig {
 
 /// The architecture recorded in a checkpoint written by Classifier::save (mnist_rnn --save).
 inline ModelConfig config_from_checkpoint(const std::string& path) {
-  const cf::CheckpointInfo info = cf::read_checkpoint_info(path);
+  const cf::io::CheckpointInfo info = cf::io::read_checkpoint_info(path);
   auto get = [&](const char* key) -> std::string {
     const auto it = info.metadata.find(key);
     if (it == info.metadata.end())
@@ -245,16 +245,16 @@ class Classifier {
 
   /// Writes every variable, Adam's state and the architecture (plus `extra` metadata) to a
   /// checkpoint, atomically: a failed save leaves an existing file as it was.
-  void save(const std::string& path, const cf::CheckpointMetadata& extra = {}) const {
-    cf::CheckpointMetadata meta = config_.to_metadata();
+  void save(const std::string& path, const cf::io::CheckpointMetadata& extra = {}) const {
+    cf::io::CheckpointMetadata meta = config_.to_metadata();
     for (const auto& kv : extra) meta[kv.first] = kv.second;
-    cf::save_checkpoint(path, vars_, &adam_, meta);
+    cf::io::save_checkpoint(path, vars_, &adam_, meta);
   }
 
   /// Loads the variables (and Adam's state, to resume training) from a checkpoint of the same
   /// architecture; on any error nothing changes.
-  cf::CheckpointInfo load(const std::string& path, bool with_optimizer) {
-    return cf::load_checkpoint(path, vars_, with_optimizer ? &adam_ : nullptr);
+  cf::io::CheckpointInfo load(const std::string& path, bool with_optimizer) {
+    return cf::io::load_checkpoint(path, vars_, with_optimizer ? &adam_ : nullptr);
   }
 
   const ModelConfig& config() const { return config_; }

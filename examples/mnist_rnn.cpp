@@ -249,7 +249,7 @@ int run(const Options& o) {
     if (!diff.empty())
       throw cf::ValueError("--load '" + o.load + "' holds another model (" + diff +
                            "); pass the options it was trained with, or train a new model without --load");
-    const cf::CheckpointInfo info = model.load(o.load, /*with_optimizer=*/o.epochs > 0);
+    const cf::io::CheckpointInfo info = model.load(o.load, /*with_optimizer=*/o.epochs > 0);
     const auto it = info.metadata.find("epochs");
     if (it != info.metadata.end()) epochs_before = std::atoll(it->second.c_str());
     std::printf("loaded %s: trained for %lld epochs, %lld Adam steps\n", o.load.c_str(), epochs_before,

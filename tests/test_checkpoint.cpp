@@ -285,8 +285,8 @@ TEST_CASE("the example of docs/checkpoint-format.md, byte for byte", "[checkpoin
   b.value << 1.0f, -2.0f;
   cf::VariableList<float> vars;
   vars.add_one("b", b);
-  CHECK(cf::checkpoint_bytes(vars) == expected);
-  const cf::CheckpointInfo info = cf::parse_checkpoint(expected.data(), expected.size(), "doc");
+  CHECK(cf::io::checkpoint_bytes(vars) == expected);
+  const cf::io::CheckpointInfo info = cf::io::parse_checkpoint(expected.data(), expected.size(), "doc");
   CHECK(info.file_size == 73);
   CHECK(info.scalar_type == "f32");
   REQUIRE(info.variables.size() == 1);
@@ -325,7 +325,7 @@ TEMPLATE_TEST_CASE("checkpoint bytes follow the documented layout exactly", "[ch
     e.str("150");
     e.end_section(s);
     const Bytes expected = e.finish();
-    const Bytes got = cf::checkpoint_bytes(vars, nullptr, {{"units", "150"}, {"cell", "gru"}});
+    const Bytes got = cf::io::checkpoint_bytes(vars, nullptr, {{"units", "150"}, {"cell", "gru"}});
     REQUIRE(got == expected);
     // The sizes the format document states: 24-byte header, 12-byte section headers, 4-byte CRC.
     CHECK(got.size() == 24 + (12 + 8 + (4 + 12 + 4 + 16 + 6 * sizeof(T)) + (4 + 10 + 4 + 8 + 3 * sizeof(T))) +
@@ -368,7 +368,7 @@ TEMPLATE_TEST_CASE("checkpoint bytes follow the documented layout exactly", "[ch
     for (int i = 0; i < 3; ++i) e.scalar<T>(T(-0.5));
     for (int i = 0; i < 3; ++i) e.scalar<T>(T(0.25));
     e.end_section(s);
-    REQUIRE(cf::checkpoint_bytes(vars, &adam) == e.finish());
+    REQUIRE(cf::io::checkpoint_bytes(vars, &adam) == e.finish());
   }
 }
 
@@ -380,18 +380,18 @@ TEMPLATE_TEST_CASE("a checkpoint round-trips a mixed model and its Adam state bi
   cf::AdamOptimizer<T> adam_a(T(0.01), T(0.8), T(0.99), T(1e-6));
   for (const auto& b : make_batches<T>(3, 100)) train_step(a, adam_a, b);
   REQUIRE(adam_a.step() == 3);
-  const cf::CheckpointMetadata meta{{"cell", "peephole+gru"},
+  const cf::io::CheckpointMetadata meta{{"cell", "peephole+gru"},
                                     {"layers", "2"},
                                     {"units", "5,6"},
                                     {"bytes", std::string("a\0b\xff", 4)},
                                     {"empty", ""}};
-  cf::save_checkpoint(path, a.vars, &adam_a, meta);
+  cf::io::save_checkpoint(path, a.vars, &adam_a, meta);
   CHECK(dir.entries() == std::vector<std::string>{"model.ckpt"});  // no temporary file left
 
   Model<T> b(2);  // another seed: every weight differs before the load
   cf::AdamOptimizer<T> adam_b(T(0.5));
   for (std::size_t k = 0; k < a.vars.size(); ++k) REQUIRE_FALSE(bitwise_equal(*a.vars[k].value, *b.vars[k].value));
-  const cf::CheckpointInfo loaded = cf::load_checkpoint(path, b.vars, &adam_b);
+  const cf::io::CheckpointInfo loaded = cf::io::load_checkpoint(path, b.vars, &adam_b);
   CHECK(same(snapshot(a.vars, adam_a), b.vars, adam_b));
   CHECK(adam_b.learning_rate() == T(0.01));
   CHECK(adam_b.beta1() == T(0.8));
@@ -400,7 +400,7 @@ TEMPLATE_TEST_CASE("a checkpoint round-trips a mixed model and its Adam state bi
   CHECK(loaded.metadata == meta);
 
   SECTION("read_checkpoint_info reports names, shapes, optimizer and metadata") {
-    const cf::CheckpointInfo info = cf::read_checkpoint_info(path);
+    const cf::io::CheckpointInfo info = cf::io::read_checkpoint_info(path);
     CHECK(info.version == 1);
     CHECK(info.scalar_type == scalar_name(T()));
     CHECK(info.file_size == fs::file_size(path));
@@ -429,21 +429,21 @@ TEMPLATE_TEST_CASE("a checkpoint round-trips a mixed model and its Adam state bi
     }
     // parse_checkpoint on the bytes says the same.
     const Bytes bytes = read_bytes(path);
-    const cf::CheckpointInfo parsed = cf::parse_checkpoint(bytes.data(), bytes.size(), "memory");
+    const cf::io::CheckpointInfo parsed = cf::io::parse_checkpoint(bytes.data(), bytes.size(), "memory");
     CHECK(parsed.variables.size() == info.variables.size());
     CHECK(parsed.metadata == meta);
   }
 
   SECTION("saving is deterministic and equals checkpoint_bytes") {
     const std::string again = dir.file("again.ckpt");
-    cf::save_checkpoint(again, b.vars, &adam_b, meta);
+    cf::io::save_checkpoint(again, b.vars, &adam_b, meta);
     CHECK(read_bytes(again) == read_bytes(path));
-    CHECK(cf::checkpoint_bytes(a.vars, &adam_a, meta) == read_bytes(path));
+    CHECK(cf::io::checkpoint_bytes(a.vars, &adam_a, meta) == read_bytes(path));
   }
 
   SECTION("saving over an existing file replaces it") {
-    cf::save_checkpoint(path, a.vars);  // now without optimizer and metadata
-    const cf::CheckpointInfo info = cf::read_checkpoint_info(path);
+    cf::io::save_checkpoint(path, a.vars);  // now without optimizer and metadata
+    const cf::io::CheckpointInfo info = cf::io::read_checkpoint_info(path);
     CHECK_FALSE(info.has_optimizer);
     CHECK(info.optimizer.empty());
     CHECK(info.metadata.empty());
@@ -455,7 +455,7 @@ TEMPLATE_TEST_CASE("a checkpoint round-trips a mixed model and its Adam state bi
     cf::VariableList<T> reordered;
     reordered.add(c.dense).add(c.stack, "rnn");
     cf::AdamOptimizer<T> adam_c;
-    cf::load_checkpoint(path, reordered, &adam_c);
+    cf::io::load_checkpoint(path, reordered, &adam_c);
     for (const auto& v : a.vars) CHECK(bitwise_equal(*v.value, *reordered.at(v.name).value));
     // Slots follow their variables into the new order.
     const auto st = adam_c.state();
@@ -469,7 +469,7 @@ TEMPLATE_TEST_CASE("a checkpoint round-trips a mixed model and its Adam state bi
 
   SECTION("loading without an optimizer takes the variables only") {
     Model<T> c(4);
-    cf::load_checkpoint(path, c.vars);
+    cf::io::load_checkpoint(path, c.vars);
     for (std::size_t k = 0; k < a.vars.size(); ++k) CHECK(bitwise_equal(*a.vars[k].value, *c.vars[k].value));
   }
 }
@@ -480,14 +480,14 @@ TEMPLATE_TEST_CASE("the state of an Adam that has not stepped round-trips too", 
   const std::string path = dir.file("fresh.ckpt");
   Model<T> a(1);
   cf::AdamOptimizer<T> fresh(T(0.02));
-  cf::save_checkpoint(path, a.vars, &fresh);
-  CHECK(cf::read_checkpoint_info(path).optimizer_step == 0);
+  cf::io::save_checkpoint(path, a.vars, &fresh);
+  CHECK(cf::io::read_checkpoint_info(path).optimizer_step == 0);
 
   // Load into an optimizer that has stepped: it becomes a fresh one again.
   Model<T> b(2);
   cf::AdamOptimizer<T> used(T(0.3));
   train_step(b, used, make_batches<T>(1, 9)[0]);
-  cf::load_checkpoint(path, b.vars, &used);
+  cf::io::load_checkpoint(path, b.vars, &used);
   CHECK(used.step() == 0);
   CHECK(used.m_slots().empty());
   CHECK(used.beta1_power() == T(0.9));
@@ -508,12 +508,12 @@ TEMPLATE_TEST_CASE("resumed training equals uninterrupted training bitwise", "[c
   Model<T> a(1);
   cf::AdamOptimizer<T> adam_a(T(0.01));
   for (std::size_t k = 0; k < N; ++k) train_step(a, adam_a, batches[k]);
-  cf::save_checkpoint(path, a.vars, &adam_a, {{"epoch", "4"}});
+  cf::io::save_checkpoint(path, a.vars, &adam_a, {{"epoch", "4"}});
   for (std::size_t k = N; k < batches.size(); ++k) train_step(a, adam_a, batches[k]);
 
   Model<T> b(777);  // a different initialisation ...
   cf::AdamOptimizer<T> adam_b(T(0.01));
-  cf::load_checkpoint(path, b.vars, &adam_b);  // ... replaced by the checkpoint
+  cf::io::load_checkpoint(path, b.vars, &adam_b);  // ... replaced by the checkpoint
   for (std::size_t k = N; k < batches.size(); ++k) train_step(b, adam_b, batches[k]);
 
   REQUIRE(adam_b.step() == static_cast<long long>(batches.size()));
@@ -526,7 +526,7 @@ TEMPLATE_TEST_CASE("resumed training equals uninterrupted training bitwise", "[c
   // The test can fail: without the optimizer state the continuation differs.
   Model<T> c(777);
   cf::AdamOptimizer<T> adam_c(T(0.01));
-  cf::load_checkpoint(path, c.vars);
+  cf::io::load_checkpoint(path, c.vars);
   for (std::size_t k = N; k < batches.size(); ++k) train_step(c, adam_c, batches[k]);
   CHECK_FALSE(bitwise_equal(*a.vars[0].value, *c.vars[0].value));
 }
@@ -536,7 +536,7 @@ TEMPLATE_TEST_CASE("a malformed checkpoint file is refused and changes nothing",
   TempDir dir;
   Trained<T> src;
   const std::string good = dir.file("good.ckpt");
-  cf::save_checkpoint(good, src.model.vars, &src.adam, {{"cell", "mixed"}});
+  cf::io::save_checkpoint(good, src.model.vars, &src.adam, {{"cell", "mixed"}});
   const Bytes bytes = read_bytes(good);
   REQUIRE(bytes.size() > 1000);
 
@@ -547,7 +547,7 @@ TEMPLATE_TEST_CASE("a malformed checkpoint file is refused and changes nothing",
   const std::string bad = dir.file("bad.ckpt");
   const auto refuse = [&](const Bytes& content, const std::string& what) {
     write_bytes(bad, content);
-    REQUIRE_ERROR(cf::load_checkpoint(bad, m.vars, &adam), cf::IOError,
+    REQUIRE_ERROR(cf::io::load_checkpoint(bad, m.vars, &adam), cf::IOError,
                   Contains("load_checkpoint: '" + bad + "': ") && Contains(what));
     REQUIRE(same(before, m.vars, adam));
   };
@@ -560,7 +560,7 @@ TEMPLATE_TEST_CASE("a malformed checkpoint file is refused and changes nothing",
                                : n < 24 ? "truncated header: expected at least 24 bytes, found " + std::to_string(n)
                                         : "truncated: the header declares " + std::to_string(bytes.size()) +
                                               " bytes, found " + std::to_string(n);
-      REQUIRE_ERROR(cf::parse_checkpoint(bytes.data(), n, "prefix"), cf::IOError,
+      REQUIRE_ERROR(cf::io::parse_checkpoint(bytes.data(), n, "prefix"), cf::IOError,
                     Contains("parse_checkpoint: 'prefix': " + what));
     }
     for (std::size_t n = 0; n < bytes.size(); n += (n < 64 ? 1 : 37)) {
@@ -592,7 +592,7 @@ TEMPLATE_TEST_CASE("a malformed checkpoint file is refused and changes nothing",
                                  : pos < 16 ? "unknown scalar type code"
                                  : pos < 24 ? ""
                                             : "checksum mismatch";
-        REQUIRE_ERROR(cf::parse_checkpoint(f.data(), f.size(), "flip"), cf::IOError,
+        REQUIRE_ERROR(cf::io::parse_checkpoint(f.data(), f.size(), "flip"), cf::IOError,
                       Contains("parse_checkpoint: 'flip': ") && Contains(what));
         if (pos % 61 == 0 && mask == 0x80) refuse(f, what);
       }
@@ -627,14 +627,14 @@ TEMPLATE_TEST_CASE("a malformed checkpoint file is refused and changes nothing",
   }
 
   SECTION("a directory, a missing file, an empty path") {
-    REQUIRE_ERROR(cf::load_checkpoint(dir.str(), m.vars, &adam), cf::IOError,
+    REQUIRE_ERROR(cf::io::load_checkpoint(dir.str(), m.vars, &adam), cf::IOError,
                   Contains("load_checkpoint: '" + dir.str() + "': is a directory, not a checkpoint file"));
     const std::string missing = dir.file("missing.ckpt");
-    REQUIRE_ERROR(cf::load_checkpoint(missing, m.vars, &adam), cf::IOError,
+    REQUIRE_ERROR(cf::io::load_checkpoint(missing, m.vars, &adam), cf::IOError,
                   Contains("load_checkpoint: '" + missing + "': cannot open for reading: No such file"));
-    REQUIRE_ERROR(cf::read_checkpoint_info(missing), cf::IOError,
+    REQUIRE_ERROR(cf::io::read_checkpoint_info(missing), cf::IOError,
                   Contains("read_checkpoint_info: '" + missing + "': cannot open for reading"));
-    REQUIRE_ERROR(cf::load_checkpoint("", m.vars), cf::IOError, Contains("the path is empty"));
+    REQUIRE_ERROR(cf::io::load_checkpoint("", m.vars), cf::IOError, Contains("the path is empty"));
     REQUIRE(same(before, m.vars, adam));
   }
 }
@@ -654,7 +654,7 @@ TEMPLATE_TEST_CASE("crafted checkpoints with a valid checksum are refused withou
     e.scalar<T>(T(2));
     e.end_section(s);
   };
-  const auto parse = [](const Bytes& f) { return cf::parse_checkpoint(f.data(), f.size(), "crafted"); };
+  const auto parse = [](const Bytes& f) { return cf::io::parse_checkpoint(f.data(), f.size(), "crafted"); };
   const auto refused = [&](const Bytes& f, const std::string& what) {
     REQUIRE_ERROR(parse(f), cf::IOError, Contains("parse_checkpoint: 'crafted': ") && Contains(what));
   };
@@ -663,7 +663,7 @@ TEMPLATE_TEST_CASE("crafted checkpoints with a valid checksum are refused withou
     Builder e;
     e.header(1, code);
     model_section(e);
-    const cf::CheckpointInfo info = parse(e.finish());
+    const cf::io::CheckpointInfo info = parse(e.finish());
     REQUIRE(info.variables.size() == 1);
     CHECK(info.variables[0].name == "v");
     CHECK(info.variables[0].shape == std::vector<Index>{2});
@@ -827,8 +827,8 @@ TEMPLATE_TEST_CASE("crafted checkpoints with a valid checksum are refused withou
     ancillary.str("k");
     ancillary.str("v");
     ancillary.end_section(s);
-    const cf::CheckpointInfo info = parse(ancillary.finish());
-    CHECK(info.metadata == cf::CheckpointMetadata{{"k", "v"}});
+    const cf::io::CheckpointInfo info = parse(ancillary.finish());
+    CHECK(info.metadata == cf::io::CheckpointMetadata{{"k", "v"}});
   }
 
   SECTION("metadata") {
@@ -876,7 +876,7 @@ TEMPLATE_TEST_CASE("crafted checkpoints with a valid checksum are refused withou
       return e.finish();
     };
     const std::vector<T> ok{T(0.001), T(0.9), T(0.999), T(1e-8), T(0.81), T(0.998001)};
-    const cf::CheckpointInfo info = parse(optimizer("adam", ok, 1, 1, "v", T(0)));
+    const cf::io::CheckpointInfo info = parse(optimizer("adam", ok, 1, 1, "v", T(0)));
     CHECK(info.has_optimizer);
     CHECK(info.optimizer_step == 1);
 
@@ -898,8 +898,8 @@ TEMPLATE_TEST_CASE("crafted checkpoints with a valid checksum are refused withou
   }
 
   SECTION("a null pointer") {
-    REQUIRE_ERROR(cf::parse_checkpoint(nullptr, 10, "null"), cf::IOError, Contains("null data pointer"));
-    REQUIRE_ERROR(cf::parse_checkpoint(nullptr, 0, "null"), cf::IOError, Contains("the file is empty"));
+    REQUIRE_ERROR(cf::io::parse_checkpoint(nullptr, 10, "null"), cf::IOError, Contains("null data pointer"));
+    REQUIRE_ERROR(cf::io::parse_checkpoint(nullptr, 0, "null"), cf::IOError, Contains("the file is empty"));
   }
 }
 
@@ -907,7 +907,7 @@ TEMPLATE_TEST_CASE("randomly corrupted checkpoints with a resealed checksum pars
                    float, double) {
   using T = TestType;
   Trained<T> src;
-  const Bytes good = cf::checkpoint_bytes(src.model.vars, &src.adam, {{"cell", "mixed"}, {"units", "5"}});
+  const Bytes good = cf::io::checkpoint_bytes(src.model.vars, &src.adam, {{"cell", "mixed"}, {"units", "5"}});
   std::mt19937_64 gen(12345);
   int parsed = 0, refused = 0;
   for (int iter = 0; iter < 3000; ++iter) {
@@ -920,7 +920,7 @@ TEMPLATE_TEST_CASE("randomly corrupted checkpoints with a resealed checksum pars
     }
     reseal(f);
     try {
-      const cf::CheckpointInfo info = cf::parse_checkpoint(f.data(), f.size(), "fuzz");
+      const cf::io::CheckpointInfo info = cf::io::parse_checkpoint(f.data(), f.size(), "fuzz");
       CHECK(info.variables.size() <= f.size());
       ++parsed;
     } catch (const cf::IOError& e) {
@@ -938,7 +938,7 @@ TEMPLATE_TEST_CASE("a checkpoint of another model is refused with every differen
   TempDir dir;
   Trained<T> src;
   const std::string path = dir.file("src.ckpt");
-  cf::save_checkpoint(path, src.model.vars, &src.adam);
+  cf::io::save_checkpoint(path, src.model.vars, &src.adam);
   const std::string ctx = "load_checkpoint: '" + path + "': the file's variables do not match the model's (";
 
   Model<T> m(5);
@@ -949,9 +949,9 @@ TEMPLATE_TEST_CASE("a checkpoint of another model is refused with every differen
     const std::string stack_only = dir.file("stack.ckpt");
     cf::VariableList<T> part;
     part.add(src.model.stack, "rnn");
-    cf::save_checkpoint(stack_only, part);
+    cf::io::save_checkpoint(stack_only, part);
     const Snapshot<T> before = snapshot(m.vars, adam);
-    REQUIRE_ERROR(cf::load_checkpoint(stack_only, m.vars), cf::ValueError,
+    REQUIRE_ERROR(cf::io::load_checkpoint(stack_only, m.vars), cf::ValueError,
                   Contains("load_checkpoint: '" + stack_only +
                            "': the file's variables do not match the "
                            "model's (2 differences; the file has 10 variables, the model 12):") &&
@@ -964,7 +964,7 @@ TEMPLATE_TEST_CASE("a checkpoint of another model is refused with every differen
     cf::VariableList<T> part;
     part.add(m.stack, "rnn");
     const Snapshot<T> before = snapshot(part, adam);
-    REQUIRE_ERROR(cf::load_checkpoint(path, part), cf::ValueError,
+    REQUIRE_ERROR(cf::io::load_checkpoint(path, part), cf::ValueError,
                   Contains(ctx + "2 differences; the file has 12 variables, the model 10):") &&
                       Contains("\n  not in the model: 'dense/kernel' [6, 3]") &&
                       Contains("\n  not in the model: 'dense/bias' [3]"));
@@ -975,7 +975,7 @@ TEMPLATE_TEST_CASE("a checkpoint of another model is refused with every differen
     Model<T> wide(6, 4);
     cf::AdamOptimizer<T> a2;
     const Snapshot<T> before = snapshot(wide.vars, a2);
-    REQUIRE_ERROR(cf::load_checkpoint(path, wide.vars, &a2), cf::ValueError,
+    REQUIRE_ERROR(cf::io::load_checkpoint(path, wide.vars, &a2), cf::ValueError,
                   Contains(ctx + "2 differences") &&
                       Contains("\n  shape differs: 'dense/kernel' model expects [6, 4], file has [6, 3]") &&
                       Contains("\n  shape differs: 'dense/bias' model expects [4], file has [3]"));
@@ -983,7 +983,7 @@ TEMPLATE_TEST_CASE("a checkpoint of another model is refused with every differen
 
     Model<T> renamed(6, 3, "head");
     const Snapshot<T> before2 = snapshot(renamed.vars, a2);
-    REQUIRE_ERROR(cf::load_checkpoint(path, renamed.vars, &a2), cf::ValueError,
+    REQUIRE_ERROR(cf::io::load_checkpoint(path, renamed.vars, &a2), cf::ValueError,
                   Contains(ctx + "4 differences") && Contains("missing from the file: 'head/kernel' [6, 3]") &&
                       Contains("missing from the file: 'head/bias' [3]") &&
                       Contains("not in the model: 'dense/kernel' [6, 3]") &&
@@ -998,16 +998,16 @@ TEMPLATE_TEST_CASE("a checkpoint of another model is refused with every differen
     const Snapshot<Other> before = snapshot(other.vars, other_adam);
     const std::string ours = scalar_name(T()), theirs = scalar_name(Other());
     REQUIRE_ERROR(
-        cf::load_checkpoint(path, other.vars, &other_adam), cf::ValueError,
+        cf::io::load_checkpoint(path, other.vars, &other_adam), cf::ValueError,
         Contains("load_checkpoint: '" + path + "': the file holds " + ours + " values, the model is " + theirs));
     REQUIRE(same(before, other.vars, other_adam));
   }
 
   SECTION("optimizer state requested but absent") {
     const std::string plain = dir.file("plain.ckpt");
-    cf::save_checkpoint(plain, src.model.vars);
+    cf::io::save_checkpoint(plain, src.model.vars);
     const Snapshot<T> before = snapshot(m.vars, adam);
-    REQUIRE_ERROR(cf::load_checkpoint(plain, m.vars, &adam), cf::ValueError,
+    REQUIRE_ERROR(cf::io::load_checkpoint(plain, m.vars, &adam), cf::ValueError,
                   Contains("load_checkpoint: '" + plain +
                            "': optimizer state requested but the file holds "
                            "none"));
@@ -1023,17 +1023,17 @@ TEMPLATE_TEST_CASE("what cannot be saved is refused before anything is written",
 
   cf::VariableList<T> part;  // fewer variables than the optimizer has slots for
   part.add(src.model.dense);
-  REQUIRE_ERROR(cf::save_checkpoint(path, part, &src.adam), cf::ValueError,
+  REQUIRE_ERROR(cf::io::save_checkpoint(path, part, &src.adam), cf::ValueError,
                 Contains("save_checkpoint: '" + path +
                          "': the optimizer holds slots for 12 variables, the "
                          "list has 2"));
-  REQUIRE_ERROR(cf::save_checkpoint(path, src.model.vars, nullptr, {{"", "x"}}), cf::ValueError,
+  REQUIRE_ERROR(cf::io::save_checkpoint(path, src.model.vars, nullptr, {{"", "x"}}), cf::ValueError,
                 Contains("save_checkpoint: '" + path + "': a metadata key is empty"));
   cf::Parameter<T> p(2, 2);
   p.shape = {5};  // a shape that disagrees with the values
   cf::VariableList<T> odd;
   odd.add_one("odd", p);
-  REQUIRE_ERROR(cf::checkpoint_bytes(odd), cf::ValueError,
+  REQUIRE_ERROR(cf::io::checkpoint_bytes(odd), cf::ValueError,
                 Contains("checkpoint_bytes: variable 0 ('odd') has shape [5] but holds 4 values"));
   CHECK(dir.entries().empty());
 }
@@ -1044,14 +1044,14 @@ TEMPLATE_TEST_CASE("a failed save leaves the previous file intact and no tempora
   TempDir dir;
   const std::string path = dir.file("model.ckpt");
   Trained<T> src;
-  cf::save_checkpoint(path, src.model.vars, &src.adam);
+  cf::io::save_checkpoint(path, src.model.vars, &src.adam);
   const Bytes previous = read_bytes(path);
   Model<T> other(3);  // something else to save over it
 
   SECTION("a target in a directory that does not exist") {
     const std::string nowhere = dir.file("no/such/dir/model.ckpt");
     REQUIRE_ERROR(
-        cf::save_checkpoint(nowhere, other.vars), cf::IOError,
+        cf::io::save_checkpoint(nowhere, other.vars), cf::IOError,
         Contains("save_checkpoint: '" + nowhere + "': the directory '" + dir.file("no/such/dir") + "' does not exist"));
     CHECK_FALSE(fs::exists(dir.file("no")));
   }
@@ -1059,7 +1059,7 @@ TEMPLATE_TEST_CASE("a failed save leaves the previous file intact and no tempora
   SECTION("a target that is a directory") {
     const std::string sub = dir.file("sub");
     fs::create_directory(sub);
-    REQUIRE_ERROR(cf::save_checkpoint(sub, other.vars), cf::IOError,
+    REQUIRE_ERROR(cf::io::save_checkpoint(sub, other.vars), cf::IOError,
                   Contains("save_checkpoint: '" + sub + "': is a directory; give the path of a file"));
     CHECK(fs::is_directory(sub));
     CHECK(fs::is_empty(sub));
@@ -1073,7 +1073,7 @@ TEMPLATE_TEST_CASE("a failed save leaves the previous file intact and no tempora
     }
     fs::permissions(dir.str(), fs::perms::owner_read | fs::perms::owner_exec, fs::perm_options::replace);
     REQUIRE_ERROR(
-        cf::save_checkpoint(path, other.vars), cf::IOError,
+        cf::io::save_checkpoint(path, other.vars), cf::IOError,
         Contains("save_checkpoint: '" + path + "': cannot create the temporary file") && Contains("Permission denied"));
     fs::permissions(dir.str(), fs::perms::owner_all, fs::perm_options::replace);
   }
@@ -1094,7 +1094,7 @@ TEMPLATE_TEST_CASE("a failed save leaves the previous file intact and no tempora
     bool threw = false;
     std::string message;
     try {
-      cf::save_checkpoint(path, other.vars);
+      cf::io::save_checkpoint(path, other.vars);
     } catch (const cf::IOError& e) {
       threw = true;
       message = e.what();
@@ -1110,7 +1110,7 @@ TEMPLATE_TEST_CASE("a failed save leaves the previous file intact and no tempora
 
   SECTION("a read-only target") {
     fs::permissions(path, fs::perms::owner_read);
-    REQUIRE_ERROR(cf::save_checkpoint(path, other.vars), cf::IOError,
+    REQUIRE_ERROR(cf::io::save_checkpoint(path, other.vars), cf::IOError,
                   Contains("save_checkpoint: '" + path + "': the existing file is read-only; not replacing it"));
     fs::permissions(path, fs::perms::owner_read | fs::perms::owner_write);
   }
@@ -1124,13 +1124,13 @@ TEST_CASE("saving a checkpoint follows the atomic-write policy of io/atomic_file
   TempDir dir;
   Trained<float> src;
   const std::string real = dir.file("real.ckpt"), link = dir.file("link.ckpt");
-  cf::save_checkpoint(real, src.model.vars);
+  cf::io::save_checkpoint(real, src.model.vars);
   fs::permissions(real, fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read,
                   fs::perm_options::replace);
   fs::create_symlink("real.ckpt", link);
-  cf::save_checkpoint(link, src.model.vars, &src.adam);  // through the link: the file it names is replaced
+  cf::io::save_checkpoint(link, src.model.vars, &src.adam);  // through the link: the file it names is replaced
   CHECK(fs::is_symlink(link));
-  CHECK(read_bytes(real) == cf::checkpoint_bytes(src.model.vars, &src.adam));
+  CHECK(read_bytes(real) == cf::io::checkpoint_bytes(src.model.vars, &src.adam));
   CHECK((fs::status(real).permissions() & fs::perms::all) ==
         (fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read));
   CHECK(dir.entries() == std::vector<std::string>{"link.ckpt", "real.ckpt"});

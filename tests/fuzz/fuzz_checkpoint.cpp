@@ -15,7 +15,7 @@ namespace {
 
 void parse(const std::uint8_t* data, std::size_t size) {
   try {
-    const cellflow::CheckpointInfo info = cellflow::parse_checkpoint(data, size, "fuzz input");
+    const cellflow::io::CheckpointInfo info = cellflow::io::parse_checkpoint(data, size, "fuzz input");
     if (info.file_size != size) std::abort();
     if (info.scalar_type != "f32" && info.scalar_type != "f64") std::abort();
     for (const auto& v : info.variables)

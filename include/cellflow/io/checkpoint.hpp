@@ -2,10 +2,10 @@
 // metadata, in one versioned, checksummed little-endian binary file. The byte layout, every
 // field with its offset and type, and the versioning rules are in docs/checkpoint-format.md.
 //
-//   cellflow::save_checkpoint("model.ckpt", vars, &adam, {{"cell", "gru"}, {"units", "150"}});
-//   cellflow::load_checkpoint("model.ckpt", vars, &adam);     // resume training
-//   cellflow::load_checkpoint("model.ckpt", vars);            // weights only (e.g. to evaluate)
-//   cellflow::read_checkpoint_info("model.ckpt").metadata.at("cell");
+//   cellflow::io::save_checkpoint("model.ckpt", vars, &adam, {{"cell", "gru"}, {"units", "150"}});
+//   cellflow::io::load_checkpoint("model.ckpt", vars, &adam);     // resume training
+//   cellflow::io::load_checkpoint("model.ckpt", vars);            // weights only (e.g. to evaluate)
+//   cellflow::io::read_checkpoint_info("model.ckpt").metadata.at("cell");
 //
 // Guarantees:
 // * Loading checks everything before it changes anything: magic, format version, declared size
@@ -54,7 +54,7 @@
 #include "cellflow/io/atomic_file.hpp"
 #include "cellflow/optimizers/adam.hpp"
 
-namespace cellflow {
+namespace cellflow::io {
 
 /// Free-form key/value strings stored with a checkpoint (e.g. {"cell", "gru"}, {"layers", "3"}).
 /// Keys are non-empty and unique; values may be empty. Stored sorted by key.
@@ -88,6 +88,14 @@ inline constexpr std::size_t kCheckpointHeaderBytes = 24;
 inline constexpr std::uint32_t kCheckpointMaxRank = 8;
 
 namespace detail {
+
+using cellflow::detail::ByteReader;
+using cellflow::detail::ByteWriter;
+using cellflow::detail::concat;
+using cellflow::detail::crc32;
+using cellflow::detail::hex32;
+using cellflow::detail::load_le;
+using cellflow::detail::printable;
 
 template <class T>
 struct identity {
@@ -682,4 +690,4 @@ CheckpointInfo load_checkpoint(const std::string& path, VariableList<T>& vars,
   return std::move(layout.info);
 }
 
-}  // namespace cellflow
+}  // namespace cellflow::io
