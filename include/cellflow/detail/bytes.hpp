@@ -283,9 +283,12 @@ class ByteWriter {
   }
 
   void raw(const std::uint8_t* p, std::size_t n) {
-    if (n != 0) out_.insert(out_.end(), p, p + n);
+    if (n == 0) return;
+    const std::size_t at = out_.size();
+    out_.resize(at + n);
+    std::memcpy(out_.data() + at, p, n);
   }
-  void raw(const std::string& s) { out_.insert(out_.end(), s.begin(), s.end()); }
+  void raw(const std::string& s) { raw(reinterpret_cast<const std::uint8_t*>(s.data()), s.size()); }
   /// A u32 little-endian byte length, then the bytes; ValueError for more than 2^32 - 1 bytes.
   void str32(const std::string& s) {
     if (s.size() > std::numeric_limits<std::uint32_t>::max())
