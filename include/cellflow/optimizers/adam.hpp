@@ -28,17 +28,6 @@
 
 namespace cellflow {
 
-/// Everything an AdamOptimizer holds, as state() exports it and restore_state() takes it back.
-/// `m[k]` and `v[k]` are the slots of variable k of the VariableList (in list order, same
-/// rows x cols as its value); both are empty before the first step.
-template <class T>
-struct AdamState {
-  T learning_rate = T(0.001), beta1 = T(0.9), beta2 = T(0.999), epsilon = T(1e-8);
-  T beta1_power = T(0.9), beta2_power = T(0.999);  ///< the powers the next step will use
-  long long step = 0;                              ///< steps applied so far
-  std::vector<Matrix<T>> m, v;
-};
-
 template <class T>
 class AdamOptimizer : public Optimizer<T> {
  public:
@@ -123,7 +112,7 @@ class AdamOptimizer : public Optimizer<T> {
                                       " variables, the list has ", vars.size()));
     for (std::size_t k = 0; k < vars.size(); ++k) {
       const VariableRef<T>& var = vars[k];
-      const std::string made_for = slot_names_.empty() ? var.name : slot_names_[k];
+      const std::string& made_for = slot_names_[k];
       if (var.name != made_for || var.value == nullptr || var.value->rows() != m_[k].rows() ||
           var.value->cols() != m_[k].cols())
         throw ValueError(detail::concat("AdamOptimizer::export_state: variable ", k, " of the list is '", var.name,
@@ -210,62 +199,6 @@ class AdamOptimizer : public Optimizer<T> {
     return p;
   }
 
-  // ---- the state as one struct, positional (kept for 0.1 users; prefer export/import_state) ----
-
-  /// A copy of the whole state: hyper-parameters, step, beta powers, m and v slots.
-  AdamState<T> state() const {
-    AdamState<T> s;
-    s.learning_rate = this->lr_;
-    s.beta1 = beta1_;
-    s.beta2 = beta2_;
-    s.epsilon = eps_;
-    s.beta1_power = beta1_power_;
-    s.beta2_power = beta2_power_;
-    s.step = step_;
-    s.m = m_;
-    s.v = v_;
-    return s;
-  }
-
-  using Optimizer<T>::check_state;
-  /// Throws ValueError (naming `op` and the field) unless `s` is a state restore_state accepts.
-  static void check_state(const AdamState<T>& s, const std::string& op = "AdamOptimizer::restore_state") {
-    const auto in_unit = [](T x) { return x >= T(0) && x < T(1); };
-    if (!in_unit(s.beta1) || !in_unit(s.beta2))
-      throw ValueError(detail::concat(op, ": beta1 and beta2 must be in [0, 1), given ", s.beta1, ", ", s.beta2));
-    if (!(s.epsilon >= T(0))) throw ValueError(detail::concat(op, ": epsilon must be >= 0, given ", s.epsilon));
-    if (!in_unit(s.beta1_power) || !in_unit(s.beta2_power))
-      throw ValueError(detail::concat(op, ": beta1_power and beta2_power must be in [0, 1), given ", s.beta1_power,
-                                      ", ", s.beta2_power));
-    if (s.step < 0) throw ValueError(detail::concat(op, ": step must be >= 0, given ", s.step));
-    if (s.m.size() != s.v.size())
-      throw ValueError(detail::concat(op, ": ", s.m.size(), " m slots but ", s.v.size(), " v slots"));
-    for (std::size_t k = 0; k < s.m.size(); ++k) {
-      if (s.m[k].rows() != s.v[k].rows() || s.m[k].cols() != s.v[k].cols())
-        throw ValueError(detail::concat(op, ": slot ", k, ": m is ", s.m[k].rows(), "x", s.m[k].cols(), " but v is ",
-                                        s.v[k].rows(), "x", s.v[k].cols()));
-      const T* v = s.v[k].data();
-      for (Index i = 0; i < s.v[k].size(); ++i)
-        if (v[i] < T(0)) throw ValueError(detail::concat(op, ": slot ", k, ": v[", i, "] = ", v[i], " is negative"));
-    }
-  }
-
-  /// Replaces the whole state with `s` (checked by check_state first).
-  void restore_state(AdamState<T> s) {
-    check_state(s);
-    this->lr_ = s.learning_rate;
-    beta1_ = s.beta1;
-    beta2_ = s.beta2;
-    eps_ = s.epsilon;
-    beta1_power_ = s.beta1_power;
-    beta2_power_ = s.beta2_power;
-    step_ = s.step;
-    m_ = std::move(s.m);
-    v_ = std::move(s.v);
-    slot_names_.clear();
-    last_lr_t_ = T(0);
-  }
-
  protected:
   const char* type_name() const override { return "AdamOptimizer"; }
 
@@ -316,7 +249,7 @@ class AdamOptimizer : public Optimizer<T> {
         throw ShapeError(detail::concat("AdamOptimizer::apply_gradients: variable ", k, " ('", vars[k].name, "') is ",
                                         shape_string(vars[k].shape), ", its slots were made for ", m_[k].rows(), "x",
                                         m_[k].cols()));
-      if (!slot_names_.empty() && vars[k].name != slot_names_[k])
+      if (vars[k].name != slot_names_[k])
         throw ShapeError(detail::concat("AdamOptimizer::apply_gradients: variable ", k, " is '", vars[k].name,
                                         "', its slots were made for '", slot_names_[k],
                                         "' (the list's variables or their order changed)"));
