@@ -1,8 +1,10 @@
-// Checkpoints (io/checkpoint.hpp): the byte layout against an independent writer built from
-// docs/checkpoint-format.md, bitwise round trips of a mixed model with Adam state, resumed
-// training equal to uninterrupted training, every malformed-file and wrong-model error (with the
-// model and optimizer unchanged afterwards), and saves that fail without touching the old file.
-// Files go to a fresh temporary directory per test case, removed at the end.
+// Checkpoints (io/checkpoint.hpp): the byte layout of both format versions against an independent
+// writer built from docs/checkpoint-format.md, which version is written when, bitwise round trips
+// of a mixed model with Adam or GradientDescent state, resumed training equal to uninterrupted
+// training, real version-1 files of cellflow 0.1 (tests/fixtures/checkpoint/) that still load and
+// continue bitwise, every malformed-file and wrong-model error (with the model and optimizer
+// unchanged afterwards, and a hint when only a scope prefix differs), and saves that fail
+// without touching the old file. Files go to a fresh temporary directory per test case.
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <cstdint>

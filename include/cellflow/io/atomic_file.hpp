@@ -16,7 +16,9 @@
 //    temporary file behind. Before writing, the temporary files of the same target whose name
 //    carries this host and the pid of a process that no longer exists (kill(pid, 0) fails with
 //    ESRCH) are removed. The temporary file of a live process, or of another host, is never
-//    touched; nor is any other file.
+//    touched; nor is any other file. (This costs one listing of the directory per save. A
+//    process is known by host name and pid: containers that share a directory and a host name
+//    but not a pid namespace cannot see each other's processes, and should not share targets.)
 // 3. The write. The bytes go to a new temporary file ".<file>.tmp-<host>-<pid>-<random>" in the
 //    target's directory (the same file system, so the rename is atomic; <file> is cut to 120
 //    bytes, <host> is gethostname() with characters other than letters, digits, '.', '_' and
