@@ -53,7 +53,7 @@ struct ModelConfig {
   Index inputs = 28;  ///< pixels per time step (image row)
   Index classes = 10;
 
-  cf::CheckpointMetadata to_metadata() const {
+  cf::io::CheckpointMetadata to_metadata() const {
     return {{"model", "mnist_rnn"},           {"cell", cell_kind_name(cell)},     {"layers", std::to_string(layers)},
             {"units", std::to_string(units)}, {"inputs", std::to_string(inputs)}, {"classes", std::to_string(classes)}};
   }
@@ -67,7 +67,7 @@ struct ModelConfig {
 
 /// The architecture recorded in a checkpoint written by mnist_rnn --save (Classifier::checkpoint_bytes).
 inline ModelConfig config_from_checkpoint(const std::string& path) {
-  const cf::CheckpointInfo info = cf::read_checkpoint_info(path);
+  const cf::io::CheckpointInfo info = cf::io::read_checkpoint_info(path);
   auto get = [&](const char* key) -> std::string {
     const auto it = info.metadata.find(key);
     if (it == info.metadata.end())
@@ -246,18 +246,18 @@ class Classifier {
   cf::Matrix<float> logits(const cf::Matrix<float>& h) const { return dense_(h); }
 
   /// The bytes of a checkpoint of every variable, Adam's state and the architecture (plus `extra`
-  /// metadata): what mnist_rnn --save writes (cf::checkpoint_bytes; cf::save_checkpoint would
+  /// metadata): what mnist_rnn --save writes (cf::io::checkpoint_bytes; cf::io::save_checkpoint would
   /// write the same bytes itself).
-  std::vector<std::uint8_t> checkpoint_bytes(const cf::CheckpointMetadata& extra = {}) const {
-    cf::CheckpointMetadata meta = config_.to_metadata();
+  std::vector<std::uint8_t> checkpoint_bytes(const cf::io::CheckpointMetadata& extra = {}) const {
+    cf::io::CheckpointMetadata meta = config_.to_metadata();
     for (const auto& kv : extra) meta[kv.first] = kv.second;
-    return cf::checkpoint_bytes(vars_, &adam_, meta);
+    return cf::io::checkpoint_bytes(vars_, &adam_, meta);
   }
 
   /// Loads the variables (and Adam's state, to resume training) from a checkpoint of the same
   /// architecture; on any error nothing changes.
-  cf::CheckpointInfo load(const std::string& path, bool with_optimizer) {
-    return cf::load_checkpoint(path, vars_, with_optimizer ? &adam_ : nullptr);
+  cf::io::CheckpointInfo load(const std::string& path, bool with_optimizer) {
+    return cf::io::load_checkpoint(path, vars_, with_optimizer ? &adam_ : nullptr);
   }
 
   const ModelConfig& config() const { return config_; }

@@ -226,7 +226,7 @@ int run(const Options& o) {
   long long epochs_before = 0;
   if (!o.load.empty()) {
     refuse_other_model(o, mnist::config_differences(mnist::config_from_checkpoint(o.load), config));
-    const cf::CheckpointInfo info = model.load(o.load, /*with_optimizer=*/o.epochs > 0);
+    const cf::io::CheckpointInfo info = model.load(o.load, /*with_optimizer=*/o.epochs > 0);
     if (o.lr_given) model.optimizer().set_learning_rate(o.lr);  // else the saved run's rate goes on
     const auto it = info.metadata.find("epochs");
     if (it != info.metadata.end()) epochs_before = std::atoll(it->second.c_str());

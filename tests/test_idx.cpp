@@ -12,7 +12,6 @@
 #include <initializer_list>
 #include <iterator>
 #include <numeric>
-#include <random>
 #include <string>
 #include <vector>
 
@@ -31,6 +30,7 @@
 #endif
 
 #include "cellflow/io.hpp"
+#include "support/temp_dir.hpp"
 
 namespace {
 
@@ -40,34 +40,7 @@ namespace fs = std::filesystem;
 using Catch::Matchers::Contains;
 using Bytes = std::vector<std::uint8_t>;
 
-/// A fresh directory under the system temp dir, removed with everything in it at scope exit.
-/// Random names: CTest runs test cases in parallel processes.
-class TempDir {
- public:
-  TempDir() {
-    std::random_device rd;
-    for (int attempt = 0; attempt < 100; ++attempt) {
-      const fs::path p = fs::temp_directory_path() / ("cellflow-idx-" + std::to_string(rd()) + std::to_string(rd()));
-      if (fs::create_directory(p)) {
-        path_ = p;
-        return;
-      }
-    }
-    FAIL("cannot create a temporary directory");
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-  std::string str() const { return path_.string(); }
-
- private:
-  fs::path path_;
-};
+using cellflow_test::TempDir;
 
 void put_be32(Bytes& out, std::uint32_t v) {
   out.push_back(static_cast<std::uint8_t>(v >> 24));

@@ -39,6 +39,7 @@
 
 #include "cellflow/cellflow.hpp"
 #include "cellflow/io/npz.hpp"
+#include "support/temp_dir.hpp"
 
 namespace {
 
@@ -50,41 +51,7 @@ using Bytes = std::vector<std::uint8_t>;
 
 std::string fixture(const std::string& name) { return std::string(CELLFLOW_FIXTURE_DIR) + "/npz/" + name; }
 
-/// A fresh directory under the system temp dir, removed with everything in it at scope exit.
-class TempDir {
- public:
-  TempDir() {
-    std::random_device rd;
-    for (int attempt = 0; attempt < 100; ++attempt) {
-      const fs::path p = fs::temp_directory_path() / ("cellflow-npz-" + std::to_string(rd()) + std::to_string(rd()));
-      if (fs::create_directory(p)) {
-        path_ = p;
-        return;
-      }
-    }
-    FAIL("cannot create a temporary directory");
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::permissions(path_, fs::perms::owner_all, fs::perm_options::add, ec);
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-  std::string str() const { return path_.string(); }
-  /// The names of the entries in the directory, sorted (to see that no temporary is left).
-  std::vector<std::string> listing() const {
-    std::vector<std::string> out;
-    for (const auto& e : fs::directory_iterator(path_)) out.push_back(e.path().filename().string());
-    std::sort(out.begin(), out.end());
-    return out;
-  }
-
- private:
-  fs::path path_;
-};
+using cellflow_test::TempDir;
 
 Bytes read_bytes(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
@@ -290,7 +257,7 @@ Bytes le_bytes(const std::vector<E>& values) {
   for (const E v : values) {
     std::uint8_t b[sizeof(E)];
     std::memcpy(b, &v, sizeof(E));
-    if (!cio::detail::host_little_endian()) std::reverse(b, b + sizeof(E));
+    if (!cf::detail::host_little_endian()) std::reverse(b, b + sizeof(E));
     out.insert(out.end(), b, b + sizeof(E));
   }
   return out;
@@ -540,7 +507,7 @@ TEMPLATE_TEST_CASE("save_npz then load_npz is bitwise identical, stored and defl
     a.vars[1].value->setConstant(T(0.1));
     const std::string path = dir.file(compress ? "w_compressed.npz" : "w.npz");
     cio::save_npz(a.vars, path, compress);
-    for (const std::string& name : dir.listing()) CHECK_THAT(name, !Contains(".tmp-"));  // no temporary left behind
+    for (const std::string& name : dir.entries()) CHECK_THAT(name, !Contains(".tmp-"));  // no temporary left behind
 
     Model<T> b(8);
     cio::load_npz(b.vars, path);
@@ -1211,7 +1178,7 @@ TEST_CASE("saving is atomic: failures throw IOError and leave the previous file 
     fs::remove(dir.file("link.npz"));
   }
   if (fs::exists(path)) fs::permissions(path, fs::perms::owner_all);
-  CHECK(dir.listing() == std::vector<std::string>{"w.npz"});
+  CHECK(dir.entries() == std::vector<std::string>{"w.npz"});
 }
 
 TEST_CASE("NpyArray and NpzArchive check their arguments", "[npz]") {

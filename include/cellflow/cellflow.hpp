@@ -1,4 +1,17 @@
-// Umbrella header: everything cellflow offers. Include single headers to compile less.
+// Umbrella header: everything of cellflow that needs only Eigen (target cellflow::cellflow).
+//
+//   namespace cellflow           the model and its math: cells, MultiRNNCell, dynamic_rnn and
+//                                RNNStream, Dense, the loss, in_top_k, the optimizers (Optimizer,
+//                                AdamOptimizer, GradientDescentOptimizer, clip_by_global_norm),
+//                                numeric guards, variables, errors, Rng, the version
+//   namespace cellflow::io       checkpoints (io/checkpoint.hpp), .npy arrays (io/npy.hpp),
+//                                atomic file writes (io/atomic_file.hpp)
+//   namespace cellflow::data     in-memory datasets and shuffled minibatches
+//   namespace cellflow::convert  PyTorch and Keras weight layouts
+//
+// The file formats that need zlib (IDX files, .npz and ZIP archives) are not here but in
+// cellflow/io.hpp (target cellflow::io), so that a program that never reads them needs no zlib.
+// Including single headers instead compiles less.
 #pragma once
 
 #include "cellflow/cells/cell_state.hpp"
@@ -16,13 +29,18 @@
 #include "cellflow/core/sequence.hpp"
 #include "cellflow/core/types.hpp"
 #include "cellflow/core/variable.hpp"
+#include "cellflow/data/batches.hpp"
+#include "cellflow/data/dataset.hpp"
+#include "cellflow/io/atomic_file.hpp"
 #include "cellflow/io/checkpoint.hpp"
+#include "cellflow/io/npy.hpp"
 #include "cellflow/layers/dense.hpp"
 #include "cellflow/losses/sparse_softmax_cross_entropy.hpp"
 #include "cellflow/metrics/in_top_k.hpp"
 #include "cellflow/optimizers/adam.hpp"
 #include "cellflow/optimizers/clip_by_global_norm.hpp"
 #include "cellflow/optimizers/gradient_descent.hpp"
+#include "cellflow/optimizers/optimizer.hpp"
 #include "cellflow/rnn/any_cell.hpp"
 #include "cellflow/rnn/batch_split.hpp"
 #include "cellflow/rnn/dynamic_rnn.hpp"

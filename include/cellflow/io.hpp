@@ -1,9 +1,15 @@
-// Umbrella header for the file formats that need zlib: IDX (MNIST) readers, datasets and shuffled
-// batches, and NumPy .npz import/export.
-// Kept out of cellflow.hpp because it needs zlib: link cellflow::io to use it.
+// Umbrella header of everything: cellflow/cellflow.hpp (all that needs only Eigen) plus the file
+// formats that need zlib:
+//
+//   namespace cellflow::data     IDX files of MNIST and Fashion-MNIST, raw or gzip (data/idx.hpp)
+//   namespace cellflow::io       NumPy .npz archives (io/npz.hpp) and the ZIP container under
+//                                them (io/zip.hpp)
+//
+// Kept out of cellflow/cellflow.hpp because these need zlib: link cellflow::io (which brings
+// zlib), not only cellflow::cellflow, to use this header.
 #pragma once
 
-#include "cellflow/data/batches.hpp"
-#include "cellflow/data/dataset.hpp"
+#include "cellflow/cellflow.hpp"
 #include "cellflow/data/idx.hpp"
 #include "cellflow/io/npz.hpp"
+#include "cellflow/io/zip.hpp"

@@ -38,6 +38,7 @@
 #include "cellflow/core/error.hpp"
 #include "cellflow/core/types.hpp"
 #include "cellflow/data/dataset.hpp"
+#include "cellflow/detail/bytes.hpp"
 
 namespace cellflow::data {
 
@@ -58,24 +59,15 @@ struct IdxImages {
 
 namespace detail {
 
+using cellflow::detail::ByteReader;
 using cellflow::detail::concat;
+using cellflow::detail::hex32;
 
 struct IdxFileCloser {
   void operator()(std::FILE* f) const noexcept {
     if (f != nullptr) std::fclose(f);
   }
 };
-
-inline std::string idx_hex32(std::uint32_t v) {
-  static const char digits[] = "0123456789abcdef";
-  std::string s = "0x00000000";
-  for (int k = 0; k < 8; ++k) s[9 - k] = digits[(v >> (4 * k)) & 0xfu];
-  return s;
-}
-
-inline std::uint32_t idx_big_endian32(const std::uint8_t* p) {
-  return (std::uint32_t(p[0]) << 24) | (std::uint32_t(p[1]) << 16) | (std::uint32_t(p[2]) << 8) | std::uint32_t(p[3]);
-}
 
 /// The bytes of a file, decompressed if it is gzip. `read` returns fewer bytes than asked for
 /// only at the end of the data; read and decompression errors throw IOError.
@@ -216,22 +208,22 @@ inline IdxContent read_idx_u8(const std::string& path, const char* op, std::uint
   IdxByteSource src(path, op);
   const char* const what_bytes = src.gzip() ? " decompressed bytes" : " bytes";
 
-  std::array<std::uint8_t, 4> magic_bytes{};
-  const std::size_t got_magic = src.read(magic_bytes.data(), magic_bytes.size());
+  const std::size_t ndims = dim_names.size();
+  const std::size_t header_bytes = 4 + 4 * ndims;
+  std::vector<std::uint8_t> header(header_bytes);
+  const std::size_t got_magic = src.read(header.data(), 4);
   if (got_magic == 0) src.fail(src.gzip() ? "the gzip stream decompresses to nothing" : "the file is empty");
-  if (got_magic < magic_bytes.size())
+  if (got_magic < 4)
     src.fail(concat("truncated header: expected at least 4", what_bytes, " for the magic number, found ", got_magic));
-  const std::uint32_t found_magic = idx_big_endian32(magic_bytes.data());
+  ByteReader hr(header.data(), 0, header_bytes, concat(op, ": '", path, "'"), "header");
+  const std::uint32_t found_magic = hr.u32be("the magic number");
   if (found_magic != magic)
-    src.fail(concat("wrong magic number: expected ", idx_hex32(magic), ", found ", idx_hex32(found_magic),
+    src.fail(concat("wrong magic number: expected ", hex32(magic), ", found ", hex32(found_magic),
                     idx_kind_hint(found_magic), src.gzip() ? " after gzip decompression" : "",
                     "; is this an IDX file?"));
 
-  const std::size_t ndims = dim_names.size();
-  const std::size_t header_bytes = 4 + 4 * ndims;
-  std::vector<std::uint8_t> header(4 * ndims);
-  const std::size_t got_dims = src.read(header.data(), header.size());
-  if (got_dims < header.size())
+  const std::size_t got_dims = src.read(header.data() + 4, header_bytes - 4);
+  if (got_dims < header_bytes - 4)
     src.fail(concat("truncated header: expected ", header_bytes, what_bytes, ", found ", 4 + got_dims));
 
   IdxContent content;
@@ -240,14 +232,14 @@ inline IdxContent read_idx_u8(const std::string& path, const char* op, std::uint
   std::uint64_t payload = 1;
   std::string shape;
   for (std::size_t k = 0; k < ndims; ++k) {
-    const std::uint32_t d = idx_big_endian32(header.data() + 4 * k);
+    const std::uint32_t d = hr.u32be(concat("dimension ", k));
     shape += concat(k == 0 ? "" : " x ", d);
     if (d == 0) src.fail(concat("dimension ", k, " (", dim_names[k], ") at byte offset ", 4 + 4 * k, " is 0"));
     // payload <= 2^31 and d < 2^32, so the product cannot overflow 64 bits.
     payload *= d;
     if (payload > limit) {
       std::string rest;
-      for (std::size_t j = k + 1; j < ndims; ++j) rest += concat(" x ", idx_big_endian32(header.data() + 4 * j));
+      for (std::size_t j = k + 1; j < ndims; ++j) rest += concat(" x ", hr.u32be(concat("dimension ", j)));
       src.fail(concat("absurd dimensions ", shape, rest, " (header bytes 4 to ", header_bytes - 1,
                       "): more data than the ", limit, "-byte limit on an IDX payload (corrupt header?)"));
     }

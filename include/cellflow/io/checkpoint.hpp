@@ -1,36 +1,47 @@
-// Checkpoints: a model's variables, optionally an AdamOptimizer's whole state and free-form
-// metadata, in one versioned, checksummed little-endian binary file. The byte layout, every
-// field with its offset and type, and the versioning rules are in docs/checkpoint-format.md.
+// Checkpoints: a model's variables, optionally the whole state of its optimizer (any
+// Optimizer<T>: AdamOptimizer, GradientDescentOptimizer, ...) and free-form metadata, in one
+// versioned, checksummed little-endian binary file. The byte layout, every field with its offset
+// and type, and the versioning rules are in docs/checkpoint-format.md.
 //
-//   cellflow::save_checkpoint("model.ckpt", vars, &adam, {{"cell", "gru"}, {"units", "150"}});
-//   cellflow::load_checkpoint("model.ckpt", vars, &adam);     // resume training
-//   cellflow::load_checkpoint("model.ckpt", vars);            // weights only (e.g. to evaluate)
-//   cellflow::read_checkpoint_info("model.ckpt").metadata.at("cell");
+//   cellflow::io::save_checkpoint("model.ckpt", vars, &adam, {{"cell", "gru"}, {"units", "150"}});
+//   cellflow::io::load_checkpoint("model.ckpt", vars, &adam);     // resume training
+//   cellflow::io::load_checkpoint("model.ckpt", vars);            // weights only (e.g. to evaluate)
+//   cellflow::io::read_checkpoint_info("model.ckpt").metadata.at("cell");
+//
+// Versions: a writer emits the lowest format version that can express what it saves. Version 1
+// holds the variables, the state of an AdamOptimizer (in Adam's own layout) and metadata; version
+// 2 adds a generic optimizer section (kind, named scalars, named counters, slots by variable and
+// slot name) for every other optimizer. So a checkpoint without an optimizer or with Adam is
+// written as version 1 (cellflow 0.1 reads it), one with GradientDescent as version 2. Both are
+// read.
 //
 // Guarantees:
 // * Loading checks everything before it changes anything: magic, format version, declared size
 //   against the real size, CRC-32, the structure of every section, the scalar type against T,
 //   that the file's variables are exactly the model's (matched by name; every missing, extra or
-//   differently shaped variable is listed), and the optimizer state. Only then are the variables
-//   and the optimizer assigned: a failed load leaves both as they were.
+//   differently shaped variable is listed, with a hint when only a scope prefix differs), and
+//   the optimizer state (its kind, and the optimizer's own check_state). Only then are the
+//   variables and the optimizer assigned: a failed load leaves both as they were.
 // * A header never decides an allocation by itself: every count and dimension is checked
 //   against the bytes actually present (products of dimensions without overflow) first.
-// * Saving writes "<path>.tmp-<unique>" in the target's directory, checks every write, flushes
-//   and fsyncs it (POSIX), then renames it over <path>. On any failure the temporary file is
-//   removed, IOError is thrown and a previous file at <path> is left byte-identical.
+// * Saving goes through write_file_atomically (io/atomic_file.hpp), the policy every file
+//   cellflow writes follows: symbolic links followed, read-only, directory and non-regular
+//   targets refused, permission bits kept, the temporary files of killed saves removed, a
+//   temporary file written in full, fsync'ed and renamed over <path>. On any failure the
+//   temporary file is removed, IOError is thrown and a previous file at <path> is left
+//   byte-identical.
 //
 // Errors: IOError for a file that cannot be read or written or whose content is malformed;
 // ValueError for a well-formed file that does not fit the model or optimizer it is loaded into
-// (scalar type, variables, optimizer state absent), and for a model/optimizer that cannot be
+// (scalar type, variables, optimizer kind or state), and for a model/optimizer that cannot be
 // saved. Every message starts with the operation and the file: "load_checkpoint: 'm.ckpt': ...".
 //
-// Needs no zlib (own CRC-32): works with the cellflow::cellflow target.
+// Needs no zlib (own CRC-32): works with the cellflow::cellflow target. Knows no optimizer by
+// type: it saves and restores any Optimizer<T> through its OptimizerState.
 #pragma once
 
 #include <algorithm>
-#include <atomic>
 #include <cerrno>
-#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -39,25 +50,22 @@
 #include <limits>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <system_error>
 #include <type_traits>
 #include <utility>
 #include <vector>
 
-#if defined(__unix__) || defined(__APPLE__)
-#include <unistd.h>
-#define CELLFLOW_CHECKPOINT_POSIX 1
-#endif
-
 #include "cellflow/core/error.hpp"
 #include "cellflow/core/types.hpp"
 #include "cellflow/core/variable.hpp"
+#include "cellflow/detail/bytes.hpp"
 #include "cellflow/detail/crc32.hpp"
 #include "cellflow/io/atomic_file.hpp"
-#include "cellflow/optimizers/adam.hpp"
+#include "cellflow/optimizers/optimizer.hpp"
 
-namespace cellflow {
+namespace cellflow::io {
 
 /// Free-form key/value strings stored with a checkpoint (e.g. {"cell", "gru"}, {"layers", "3"}).
 /// Keys are non-empty and unique; values may be empty. Stored sorted by key.
@@ -69,20 +77,32 @@ struct CheckpointVariableInfo {
   std::vector<Index> shape;
 };
 
-/// What a checkpoint file holds, without the values.
+/// One optimizer slot in a checkpoint: the variable it belongs to, its name ("m"), its shape.
+struct CheckpointSlotInfo {
+  std::string variable;
+  std::string slot;
+  std::vector<Index> shape;
+};
+
+/// What a checkpoint file holds, without the tensors' values.
 struct CheckpointInfo {
-  int version = 0;                                ///< format version of the file
-  std::string scalar_type;                        ///< "f32" or "f64"
-  std::uint64_t file_size = 0;                    ///< bytes, checksum included
-  std::vector<CheckpointVariableInfo> variables;  ///< in the file's order
-  bool has_optimizer = false;                     ///< an optimizer section is present
-  std::string optimizer;                          ///< its kind ("adam"), empty without one
-  long long optimizer_step = 0;                   ///< steps the saved optimizer had applied
+  int version = 0;                                      ///< format version of the file (1 or 2)
+  std::string scalar_type;                              ///< "f32" or "f64"
+  std::uint64_t file_size = 0;                          ///< bytes, checksum included
+  std::vector<CheckpointVariableInfo> variables;        ///< in the file's order
+  bool has_optimizer = false;                           ///< an optimizer section is present
+  std::string optimizer;                                ///< its kind ("adam"), empty without one
+  long long optimizer_step = 0;                         ///< its counter "step", 0 without one
+  std::map<std::string, double> optimizer_scalars;      ///< its scalars, widened to double (exact)
+  std::map<std::string, long long> optimizer_counters;  ///< its counters ("step")
+  std::vector<CheckpointSlotInfo> optimizer_slots;      ///< its slots, in the file's order
   CheckpointMetadata metadata;
 };
 
-/// The format version this header writes, and the newest it reads.
-inline constexpr std::uint32_t kCheckpointVersion = 1;
+/// The newest format version this header reads (it reads versions 1 to this one). It writes the
+/// lowest version that can express what it saves: 1 without an optimizer or with Adam, 2 with
+/// any other optimizer.
+inline constexpr std::uint32_t kCheckpointVersion = 2;
 /// The 8 magic bytes every checkpoint starts with: 0x89 "CFCKPT" 0x0A.
 inline constexpr std::uint8_t kCheckpointMagic[8] = {0x89, 'C', 'F', 'C', 'K', 'P', 'T', 0x0A};
 /// Bytes of the fixed header (magic, version, scalar type, file size).
@@ -91,6 +111,14 @@ inline constexpr std::size_t kCheckpointHeaderBytes = 24;
 inline constexpr std::uint32_t kCheckpointMaxRank = 8;
 
 namespace detail {
+
+using cellflow::detail::ByteReader;
+using cellflow::detail::ByteWriter;
+using cellflow::detail::concat;
+using cellflow::detail::crc32;
+using cellflow::detail::hex32;
+using cellflow::detail::load_le;
+using cellflow::detail::printable;
 
 template <class T>
 struct identity {
@@ -107,6 +135,10 @@ inline constexpr char kCkptTagOptimizer[5] = "OPTM";
 inline constexpr char kCkptTagMeta[5] = "META";
 inline constexpr std::size_t kCkptSectionHeaderBytes = 12;  // tag + u64 payload length
 inline constexpr std::size_t kCkptMinBytes = kCheckpointHeaderBytes + kCkptSectionHeaderBytes + 8 + 4;
+// The state of an AdamOptimizer as version 1 lays it out: these scalars in this order, then the
+// counter "step", then the slots "m" and "v" of every variable.
+inline constexpr const char* kCkptV1AdamScalars[6] = {"learning_rate", "beta1",       "beta2",
+                                                      "epsilon",       "beta1_power", "beta2_power"};
 
 template <class T>
 constexpr std::uint32_t checkpoint_scalar_code() {
@@ -118,55 +150,13 @@ constexpr std::uint32_t checkpoint_scalar_code() {
 inline const char* checkpoint_scalar_name(std::uint32_t code) { return code == kCkptF32 ? "f32" : "f64"; }
 inline std::size_t checkpoint_scalar_bytes(std::uint32_t code) { return code == kCkptF32 ? 4 : 8; }
 
-inline std::uint32_t ckpt_le32(const std::uint8_t* p) {
-  return std::uint32_t(p[0]) | (std::uint32_t(p[1]) << 8) | (std::uint32_t(p[2]) << 16) | (std::uint32_t(p[3]) << 24);
-}
-inline std::uint64_t ckpt_le64(const std::uint8_t* p) {
-  return std::uint64_t(ckpt_le32(p)) | (std::uint64_t(ckpt_le32(p + 4)) << 32);
-}
+/// A tag, name or other byte string of a file for a message: escaped (printable) and cut at 200
+/// characters.
+inline std::string ckpt_name(const std::string& name) { return printable(name, 200, '\''); }
 
-inline std::string ckpt_hex32(std::uint32_t v) {
-  static const char digits[] = "0123456789abcdef";
-  std::string s = "0x00000000";
-  for (int k = 0; k < 8; ++k) s[9 - static_cast<std::size_t>(k)] = digits[(v >> (4 * k)) & 0xfu];
-  return s;
-}
-
-/// A tag or other short byte string for a message: printable ASCII as is, the rest as \xNN.
-inline std::string ckpt_printable(const std::uint8_t* p, std::size_t n) {
-  static const char digits[] = "0123456789abcdef";
-  std::string s;
-  for (std::size_t k = 0; k < n; ++k) {
-    if (p[k] >= 0x20 && p[k] < 0x7f && p[k] != '\\' && p[k] != '\'') {
-      s += static_cast<char>(p[k]);
-    } else {
-      s += "\\x";
-      s += digits[p[k] >> 4];
-      s += digits[p[k] & 0xf];
-    }
-  }
-  return s;
-}
-
-/// Decodes one little-endian IEEE-754 value (bit pattern preserved, NaN payloads included).
-template <class T>
-T ckpt_get_scalar(const std::uint8_t* p) {
-  if constexpr (std::is_same_v<T, float>) {
-    const std::uint32_t bits = ckpt_le32(p);
-    float x;
-    std::memcpy(&x, &bits, sizeof x);
-    return x;
-  } else {
-    const std::uint64_t bits = ckpt_le64(p);
-    double x;
-    std::memcpy(&x, &bits, sizeof x);
-    return x;
-  }
-}
-
-/// A value stored in the file's scalar type, widened to double for range checks.
+/// A value stored in the file's scalar type at `p`, widened to double (exactly).
 inline double ckpt_get_as_double(const std::uint8_t* p, std::uint32_t code) {
-  return code == kCkptF32 ? static_cast<double>(ckpt_get_scalar<float>(p)) : ckpt_get_scalar<double>(p);
+  return code == kCkptF32 ? static_cast<double>(load_le<float>(p)) : load_le<double>(p);
 }
 
 /// Where the values of one tensor are in the buffer.
@@ -175,9 +165,19 @@ struct CkptTensorLayout {
   std::size_t count = 0;   // number of values
 };
 
+/// Where an optimizer's state is in the buffer, whatever the version that laid it out.
 struct CkptOptimizerLayout {
-  std::size_t hyper_offset = 0;        // 6 scalars: lr, beta1, beta2, epsilon, beta1_power, beta2_power
-  std::vector<CkptTensorLayout> m, v;  // empty, or one per variable in the file's order
+  struct Scalar {
+    std::string name;
+    std::size_t offset;  // byte offset of the value
+  };
+  struct Slot {
+    std::size_t variable;  // index into the file's variables
+    std::string name;
+    CkptTensorLayout values;
+  };
+  std::vector<Scalar> scalars;
+  std::vector<Slot> slots;
 };
 
 /// Everything parse found: the public info plus where the values are.
@@ -200,102 +200,37 @@ inline CkptHeader check_checkpoint_header(const std::uint8_t* p, std::size_t n, 
   if (n == 0) throw IOError(concat(ctx, ": the file is empty, not a cellflow checkpoint"));
   const std::size_t magic_n = std::min<std::size_t>(n, 8);
   if (std::memcmp(p, kCheckpointMagic, magic_n) != 0)
-    throw IOError(concat(ctx, ": wrong magic bytes: expected ", ckpt_printable(kCheckpointMagic, 8), ", found ",
-                         ckpt_printable(p, magic_n), "; not a cellflow checkpoint"));
+    throw IOError(concat(ctx, ": wrong magic bytes: expected ", printable(kCheckpointMagic, 8, 64, '\''), ", found ",
+                         printable(p, magic_n, 64, '\''), "; not a cellflow checkpoint"));
   if (n < kCheckpointHeaderBytes)
     throw IOError(concat(ctx, ": truncated header: expected at least ", kCheckpointHeaderBytes, " bytes, found ", n));
+  ByteReader r(p, 8, kCheckpointHeaderBytes, ctx, "header");
   CkptHeader h;
-  h.version = ckpt_le32(p + 8);
+  h.version = r.u32le("the format version");
   if (h.version == 0) throw IOError(concat(ctx, ": invalid format version 0 (header bytes 8 to 11)"));
   if (h.version > kCheckpointVersion)
     throw IOError(concat(ctx, ": format version ", h.version,
                          " (header bytes 8 to 11) is newer than this cellflow reads (versions 1 to ",
                          kCheckpointVersion, "); update cellflow to read it"));
-  h.scalar_code = ckpt_le32(p + 12);
+  h.scalar_code = r.u32le("the scalar type");
   if (h.scalar_code != kCkptF32 && h.scalar_code != kCkptF64)
     throw IOError(concat(ctx, ": unknown scalar type code ", h.scalar_code,
                          " (header bytes 12 to 15): expected 1 (f32) or 2 (f64)"));
-  h.file_size = ckpt_le64(p + 16);
+  h.file_size = r.u64le("the file size");
   if (h.file_size < kCkptMinBytes)
     throw IOError(concat(ctx, ": the header's file size ", h.file_size, " (header bytes 16 to 23) is below the ",
                          kCkptMinBytes, "-byte minimum of a checkpoint"));
   return h;
 }
 
-/// Bounded reader over [pos, end) of a buffer; every failure names the field and its offset.
-class CkptReader {
- public:
-  /// `where` starts messages ("section MODL"); `limit` says where the bytes end ("in the section").
-  CkptReader(const std::uint8_t* data, std::size_t pos, std::size_t end, std::string ctx, std::string where,
-             std::string limit)
-      : data_(data), pos_(pos), end_(end), ctx_(std::move(ctx)), where_(std::move(where)), limit_(std::move(limit)) {}
-
-  std::size_t pos() const { return pos_; }
-  std::size_t remaining() const { return end_ - pos_; }
-  const std::uint8_t* at(std::size_t offset) const { return data_ + offset; }
-
-  [[noreturn]] void fail(const std::string& problem) const { throw IOError(concat(ctx_, ": ", problem)); }
-
-  void need(std::size_t n, const std::string& field) const {
-    if (n > remaining())
-      fail(concat(where_, ": ", field, " at byte offset ", pos_, " needs ", n, " bytes, only ", remaining(), " remain ",
-                  limit_));
-  }
-  std::uint32_t u32(const std::string& field) {
-    need(4, field);
-    const std::uint32_t v = ckpt_le32(data_ + pos_);
-    pos_ += 4;
-    return v;
-  }
-  std::uint64_t u64(const std::string& field) {
-    need(8, field);
-    const std::uint64_t v = ckpt_le64(data_ + pos_);
-    pos_ += 8;
-    return v;
-  }
-  /// Skips n bytes (checked) and returns the offset where they start.
-  std::size_t skip(std::size_t n, const std::string& field) {
-    need(n, field);
-    const std::size_t at = pos_;
-    pos_ += n;
-    return at;
-  }
-  /// A string: u32 byte length, then the bytes.
-  std::string str(const std::string& field, bool allow_empty) {
-    const std::size_t at = pos_;
-    const std::uint32_t len = u32(concat(field, " length"));
-    if (len == 0 && !allow_empty) fail(concat(where_, ": ", field, " at byte offset ", at, " is empty"));
-    const std::size_t from = skip(len, field);
-    return std::string(reinterpret_cast<const char*>(data_ + from), len);
-  }
-  /// `count` values of `scalar_bytes` each, already checked to fit by the caller or here.
-  CkptTensorLayout values(std::size_t count, std::size_t scalar_bytes, const std::string& field) {
-    if (count > remaining() / scalar_bytes)
-      fail(concat(where_, ": ", field, " at byte offset ", pos_, " needs ", count, " values of ", scalar_bytes,
-                  " bytes, only ", remaining(), " bytes remain ", limit_));
-    return CkptTensorLayout{skip(count * scalar_bytes, field), count};
-  }
-
- private:
-  const std::uint8_t* data_;
-  std::size_t pos_, end_;
-  std::string ctx_, where_, limit_;
-};
-
-/// A name read from a file, for a message: escaped (ckpt_printable) and cut at 200 bytes.
-inline std::string ckpt_name(const std::string& name) {
-  const std::size_t n = std::min<std::size_t>(name.size(), 200);
-  return ckpt_printable(reinterpret_cast<const std::uint8_t*>(name.data()), n) + (n < name.size() ? "..." : "");
-}
-
 inline std::string ckpt_var_label(std::size_t k, const std::string& name) {
   return concat("variable ", k, " ('", ckpt_name(name), "')");
 }
 
-inline void parse_model_section(CkptReader& r, CkptLayout& out) {
+inline void parse_model_section(ByteReader& r, CkptLayout& out) {
   const std::size_t sb = checkpoint_scalar_bytes(out.scalar_code);
   const std::size_t count_at = r.pos();
-  const std::uint64_t count = r.u64("the variable count");
+  const std::uint64_t count = r.u64le("the variable count");
   // Each variable takes at least 9 bytes: a name length and one name byte, a rank.
   if (count > r.remaining() / 9)
     r.fail(concat("section MODL: the variable count ", count, " at byte offset ", count_at, " cannot fit in the ",
@@ -303,14 +238,14 @@ inline void parse_model_section(CkptReader& r, CkptLayout& out) {
   std::map<std::string, std::size_t> seen;
   for (std::size_t k = 0; k < count; ++k) {
     const std::size_t name_at = r.pos();
-    std::string name = r.str(concat("variable ", k, " name"), false);
+    std::string name = r.str32(concat("variable ", k, " name"), false);
     const std::string label = ckpt_var_label(k, name);
     if (auto it = seen.find(name); it != seen.end())
       r.fail(
           concat("section MODL: ", label, " at byte offset ", name_at, " repeats the name of variable ", it->second));
     seen.emplace(name, k);
     const std::size_t rank_at = r.pos();
-    const std::uint32_t rank = r.u32(concat(label, " rank"));
+    const std::uint32_t rank = r.u32le(concat(label, " rank"));
     if (rank > kCheckpointMaxRank)
       r.fail(concat("section MODL: ", label, " has rank ", rank, " at byte offset ", rank_at, ", more than the ",
                     kCheckpointMaxRank, " a checkpoint allows"));
@@ -321,30 +256,31 @@ inline void parse_model_section(CkptReader& r, CkptLayout& out) {
     std::size_t elements = 1;
     for (std::uint32_t d = 0; d < rank; ++d) {
       const std::size_t dim_at = r.pos();
-      const std::uint64_t dim = r.u64(concat(label, " dimension ", d));
+      const std::uint64_t dim = r.u64le(concat(label, " dimension ", d));
       if (dim > limit || (dim != 0 && elements > limit / dim))
         r.fail(concat("section MODL: ", label, " dimension ", d, " = ", dim, " at byte offset ", dim_at,
                       " makes more values than the ", limit, " that the remaining bytes can hold"));
       elements *= static_cast<std::size_t>(dim);
       shape.push_back(static_cast<Index>(dim));
     }
-    out.values.push_back(r.values(elements, sb, concat(label, " values")));
+    out.values.push_back(CkptTensorLayout{r.counted(elements, sb, concat(label, " values")), elements});
     out.info.variables.push_back(CheckpointVariableInfo{std::move(name), std::move(shape)});
   }
 }
 
-inline void parse_optimizer_section(CkptReader& r, CkptLayout& out) {
+/// The OPTM section of a version-1 file: an AdamOptimizer's state in Adam's own layout.
+inline void parse_optimizer_section_v1(ByteReader& r, CkptLayout& out) {
   const std::uint32_t code = out.scalar_code;
   const std::size_t sb = checkpoint_scalar_bytes(code);
   const std::size_t kind_at = r.pos();
-  std::string kind = r.str("the optimizer kind", false);
+  std::string kind = r.str32("the optimizer kind", false);
   if (kind != "adam")
     r.fail(concat("section OPTM: optimizer kind '", ckpt_name(kind), "' at byte offset ", kind_at,
-                  " is not one this cellflow reads (it reads 'adam')"));
+                  " is not one a version-1 file holds (version 1 holds 'adam' only)"));
   const std::size_t hyper_at = r.skip(6 * sb, "the Adam hyper-parameters and beta powers");
-  out.optimizer.hyper_offset = hyper_at;
+  for (std::size_t k = 0; k < 6; ++k) out.optimizer.scalars.push_back({kCkptV1AdamScalars[k], hyper_at + k * sb});
   double hp[6];
-  for (std::size_t k = 0; k < 6; ++k) hp[k] = ckpt_get_as_double(r.at(hyper_at + k * sb), code);
+  for (std::size_t k = 0; k < 6; ++k) hp[k] = ckpt_get_as_double(r.data() + hyper_at + k * sb, code);
   const auto in_unit = [](double x) { return x >= 0.0 && x < 1.0; };
   if (!in_unit(hp[1]) || !in_unit(hp[2]))
     r.fail(concat("section OPTM: beta1 = ", hp[1], " and beta2 = ", hp[2], " at byte offset ", hyper_at + sb,
@@ -355,11 +291,11 @@ inline void parse_optimizer_section(CkptReader& r, CkptLayout& out) {
     r.fail(concat("section OPTM: beta1_power = ", hp[4], " and beta2_power = ", hp[5], " at byte offset ",
                   hyper_at + 4 * sb, " must be in [0, 1)"));
   const std::size_t step_at = r.pos();
-  const std::uint64_t step = r.u64("the Adam step");
+  const std::uint64_t step = r.u64le("the Adam step");
   if (step > static_cast<std::uint64_t>(std::numeric_limits<long long>::max()))
     r.fail(concat("section OPTM: the step ", step, " at byte offset ", step_at, " is out of range"));
   const std::size_t slots_at = r.pos();
-  const std::uint64_t slots = r.u64("the slot count");
+  const std::uint64_t slots = r.u64le("the slot count");
   const std::size_t n = out.info.variables.size();
   if (slots != 0 && slots != n)
     r.fail(concat("section OPTM: the slot count ", slots, " at byte offset ", slots_at,
@@ -369,37 +305,132 @@ inline void parse_optimizer_section(CkptReader& r, CkptLayout& out) {
   for (std::size_t k = 0; k < slots; ++k) {
     const std::string& var = out.info.variables[k].name;
     const std::size_t name_at = r.pos();
-    const std::string name = r.str(concat("slot ", k, " name"), false);
+    const std::string name = r.str32(concat("slot ", k, " name"), false);
     if (name != var)
       r.fail(concat("section OPTM: slot ", k, " at byte offset ", name_at, " is named '", ckpt_name(name),
                     "', expected '", ckpt_name(var), "' (variable ", k, ")"));
     const std::size_t count = out.values[k].count;
-    out.optimizer.m.push_back(r.values(count, sb, concat("slot ", k, " ('", ckpt_name(var), "') m values")));
-    const CkptTensorLayout v = r.values(count, sb, concat("slot ", k, " ('", ckpt_name(var), "') v values"));
+    const CkptTensorLayout m{r.counted(count, sb, concat("slot ", k, " ('", ckpt_name(var), "') m values")), count};
+    const CkptTensorLayout v{r.counted(count, sb, concat("slot ", k, " ('", ckpt_name(var), "') v values")), count};
     for (std::size_t i = 0; i < count; ++i) {
-      const double x = ckpt_get_as_double(r.at(v.offset + i * sb), code);
+      const double x = ckpt_get_as_double(r.data() + v.offset + i * sb, code);
       if (x < 0.0)
         r.fail(concat("section OPTM: slot ", k, " ('", ckpt_name(var), "') v[", i, "] = ", x, " at byte offset ",
                       v.offset + i * sb, " is negative"));
     }
-    out.optimizer.v.push_back(v);
+    out.optimizer.slots.push_back({k, "m", m});
+    out.optimizer.slots.push_back({k, "v", v});
   }
   out.info.has_optimizer = true;
   out.info.optimizer = std::move(kind);
-  out.info.optimizer_step = static_cast<long long>(step);
+  out.info.optimizer_counters["step"] = static_cast<long long>(step);
 }
 
-inline void parse_metadata_section(CkptReader& r, CkptLayout& out) {
+/// The OPTM section of a version-2 file: any optimizer's state, by name. Checks its structure
+/// (unique, non-empty names; counters in range; slots of variables of MODL, with their shapes);
+/// what the values mean is the optimizer's to check when the state is loaded into one.
+inline void parse_optimizer_section_v2(ByteReader& r, CkptLayout& out) {
+  const std::size_t sb = checkpoint_scalar_bytes(out.scalar_code);
+  std::string kind = r.str32("the optimizer kind", false);
+
+  const std::size_t scalars_at = r.pos();
+  const std::uint64_t n_scalars = r.u64le("the scalar count");
+  if (n_scalars > r.remaining() / (5 + sb))  // a name length, one name byte, a value
+    r.fail(concat("section OPTM: the scalar count ", n_scalars, " at byte offset ", scalars_at, " cannot fit in the ",
+                  r.remaining(), " bytes that remain in the section (each scalar needs at least ", 5 + sb, ")"));
+  std::set<std::string> seen;
+  for (std::size_t k = 0; k < n_scalars; ++k) {
+    const std::size_t name_at = r.pos();
+    std::string name = r.str32(concat("scalar ", k, " name"), false);
+    if (!seen.insert(name).second)
+      r.fail(
+          concat("section OPTM: scalar ", k, " at byte offset ", name_at, " repeats the name '", ckpt_name(name), "'"));
+    const std::size_t at = r.skip(sb, concat("scalar ", k, " ('", ckpt_name(name), "') value"));
+    out.optimizer.scalars.push_back({std::move(name), at});
+  }
+
+  const std::size_t counters_at = r.pos();
+  const std::uint64_t n_counters = r.u64le("the counter count");
+  if (n_counters > r.remaining() / 13)  // a name length, one name byte, a u64
+    r.fail(concat("section OPTM: the counter count ", n_counters, " at byte offset ", counters_at,
+                  " cannot fit in the ", r.remaining(),
+                  " bytes that remain in the section (each counter needs at least 13)"));
+  for (std::size_t k = 0; k < n_counters; ++k) {
+    const std::size_t name_at = r.pos();
+    std::string name = r.str32(concat("counter ", k, " name"), false);
+    if (out.info.optimizer_counters.count(name) != 0)
+      r.fail(concat("section OPTM: counter ", k, " at byte offset ", name_at, " repeats the name '", ckpt_name(name),
+                    "'"));
+    const std::size_t value_at = r.pos();
+    const std::uint64_t value = r.u64le(concat("counter ", k, " ('", ckpt_name(name), "') value"));
+    if (value > static_cast<std::uint64_t>(std::numeric_limits<long long>::max()))
+      r.fail(concat("section OPTM: counter ", k, " ('", ckpt_name(name), "') = ", value, " at byte offset ", value_at,
+                    " is out of range (at most 2^63 - 1)"));
+    out.info.optimizer_counters.emplace(std::move(name), static_cast<long long>(value));
+  }
+
+  std::map<std::string, std::size_t> variable_index;
+  for (std::size_t k = 0; k < out.info.variables.size(); ++k) variable_index.emplace(out.info.variables[k].name, k);
+  const std::size_t slots_at = r.pos();
+  const std::uint64_t n_slots = r.u64le("the slot count");
+  if (n_slots > r.remaining() / 14)  // two names of at least one byte each, a rank
+    r.fail(concat("section OPTM: the slot count ", n_slots, " at byte offset ", slots_at, " cannot fit in the ",
+                  r.remaining(), " bytes that remain in the section (each slot needs at least 14)"));
+  std::set<std::pair<std::string, std::string>> seen_slots;
+  for (std::size_t k = 0; k < n_slots; ++k) {
+    const std::size_t var_at = r.pos();
+    const std::string var = r.str32(concat("slot ", k, " variable"), false);
+    const auto it = variable_index.find(var);
+    if (it == variable_index.end())
+      r.fail(concat("section OPTM: slot ", k, " at byte offset ", var_at, " belongs to '", ckpt_name(var),
+                    "', not a variable of section MODL"));
+    std::string name = r.str32(concat("slot ", k, " name"), false);
+    const std::string label = concat("slot ", k, " ('", ckpt_name(name), "' of '", ckpt_name(var), "')");
+    if (!seen_slots.insert({var, name}).second)
+      r.fail(concat("section OPTM: ", label, " at byte offset ", var_at, " appears twice"));
+    const std::size_t rank_at = r.pos();
+    const std::uint32_t rank = r.u32le(concat(label, " rank"));
+    const std::vector<Index>& shape = out.info.variables[it->second].shape;
+    if (rank != shape.size())
+      r.fail(concat("section OPTM: ", label, " has rank ", rank, " at byte offset ", rank_at, ", its variable ",
+                    shape.size()));
+    for (std::uint32_t d = 0; d < rank; ++d) {
+      const std::size_t dim_at = r.pos();
+      const std::uint64_t dim = r.u64le(concat(label, " dimension ", d));
+      if (dim != static_cast<std::uint64_t>(shape[d]))
+        r.fail(concat("section OPTM: ", label, " dimension ", d, " = ", dim, " at byte offset ", dim_at,
+                      " differs from its variable's shape ", shape_string(shape)));
+    }
+    const std::size_t count = out.values[it->second].count;
+    const CkptTensorLayout values{r.counted(count, sb, concat(label, " values")), count};
+    out.optimizer.slots.push_back({it->second, std::move(name), values});
+  }
+  out.info.has_optimizer = true;
+  out.info.optimizer = std::move(kind);
+}
+
+/// Fills the info's description of the optimizer from its layout (scalars, slots, step).
+inline void describe_optimizer(const std::uint8_t* data, CkptLayout& out) {
+  for (const auto& s : out.optimizer.scalars)
+    out.info.optimizer_scalars[s.name] = ckpt_get_as_double(data + s.offset, out.scalar_code);
+  for (const auto& s : out.optimizer.slots)
+    out.info.optimizer_slots.push_back(
+        {out.info.variables[s.variable].name, s.name, out.info.variables[s.variable].shape});
+  const auto step = out.info.optimizer_counters.find("step");
+  out.info.optimizer_step = step == out.info.optimizer_counters.end() ? 0 : step->second;
+}
+
+inline void parse_metadata_section(ByteReader& r, CkptLayout& out) {
   const std::size_t count_at = r.pos();
-  const std::uint64_t count = r.u64("the entry count");
+  const std::uint64_t count = r.u64le("the entry count");
   // Each entry takes at least 9 bytes: two lengths and one key byte.
   if (count > r.remaining() / 9)
     r.fail(concat("section META: the entry count ", count, " at byte offset ", count_at, " cannot fit in the ",
                   r.remaining(), " bytes that remain in the section (each entry needs at least 9)"));
   for (std::size_t k = 0; k < count; ++k) {
     const std::size_t key_at = r.pos();
-    std::string key = r.str(concat("metadata entry ", k, " key"), false);
-    std::string value = r.str(concat("metadata entry ", k, " ('", ckpt_name(key), "') value"), true);
+    std::string key = r.str32(concat("metadata entry ", k, " key"), false);
+    std::string value = r.str32(concat("metadata entry ", k, " ('", ckpt_name(key), "') value"), true);
     if (out.info.metadata.count(key) != 0)
       r.fail(concat("section META: metadata entry ", k, " at byte offset ", key_at, " repeats the key '",
                     ckpt_name(key), "'"));
@@ -417,12 +448,11 @@ inline CkptLayout parse_checkpoint_layout(const std::uint8_t* data, std::size_t 
   if (h.file_size < size)
     throw IOError(concat(ctx, ": trailing bytes: the header declares ", h.file_size, " bytes, found ", size, " (",
                          size - h.file_size, " extra)"));
-  const std::uint32_t stored = ckpt_le32(data + size - 4);
+  const std::uint32_t stored = load_le<std::uint32_t>(data + size - 4);
   const std::uint32_t computed = crc32(data, size - 4);
   if (stored != computed)
-    throw IOError(concat(ctx, ": checksum mismatch: the CRC-32 stored at byte offset ", size - 4, " is ",
-                         ckpt_hex32(stored), ", the bytes 0 to ", size - 5, " give ", ckpt_hex32(computed),
-                         "; the file is corrupt"));
+    throw IOError(concat(ctx, ": checksum mismatch: the CRC-32 stored at byte offset ", size - 4, " is ", hex32(stored),
+                         ", the bytes 0 to ", size - 5, " give ", hex32(computed), "; the file is corrupt"));
   CkptLayout out;
   out.scalar_code = h.scalar_code;
   out.info.version = static_cast<int>(h.version);
@@ -433,15 +463,15 @@ inline CkptLayout parse_checkpoint_layout(const std::uint8_t* data, std::size_t 
   std::size_t pos = kCheckpointHeaderBytes;
   bool have_model = false, have_optimizer = false, have_meta = false;
   while (pos < end) {
-    CkptReader hr(data, pos, end, ctx, "section header", "before the checksum");
+    ByteReader hr(data, pos, end, ctx, "section header", "before the checksum");
     const std::size_t tag_at = hr.skip(4, "the section tag");
-    const std::uint64_t len = hr.u64("the section length");
-    const std::string tag = ckpt_printable(data + tag_at, 4);
+    const std::uint64_t len = hr.u64le("the section length");
+    const std::string tag = printable(data + tag_at, 4, 64, '\'');
     if (len > hr.remaining())
       hr.fail(concat("section '", tag, "' at byte offset ", pos, " declares ", len, " payload bytes, only ",
                      hr.remaining(), " remain before the checksum"));
     const std::size_t from = hr.pos(), to = from + static_cast<std::size_t>(len);
-    CkptReader r(data, from, to, ctx, concat("section ", tag), "in the section");
+    ByteReader r(data, from, to, ctx, concat("section ", tag), "in the section");
     if (!have_model && tag != kCkptTagModel)
       r.fail(concat("the first section is '", tag, "' at byte offset ", pos, ", expected '", kCkptTagModel, "'"));
     const auto once = [&](bool& seen) {
@@ -453,7 +483,11 @@ inline CkptLayout parse_checkpoint_layout(const std::uint8_t* data, std::size_t 
       parse_model_section(r, out);
     } else if (tag == kCkptTagOptimizer) {
       once(have_optimizer);
-      parse_optimizer_section(r, out);
+      if (h.version == 1)
+        parse_optimizer_section_v1(r, out);
+      else
+        parse_optimizer_section_v2(r, out);
+      describe_optimizer(data, out);
     } else if (tag == kCkptTagMeta) {
       once(have_meta);
       parse_metadata_section(r, out);
@@ -529,55 +563,59 @@ inline std::vector<std::uint8_t> read_checkpoint_file(const std::string& path, c
   return buf;
 }
 
-/// Little-endian writer.
-class CkptWriter {
- public:
-  std::vector<std::uint8_t> out;
+/// Appends a section tag and a u64 length placeholder; returns the placeholder's offset for
+/// ByteWriter::end_length.
+inline std::size_t begin_section(ByteWriter& w, const char* tag) {
+  w.raw(reinterpret_cast<const std::uint8_t*>(tag), 4);
+  return w.begin_length();
+}
 
-  void u32(std::uint32_t v) {
-    for (int k = 0; k < 4; ++k) out.push_back(static_cast<std::uint8_t>(v >> (8 * k)));
-  }
-  void u64(std::uint64_t v) {
-    for (int k = 0; k < 8; ++k) out.push_back(static_cast<std::uint8_t>(v >> (8 * k)));
-  }
-  void patch_u64(std::size_t at, std::uint64_t v) {
-    for (std::size_t k = 0; k < 8; ++k) out[at + k] = static_cast<std::uint8_t>(v >> (8 * k));
-  }
-  void tag(const char* t) { out.insert(out.end(), t, t + 4); }
-  void str(const std::string& s) {
-    u32(static_cast<std::uint32_t>(s.size()));
-    out.insert(out.end(), s.begin(), s.end());
-  }
-  template <class T>
-  void scalar(T x) {
-    if constexpr (std::is_same_v<T, float>) {
-      std::uint32_t bits;
-      std::memcpy(&bits, &x, sizeof bits);
-      u32(bits);
-    } else {
-      std::uint64_t bits;
-      std::memcpy(&bits, &x, sizeof bits);
-      u64(bits);
-    }
-  }
-  template <class T>
-  void values(const Matrix<T>& m) {
-    for (Index i = 0; i < m.size(); ++i) scalar(m.data()[i]);
-  }
-  /// Starts a section; returns the position of its length field for end_section.
-  std::size_t begin_section(const char* t) {
-    tag(t);
-    const std::size_t at = out.size();
-    u64(0);
-    return at;
-  }
-  void end_section(std::size_t len_at) { patch_u64(len_at, out.size() - (len_at + 8)); }
-};
+/// Whether version 1 can express `s` for `vars`: an Adam state with exactly Adam's scalars and
+/// counter, and no slots or exactly "m" and "v" for every variable.
+template <class T>
+bool v1_can_express(const OptimizerState<T>& s, const VariableList<T>& vars) {
+  if (s.kind != "adam" || s.scalars.size() != 6 || s.counters.size() != 1 || s.counters.count("step") == 0)
+    return false;
+  for (const char* name : kCkptV1AdamScalars)
+    if (s.scalars.count(name) == 0) return false;
+  if (s.slots.empty()) return true;
+  if (s.slots.size() != 2 * vars.size()) return false;
+  for (const auto& v : vars)
+    if (s.find_slot(v.name, "m") == nullptr || s.find_slot(v.name, "v") == nullptr) return false;
+  return true;
+}
 
-/// The bytes of a checkpoint of `vars`, optionally `adam`'s state and `meta`, after checking that
+/// ValueError unless `s` (exported by the optimizer being saved) can be written for `vars`: a
+/// kind, non-empty names, counters >= 0, slots of variables of the list with their shapes.
+template <class T>
+void check_state_for_file(const OptimizerState<T>& s, const VariableList<T>& vars, const std::string& ctx) {
+  constexpr std::uint64_t max_len = std::numeric_limits<std::uint32_t>::max();
+  const auto bad = [&](const std::string& what) {
+    throw ValueError(concat(ctx, ": the optimizer's state cannot be saved: ", what));
+  };
+  if (s.kind.empty() || s.kind.size() > max_len) bad("its kind is empty or longer than 2^32-1 bytes");
+  for (const auto& scalar : s.scalars)
+    if (scalar.first.empty() || scalar.first.size() > max_len) bad("a scalar has an empty or too long name");
+  for (const auto& [name, value] : s.counters) {
+    if (name.empty() || name.size() > max_len) bad("a counter has an empty or too long name");
+    if (value < 0) bad(concat("the counter '", name, "' is negative (", value, ")"));
+  }
+  for (const auto& [key, slot] : s.slots) {
+    if (key.second.empty() || key.second.size() > max_len)
+      bad(concat("a slot of '", key.first, "' has an empty or too long name"));
+    const VariableRef<T>* v = vars.find(key.first);
+    if (v == nullptr)
+      bad(concat("the slot '", key.second, "' of '", key.first, "' belongs to no variable of the list"));
+    if (slot.shape != v->shape || slot.value.rows() != v->value->rows() || slot.value.cols() != v->value->cols())
+      bad(concat("the slot '", key.second, "' of '", key.first, "' is ", shape_string(slot.shape), " (",
+                 slot.value.rows(), "x", slot.value.cols(), "), the variable ", shape_string(v->shape)));
+  }
+}
+
+/// The bytes of a checkpoint of `vars`, optionally `opt`'s state and `meta`, after checking that
 /// they can be written and read back. Throws ValueError starting with `ctx`.
 template <class T>
-std::vector<std::uint8_t> serialize_checkpoint(const VariableList<T>& vars, const AdamOptimizer<T>* adam,
+std::vector<std::uint8_t> serialize_checkpoint(const VariableList<T>& vars, const Optimizer<T>* opt,
                                                const CheckpointMetadata& meta, const std::string& ctx) {
   constexpr std::uint32_t code = checkpoint_scalar_code<T>();
   constexpr std::uint64_t max_len = std::numeric_limits<std::uint32_t>::max();
@@ -605,136 +643,149 @@ std::vector<std::uint8_t> serialize_checkpoint(const VariableList<T>& vars, cons
     if (key.size() > max_len || value.size() > max_len)
       throw ValueError(concat(ctx, ": metadata entry '", key.substr(0, 64), "' is longer than 2^32-1 bytes"));
   }
-  if (adam != nullptr) {
-    const auto& m = adam->m_slots();
-    const auto& vs = adam->v_slots();
-    AdamState<T> hyper;  // the scalars only: check_state's slot checks are done below
-    hyper.learning_rate = adam->learning_rate();
-    hyper.beta1 = adam->beta1();
-    hyper.beta2 = adam->beta2();
-    hyper.epsilon = adam->epsilon();
-    hyper.beta1_power = adam->beta1_power();
-    hyper.beta2_power = adam->beta2_power();
-    hyper.step = adam->step();
-    AdamOptimizer<T>::check_state(hyper, ctx);
-    if (m.empty() && adam->step() != 0 && !vars.empty())
-      throw ValueError(concat(ctx, ": the optimizer has taken ", adam->step(), " steps but holds no slots"));
-    if (!m.empty() && (m.size() != vars.size() || vs.size() != vars.size()))
-      throw ValueError(
-          concat(ctx, ": the optimizer holds slots for ", m.size(), " variables, the list has ", vars.size()));
-    for (std::size_t k = 0; k < m.size(); ++k) {
-      const auto& v = vars[k];
-      if (m[k].rows() != v.value->rows() || m[k].cols() != v.value->cols() || vs[k].rows() != v.value->rows() ||
-          vs[k].cols() != v.value->cols())
-        throw ValueError(concat(ctx, ": the optimizer's slots ", k, " are ", m[k].rows(), "x", m[k].cols(), ", ",
-                                ckpt_var_label(k, v.name), " is ", v.value->rows(), "x", v.value->cols()));
+  OptimizerState<T> state;
+  bool version1 = true;
+  if (opt != nullptr) {
+    try {
+      state = opt->export_state(vars);
+    } catch (const Error& e) {
+      throw ValueError(concat(ctx, ": cannot save the optimizer's state: ", e.what()));
     }
+    const std::vector<std::string> problems = opt->state_problems(state, vars);
+    if (!problems.empty()) {
+      std::string list;
+      for (const std::string& p : problems) list += "\n  " + p;
+      throw ValueError(concat(ctx, ": the optimizer's state cannot be saved, it would not load back:", list));
+    }
+    check_state_for_file(state, vars, ctx);
+    version1 = v1_can_express(state, vars);
   }
 
-  CkptWriter w;
-  w.out.insert(w.out.end(), kCheckpointMagic, kCheckpointMagic + 8);
-  w.u32(kCheckpointVersion);
-  w.u32(code);
-  w.u64(0);  // file size, patched below
+  ByteWriter w;
+  w.raw(kCheckpointMagic, 8);
+  w.u32le(version1 ? 1 : 2);
+  w.u32le(code);
+  w.u64le(0);  // file size, patched below
 
-  std::size_t at = w.begin_section(kCkptTagModel);
-  w.u64(vars.size());
+  std::size_t at = begin_section(w, kCkptTagModel);
+  w.u64le(vars.size());
   for (const auto& v : vars) {
-    w.str(v.name);
-    w.u32(static_cast<std::uint32_t>(v.shape.size()));
-    for (Index d : v.shape) w.u64(static_cast<std::uint64_t>(d));
-    w.values(*v.value);
+    w.str32(v.name);
+    w.u32le(static_cast<std::uint32_t>(v.shape.size()));
+    for (Index d : v.shape) w.u64le(static_cast<std::uint64_t>(d));
+    w.values_le(v.value->data(), static_cast<std::size_t>(v.value->size()));
   }
-  w.end_section(at);
+  w.end_length(at);
 
-  if (adam != nullptr) {
-    at = w.begin_section(kCkptTagOptimizer);
-    w.str("adam");
-    w.scalar(adam->learning_rate());
-    w.scalar(adam->beta1());
-    w.scalar(adam->beta2());
-    w.scalar(adam->epsilon());
-    w.scalar(adam->beta1_power());
-    w.scalar(adam->beta2_power());
-    w.u64(static_cast<std::uint64_t>(adam->step()));
-    const auto& m = adam->m_slots();
-    w.u64(m.size());
-    for (std::size_t k = 0; k < m.size(); ++k) {
-      w.str(vars[k].name);
-      w.values(m[k]);
-      w.values(adam->v_slots()[k]);
+  const auto tensor = [&w](const Matrix<T>& m) { w.values_le(m.data(), static_cast<std::size_t>(m.size())); };
+  if (opt != nullptr && version1) {  // Adam's own layout
+    at = begin_section(w, kCkptTagOptimizer);
+    w.str32(state.kind);
+    for (const char* name : kCkptV1AdamScalars) w.le(state.scalars.at(name));
+    w.u64le(static_cast<std::uint64_t>(state.counters.at("step")));
+    w.u64le(state.slots.empty() ? 0 : vars.size());
+    if (!state.slots.empty())
+      for (const auto& v : vars) {
+        w.str32(v.name);
+        tensor(state.find_slot(v.name, "m")->value);
+        tensor(state.find_slot(v.name, "v")->value);
+      }
+    w.end_length(at);
+  } else if (opt != nullptr) {  // the generic layout of version 2
+    at = begin_section(w, kCkptTagOptimizer);
+    w.str32(state.kind);
+    w.u64le(state.scalars.size());
+    for (const auto& [name, value] : state.scalars) {
+      w.str32(name);
+      w.le(value);
     }
-    w.end_section(at);
+    w.u64le(state.counters.size());
+    for (const auto& [name, value] : state.counters) {
+      w.str32(name);
+      w.u64le(static_cast<std::uint64_t>(value));
+    }
+    w.u64le(state.slots.size());
+    for (const auto& v : vars)  // in the list's order, then by slot name
+      for (auto it = state.slots.lower_bound({v.name, std::string()});
+           it != state.slots.end() && it->first.first == v.name; ++it) {
+        w.str32(v.name);
+        w.str32(it->first.second);
+        w.u32le(static_cast<std::uint32_t>(v.shape.size()));
+        for (Index d : v.shape) w.u64le(static_cast<std::uint64_t>(d));
+        tensor(it->second.value);
+      }
+    w.end_length(at);
   }
 
   if (!meta.empty()) {
-    at = w.begin_section(kCkptTagMeta);
-    w.u64(meta.size());
+    at = begin_section(w, kCkptTagMeta);
+    w.u64le(meta.size());
     for (const auto& [key, value] : meta) {
-      w.str(key);
-      w.str(value);
+      w.str32(key);
+      w.str32(value);
     }
-    w.end_section(at);
+    w.end_length(at);
   }
 
-  w.patch_u64(16, w.out.size() + 4);
-  w.u32(crc32(w.out.data(), w.out.size()));
-  return std::move(w.out);
-}
-
-/// Writes `bytes` to `path` through a temporary file in the same directory and a rename, so a
-/// failure at any point leaves a previous file at `path` as it was (and removes the temporary).
-inline void write_file_atomically(const std::string& path, const std::vector<std::uint8_t>& bytes,
-                                  const std::string& ctx) {
-  namespace fs = std::filesystem;
-  if (path.empty()) throw IOError(concat(ctx, ": the path is empty"));
-  std::error_code ec;
-  if (fs::is_directory(path, ec)) throw IOError(concat(ctx, ": is a directory; give the path of a file"));
-  static std::atomic<unsigned long long> counter{0};
-  const auto unique = [&]() {
-    const auto ticks = static_cast<unsigned long long>(std::chrono::steady_clock::now().time_since_epoch().count());
-#ifdef CELLFLOW_CHECKPOINT_POSIX
-    const long long pid = static_cast<long long>(::getpid());
-#else
-    const long long pid = 0;
-#endif
-    return concat(path, ".tmp-", pid, "-", ++counter, "-", ticks % 1000000007ull);
-  };
-  const auto removed_note = "; the previous file, if any, is unchanged";
-  StagedFile tmp;  // removed on every failure below
-  if (!tmp.create(unique))
-    throw IOError(concat(ctx, ": cannot create the temporary file '", tmp.path(), "': ", std::strerror(tmp.error()),
-                         removed_note));
-  const auto fail = [&](const std::string& what) {
-    const int err = tmp.error();
-    throw IOError(concat(ctx, ": ", what, " on the temporary file '", tmp.path(),
-                         "': ", err != 0 ? std::strerror(err) : "unknown error", " (removed it)", removed_note));
-  };
-#ifdef CELLFLOW_CHECKPOINT_POSIX
-  if (!tmp.write_all(bytes.data(), bytes.size()))
-    fail(concat(tmp.stalled() ? "write made no progress after " : "write error after ", tmp.written(), " of ",
-                bytes.size(), " bytes"));
-  if (!tmp.sync()) fail("fsync failed");
-  if (!tmp.close()) fail("close failed");
-#else
-  if (!tmp.write_all(bytes.data(), bytes.size()) || !tmp.close()) fail("write error");
-#endif
-  ec = tmp.rename_over(path);
-  if (ec)
-    throw IOError(concat(ctx, ": cannot rename the temporary file '", tmp.path(), "' over it: ", ec.message(),
-                         " (removed it)", removed_note));
-  // Make the rename itself durable; best effort (some file systems refuse to sync a directory).
-  std::string dir = fs::path(path).parent_path().string();
-  if (dir.empty()) dir = ".";
-  sync_directory(dir);
+  w.patch_u64le(16, w.size() + 4);
+  w.u32le(crc32(w.bytes().data(), w.size()));
+  return w.take();
 }
 
 template <class T>
 Matrix<T> ckpt_decode(const std::vector<std::uint8_t>& bytes, const CkptTensorLayout& t, Index rows, Index cols) {
   Matrix<T> m(rows, cols);
-  const std::uint8_t* p = bytes.data() + t.offset;
-  for (std::size_t i = 0; i < t.count; ++i) m.data()[i] = ckpt_get_scalar<T>(p + i * sizeof(T));
+  ByteReader r(bytes.data(), t.offset, t.offset + t.count * sizeof(T), "checkpoint");
+  r.values_le(t.count, m.data(), "values");
   return m;
+}
+
+/// When every name the model misses and every name the file has in excess pair up by one change
+/// of scope prefix ("rnn/multi_rnn_cell/..." in the file, "multi_rnn_cell/..." in the model), a
+/// hint saying so; else "".
+inline std::string scope_prefix_hint(const std::vector<std::string>& model_only,
+                                     const std::vector<std::string>& file_only) {
+  if (model_only.empty() || model_only.size() != file_only.size()) return "";
+  const std::set<std::string> file_set(file_only.begin(), file_only.end());
+  // The prefixes that turn m into f: m = pm + rest, f = pf + rest, rest starting after a '/' in
+  // both (or being the whole name).
+  const auto candidates = [](const std::string& m, const std::string& f) {
+    std::vector<std::pair<std::string, std::string>> out;
+    for (std::size_t len = 1; len <= std::min(m.size(), f.size()); ++len) {
+      if (m[m.size() - len] != f[f.size() - len]) break;
+      const std::size_t pm = m.size() - len, pf = f.size() - len;
+      if ((pm == 0 || m[pm - 1] == '/') && (pf == 0 || f[pf - 1] == '/') && !(pm == 0 && pf == 0))
+        out.emplace_back(m.substr(0, pm), f.substr(0, pf));
+    }
+    std::reverse(out.begin(), out.end());  // the longest common part first: the smallest change of prefix
+    return out;
+  };
+  const std::string& m0 = model_only.front();
+  for (const std::string& f0 : file_only)
+    for (const auto& [pm, pf] : candidates(m0, f0)) {
+      if (pm == pf) continue;
+      bool all = true;
+      for (const std::string& m : model_only)
+        if (m.compare(0, pm.size(), pm) != 0 || file_set.count(pf + m.substr(pm.size())) == 0) {
+          all = false;
+          break;
+        }
+      if (!all) continue;
+      const std::string example =
+          concat(" (e.g. file '", ckpt_name(pf + m0.substr(pm.size())), "', model '", ckpt_name(m0), "')");
+      const auto scope = [](const std::string& prefix) { return ckpt_name(prefix.substr(0, prefix.size() - 1)); };
+      if (pm.empty())
+        return concat("hint: only a scope prefix differs: the file's names start with '", ckpt_name(pf),
+                      "', the model's do not", example, "; add the model's modules under that scope, e.g. vars.add(",
+                      "module, \"", scope(pf), "\")");
+      if (pf.empty())
+        return concat("hint: only a scope prefix differs: the model's names start with '", ckpt_name(pm),
+                      "', the file's do not", example, "; add the model's modules without the scope '", scope(pm), "'");
+      return concat("hint: only a scope prefix differs: the file's names start with '", ckpt_name(pf),
+                    "' where the model's start with '", ckpt_name(pm), "'", example,
+                    "; add the model's modules under the scope '", scope(pf), "' instead of '", scope(pm), "'");
+    }
+  return "";
 }
 
 }  // namespace detail
@@ -748,7 +799,8 @@ inline CheckpointInfo parse_checkpoint(const std::uint8_t* data, std::size_t siz
 }
 
 /// Reads and fully validates (checksum included) a checkpoint file, and describes it: format
-/// version, scalar type, variables with shapes, optimizer presence and step, metadata.
+/// version, scalar type, variables with shapes, the optimizer's kind, scalars, counters and
+/// slots, metadata.
 inline CheckpointInfo read_checkpoint_info(const std::string& path) {
   const std::string ctx = detail::concat("read_checkpoint_info: '", path, "'");
   const std::vector<std::uint8_t> bytes = detail::read_checkpoint_file(path, ctx);
@@ -759,39 +811,43 @@ inline CheckpointInfo read_checkpoint_info(const std::string& path) {
 /// Throws ValueError for a list or optimizer that cannot be saved (see save_checkpoint).
 template <class T>
 std::vector<std::uint8_t> checkpoint_bytes(const VariableList<T>& vars,
-                                           const detail::identity_t<AdamOptimizer<T>>* adam = nullptr,
+                                           const detail::identity_t<Optimizer<T>>* optimizer = nullptr,
                                            const CheckpointMetadata& metadata = {}) {
-  return detail::serialize_checkpoint(vars, adam, metadata, "checkpoint_bytes");
+  return detail::serialize_checkpoint(vars, optimizer, metadata, "checkpoint_bytes");
 }
 
-/// Saves every variable of `vars` (names, shapes, values), `adam`'s whole state when given
-/// (hyper-parameters, step, beta powers, m and v slots) and `metadata`, atomically: through
-/// "<path>.tmp-<unique>" in the same directory, fsync'ed, renamed over `path`. Throws ValueError
-/// (nothing written) when the optimizer's slots do not match `vars`, a name or metadata key is
-/// empty, or a shape disagrees with its values; IOError when the file cannot be written, in which
-/// case the temporary file is removed and a previous file at `path` is unchanged.
+/// Saves every variable of `vars` (names, shapes, values), the whole state of `optimizer` when
+/// given (its OptimizerState: hyper-parameters, counters, slots by variable name) and `metadata`,
+/// atomically, by the policy of write_file_atomically (io/atomic_file.hpp). Writes format
+/// version 1 without an optimizer or with an AdamOptimizer, version 2 with any other. Throws
+/// ValueError (nothing written) when the optimizer's state does not match `vars` (or would not
+/// load back), a name or metadata key is empty, or a shape disagrees with its values; IOError
+/// when the file cannot be written, in which case the temporary file is removed and a previous
+/// file at `path` is unchanged.
 template <class T>
 void save_checkpoint(const std::string& path, const VariableList<T>& vars,
-                     const detail::identity_t<AdamOptimizer<T>>* adam = nullptr,
+                     const detail::identity_t<Optimizer<T>>* optimizer = nullptr,
                      const CheckpointMetadata& metadata = {}) {
   const std::string ctx = detail::concat("save_checkpoint: '", path, "'");
-  const std::vector<std::uint8_t> bytes = detail::serialize_checkpoint(vars, adam, metadata, ctx);
-  detail::write_file_atomically(path, bytes, ctx);
+  const std::vector<std::uint8_t> bytes = detail::serialize_checkpoint(vars, optimizer, metadata, ctx);
+  write_file_atomically(path, bytes, "save_checkpoint");
 }
 
-/// Loads a checkpoint into `vars` and, when `adam` is given, restores the optimizer's whole state
-/// (hyper-parameters included: it then continues bitwise as the saved one would have; change the
-/// learning rate afterwards with set_learning_rate if wanted). Variables are matched by name, so
-/// the file's order may differ from the model's; every model variable must be in the file with
-/// the same shape and the file must hold no other. Without `adam`, optimizer state in the file is
-/// ignored; with `adam`, a file without optimizer state is a ValueError.
+/// Loads a checkpoint into `vars` and, when `optimizer` is given, replaces the optimizer's whole
+/// state with the file's (hyper-parameters included: it then continues bitwise as the saved one
+/// would have; change the learning rate afterwards with set_learning_rate if wanted). Variables
+/// and slots are matched by name, so the file's order may differ from the model's; every model
+/// variable must be in the file with the same shape and the file must hold no other (when only
+/// a scope prefix differs, the error says so). Without `optimizer`, optimizer state in the file
+/// is ignored; with one, the file must hold the state of an optimizer of the same kind, which
+/// the optimizer's check_state accepts (a ValueError listing every problem otherwise).
 ///
 /// Everything is checked before anything is assigned: on any error (IOError for an unreadable
-/// or malformed file, ValueError for one that does not fit) `vars` and `adam` are unchanged.
-/// Returns the file's description (metadata included).
+/// or malformed file, ValueError for one that does not fit) `vars` and `optimizer` are
+/// unchanged. Returns the file's description (metadata included).
 template <class T>
 CheckpointInfo load_checkpoint(const std::string& path, VariableList<T>& vars,
-                               detail::identity_t<AdamOptimizer<T>>* adam = nullptr) {
+                               detail::identity_t<Optimizer<T>>* optimizer = nullptr) {
   using detail::concat;
   const std::string ctx = concat("load_checkpoint: '", path, "'");
   const std::vector<std::uint8_t> bytes = detail::read_checkpoint_file(path, ctx);
@@ -810,12 +866,13 @@ CheckpointInfo load_checkpoint(const std::string& path, VariableList<T>& vars,
   for (std::size_t k = 0; k < file_vars.size(); ++k) by_name.emplace(file_vars[k].name, k);
   std::vector<std::size_t> file_index(vars.size());
   std::vector<bool> matched(file_vars.size(), false);
-  std::vector<std::string> problems;
+  std::vector<std::string> problems, model_only, file_only;
   for (std::size_t j = 0; j < vars.size(); ++j) {
     const auto& v = vars[j];
     const auto it = by_name.find(v.name);
     if (it == by_name.end()) {
       problems.push_back(concat("missing from the file: '", v.name, "' ", shape_string(v.shape)));
+      model_only.push_back(v.name);
       continue;
     }
     matched[it->second] = true;
@@ -825,16 +882,33 @@ CheckpointInfo load_checkpoint(const std::string& path, VariableList<T>& vars,
                                 shape_string(file_vars[it->second].shape)));
   }
   for (std::size_t k = 0; k < file_vars.size(); ++k)
-    if (!matched[k])
+    if (!matched[k]) {
       problems.push_back(
           concat("not in the model: '", detail::ckpt_name(file_vars[k].name), "' ", shape_string(file_vars[k].shape)));
+      file_only.push_back(file_vars[k].name);
+    }
+  // The optimizer: a file without one, or with another kind, whatever the variables.
+  std::string optimizer_problem;
+  if (optimizer != nullptr && !layout.info.has_optimizer)
+    optimizer_problem =
+        "optimizer state requested but the file holds none (it was saved without an optimizer); load it without "
+        "one to restore the variables only";
+  else if (optimizer != nullptr && layout.info.optimizer != optimizer->kind())
+    optimizer_problem =
+        concat("the file holds the state of a '", detail::ckpt_name(layout.info.optimizer),
+               "' optimizer, the optimizer given is '", optimizer->kind(), "'; load the file into a '",
+               detail::ckpt_name(layout.info.optimizer), "' optimizer, or without one to restore the variables only");
   if (!problems.empty()) {
     std::string list;
     for (const auto& p : problems) list += "\n  " + p;
+    if (!optimizer_problem.empty()) list += "\n  and the optimizer: " + optimizer_problem;
+    const std::string hint = detail::scope_prefix_hint(model_only, file_only);
+    if (!hint.empty()) list += "\n" + hint;
     throw ValueError(concat(ctx, ": the file's variables do not match the model's (", problems.size(),
                             problems.size() == 1 ? " difference" : " differences", "; the file has ", file_vars.size(),
                             " variables, the model ", vars.size(), "):", list));
   }
+  if (!optimizer_problem.empty()) throw ValueError(concat(ctx, ": ", optimizer_problem));
 
   // Decode everything into temporaries.
   std::vector<Matrix<T>> values;
@@ -847,34 +921,30 @@ CheckpointInfo load_checkpoint(const std::string& path, VariableList<T>& vars,
                               v.value->size(), " values"));
     values.push_back(detail::ckpt_decode<T>(bytes, t, v.value->rows(), v.value->cols()));
   }
-  AdamState<T> state;
-  if (adam != nullptr) {
-    if (!layout.info.has_optimizer)
-      throw ValueError(concat(ctx,
-                              ": optimizer state requested but the file holds none (it was saved without an "
-                              "optimizer); load it without one to restore the variables only"));
-    const std::uint8_t* hp = bytes.data() + layout.optimizer.hyper_offset;
-    state.learning_rate = detail::ckpt_get_scalar<T>(hp);
-    state.beta1 = detail::ckpt_get_scalar<T>(hp + sizeof(T));
-    state.beta2 = detail::ckpt_get_scalar<T>(hp + 2 * sizeof(T));
-    state.epsilon = detail::ckpt_get_scalar<T>(hp + 3 * sizeof(T));
-    state.beta1_power = detail::ckpt_get_scalar<T>(hp + 4 * sizeof(T));
-    state.beta2_power = detail::ckpt_get_scalar<T>(hp + 5 * sizeof(T));
-    state.step = layout.info.optimizer_step;
-    if (!layout.optimizer.m.empty()) {
-      for (std::size_t j = 0; j < vars.size(); ++j) {
-        const Index rows = vars[j].value->rows(), cols = vars[j].value->cols();
-        state.m.push_back(detail::ckpt_decode<T>(bytes, layout.optimizer.m[file_index[j]], rows, cols));
-        state.v.push_back(detail::ckpt_decode<T>(bytes, layout.optimizer.v[file_index[j]], rows, cols));
-      }
+  if (optimizer != nullptr) {
+    OptimizerState<T> state;
+    state.kind = layout.info.optimizer;
+    for (const auto& s : layout.optimizer.scalars) state.scalars[s.name] = detail::load_le<T>(bytes.data() + s.offset);
+    state.counters = layout.info.optimizer_counters;
+    for (const auto& s : layout.optimizer.slots) {
+      const auto& fv = file_vars[s.variable];
+      const VariableRef<T>& v = *vars.find(fv.name);  // the variables matched above
+      state.slots[{fv.name, s.name}] =
+          OptimizerSlot<T>{fv.shape, detail::ckpt_decode<T>(bytes, s.values, v.value->rows(), v.value->cols())};
     }
-    AdamOptimizer<T>::check_state(state, ctx);
+    const std::vector<std::string> misfit = optimizer->state_problems(state, vars);
+    if (!misfit.empty()) {
+      std::string list;
+      for (const auto& p : misfit) list += "\n  " + p;
+      throw ValueError(concat(ctx, ": the file's '", detail::ckpt_name(state.kind),
+                              "' state does not fit the optimizer (", misfit.size(),
+                              misfit.size() == 1 ? " problem" : " problems", "):", list));
+    }
+    optimizer->import_state(state, vars);  // checked above: all or nothing, and first
   }
-
   // Every check passed: assign. Same sizes, so these copies do not allocate.
   for (std::size_t j = 0; j < vars.size(); ++j) *vars[j].value = values[j];
-  if (adam != nullptr) adam->restore_state(std::move(state));
   return std::move(layout.info);
 }
 
-}  // namespace cellflow
+}  // namespace cellflow::io

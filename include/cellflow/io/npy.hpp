@@ -62,15 +62,11 @@ inline const char* npy_descr(NpyDType t) { return t == NpyDType::float32 ? "<f4"
 inline std::size_t npy_itemsize(NpyDType t) { return t == NpyDType::float32 ? 4 : 8; }
 
 namespace detail {
-using cellflow::detail::append_le16;
+using cellflow::detail::ByteReader;
+using cellflow::detail::ByteWriter;
 using cellflow::detail::check_scalar;
 using cellflow::detail::concat;
-using cellflow::detail::decode_le;
-using cellflow::detail::encode_le;
-using cellflow::detail::host_little_endian;
 using cellflow::detail::printable;
-using cellflow::detail::read_le16;
-using cellflow::detail::read_le32;
 
 static_assert(std::numeric_limits<float>::is_iec559 && sizeof(float) == 4, "cellflow npy: float must be IEEE binary32");
 static_assert(std::numeric_limits<double>::is_iec559 && sizeof(double) == 8,
@@ -374,27 +370,25 @@ class PyLiteralParser {
 /// "<where>: <problem>"; `where` names the operation, the file and, in an archive, the member.
 inline NpyArray parse_npy_impl(const std::uint8_t* bytes, std::size_t n, const std::string& where) {
   const auto fail = [&](const std::string& what) { throw IOError(concat(where, ": ", what)); };
-  static const std::uint8_t magic[6] = {0x93, 'N', 'U', 'M', 'P', 'Y'};
   if (n < 10) fail(concat("truncated .npy data: ", n, " bytes, the smallest .npy header takes 10"));
-  if (std::memcmp(bytes, magic, 6) != 0) {
-    std::string found;
-    for (int k = 0; k < 6; ++k) found += static_cast<char>(bytes[k]);
-    fail(concat("not a .npy array: the data starts with \"", printable(found), "\", expected \"\\x93NUMPY\""));
-  }
-  const int major = bytes[6], minor = bytes[7];
+  ByteReader r(bytes, 0, n, where);
+  const std::string magic = r.bytes(6, "the magic string");
+  if (magic != std::string("\x93NUMPY", 6))
+    fail(concat("not a .npy array: the data starts with \"", printable(magic), "\", expected \"\\x93NUMPY\""));
+  const int major = r.u8("the major version"), minor = r.u8("the minor version");
   if ((major != 1 && major != 2 && major != 3) || minor != 0)
     fail(concat("unsupported .npy format version ", major, ".", minor, " (cellflow reads 1.0, 2.0 and 3.0)"));
   const std::size_t prefix = major == 1 ? 10 : 12;
   if (n < prefix)
     fail(concat("truncated .npy data: ", n, " bytes, a version ", major, ".0 header takes at least ", prefix));
-  const std::uint64_t hlen = major == 1 ? read_le16(bytes + 8) : read_le32(bytes + 8);
+  const std::uint64_t hlen = major == 1 ? r.u16le("the header length") : r.u32le("the header length");
   if (hlen > kMaxNpyHeaderBytes)
     fail(concat(".npy header length ", hlen, " (bytes 8..", prefix - 1, ") exceeds the ", kMaxNpyHeaderBytes,
                 "-byte limit (corrupt header?)"));
-  if (hlen > n - prefix)
-    fail(concat("truncated .npy header: it claims ", hlen, " bytes, the member has ", n - prefix, " after the ", prefix,
-                "-byte prefix"));
-  const std::string header(reinterpret_cast<const char*>(bytes + prefix), static_cast<std::size_t>(hlen));
+  if (hlen > r.remaining())
+    fail(concat("truncated .npy header: it claims ", hlen, " bytes, the member has ", r.remaining(), " after the ",
+                prefix, "-byte prefix"));
+  const std::string header = r.bytes(static_cast<std::size_t>(hlen), "the header");
 
   PyLiteralParser parser(header, where);
   const PyLiteral dict = parser.parse_all();
@@ -454,7 +448,7 @@ inline NpyArray parse_npy_impl(const std::uint8_t* bytes, std::size_t n, const s
     fail(concat("Fortran (column-major) order, shape ", shape_string(dims),
                 "; cellflow reads C order (save np.ascontiguousarray(a))"));
 
-  const std::uint64_t available = n - prefix - hlen;
+  const std::uint64_t available = r.remaining();
   const std::size_t item = npy_itemsize(dtype);
   const std::uint64_t count = npy_element_count(dims, available / item);
   if (count > available / item)
@@ -464,34 +458,32 @@ inline NpyArray parse_npy_impl(const std::uint8_t* bytes, std::size_t n, const s
     fail(concat(available - count * item, " bytes after the array data (shape ", shape_string(dims), " of '",
                 npy_descr(dtype), "' takes ", count * item, " bytes, the member holds ", available,
                 " after its header)"));
-  const std::uint8_t* data = bytes + prefix + hlen;
   const auto elements = static_cast<std::size_t>(count);
   if (dtype == NpyDType::float32) {
     std::vector<float> v(elements);
-    decode_le(data, elements, v.data());
+    r.values_le(elements, v.data(), "the array data");
     return NpyArray(std::move(dims), std::move(v));
   }
   std::vector<double> v(elements);
-  decode_le(data, elements, v.data());
+  r.values_le(elements, v.data(), "the array data");
   return NpyArray(std::move(dims), std::move(v));
 }
 
 /// Appends numpy's .npy encoding of `a` to `out`: version 1.0, header padded with spaces so the
 /// data starts at a multiple of 64 bytes, then the elements little-endian.
-inline void append_npy(const NpyArray& a, std::vector<std::uint8_t>& out) {
+inline void append_npy(const NpyArray& a, ByteWriter& out) {
   std::string header = concat("{'descr': '", a.descr(), "', 'fortran_order': False, 'shape': (");
   for (std::size_t k = 0; k < a.rank(); ++k) header += concat(k ? ", " : "", a.shape()[k]);
   header += a.rank() == 1 ? ",), }" : "), }";
   header.append((64 - (10 + header.size() + 1) % 64) % 64, ' ');
   header += '\n';
-  static const std::uint8_t magic[8] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0};
-  out.insert(out.end(), magic, magic + 8);
-  append_le16(out, static_cast<std::uint32_t>(header.size()));  // < 2000 bytes for rank <= 64
-  out.insert(out.end(), header.begin(), header.end());
+  out.raw(std::string("\x93NUMPY\x01\x00", 8));
+  out.u16le(static_cast<std::uint16_t>(header.size()));  // < 2000 bytes for rank <= 64
+  out.raw(header);
   if (a.dtype() == NpyDType::float32)
-    encode_le(a.float32_data(), a.size(), out);
+    out.values_le(a.float32_data(), a.size());
   else
-    encode_le(a.float64_data(), a.size(), out);
+    out.values_le(a.float64_data(), a.size());
 }
 
 }  // namespace detail
@@ -506,9 +498,9 @@ inline NpyArray parse_npy(const std::uint8_t* data, std::size_t size, const std:
 
 /// numpy's .npy bytes of `a` (what np.save writes for it). Deterministic.
 inline std::vector<std::uint8_t> encode_npy(const NpyArray& a) {
-  std::vector<std::uint8_t> out;
+  detail::ByteWriter out;
   detail::append_npy(a, out);
-  return out;
+  return out.take();
 }
 
 }  // namespace cellflow::io

@@ -25,36 +25,30 @@
 // decoded one at a time, and members of arrays load_npz ignores are checked but not decoded.
 //
 // Writing: '<f4' for float, '<f8' for double, numpy's .npy layout; members stored or deflated,
-// without timestamps, so the same arrays always give the same bytes. Files are written to a
-// temporary file in the target's directory and renamed over the target (io/atomic_file.hpp): a
-// failed save leaves the previous file as it was and removes the temporary. A read-only
-// existing target, a directory or a non-regular file is refused; a symbolic link is followed.
+// without timestamps, so the same arrays always give the same bytes. Files are written by
+// write_file_atomically (io/atomic_file.hpp), the policy every file cellflow writes follows: a
+// temporary file in the target's directory, fsync'ed and renamed over the target; a failed save
+// leaves the previous file as it was and removes the temporary; a read-only existing target, a
+// directory or a non-regular file is refused; a symbolic link is followed; permission bits are
+// kept; the temporary files of killed saves are removed.
 //
 // Needs zlib: link `cellflow::io` (not `cellflow::cellflow`) to use this header.
 #pragma once
 
 #include <array>
 #include <cerrno>
-#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <functional>
-#include <initializer_list>
 #include <map>
 #include <memory>
-#include <random>
 #include <string>
 #include <system_error>
 #include <utility>
 #include <vector>
-
-#if defined(__unix__) || defined(__APPLE__)
-#include <unistd.h>
-#define CELLFLOW_NPZ_POSIX 1
-#endif
 
 #include "cellflow/core/error.hpp"
 #include "cellflow/core/types.hpp"
@@ -182,8 +176,6 @@ struct FileCloser {
   }
 };
 
-inline std::string errno_text(int err) { return err != 0 ? std::strerror(err) : "unknown error"; }
-
 /// The bytes of a file, at most kMaxNpzBytes of them.
 inline std::vector<std::uint8_t> read_file_bytes(const NpzContext& ctx) {
   std::error_code ec;
@@ -215,71 +207,13 @@ inline std::vector<std::uint8_t> encode_npz_impl(const NpzArchive& archive, bool
   if (archive.size() > kZipMaxMembers)
     ctx.fail(concat(archive.size(), " arrays; an .npz archive without zip64 holds at most 65535"));
   ZipWriter zip(ctx, compress);
-  std::vector<std::uint8_t> npy;
+  ByteWriter npy;
   for (const NpzEntry& e : archive) {
-    npy.clear();
+    npy.bytes().clear();
     append_npy(e.array, npy);
-    zip.add(e.name + ".npy", npy.data(), npy.size());
+    zip.add(e.name + ".npy", npy.bytes().data(), npy.size());
   }
   return zip.finish();
-}
-
-/// Writes `bytes` to a new temporary file next to ctx.source and renames it over ctx.source.
-inline void write_file_atomically(const std::vector<std::uint8_t>& bytes, const NpzContext& ctx) {
-  namespace fs = std::filesystem;
-  if (ctx.source.empty()) ctx.fail("empty path");
-  fs::path target(ctx.source);
-  std::error_code ec;
-  if (fs::is_symlink(fs::symlink_status(target, ec))) {  // replace the file the link points to, keep the link
-    target = fs::canonical(target, ec);
-    if (ec) ctx.fail(concat("a symbolic link whose target cannot be resolved: ", ec.message()));
-  }
-  const fs::file_status st = fs::status(target, ec);
-  const bool exists = fs::exists(st);
-  if (exists) {
-    if (fs::is_directory(st)) ctx.fail("is a directory");
-    if (!fs::is_regular_file(st))
-      ctx.fail("exists and is not a regular file (a device, pipe or socket); not replacing it");
-    const fs::perms write = fs::perms::owner_write | fs::perms::group_write | fs::perms::others_write;
-    if ((st.permissions() & write) == fs::perms::none) ctx.fail("the existing file is read-only; not replacing it");
-#if defined(CELLFLOW_NPZ_POSIX)
-    errno = 0;
-    if (::access(target.c_str(), W_OK) != 0)
-      ctx.fail(concat("the existing file is not writable (", errno_text(errno), "); not replacing it"));
-#endif
-  }
-  const fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
-  if (target.filename().empty()) ctx.fail("the path names no file");
-  if (!fs::is_directory(dir, ec)) ctx.fail(concat("the directory '", dir.string(), "' does not exist"));
-
-  // Fresh temporary names ".<file>.tmp-<12 hex digits>" in the same directory (so the rename
-  // stays on one file system).
-  static const char digits[] = "0123456789abcdef";
-  std::uint64_t seed = static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
-  try {
-    std::random_device rd;
-    seed ^= (std::uint64_t(rd()) << 32) ^ rd();
-  } catch (...) {  // no entropy source: the clock alone will do, names are tried exclusively
-  }
-  std::mt19937_64 gen(seed ^ reinterpret_cast<std::uintptr_t>(&seed));
-  const auto next_name = [&]() {
-    std::string suffix;
-    std::uint64_t r = gen();
-    for (int k = 0; k < 12; ++k, r >>= 4) suffix += digits[r & 0xf];
-    return (dir / ("." + target.filename().string() + ".tmp-" + suffix)).string();
-  };
-  cellflow::detail::StagedFile tmp;  // removed on every failure below
-  if (!tmp.create(next_name)) {
-    if (tmp.error() == EEXIST) ctx.fail(concat("cannot create a temporary file in '", dir.string(), "'"));
-    ctx.fail(concat("cannot create the temporary file '", tmp.path(), "': ", errno_text(tmp.error())));
-  }
-  if (!tmp.write_all(bytes.data(), bytes.size()))
-    ctx.fail(concat("cannot write the temporary file '", tmp.path(), "': ", errno_text(tmp.error())));
-  if (!tmp.sync()) ctx.fail(concat("cannot sync the temporary file '", tmp.path(), "': ", errno_text(tmp.error())));
-  if (!tmp.close()) ctx.fail(concat("cannot close the temporary file '", tmp.path(), "': ", errno_text(tmp.error())));
-  if (exists) fs::permissions(tmp.path(), st.permissions(), ec);  // keep the old file's mode; best effort
-  ec = tmp.rename_over(target);
-  if (ec) ctx.fail(concat("cannot rename the temporary file '", tmp.path(), "' over it: ", ec.message()));
 }
 
 template <class T>
@@ -341,7 +275,7 @@ inline std::vector<std::uint8_t> encode_npz(const NpzArchive& archive, bool comp
 /// file: missing directory, read-only or non-regular existing target, write errors.
 inline void write_npz(const std::string& path, const NpzArchive& archive, bool compress = true) {
   const detail::NpzContext ctx{"write_npz", path};
-  detail::write_file_atomically(detail::encode_npz_impl(archive, compress, ctx), ctx);
+  write_file_atomically(path, detail::encode_npz_impl(archive, compress, ctx), ctx.op);
 }
 
 /// The variables as an archive: name -> value in TF's shape ({n} or {rows, cols}), '<f4' for
@@ -386,7 +320,7 @@ void load_npz(VariableList<T>& vars, const std::string& path, const NpzLoadOptio
 template <class T>
 void save_npz(const VariableList<T>& vars, const std::string& path, bool compress = true) {
   const detail::NpzContext ctx{"save_npz", path};
-  detail::write_file_atomically(detail::encode_npz_impl(to_npz_archive(vars), compress, ctx), ctx);
+  write_file_atomically(path, detail::encode_npz_impl(to_npz_archive(vars), compress, ctx), ctx.op);
 }
 
 }  // namespace cellflow::io

@@ -61,14 +61,11 @@ struct ZipMember {
 };
 
 namespace detail {
-using cellflow::detail::append_le16;
-using cellflow::detail::append_le32;
+using cellflow::detail::ByteReader;
+using cellflow::detail::ByteWriter;
 using cellflow::detail::concat;
 using cellflow::detail::hex32;
 using cellflow::detail::printable;
-using cellflow::detail::read_le16;
-using cellflow::detail::read_le32;
-using cellflow::detail::read_le64;
 
 constexpr std::uint32_t kZipLocalSig = 0x04034b50u;       // "PK\3\4"
 constexpr std::uint32_t kZipCentralSig = 0x02014b50u;     // "PK\1\2"
@@ -97,7 +94,9 @@ inline std::uint32_t crc32_of(const std::uint8_t* p, std::size_t n) {
 struct ZipContext {
   std::string op, source;
 
-  [[noreturn]] void fail(const std::string& what) const { throw IOError(concat(op, ": '", source, "': ", what)); }
+  /// "<op>: '<source>'", the start of every message (a ByteReader's context).
+  std::string where() const { return concat(op, ": '", source, "'"); }
+  [[noreturn]] void fail(const std::string& what) const { throw IOError(concat(where(), ": ", what)); }
   /// "<op>: '<source>': member '<name>'", the start of a message about one member.
   std::string member_where(const std::string& member) const {
     return concat(op, ": '", source, "': member '", printable(member), "'");
@@ -126,27 +125,22 @@ struct ZipEntry {
   std::uint64_t csize = 0, usize = 0, local_offset = 0, data_offset = 0, span_end = 0;
 };
 
-/// Finds the zip64 extended-information field (id 0x0001) in an extra field; `ok` is false when
-/// the extra field is malformed (a record running past its end).
+/// The zip64 extended-information field (id 0x0001) of an extra field, if there is one; `ok`
+/// is false when the extra field is malformed (a record running past its end).
 struct ExtraScan {
-  const std::uint8_t* zip64 = nullptr;
-  std::size_t zip64_len = 0;
+  std::vector<ByteReader> zip64;  // none, or a reader of the zip64 field's data
   bool ok = true;
 };
-inline ExtraScan scan_extra(const std::uint8_t* p, std::size_t len) {
+inline ExtraScan scan_extra(ByteReader r) {
   ExtraScan s;
-  std::size_t off = 0;
-  while (len - off >= 4) {  // fewer than 4 trailing bytes are padding (zipalign writes some)
-    const std::uint16_t id = read_le16(p + off), size = read_le16(p + off + 2);
-    if (size > len - off - 4) {
+  while (r.remaining() >= 4) {  // fewer than 4 trailing bytes are padding (zipalign writes some)
+    const std::uint16_t id = r.u16le("extra field id"), size = r.u16le("extra field size");
+    if (size > r.remaining()) {
       s.ok = false;
       return s;
     }
-    if (id == 0x0001 && s.zip64 == nullptr) {
-      s.zip64 = p + off + 4;
-      s.zip64_len = size;
-    }
-    off += 4 + std::size_t(size);
+    ByteReader data = r.sub(size, "extra field data", "zip64 extra field", "in the field");
+    if (id == 0x0001 && s.zip64.empty()) s.zip64.push_back(std::move(data));
   }
   return s;
 }
@@ -154,12 +148,13 @@ inline ExtraScan scan_extra(const std::uint8_t* p, std::size_t len) {
 /// Replaces the 32-bit fields equal to 0xffffffff, in order, by the zip64 field's 64-bit values.
 /// Returns false when the zip64 field is absent or too short.
 inline bool resolve_zip64(const ExtraScan& extra, std::initializer_list<std::uint64_t*> fields) {
-  std::size_t off = 0;
+  if (extra.zip64.empty())
+    return std::none_of(fields.begin(), fields.end(), [](auto* f) { return *f == kZipNoValue32; });
+  ByteReader z = extra.zip64.front();
   for (std::uint64_t* f : fields) {
     if (*f != kZipNoValue32) continue;
-    if (extra.zip64 == nullptr || extra.zip64_len - off < 8) return false;
-    *f = read_le64(extra.zip64 + off);
-    off += 8;
+    if (z.remaining() < 8) return false;
+    *f = z.u64le("zip64 value");
   }
   return true;
 }
@@ -199,11 +194,14 @@ inline std::vector<ZipEntry> read_zip_directory(const std::uint8_t* data, std::s
   if (static_cast<std::uint64_t>(size) > kMaxZipBytes)
     ctx.fail(concat(size, " bytes, larger than the ", kMaxZipBytes, "-byte limit on ", format.archive));
 
+  const ByteReader file(data, 0, size, ctx.where());
+
   // The end-of-central-directory record: the last 22 bytes, or earlier when a comment follows it.
   std::size_t eocd = size;
   const std::size_t lowest = size - 22 > 65535 ? size - 22 - 65535 : 0;
   for (std::size_t pos = size - 22 + 1; pos-- > lowest;) {
-    if (read_le32(data + pos) == kZipEndSig && pos + 22 + read_le16(data + pos + 20) == size) {
+    if (file.peek_le<std::uint32_t>(pos, "an end record signature") == kZipEndSig &&
+        pos + 22 + file.peek_le<std::uint16_t>(pos + 20, "an end record comment length") == size) {
       eocd = pos;
       break;
     }
@@ -211,12 +209,13 @@ inline std::vector<ZipEntry> read_zip_directory(const std::uint8_t* data, std::s
   if (eocd == size)
     ctx.fail(concat(format.not_archive,
                     ": no end-of-central-directory record (\"PK\\5\\6\") at its end (truncated, or not a ZIP file)"));
-  if (eocd >= 20 && read_le32(data + eocd - 20) == kZip64LocatorSig)
+  if (eocd >= 20 && file.peek_le<std::uint32_t>(eocd - 20, "a zip64 locator signature") == kZip64LocatorSig)
     ctx.fail("zip64 end-of-central-directory record (an archive over 4 GiB or with over 65535 members): not supported");
-  const std::uint8_t* e = data + eocd;
-  const unsigned disk = read_le16(e + 4), cd_disk = read_le16(e + 6), n_disk = read_le16(e + 8),
-                 n_total = read_le16(e + 10);
-  const std::uint64_t cd_size = read_le32(e + 12), cd_offset = read_le32(e + 16);
+  ByteReader e(data, eocd, size, ctx.where(), concat("end-of-central-directory record at offset ", eocd));
+  e.skip(4, "the signature");
+  const unsigned disk = e.u16le("the disk number"), cd_disk = e.u16le("the directory's disk"),
+                 n_disk = e.u16le("the entries on this disk"), n_total = e.u16le("the entry count");
+  const std::uint64_t cd_size = e.u32le("the directory size"), cd_offset = e.u32le("the directory offset");
   if (disk != 0 || cd_disk != 0 || n_disk != n_total)
     ctx.fail(concat("multi-disk (split) ZIP archive (end-of-central-directory record at offset ", eocd, ": disk ", disk,
                     ", directory disk ", cd_disk, ", ", n_disk, " of ", n_total,
@@ -233,32 +232,40 @@ inline std::vector<ZipEntry> read_zip_directory(const std::uint8_t* data, std::s
   members.reserve(n_total);  // n_total * 46 <= cd_size <= size: bounded by the real data
   std::map<std::string, std::size_t> seen;
   std::uint64_t total = 0;
-  std::size_t pos = static_cast<std::size_t>(cd_offset);
+  ByteReader cd(data, static_cast<std::size_t>(cd_offset), eocd, ctx.where(), "central directory",
+                "before the end-of-central-directory record");
   for (std::size_t k = 0; k < n_total; ++k) {
+    const std::size_t pos = cd.pos();
     const std::string where = concat("central directory entry ", k, " at offset ", pos);
-    if (eocd - pos < 46)
-      ctx.fail(concat(where, ": truncated (", eocd - pos, " bytes left in the directory, an entry takes at least 46)"));
-    const std::uint8_t* p = data + pos;
-    if (read_le32(p) != kZipCentralSig)
+    if (cd.remaining() < 46)
       ctx.fail(
-          concat(where, ": signature ", hex32(read_le32(p)), ", expected ", hex32(kZipCentralSig), " (\"PK\\1\\2\")"));
+          concat(where, ": truncated (", cd.remaining(), " bytes left in the directory, an entry takes at least 46)"));
+    const std::uint32_t signature = cd.u32le("an entry signature");
+    if (signature != kZipCentralSig)
+      ctx.fail(
+          concat(where, ": signature ", hex32(signature), ", expected ", hex32(kZipCentralSig), " (\"PK\\1\\2\")"));
     ZipEntry m;
     m.entry = k;
-    m.flags = read_le16(p + 8);
-    m.method = read_le16(p + 10);
-    m.crc = read_le32(p + 16);
-    m.csize = read_le32(p + 20);
-    m.usize = read_le32(p + 24);
-    const std::size_t name_len = read_le16(p + 28), extra_len = read_le16(p + 30), comment_len = read_le16(p + 32);
-    const unsigned disk_start = read_le16(p + 34);
-    m.local_offset = read_le32(p + 42);
-    if (eocd - pos - 46 < name_len + extra_len + comment_len)
+    cd.skip(4, "the versions");
+    m.flags = cd.u16le("the flags");
+    m.method = cd.u16le("the method");
+    cd.skip(4, "the time and date");
+    m.crc = cd.u32le("the CRC-32");
+    m.csize = cd.u32le("the compressed size");
+    m.usize = cd.u32le("the uncompressed size");
+    const std::size_t name_len = cd.u16le("the name length"), extra_len = cd.u16le("the extra field length"),
+                      comment_len = cd.u16le("the comment length");
+    const unsigned disk_start = cd.u16le("the disk number");
+    cd.skip(6, "the attributes");
+    m.local_offset = cd.u32le("the local header offset");
+    if (cd.remaining() < name_len + extra_len + comment_len)
       ctx.fail(concat(where, ": its name, extra field and comment (", name_len + extra_len + comment_len,
                       " bytes) run past the end of the central directory"));
-    m.name.assign(reinterpret_cast<const char*>(p + 46), name_len);
+    m.name = cd.bytes(name_len, "the name");
     if (m.name.empty()) ctx.fail(concat(where, ": empty member name"));
     const auto fail = [&](const std::string& what) { ctx.fail_member(m.name, concat(what, " (", where, ")")); };
-    const ExtraScan extra = scan_extra(p + 46 + name_len, extra_len);
+    const ExtraScan extra = scan_extra(cd.sub(extra_len, "the extra field", "extra field", "in the field"));
+    cd.skip(comment_len, "the comment");
     if (!extra.ok) fail("malformed extra field in the central directory");
     if (!resolve_zip64(extra, {&m.usize, &m.csize, &m.local_offset}))
       fail("sizes or offset of 0xffffffff without a zip64 extra field holding them");
@@ -290,13 +297,13 @@ inline std::vector<ZipEntry> read_zip_directory(const std::uint8_t* data, std::s
       fail(
           concat("local header offset ", m.local_offset, " is not before the central directory at offset ", cd_offset));
     members.push_back(std::move(m));
-    pos += 46 + name_len + extra_len + comment_len;
   }
-  if (pos != eocd)
-    ctx.fail(concat("the central directory has ", eocd - pos, " bytes after its ", n_total,
+  if (!cd.at_end())
+    ctx.fail(concat("the central directory has ", cd.remaining(), " bytes after its ", n_total,
                     " entries (wrong entry count in the end-of-central-directory record?)"));
 
   // Local headers: they must agree with the directory; the data must end before the directory.
+  const ByteReader before_cd(data, 0, static_cast<std::size_t>(cd_offset), ctx.where());
   for (ZipEntry& m : members) {
     const std::uint64_t lo = m.local_offset;
     const auto fail = [&](const std::string& what) {
@@ -304,24 +311,29 @@ inline std::vector<ZipEntry> read_zip_directory(const std::uint8_t* data, std::s
     };
     if (cd_offset - lo < 30)
       fail(concat("truncated (", cd_offset - lo, " bytes before the central directory, a header takes 30)"));
-    const std::uint8_t* p = data + lo;
-    if (read_le32(p) != kZipLocalSig)
-      fail(concat("signature ", hex32(read_le32(p)), ", expected ", hex32(kZipLocalSig), " (\"PK\\3\\4\")"));
-    const std::uint16_t flags = read_le16(p + 6), method = read_le16(p + 8);
-    const std::uint32_t crc = read_le32(p + 14);
-    std::uint64_t csize = read_le32(p + 18), usize = read_le32(p + 22);
-    const std::size_t name_len = read_le16(p + 26), extra_len = read_le16(p + 28);
-    if (cd_offset - lo - 30 < name_len + extra_len)
+    ByteReader h(data, static_cast<std::size_t>(lo), static_cast<std::size_t>(cd_offset), ctx.where(),
+                 concat("member '", printable(m.name), "': local header at offset ", lo),
+                 "before the central directory");
+    const std::uint32_t signature = h.u32le("the signature");
+    if (signature != kZipLocalSig)
+      fail(concat("signature ", hex32(signature), ", expected ", hex32(kZipLocalSig), " (\"PK\\3\\4\")"));
+    h.skip(2, "the version");
+    const std::uint16_t flags = h.u16le("the flags"), method = h.u16le("the method");
+    h.skip(4, "the time and date");
+    const std::uint32_t crc = h.u32le("the CRC-32");
+    std::uint64_t csize = h.u32le("the compressed size"), usize = h.u32le("the uncompressed size");
+    const std::size_t name_len = h.u16le("the name length"), extra_len = h.u16le("the extra field length");
+    if (h.remaining() < name_len + extra_len)
       fail("its name and extra field run into the central directory (truncated?)");
-    const std::string name(reinterpret_cast<const char*>(p + 30), name_len);
+    const std::string name = h.bytes(name_len, "the name");
     if (name != m.name) fail(concat("names the member '", printable(name), "' (the central directory disagrees)"));
     if (method != m.method) fail(concat("compression method ", method, ", the central directory says ", m.method));
     if ((flags & 0x0001u) != 0) fail("encrypted: cellflow reads unencrypted archives only");
     if (((flags ^ m.flags) & 0x0008u) != 0)
       fail("the data-descriptor flag (bit 3) disagrees with the central directory");
-    const ExtraScan extra = scan_extra(p + 30 + name_len, extra_len);
+    const ExtraScan extra = scan_extra(h.sub(extra_len, "the extra field", "extra field", "in the field"));
     if (!extra.ok) fail("malformed extra field");
-    m.data_offset = lo + 30 + name_len + extra_len;
+    m.data_offset = h.pos();
     if (cd_offset - m.data_offset < m.csize)
       fail(concat("its ", m.csize, " bytes of data from offset ", m.data_offset,
                   " run past the start of the central directory at offset ", cd_offset, " (truncated?)"));
@@ -334,15 +346,20 @@ inline std::vector<ZipEntry> read_zip_directory(const std::uint8_t* data, std::s
                     m.usize));
     } else {
       // A data descriptor follows the data: [signature] CRC-32, sizes (8 bytes each with zip64).
-      const std::size_t w = extra.zip64 != nullptr ? 8 : 4;
+      const std::size_t w = extra.zip64.empty() ? 4 : 8;
       const auto matches = [&](std::uint64_t at) {
         if (cd_offset - at < 4 + 2 * w) return false;
-        const std::uint8_t* d = data + at;
-        const std::uint64_t dc = w == 8 ? read_le64(d + 4) : read_le32(d + 4),
-                            du = w == 8 ? read_le64(d + 4 + w) : read_le32(d + 4 + w);
-        return read_le32(d) == m.crc && dc == m.csize && du == m.usize;
+        ByteReader d(data, static_cast<std::size_t>(at), static_cast<std::size_t>(cd_offset), ctx.where(),
+                     "data descriptor");
+        const std::uint32_t dcrc = d.u32le("the CRC-32");
+        const std::uint64_t dc = w == 8 ? d.u64le("the compressed size") : d.u32le("the compressed size"),
+                            du = w == 8 ? d.u64le("the uncompressed size") : d.u32le("the uncompressed size");
+        return dcrc == m.crc && dc == m.csize && du == m.usize;
       };
-      if (cd_offset - end >= 4 && read_le32(data + end) == kZipDescriptorSig && matches(end + 4))
+      if (cd_offset - end >= 4 &&
+          before_cd.peek_le<std::uint32_t>(static_cast<std::size_t>(end), "a data descriptor signature") ==
+              kZipDescriptorSig &&
+          matches(end + 4))
         end += 4 + 4 + 2 * w;
       else if (matches(end))
         end += 4 + 2 * w;
@@ -507,19 +524,19 @@ class ZipWriter {
       ctx_.fail(concat("the archive would exceed 4 GiB; that needs zip64, which cellflow does not write"));
     c.csize = static_cast<std::uint32_t>(payload_size);
     c.offset = static_cast<std::uint32_t>(out_.size());
-    append_le32(out_, kZipLocalSig);
-    append_le16(out_, 20);  // version needed: 2.0 (deflate)
-    append_le16(out_, c.flags);
-    append_le16(out_, c.method);
-    append_le16(out_, 0);       // time 00:00:00
-    append_le16(out_, 0x0021);  // date 1980-01-01: no timestamps, reproducible bytes
-    append_le32(out_, c.crc);
-    append_le32(out_, c.csize);
-    append_le32(out_, c.usize);
-    append_le16(out_, static_cast<std::uint32_t>(name.size()));
-    append_le16(out_, 0);
-    out_.insert(out_.end(), name.begin(), name.end());
-    out_.insert(out_.end(), payload, payload + payload_size);
+    out_.u32le(kZipLocalSig);
+    out_.u16le(20);  // version needed: 2.0 (deflate)
+    out_.u16le(c.flags);
+    out_.u16le(c.method);
+    out_.u16le(0);       // time 00:00:00
+    out_.u16le(0x0021);  // date 1980-01-01: no timestamps, reproducible bytes
+    out_.u32le(c.crc);
+    out_.u32le(c.csize);
+    out_.u32le(c.usize);
+    out_.u16le(static_cast<std::uint16_t>(name.size()));
+    out_.u16le(0);
+    out_.raw(name);
+    out_.raw(payload, payload_size);
     central_.push_back(std::move(c));
   }
 
@@ -528,39 +545,39 @@ class ZipWriter {
   std::vector<std::uint8_t> finish() {
     const std::size_t cd_offset = out_.size();
     for (const Central& c : central_) {
-      append_le32(out_, kZipCentralSig);
-      append_le16(out_, 0x0314);  // made by: Unix, ZIP 2.0
-      append_le16(out_, 20);
-      append_le16(out_, c.flags);
-      append_le16(out_, c.method);
-      append_le16(out_, 0);
-      append_le16(out_, 0x0021);
-      append_le32(out_, c.crc);
-      append_le32(out_, c.csize);
-      append_le32(out_, c.usize);
-      append_le16(out_, static_cast<std::uint32_t>(c.name.size()));
-      append_le16(out_, 0);               // extra
-      append_le16(out_, 0);               // comment
-      append_le16(out_, 0);               // disk
-      append_le16(out_, 0);               // internal attributes
-      append_le32(out_, 0100644u << 16);  // external attributes: regular file, rw-r--r--
-      append_le32(out_, c.offset);
-      out_.insert(out_.end(), c.name.begin(), c.name.end());
+      out_.u32le(kZipCentralSig);
+      out_.u16le(0x0314);  // made by: Unix, ZIP 2.0
+      out_.u16le(20);
+      out_.u16le(c.flags);
+      out_.u16le(c.method);
+      out_.u16le(0);
+      out_.u16le(0x0021);
+      out_.u32le(c.crc);
+      out_.u32le(c.csize);
+      out_.u32le(c.usize);
+      out_.u16le(static_cast<std::uint16_t>(c.name.size()));
+      out_.u16le(0);               // extra
+      out_.u16le(0);               // comment
+      out_.u16le(0);               // disk
+      out_.u16le(0);               // internal attributes
+      out_.u32le(0100644u << 16);  // external attributes: regular file, rw-r--r--
+      out_.u32le(c.offset);
+      out_.raw(c.name);
     }
     if (out_.size() > kLimit)
       ctx_.fail("the archive would exceed 4 GiB; that needs zip64, which cellflow does not write");
     const std::size_t cd_size = out_.size() - cd_offset;
-    append_le32(out_, kZipEndSig);
-    append_le16(out_, 0);
-    append_le16(out_, 0);
-    append_le16(out_, static_cast<std::uint32_t>(central_.size()));
-    append_le16(out_, static_cast<std::uint32_t>(central_.size()));
-    append_le32(out_, static_cast<std::uint32_t>(cd_size));
-    append_le32(out_, static_cast<std::uint32_t>(cd_offset));
-    append_le16(out_, 0);
+    out_.u32le(kZipEndSig);
+    out_.u16le(0);
+    out_.u16le(0);
+    out_.u16le(static_cast<std::uint16_t>(central_.size()));
+    out_.u16le(static_cast<std::uint16_t>(central_.size()));
+    out_.u32le(static_cast<std::uint32_t>(cd_size));
+    out_.u32le(static_cast<std::uint32_t>(cd_offset));
+    out_.u16le(0);
     central_.clear();
     names_.clear();
-    return std::move(out_);
+    return out_.take();
   }
 
  private:
@@ -575,7 +592,7 @@ class ZipWriter {
   bool compress_;
   std::vector<Central> central_;
   std::set<std::string> names_;
-  std::vector<std::uint8_t> out_;
+  ByteWriter out_;
 };
 
 }  // namespace detail
