@@ -247,6 +247,12 @@ TEMPLATE_TEST_CASE("a missing or misshapen gradient is a ShapeError naming the v
   w.grad.setConstant(T(0.5));
   cf::VariableList<T> vars;
   vars.add_one("w", w).add_one("head/kernel", no_grad);
+  // add_one gives a variable without a gradient a zero one; a gradient lost after that is the
+  // optimizer's to catch.
+  REQUIRE(no_grad.grad.rows() == 2);
+  REQUIRE(no_grad.grad.cols() == 3);
+  CHECK((no_grad.grad.array() == T(0)).all());
+  no_grad.grad.resize(0, 0);
   const cf::Matrix<T> w0 = w.value, k0 = no_grad.value;
 
   cf::AdamOptimizer<T> adam;

@@ -392,7 +392,9 @@ inline CheckedTarget check_target(const std::string& path, const std::string& ct
   const std::string file_name = t.file.filename().string();
   if (file_name.empty() || file_name == "." || file_name == "..") fail("the path names no file");
   t.dir = t.file.has_parent_path() ? t.file.parent_path() : fs::path(".");
-  if (!fs::is_directory(t.dir, ec)) fail(concat("the directory '", t.dir.string(), "' does not exist"));
+  const fs::file_status dir_status = fs::status(t.dir, ec);
+  if (!fs::exists(dir_status)) fail(concat("the directory '", t.dir.string(), "' does not exist"));
+  if (!fs::is_directory(dir_status)) fail(concat("'", t.dir.string(), "' is not a directory"));
   return t;
 }
 
