@@ -33,6 +33,7 @@
 #include <string>
 #include <utility>
 
+#include "cellflow/cells/activations.hpp"
 #include "cellflow/cells/cell_traits.hpp"
 #include "cellflow/cells/state.hpp"
 #include "cellflow/cells/step_output.hpp"
@@ -207,7 +208,7 @@ class GRUCore {
     const Index B = tp.batch, U = units_;
     auto g = tp.z.block(t * B, 0, B, 2 * U);
     matmul(g, tp.h.middleRows(slot(tp, t) * B, B), gates_kernel_.value.bottomRows(U), true);
-    g.array() = g.array().logistic();
+    g.array() = sigmoid(g.array());
   }
 
   /// Step t's new state h = u * h_prev + (1 - u) * c~ (c~ in z's last U columns), and the output.

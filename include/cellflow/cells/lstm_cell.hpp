@@ -24,6 +24,7 @@
 #include <string>
 #include <utility>
 
+#include "cellflow/cells/activations.hpp"
 #include "cellflow/cells/cell_traits.hpp"
 #include "cellflow/cells/lstm_state.hpp"
 #include "cellflow/cells/step_output.hpp"
@@ -248,9 +249,9 @@ class LSTMCore {
       zi += cp.rowwise() * w_i_.value.row(0).array();
       zf += cp.rowwise() * w_f_.value.row(0).array();
     }
-    zi = zi.logistic();
+    zi = sigmoid(zi);
     zj = zj.tanh();
-    zf = (zf + opt_.forget_bias).logistic();
+    zf = sigmoid(zf + opt_.forget_bias);
     cn = zf * cp + zi * zj;
     if (opt_.cell_clip) {
       const T cc = *opt_.cell_clip;
@@ -258,7 +259,7 @@ class LSTMCore {
       cn = cn.max(-cc).min(cc);
     }
     if (opt_.use_peepholes) zo += cn.rowwise() * w_o_.value.row(0).array();
-    zo = zo.logistic();
+    zo = sigmoid(zo);
     tc = cn.tanh();
     if (opt_.num_proj) {
       tp.m.middleRows(row, B).array() = zo * tc;

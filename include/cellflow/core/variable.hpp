@@ -121,11 +121,13 @@ class VariableList {
   /// given without a gradient (an empty `grad`) gets a zero gradient of the value's shape.
   VariableList& add_one(const std::string& name, Parameter<T>& p) {
     if (find(name) != nullptr) throw ValueError("VariableList: duplicate variable name '" + name + "'");
-    Index elements = 1;
-    for (Index d : p.shape) elements *= d;
-    if (p.shape.empty() || p.shape.size() > 2 || elements != p.value.size())
+    // The storage of a TF shape: [rows, cols] is rows x cols, [n] is 1 x n.
+    const bool fits = (p.shape.size() == 2 && p.value.rows() == p.shape[0] && p.value.cols() == p.shape[1]) ||
+                      (p.shape.size() == 1 && p.value.rows() == 1 && p.value.cols() == p.shape[0]);
+    if (!fits)
       throw ShapeError(detail::concat("VariableList::add_one('", name, "'): shape ", shape_string(p.shape),
-                                      " does not describe its ", p.value.rows(), "x", p.value.cols(), " value"));
+                                      " does not describe its ", p.value.rows(), "x", p.value.cols(),
+                                      " value ([rows, cols] is stored rows x cols, [n] as 1 x n)"));
     if (p.grad.size() == 0 && p.value.size() != 0) p.grad.setZero(p.value.rows(), p.value.cols());
     vars_.push_back(VariableRef<T>{name, p.shape, &p.value, &p.grad});
     return *this;
