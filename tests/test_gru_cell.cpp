@@ -276,4 +276,12 @@ TEST_CASE("gru reset_after: cell(x, h) step by step and batch_threads agree with
   for (Index k = 0; k < X.size(); ++k) CHECK(std::abs(g1.d_inputs.data()[k] - g2.d_inputs.data()[k]) <= 1e-14);
 }
 
+TEST_CASE("GRU cells reject sizes that are not positive", "[gru_cell][errors]") {
+  cf::Rng rng(6);
+  REQUIRE_THROWS_AS(cf::GRUCell<float>(3, 0, rng), cf::ValueError);
+  REQUIRE_THROWS_MATCHES(cf::GRUCell<double>(0, 2, rng), cf::ValueError,
+                         what_contains<cf::ValueError>(
+                             "gru_cell: input_depth and num_units must be positive, given input_depth=0, num_units=2"));
+}
+
 }  // namespace test_gru_cell

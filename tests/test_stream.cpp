@@ -6,44 +6,12 @@
 #include <thread>
 #include <vector>
 
+#include "support/states.hpp"
 #include "support/test_util.hpp"
 
+namespace test_stream {
+
 using namespace cellflow_test;
-
-namespace {
-
-template <class T>
-bool same(const cf::Matrix<T>& a, const cf::Matrix<T>& b) {
-  return a.rows() == b.rows() && a.cols() == b.cols() && (a.array() == b.array()).all();
-}
-
-template <class T>
-bool same_state(const cf::Matrix<T>& a, const cf::Matrix<T>& b) {
-  return same(a, b);
-}
-template <class T>
-bool same_state(const cf::LSTMStateTuple<T>& a, const cf::LSTMStateTuple<T>& b) {
-  return same(a.c, b.c) && same(a.h, b.h);
-}
-template <class T>
-bool same_state(const std::vector<cf::CellState<T>>& a, const std::vector<cf::CellState<T>>& b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t l = 0; l < a.size(); ++l) {
-    if (!same(a[l].h(), b[l].h())) return false;
-    if (a[l].is_lstm() != b[l].is_lstm()) return false;
-    if (a[l].is_lstm() && !same(a[l].c(), b[l].c())) return false;
-  }
-  return true;
-}
-
-// Row t of example b of a [batch, time, depth] tensor, for all examples: [batch, depth].
-template <class T>
-cf::Matrix<T> step_slice(const cf::Tensor3<T>& x, Index t) {
-  cf::Matrix<T> m(x.dimension(0), x.dimension(2));
-  for (Index b = 0; b < m.rows(); ++b)
-    for (Index d = 0; d < m.cols(); ++d) m(b, d) = x(b, t, d);
-  return m;
-}
 
 template <class Cell>
 void check_stream_equals_dynamic_rnn(const Cell& cell, const typename Cell::State* s0) {
@@ -58,7 +26,7 @@ void check_stream_equals_dynamic_rnn(const Cell& cell, const typename Cell::Stat
   SECTION("one step at a time") {
     cf::RNNStream<Cell> stream = s0 ? cf::RNNStream<Cell>(cell, *s0) : cf::RNNStream<Cell>(cell, batch);
     for (Index t = 0; t < time; ++t) {
-      const cf::Matrix<T>& y = stream.step(step_slice(x, t));
+      const cf::Matrix<T>& y = stream.step(step_input(x, t));
       REQUIRE(y.rows() == batch);
       REQUIRE(y.cols() == cell.output_size());
       for (Index b = 0; b < batch; ++b)
@@ -91,8 +59,6 @@ void check_stream_equals_dynamic_rnn(const Cell& cell, const typename Cell::Stat
     CHECK(same_state(stream.state(), cell.zero_state(batch)));
   }
 }
-
-}  // namespace
 
 TEMPLATE_TEST_CASE("RNNStream equals dynamic_rnn bitwise for every cell kind", "[stream]", float, double) {
   using T = TestType;
@@ -146,7 +112,7 @@ TEST_CASE("several threads stream through one shared model, each with its own st
       for (int repeat = 0; repeat < 20; ++repeat) {  // many interleavings with the other threads
         stream.reset();
         for (Index t = 0; t < time; ++t) {
-          const auto& y = stream.step(step_slice(inputs[u], t));
+          const auto& y = stream.step(step_input(inputs[u], t));
           for (Index j = 0; j < y.cols(); ++j) all = all && y(0, j) == expected[u](0, t, j);
         }
       }
@@ -169,3 +135,11 @@ TEST_CASE("RNNStream rejects inputs and states of the wrong shape", "[stream][er
   CHECK_THROWS_AS(cf::RNNStream<cf::GRUCell<float>>(cell, 0), cf::ValueError);
   CHECK(stream.steps() == 0);  // nothing was fed by the failed calls
 }
+
+cf::LSTMOptions<double> peephole_options() {
+  cf::LSTMOptions<double> o;
+  o.use_peepholes = true;
+  return o;
+}
+
+}  // namespace test_stream

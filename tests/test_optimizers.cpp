@@ -1,15 +1,20 @@
-// The training head: Adam (TF1's epsilon-hat update), gradient descent, cross-entropy and
-// in_top_k edge cases that TF's published tests do not cover.
+// The optimizers (optimizers/adam.hpp, optimizers/gradient_descent.hpp): Adam against TF1's update
+// formula (epsilon-hat, float32 running beta powers), gradient descent, and the variable lists
+// Adam refuses. TF's own Adam golden is in test_tf_goldens.cpp, Adam's state in checkpoints in
+// test_checkpoint.cpp.
 #include <catch2/catch.hpp>
 
 #include <cmath>
-#include <limits>
+#include <vector>
 
 #include "support/test_util.hpp"
 
-using namespace cellflow_test;
+namespace test_optimizers {
 
-TEMPLATE_TEST_CASE("Adam follows TF1's update formula over several steps", "[head][adam]", float, double) {
+using namespace cellflow_test;
+using Catch::Matchers::Contains;
+
+TEMPLATE_TEST_CASE("Adam follows TF1's update formula over several steps", "[optimizers][adam][head]", float, double) {
   using T = TestType;
   cf::Rng rng(11);
   cf::Parameter<T> w(3, 4), b(4);
@@ -54,7 +59,7 @@ TEMPLATE_TEST_CASE("Adam follows TF1's update formula over several steps", "[hea
   }
 }
 
-TEST_CASE("Adam's epsilon is TF's epsilon hat, not Kingma and Ba's bias-corrected form", "[head][adam]") {
+TEST_CASE("Adam's epsilon is TF's epsilon hat, not Kingma and Ba's bias-corrected form", "[optimizers][adam][head]") {
   cf::Parameter<double> w(1);
   w.value(0, 0) = 1.0;
   w.grad(0, 0) = 0.5;
@@ -71,7 +76,7 @@ TEST_CASE("Adam's epsilon is TF's epsilon hat, not Kingma and Ba's bias-correcte
   REQUIRE(std::abs(tf - kingma) > 1e-3);  // the two forms are far apart with a large epsilon
 }
 
-TEST_CASE("Adam in float keeps TF's float32 running beta powers", "[head][adam]") {
+TEST_CASE("Adam in float keeps TF's float32 running beta powers", "[optimizers][adam][head]") {
   cf::Parameter<float> w(2);
   cf::VariableList<float> vars;
   vars.add_one("w", w);
@@ -87,7 +92,7 @@ TEST_CASE("Adam in float keeps TF's float32 running beta powers", "[head][adam]"
   REQUIRE(adam.beta2_power() == p2);
 }
 
-TEST_CASE("GradientDescentOptimizer subtracts learning_rate * grad", "[head]") {
+TEST_CASE("GradientDescentOptimizer subtracts learning_rate * grad", "[optimizers][head]") {
   cf::Rng rng(12);
   cf::Dense<double> d(3, 2, rng);
   cf::VariableList<double> vars;
@@ -103,42 +108,18 @@ TEST_CASE("GradientDescentOptimizer subtracts learning_rate * grad", "[head]") {
   REQUIRE(d.kernel().grad.isZero(0));
 }
 
-TEMPLATE_TEST_CASE("cross-entropy: stable for huge logits, exact softmax - onehot gradient", "[head][xent]", float,
-                   double) {
-  using T = TestType;
-  cf::Matrix<T> logits(3, 3);
-  logits << T(1000), T(0), T(-1000), T(-1000), T(0), T(1000), T(0), T(0), T(0);
-  auto x = cf::sparse_softmax_cross_entropy_with_logits(std::vector<int>{0, 0, 2}, logits);
-  REQUIRE(double(x.loss(0)) == Approx(0.0).margin(1e-6));
-  REQUIRE(double(x.loss(1)) == Approx(2000.0).epsilon(1e-6));
-  REQUIRE(double(x.loss(2)) == Approx(std::log(3.0)).epsilon(1e-6));
-  REQUIRE(double(x.backprop(1, 2)) == Approx(1.0).epsilon(1e-6));
-  REQUIRE(double(x.backprop(1, 0)) == Approx(-1.0).epsilon(1e-6));
-  REQUIRE(double(x.backprop(2, 2)) == Approx(1.0 / 3 - 1).epsilon(1e-6));
-  for (cf::Index b = 0; b < 3; ++b) REQUIRE(double(x.backprop.row(b).sum()) == Approx(0.0).margin(1e-6));
-  const cf::Matrix<T> g = x.mean_gradient();
-  REQUIRE(double(g(2, 2)) == Approx((1.0 / 3 - 1) / 3).epsilon(1e-6));
-  REQUIRE(double(x.mean()) == Approx((2000.0 + std::log(3.0)) / 3).epsilon(1e-6));
+TEST_CASE("Adam refuses a variable list that does not match its slots", "[optimizers][errors]") {
+  cf::Rng rng(10);
+  cf::Dense<float> a(3, 2, rng), b(3, 4, rng, "other");
+  cf::VariableList<float> va, vb, vab;
+  va.add(a);
+  vb.add(b);
+  vab.add(a).add(b);
+  cf::AdamOptimizer<float> adam;
+  adam.apply_gradients(va);
+  REQUIRE_THROWS_WITH(adam.apply_gradients(vb), Contains("'other/kernel'"));
+  REQUIRE_THROWS_WITH(adam.apply_gradients(vab), Contains("slots for 2 variables, given 4"));
+  REQUIRE_THROWS_AS(cf::AdamOptimizer<float>(0.001f, 1.0f), cf::ValueError);
 }
 
-TEST_CASE("cross-entropy of a +Inf logit is NaN, as in TF", "[head][xent]") {
-  cf::Matrix<double> logits(1, 3);
-  logits << std::numeric_limits<double>::infinity(), 0, 1;
-  auto x = cf::sparse_softmax_cross_entropy_with_logits(std::vector<int>{1}, logits);
-  REQUIRE(std::isnan(x.loss(0)));
-}
-
-TEST_CASE("in_top_k edge cases: k <= 0, k >= classes, negative targets, -Inf", "[head][in_top_k]") {
-  cf::Matrix<float> p(2, 3);
-  p << 0.1f, 0.5f, 0.2f, 0.3f, 0.3f, 0.3f;
-  const std::vector<int> t{0, 2};
-  REQUIRE(cf::in_top_k(p, t, 0) == std::vector<bool>{false, false});
-  REQUIRE(cf::in_top_k(p, t, -1) == std::vector<bool>{false, false});
-  REQUIRE(cf::in_top_k(p, t, 3) == std::vector<bool>{true, true});
-  REQUIRE(cf::in_top_k(p, t, 1) == std::vector<bool>{false, true});  // row 1: a three-way tie counts as in
-  REQUIRE(cf::in_top_k(p, std::vector<int>{-1, 3}, 3) == std::vector<bool>{false, false});
-  p(0, 2) = -std::numeric_limits<float>::infinity();
-  REQUIRE(cf::in_top_k(p, t, 3) == std::vector<bool>{false, true});
-  REQUIRE(cf::mean_of(cf::in_top_k(p, t, 3)) == 0.5);
-  REQUIRE(cf::mean_of({}) == 0.0);
-}
+}  // namespace test_optimizers
