@@ -206,6 +206,47 @@ TEMPLATE_TEST_CASE("training=false forward is bitwise training=true", "[dynamic_
   });
 }
 
+TEMPLATE_TEST_CASE("dynamic_rnn(cell, x, options, &initial_state) equals the by-reference overload", "[dynamic_rnn]",
+                   float, double) {
+  using T = TestType;
+  for_each_kind<T>([](auto& cell, const std::string& name) {
+    using Cell = std::decay_t<decltype(cell)>;
+    INFO(name);
+    cf::Rng rng(17);
+    const Index B = 3, Tn = 4;
+    const auto X = random_tensor<T>(B, Tn, kKindsDepth, rng);
+    typename Cell::State s0 = cell.zero_state(B);
+    randomize_state(s0, rng);
+    cf::RNNOptions opt;
+    opt.sequence_length = std::vector<Index>{4, 0, 2};
+    auto by_ref = cf::dynamic_rnn(cell, X, s0, opt);
+    auto by_ptr = cf::dynamic_rnn(cell, X, opt, &s0);
+    CHECK(bitwise_equal(by_ref.outputs, by_ptr.outputs));
+    CHECK(same_state(by_ref.final_state, by_ptr.final_state));
+    CHECK_FALSE(same_state(by_ptr.final_state, cf::dynamic_rnn(cell, X, opt).final_state));  // s0 was used
+    // A null initial state is the zero state.
+    const typename Cell::State zero = cell.zero_state(B);
+    auto from_null = cf::dynamic_rnn(cell, X, opt, nullptr);
+    auto from_zero = cf::dynamic_rnn(cell, X, zero, opt);
+    CHECK(bitwise_equal(from_null.outputs, from_zero.outputs));
+    CHECK(same_state(from_null.final_state, from_zero.final_state));
+    // dynamic_rnn_into takes the same pointer, and backward gives the same gradients.
+    cf::RNNResult<Cell> into;
+    cf::dynamic_rnn_into(into, cell, X, opt, &s0);
+    CHECK(bitwise_equal(into.outputs, by_ref.outputs));
+    CHECK(same_state(into.final_state, by_ref.final_state));
+    const auto dY = random_tensor<T>(B, Tn, cell.output_size(), rng);
+    cf::zero_grad(cell);
+    const auto g_ref = cf::dynamic_rnn_backward(cell, by_ref, &dY);
+    const auto grads_ref = variable_grads(cell);
+    cf::zero_grad(cell);
+    const auto g_ptr = cf::dynamic_rnn_backward(cell, by_ptr, &dY);
+    CHECK(bitwise_equal(g_ref.d_inputs, g_ptr.d_inputs));
+    CHECK(same_state(g_ref.d_initial_state, g_ptr.d_initial_state));
+    CHECK(bitwise_equal(grads_ref, variable_grads(cell)));
+  });
+}
+
 TEST_CASE("dynamic_rnn rejects inputs of the wrong depth, naming both depths", "[dynamic_rnn][errors]") {
   cf::Rng rng(1);
   cf::BasicLSTMCell<float> cell(28, 5, rng);

@@ -24,6 +24,7 @@
 #include "support/gradcheck.hpp"
 #include "support/states.hpp"
 #include "support/test_util.hpp"
+#include "support/weights_check.hpp"
 
 namespace test_gru_cell {
 
@@ -274,6 +275,86 @@ TEST_CASE("gru reset_after: cell(x, h) step by step and batch_threads agree with
   for (std::size_t k = 0; k < vars.size(); ++k) CHECK((*vars[k].grad - grads1[k]).cwiseAbs().maxCoeff() <= 1e-13);
   CHECK((g1.d_initial_state - g2.d_initial_state).cwiseAbs().maxCoeff() <= 1e-14);
   for (Index k = 0; k < X.size(); ++k) CHECK(std::abs(g1.d_inputs.data()[k] - g2.d_inputs.data()[k]) <= 1e-14);
+}
+
+TEST_CASE("GRUCell and CudnnCompatibleGRUCell from given weights, weights() and set_weights()", "[gru_cell]") {
+  cf::Rng rng(31);
+  SECTION("GRUCell") {
+    using W = cf::GRUWeights<double>;
+    cf::GRUCell<double> cell(3, 4, rng);
+    check_weights_api<cf::GRUCell<double>, W>(
+        cell, [](const W& w) { return cf::GRUCell<double>(w); },
+        {{&W::gates_kernel, "gates/kernel"},
+         {&W::gates_bias, "gates/bias"},
+         {&W::candidate_kernel, "candidate/kernel"},
+         {&W::candidate_bias, "candidate/bias"}},
+        rng);
+  }
+  SECTION("CudnnCompatibleGRUCell") {
+    using W = cf::CudnnCompatibleGRUWeights<double>;
+    cf::CudnnCompatibleGRUCell<double> cell(3, 4, rng);
+    check_weights_api<cf::CudnnCompatibleGRUCell<double>, W>(
+        cell, [](const W& w) { return cf::CudnnCompatibleGRUCell<double>(w); },
+        {{&W::gates_kernel, "gates/kernel"},
+         {&W::gates_bias, "gates/bias"},
+         {&W::candidate_input_kernel, "candidate/input_projection/kernel"},
+         {&W::candidate_hidden_kernel, "candidate/hidden_projection/kernel"},
+         {&W::candidate_input_bias, "candidate/input_projection/bias"},
+         {&W::candidate_hidden_bias, "candidate/hidden_projection/bias"}},
+        rng);
+  }
+  SECTION("the sizes follow from gates/kernel [D + U, 2U]") {
+    cf::GRUWeights<float> w;
+    w.gates_kernel = cf::Matrix<float>::Zero(7, 8);  // D = 3, U = 4
+    w.gates_bias = cf::Matrix<float>::Ones(1, 8);
+    w.candidate_kernel = cf::Matrix<float>::Zero(7, 4);
+    w.candidate_bias = cf::Matrix<float>::Zero(1, 4);
+    const cf::GRUCell<float> cell(w);
+    CHECK(cell.input_depth() == 3);
+    CHECK(cell.num_units() == 4);
+    w.gates_kernel = cf::Matrix<float>::Zero(4, 8);  // no row left for x
+    CHECK_THROWS_MATCHES(cf::GRUCell<float>(w), cf::ShapeError,
+                         what_contains<cf::ShapeError>(
+                             "gru_cell: gates/kernel [4, 8] must be [input_depth + num_units, 2 * num_units] with "
+                             "input_depth >= 1"));
+    cf::CudnnCompatibleGRUWeights<float> c;
+    CHECK_THROWS_MATCHES(cf::CudnnCompatibleGRUCell<float>(c), cf::ShapeError,
+                         what_contains<cf::ShapeError>("cudnn_compatible_gru_cell: gates/kernel [0, 0]"));
+  }
+}
+
+TEMPLATE_TEST_CASE("GRU cells: config(), names, zero_grad()", "[gru_cell]", cf::GRUCell<float>,
+                   cf::CudnnCompatibleGRUCell<double>) {
+  using Cell = TestType;
+  using T = typename Cell::Scalar;
+  const bool reset_after = std::is_same_v<Cell, cf::CudnnCompatibleGRUCell<double>>;
+  cf::Rng rng(32);
+  Cell cell(5, 3, rng);
+  const cf::CellConfig c = cell.config();
+  CHECK(c.kind == (reset_after ? "CudnnCompatibleGRUCell" : "GRUCell"));
+  CHECK(c.input_depth == 5);
+  CHECK(c.num_units == 3);
+  CHECK(c.output_size == 3);
+  CHECK(c.options.empty());  // TF's GRU classes take no options cellflow models
+  CHECK_FALSE(c.has("forget_bias"));
+  CHECK(c.get("forget_bias", -1) == -1);
+  const cf::CellConfig via = cf::config_of(cell);
+  CHECK(via.kind == c.kind);
+  CHECK(cell.scope_name() == (reset_after ? "cudnn_compatible_gru_cell" : "gru_cell"));
+  CHECK(cf::scope_name_of(cell) == cell.scope_name());
+  CHECK(cell.cell_name() == cell.scope_name() + "(num_units=3)");
+  CHECK(cell.output_size() == 3);
+
+  cf::VariableList<T> vars;
+  vars.add(cell);
+  for (auto& v : vars) v.grad->setConstant(T(2));
+  cell.zero_grad();
+  for (auto& v : vars) {
+    INFO(v.name);
+    CHECK(v.grad->isZero(0));
+    CHECK(v.grad->rows() == v.value->rows());
+    CHECK(v.grad->cols() == v.value->cols());
+  }
 }
 
 TEST_CASE("GRU cells reject sizes that are not positive", "[gru_cell][errors]") {

@@ -54,4 +54,41 @@ TEST_CASE("sparse softmax cross-entropy rejects bad labels", "[losses][errors]")
   REQUIRE_THROWS_AS(cf::sparse_softmax_cross_entropy_with_logits(std::vector<long>{1, 2, -1}, logits), cf::ValueError);
 }
 
+TEMPLATE_TEST_CASE("cross-entropy takes labels of any integer type", "[losses][xent]", std::uint8_t, std::int8_t,
+                   std::uint16_t, std::uint32_t, std::int64_t, std::uint64_t) {
+  using Label = TestType;
+  cf::Rng rng(81);
+  const cf::Matrix<double> logits = random_matrix<double>(4, 5, rng, -3.0, 3.0);
+  const std::vector<int> reference{4, 0, 2, 1};
+  const std::vector<Label> labels(reference.begin(), reference.end());
+  const auto expected = cf::sparse_softmax_cross_entropy_with_logits(reference, logits);
+  const auto got = cf::sparse_softmax_cross_entropy_with_logits(labels, logits);
+  CHECK(bitwise_equal(cf::Matrix<double>(got.loss), cf::Matrix<double>(expected.loss)));
+  CHECK(bitwise_equal(got.backprop, expected.backprop));
+  CHECK(got.backprop(0, 4) < 0);                 // the label's column gets softmax - 1
+  const std::vector<Label> too_big{4, 5, 0, 1};  // 5 classes: label 5 is out of range
+  CHECK_THROWS_MATCHES(cf::sparse_softmax_cross_entropy_with_logits(too_big, logits), cf::ValueError,
+                       what_contains<cf::ValueError>("labels[1] = 5 is outside the valid range [0, 5)"));
+}
+
+TEST_CASE("cross-entropy refuses unsigned labels at or above 2^63 (not turned negative)", "[losses][xent][errors]") {
+  const cf::Matrix<float> logits = cf::Matrix<float>::Zero(3, 10);
+  const std::uint64_t two63 = std::uint64_t(1) << 63, max = std::numeric_limits<std::uint64_t>::max();
+  CHECK_THROWS_MATCHES(
+      cf::sparse_softmax_cross_entropy_with_logits(std::vector<std::uint64_t>{1, two63, 2}, logits), cf::ValueError,
+      what_contains<cf::ValueError>("labels[1] = 9223372036854775808 is outside the valid range [0, 10)"));
+  CHECK_THROWS_MATCHES(
+      cf::sparse_softmax_cross_entropy_with_logits(std::vector<std::uint64_t>{1, 2, max}, logits), cf::ValueError,
+      what_contains<cf::ValueError>("labels[2] = 18446744073709551615 is outside the valid range [0, 10)"));
+  CHECK_THROWS_AS(cf::sparse_softmax_cross_entropy_with_logits(std::vector<std::uint64_t>{two63 + 3, 0, 0}, logits),
+                  cf::ValueError);
+  CHECK_THROWS_AS(cf::sparse_softmax_cross_entropy_with_logits(std::vector<unsigned long long>{0, 0, max - 1}, logits),
+                  cf::ValueError);
+  CHECK_THROWS_AS(cf::sparse_softmax_cross_entropy_with_logits(std::vector<std::uint8_t>{0, 255, 0}, logits),
+                  cf::ValueError);
+  CHECK_THROWS_AS(cf::sparse_softmax_cross_entropy_with_logits(std::vector<std::int8_t>{0, -128, 0}, logits),
+                  cf::ValueError);
+  CHECK(cf::sparse_softmax_cross_entropy_with_logits(std::vector<std::uint64_t>{9, 0, 3}, logits).loss.size() == 3);
+}
+
 }  // namespace test_losses

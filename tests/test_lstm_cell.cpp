@@ -16,6 +16,7 @@
 #include "support/cell_kinds.hpp"
 #include "support/states.hpp"
 #include "support/test_util.hpp"
+#include "support/weights_check.hpp"
 
 namespace test_lstm_cell {
 
@@ -186,6 +187,148 @@ TEMPLATE_TEST_CASE("cell_clip bounds |c| in every state; proj_clip bounds every 
   INFO("max |output| clipped " << loop_out << ", unclipped " << loop_out_u);
   CHECK(loop_out == pclip);
   CHECK(loop_out_u > pclip);
+}
+
+TEST_CASE("LSTM cells from given weights, weights() and set_weights()", "[lstm_cell]") {
+  using W = cf::LSTMWeights<double>;
+  // Every member of the weight set; the unused ones must be empty ("peephole weights given, but
+  // the cell has no peepholes", "a projection given, but the cell has no num_proj").
+  auto fields = [](bool peepholes) {
+    return std::vector<WeightField<W, double>>{{&W::kernel, "kernel"},
+                                               {&W::bias, "bias"},
+                                               {&W::projection, "projection"},
+                                               {&W::w_f_diag, peepholes ? "w_f_diag" : "peephole"},
+                                               {&W::w_i_diag, peepholes ? "w_i_diag" : "peephole"},
+                                               {&W::w_o_diag, peepholes ? "w_o_diag" : "peephole"}};
+  };
+  cf::Rng rng(51);
+  SECTION("BasicLSTMCell") {
+    cf::BasicLSTMCell<double> cell(3, 4, rng, 0.4);
+    check_weights_api<cf::BasicLSTMCell<double>, W>(
+        cell, [](const W& w) { return cf::BasicLSTMCell<double>(w, 0.4); }, fields(false), rng);
+  }
+  SECTION("LSTMCell with peepholes") {
+    cf::LSTMCell<double> cell(3, 4, peephole_options<double>(), rng);
+    check_weights_api<cf::LSTMCell<double>, W>(
+        cell, [](const W& w) { return cf::LSTMCell<double>(w, peephole_options<double>()); }, fields(true), rng);
+  }
+  SECTION("LSTMCell with every option") {
+    cf::LSTMCell<double> cell(3, 4, all_lstm_options<double>(), rng);
+    check_weights_api<cf::LSTMCell<double>, W>(
+        cell, [](const W& w) { return cf::LSTMCell<double>(w, all_lstm_options<double>()); }, fields(true), rng);
+  }
+}
+
+TEST_CASE("LSTM cells take their sizes from the given kernel", "[lstm_cell]") {
+  cf::LSTMWeights<float> w;
+  w.kernel = Mat<float>::Zero(28 + 150, 4 * 150);
+  w.bias = Mat<float>::Zero(1, 4 * 150);
+  const cf::BasicLSTMCell<float> basic(w);
+  CHECK(basic.input_depth() == 28);
+  CHECK(basic.num_units() == 150);
+  CHECK(basic.output_size() == 150);
+  CHECK(basic.forget_bias() == 1.0f);
+  CHECK(basic.cell_name() == "basic_lstm_cell(num_units=150)");
+  // With num_proj the h rows of the kernel are num_proj wide: [D + P, 4U].
+  cf::LSTMOptions<float> o;
+  o.num_proj = 6;
+  cf::LSTMWeights<float> p;
+  p.kernel = Mat<float>::Zero(5 + 6, 4 * 8);
+  p.bias = Mat<float>::Zero(1, 32);
+  p.projection = Mat<float>::Zero(8, 6);
+  const cf::LSTMCell<float> projected(p, o);
+  CHECK(projected.input_depth() == 5);
+  CHECK(projected.num_units() == 8);
+  CHECK(projected.output_size() == 6);
+  // A kernel that cannot be [D + H, 4U].
+  w.kernel = Mat<float>::Zero(150, 4 * 150);  // no row left for x
+  CHECK_THROWS_MATCHES(cf::BasicLSTMCell<float>(w), cf::ShapeError,
+                       what_contains<cf::ShapeError>("basic_lstm_cell: kernel [150, 600] has 150 rows, fewer than the "
+                                                     "150 of h plus at least one input feature"));
+  w.kernel = Mat<float>::Zero(10, 6);
+  CHECK_THROWS_MATCHES(
+      cf::LSTMCell<float>(w), cf::ShapeError,
+      what_contains<cf::ShapeError>("lstm_cell: kernel [10, 6] must have 4 * num_units columns (gates i | j | f | o)"));
+  CHECK_THROWS_AS(cf::LSTMCell<float>(cf::LSTMWeights<float>{}), cf::ShapeError);
+  p.projection.resize(0, 0);  // num_proj needs its projection
+  CHECK_THROWS_MATCHES(cf::LSTMCell<float>(p, o), cf::ShapeError, what_contains<cf::ShapeError>("projection"));
+}
+
+TEMPLATE_TEST_CASE("LSTM cells: config(), names, zero_grad()", "[lstm_cell]", float, double) {
+  using T = TestType;
+  cf::Rng rng(52);
+  {
+    cf::BasicLSTMCell<T> cell(5, 3, rng, T(0.25));
+    const cf::CellConfig c = cell.config();
+    CHECK(c.kind == "BasicLSTMCell");
+    CHECK(c.input_depth == 5);
+    CHECK(c.num_units == 3);
+    CHECK(c.output_size == 3);
+    CHECK(c.options == std::map<std::string, double>{{"forget_bias", 0.25}});
+    CHECK(cell.forget_bias() == T(0.25));
+    CHECK(cell.scope_name() == "basic_lstm_cell");
+    CHECK(cf::scope_name_of(cell) == "basic_lstm_cell");
+    CHECK(cf::config_of(cell).kind == "BasicLSTMCell");
+  }
+  {
+    cf::LSTMCell<T> plain(5, 3, rng);
+    const cf::CellConfig c = plain.config();
+    CHECK(c.kind == "LSTMCell");
+    CHECK(c.options == std::map<std::string, double>{{"forget_bias", 1.0}});
+    CHECK(plain.scope_name() == "lstm_cell");
+    CHECK(plain.cell_name() == "lstm_cell(num_units=3)");
+  }
+  {
+    const auto o = all_lstm_options<T>();
+    cf::LSTMCell<T> cell(5, 4, o, rng);
+    const cf::CellConfig c = cell.config();
+    CHECK(c.kind == "LSTMCell");
+    CHECK(c.input_depth == 5);
+    CHECK(c.num_units == 4);
+    CHECK(c.output_size == 3);
+    CHECK(c.options == std::map<std::string, double>{{"cell_clip", static_cast<double>(T(0.6))},
+                                                     {"forget_bias", static_cast<double>(T(0.8))},
+                                                     {"num_proj", 3.0},
+                                                     {"proj_clip", static_cast<double>(T(0.5))},
+                                                     {"use_peepholes", 1.0}});
+    CHECK(c.has("proj_clip"));
+    CHECK(c.get("num_proj") == 3.0);
+    CHECK(cell.options().num_proj == 3);
+
+    cf::VariableList<T> vars;
+    vars.add(cell);
+    REQUIRE(vars.size() == 6);
+    for (auto& v : vars) v.grad->setConstant(T(1));
+    cell.zero_grad();
+    for (auto& v : vars) {
+      INFO(v.name);
+      CHECK(v.grad->isZero(0));
+      CHECK(v.grad->size() == v.value->size());
+    }
+  }
+}
+
+TEST_CASE("LSTM cells refuse a NaN or infinite forget_bias", "[lstm_cell][errors]") {
+  cf::Rng rng(53);
+  const double nan = std::numeric_limits<double>::quiet_NaN(), inf = std::numeric_limits<double>::infinity();
+  for (double fb : {nan, inf, -inf}) {
+    INFO("forget_bias " << fb);
+    cf::LSTMOptions<double> o;
+    o.forget_bias = fb;
+    CHECK_THROWS_MATCHES(cf::LSTMCell<double>(3, 4, o, rng), cf::ValueError,
+                         what_contains<cf::ValueError>("lstm_cell: forget_bias must be finite, given"));
+    CHECK_THROWS_MATCHES(cf::BasicLSTMCell<double>(3, 4, rng, fb), cf::ValueError,
+                         what_contains<cf::ValueError>("basic_lstm_cell: forget_bias must be finite, given"));
+    cf::LSTMWeights<double> w;
+    w.kernel = Mat<double>::Zero(7, 16);
+    w.bias = Mat<double>::Zero(1, 16);
+    CHECK_THROWS_AS(cf::BasicLSTMCell<double>(w, fb), cf::ValueError);
+    CHECK_THROWS_AS(cf::LSTMCell<double>(w, o), cf::ValueError);
+  }
+  CHECK_THROWS_AS(cf::BasicLSTMCell<float>(3, 4, rng, std::numeric_limits<float>::quiet_NaN()), cf::ValueError);
+  cf::LSTMOptions<float> big;
+  big.forget_bias = std::numeric_limits<float>::max();  // finite: allowed
+  CHECK_NOTHROW(cf::LSTMCell<float>(3, 4, big, rng));
 }
 
 TEST_CASE("LSTM cells reject invalid sizes and options", "[lstm_cell][errors]") {

@@ -136,10 +136,50 @@ TEST_CASE("RNNStream rejects inputs and states of the wrong shape", "[stream][er
   CHECK(stream.steps() == 0);  // nothing was fed by the failed calls
 }
 
+TEST_CASE("RNNStream refuses a state of no examples, as it refuses batch 0", "[stream][errors]") {
+  cf::Rng rng(2);
+  cf::GRUCell<float> gru(3, 4, rng);
+  CHECK_THROWS_MATCHES(
+      cf::RNNStream<cf::GRUCell<float>>(gru, cf::Matrix<float>::Zero(0, 4)), cf::ValueError,
+      what_contains<cf::ValueError>("RNNStream: the initial state holds 0 examples; a stream needs at least one"));
+  CHECK_THROWS_MATCHES(cf::RNNStream<cf::GRUCell<float>>(gru, 0), cf::ValueError,
+                       what_contains<cf::ValueError>("RNNStream: batch must be positive, given 0"));
+  CHECK_THROWS_AS(cf::RNNStream<cf::GRUCell<float>>(gru, -3), cf::ValueError);
+  cf::BasicLSTMCell<float> lstm(3, 2, rng);
+  CHECK_THROWS_AS(cf::RNNStream<cf::BasicLSTMCell<float>>(lstm, lstm.zero_state(0)), cf::ValueError);
+  cf::MultiRNNCell<float> stack(cf::BasicLSTMCell<float>(3, 2, rng), cf::GRUCell<float>(2, 2, rng));
+  CHECK_THROWS_AS(cf::RNNStream<cf::MultiRNNCell<float>>(stack, stack.zero_state(0)), cf::ValueError);
+  // A state of one or more examples sets the stream's batch.
+  cf::RNNStream<cf::MultiRNNCell<float>> two(stack, stack.zero_state(2));
+  CHECK(two.batch() == 2);
+  CHECK(two.step(cf::Matrix<float>::Zero(2, 3)).rows() == 2);
+}
+
 cf::LSTMOptions<double> peephole_options() {
   cf::LSTMOptions<double> o;
   o.use_peepholes = true;
   return o;
+}
+
+TEST_CASE("RNNStream: set_state resumes a saved state, reset starts again", "[stream]") {
+  cf::Rng rng(4);
+  cf::LSTMCell<double> cell(3, 4, peephole_options(), rng);
+  const auto x = random_tensor<double>(2, 6, 3, rng);
+  const auto whole = cf::dynamic_rnn(cell, x);
+  cf::RNNStream<cf::LSTMCell<double>> stream(cell, 2);
+  for (Index t = 0; t < 3; ++t) stream.step(step_input(x, t));
+  const auto saved = stream.state();
+  stream.reset();
+  CHECK(stream.steps() == 0);
+  CHECK(same_state(stream.state(), cell.zero_state(2)));
+  stream.step(step_input(x, 5));  // another sequence meanwhile
+  stream.set_state(saved);
+  for (Index t = 3; t < 6; ++t) {
+    const auto& y = stream.step(step_input(x, t));
+    for (Index b = 0; b < 2; ++b)
+      for (Index k = 0; k < 4; ++k) CHECK(y(b, k) == whole.outputs(b, t, k));
+  }
+  CHECK(same_state(stream.state(), whole.final_state));
 }
 
 }  // namespace test_stream

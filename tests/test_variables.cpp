@@ -234,6 +234,180 @@ TEMPLATE_TEST_CASE("variable names and TF shapes in creation order", "[variables
   }
 }
 
+TEST_CASE("VariableList::assign into a 1-D variable takes a row, a column or a std::vector", "[variables]") {
+  cf::Rng rng(61);
+  cf::GRUCell<double> cell(2, 3, rng);
+  cf::VariableList<double> vars;
+  vars.add(cell, "rnn");
+  const std::string bias = "rnn/gru_cell/gates/bias";  // [6], stored 1 x 6
+  REQUIRE(vars[bias].shape == std::vector<Index>{6});
+  Mat<double> row(1, 6);
+  row << 1, 2, 3, 4, 5, 6;
+  vars.assign(bias, row);
+  CHECK(bitwise_equal(cell.gates_bias().value, row));
+  const Mat<double> column = -row.transpose();
+  vars.assign(bias, column);
+  CHECK(bitwise_equal(cell.gates_bias().value, Mat<double>(-row)));
+  vars.assign(bias, cf::Vector<double>::Constant(6, 0.5));  // an Eigen column vector
+  CHECK((cell.gates_bias().value.array() == 0.5).all());
+  vars.assign(bias, std::vector<double>{6, 5, 4, 3, 2, 1});
+  CHECK(cell.gates_bias().value(0, 0) == 6);
+  CHECK(cell.gates_bias().value(0, 5) == 1);
+  CHECK(cell.gates_bias().value.rows() == 1);
+  // A 2-D variable from a std::vector: row-major.
+  const std::string kernel = "rnn/gru_cell/candidate/kernel";  // [5, 3]
+  std::vector<double> values(15);
+  for (std::size_t k = 0; k < values.size(); ++k) values[k] = static_cast<double>(k);
+  vars.assign(kernel, values);
+  CHECK(cell.candidate_kernel().value(1, 0) == 3);
+  CHECK(cell.candidate_kernel().value(4, 2) == 14);
+
+  // Wrong sizes: ShapeError naming the variable, and nothing changes.
+  const Mat<double> before = cell.gates_bias().value;
+  CHECK_THROWS_MATCHES(vars.assign(bias, Mat<double>::Zero(1, 7)), cf::ShapeError,
+                       what_contains<cf::ShapeError>("VariableList::assign('rnn/gru_cell/gates/bias'): expected [6]"));
+  CHECK_THROWS_AS(vars.assign(bias, Mat<double>::Zero(5, 1)), cf::ShapeError);
+  CHECK_THROWS_AS(vars.assign(bias, Mat<double>::Zero(2, 3)), cf::ShapeError);  // 6 values, but not a vector
+  CHECK_THROWS_MATCHES(vars.assign(bias, std::vector<double>(5, 1.0)), cf::ShapeError,
+                       what_contains<cf::ShapeError>("expected 6 values for shape [6], given 5"));
+  CHECK_THROWS_AS(vars.assign(kernel, std::vector<double>(16, 1.0)), cf::ShapeError);
+  CHECK_THROWS_AS(vars.assign(kernel, Mat<double>::Zero(3, 5)), cf::ShapeError);  // transposed
+  CHECK(bitwise_equal(cell.gates_bias().value, before));
+  CHECK_THROWS_AS(vars.assign("rnn/gru_cell/nothing", row), cf::ValueError);
+}
+
+TEST_CASE("VariableList::add_one gives an empty gradient a zero one and checks the shape", "[variables]") {
+  cf::Parameter<float> p;
+  p.value = Mat<float>::Ones(2, 3);
+  p.shape = {2, 3};
+  REQUIRE(p.grad.size() == 0);
+  cf::VariableList<float> vars;
+  vars.add_one("p", p);
+  CHECK(p.grad.rows() == 2);
+  CHECK(p.grad.cols() == 3);
+  CHECK(p.grad.isZero(0));
+  CHECK(vars["p"].grad == &p.grad);
+  CHECK(vars["p"].value == &p.value);
+  CHECK(vars.num_scalars() == 6);
+  // A gradient that is already there is kept.
+  cf::Parameter<float> q(4);
+  q.grad.setConstant(2.0f);
+  vars.add_one("q", q);
+  CHECK((q.grad.array() == 2.0f).all());
+  CHECK(vars.size() == 2);
+
+  cf::Parameter<float> bad;
+  bad.value = Mat<float>::Ones(2, 2);
+  bad.shape = {3};
+  CHECK_THROWS_MATCHES(
+      vars.add_one("bad", bad), cf::ShapeError,
+      what_contains<cf::ShapeError>("VariableList::add_one('bad'): shape [3] does not describe its 2x2 "
+                                    "value"));
+  bad.shape = {};
+  CHECK_THROWS_AS(vars.add_one("bad", bad), cf::ShapeError);
+  bad.shape = {1, 2, 2};
+  CHECK_THROWS_AS(vars.add_one("bad", bad), cf::ShapeError);
+  CHECK_THROWS_MATCHES(vars.add_one("p", q), cf::ValueError,
+                       what_contains<cf::ValueError>("VariableList: duplicate variable name 'p'"));
+  CHECK(vars.size() == 2);
+}
+
+TEST_CASE("zero_grad: VariableList, cf::zero_grad(module), cells, stacks and Dense", "[variables]") {
+  cf::Rng rng(62);
+  auto stack = mixed_kinds_stack<double>(rng);
+  cf::Dense<double> dense(4, 2, rng);
+  cf::BasicLSTMCell<double> lstm(2, 2, rng);
+  cf::VariableList<double> vars;
+  vars.add(stack, "rnn").add(dense).add(lstm, "other");
+  auto fill = [&] {
+    for (auto& v : vars) v.grad->setConstant(1.5);
+  };
+  auto zero_count = [&] {
+    int n = 0;
+    for (auto& v : vars) n += v.grad->isZero(0) ? 1 : 0;
+    return n;
+  };
+  const int all = static_cast<int>(vars.size());
+  REQUIRE(all == 12 + 2 + 2);
+  fill();
+  vars.zero_grad();
+  CHECK(zero_count() == all);
+  fill();
+  cf::zero_grad(stack);
+  CHECK(zero_count() == 12);
+  fill();
+  cf::zero_grad(dense);
+  CHECK(zero_count() == 2);
+  fill();
+  dense.zero_grad();
+  CHECK(zero_count() == 2);
+  fill();
+  cf::zero_grad(lstm);
+  CHECK(zero_count() == 2);
+  fill();
+  lstm.zero_grad();
+  CHECK(zero_count() == 2);
+  CHECK(lstm.kernel().grad.isZero(0));
+  // zero_grad keeps each gradient's shape, even one that was resized meanwhile.
+  dense.kernel().grad.resize(1, 1);
+  dense.zero_grad();
+  CHECK(dense.kernel().grad.rows() == 4);
+  CHECK(dense.kernel().grad.cols() == 2);
+}
+
+TEST_CASE("Rng::below draws in [0, n) and refuses n = 0", "[variables][rng]") {
+  cf::Rng rng(63);
+  CHECK_THROWS_MATCHES(rng.below(0), cf::ValueError,
+                       what_contains<cf::ValueError>("Rng::below: n must be positive, given 0"));
+  for (int k = 0; k < 20; ++k) CHECK(rng.below(1) == 0);
+  std::vector<int> seen(7, 0);
+  for (int k = 0; k < 700; ++k) {
+    const std::uint64_t v = rng.below(7);
+    REQUIRE(v < 7);
+    ++seen[v];
+  }
+  for (int s : seen) CHECK(s > 50);  // about 100 each
+  const std::uint64_t huge = std::numeric_limits<std::uint64_t>::max();
+  CHECK(rng.below(huge) < huge);
+  // below(0) throws before drawing: the stream is unchanged.
+  cf::Rng a(5), b(5);
+  CHECK_THROWS_AS(a.below(0), cf::ValueError);
+  CHECK(a.next_u64() == b.next_u64());
+}
+
+TEST_CASE("Gradients: direct into each variable's grad, or buffered and added once", "[variables][gradients]") {
+  cf::Parameter<double> p(2, 2), q(3);
+  p.grad.setConstant(1.0);
+  cf::Gradients<double> direct;
+  CHECK_FALSE(direct.is_buffered());
+  direct[p] += Mat<double>::Constant(2, 2, 2.0);
+  CHECK((p.grad.array() == 3.0).all());
+
+  auto buffered = cf::Gradients<double>::buffered();
+  CHECK(buffered.is_buffered());
+  buffered.begin();
+  buffered[p].setConstant(5.0);
+  buffered[q](0, 1) = 4.0;
+  CHECK((p.grad.array() == 3.0).all());  // nothing reaches the variable yet
+  buffered.add_to_variables();
+  CHECK((p.grad.array() == 8.0).all());
+  CHECK(q.grad(0, 1) == 4.0);
+  // A new pass starts its buffers from zero; a variable not used in it is not added again.
+  buffered.begin();
+  buffered[q](0, 0) = 1.0;
+  buffered.add_to_variables();
+  CHECK((p.grad.array() == 8.0).all());
+  CHECK(q.grad(0, 0) == 1.0);
+  CHECK(q.grad(0, 1) == 4.0);
+  // A gradient of the wrong shape is a ShapeError, never a write out of bounds.
+  p.grad.resize(1, 1);
+  CHECK_THROWS_MATCHES(direct[p], cf::ShapeError,
+                       what_contains<cf::ShapeError>("backward: a variable's gradient is 1x1, its value 2x2"));
+  buffered.begin();
+  buffered[p].setOnes();
+  CHECK_THROWS_AS(buffered.add_to_variables(), cf::ShapeError);
+}
+
 TEST_CASE("VariableList names what it has and checks shapes", "[variables][errors]") {
   cf::Rng rng(9);
   cf::GRUCell<float> cell(3, 2, rng);
