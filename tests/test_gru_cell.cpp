@@ -365,4 +365,37 @@ TEST_CASE("GRU cells reject sizes that are not positive", "[gru_cell][errors]") 
                              "gru_cell: input_depth and num_units must be positive, given input_depth=0, num_units=2"));
 }
 
+// LIBRARY DEFECT (reported): with an odd num_units, a GRU cell in double does not stream bitwise
+// like dynamic_rnn (rnn/stream.hpp and docs/design.md promise bitwise equality): a few outputs
+// differ in the last bit. The gate pre-activations live in a [rows, 3U] matrix, so with U odd its
+// rows alternate between two alignments, and the vectorised and scalar paths of Eigen's logistic
+// (pexp vs std::exp in double) are taken for different elements depending on the absolute row,
+// which differs between a whole-sequence tape and a stream's. Even num_units, float, and the LSTM
+// cells are not affected (test_cell_contract.cpp uses even GRU sizes). Remove [!shouldfail] once
+// fixed.
+TEST_CASE("GRU cells with an odd num_units stream bitwise like dynamic_rnn in double",
+          "[gru_cell][stream][!shouldfail]") {
+  auto mismatches = [](auto cell, cf::Rng& rng) {
+    using Cell = decltype(cell);
+    randomize_variables(cell, rng);
+    const Index B = 5, T = 20, U = cell.output_size();
+    const Ten X = random_tensor<double>(B, T, cell.input_depth(), rng);
+    const auto whole = cf::dynamic_rnn(cell, X);
+    cf::RNNStream<Cell> stream(cell, B);
+    long differ = 0;
+    for (Index t = 0; t < T; ++t) {
+      const Mat& y = stream.step(step_input(X, t));
+      for (Index b = 0; b < B; ++b)
+        for (Index j = 0; j < U; ++j) differ += y(b, j) != whole.outputs(b, t, j);
+    }
+    return differ;
+  };
+  cf::Rng rng(33);
+  for (Index units : {3, 5, 7}) {
+    INFO("num_units " << units);
+    CHECK(mismatches(cf::GRUCell<double>(2, units, rng), rng) == 0);
+    CHECK(mismatches(cf::CudnnCompatibleGRUCell<double>(2, units, rng), rng) == 0);
+  }
+}
+
 }  // namespace test_gru_cell
