@@ -17,6 +17,7 @@ if(NOT n EQUAL 1)
   message(FATAL_ERROR "${SOURCE}: needs exactly one '// expect: <text>' line, has ${n}")
 endif()
 string(REGEX REPLACE "^// expect: " "" expect "${expect_lines}")
+string(REPLACE "\\;" ";" expect "${expect}")  # file(STRINGS) escapes the semicolons of a line
 set(flags -std=c++17 -fsyntax-only -Wall -Wextra -Wpedantic ${include_flags})
 
 execute_process(COMMAND ${CXX} ${flags} -DCELLFLOW_COMPILE_FAIL_CONTROL ${SOURCE}
