@@ -213,7 +213,7 @@ TEST_CASE("a user's cell is a layer like any other", "[multi_rnn_cell]") {
   CHECK(bitwise_equal(alone.final_state, in_stack.final_state[0].h()));
 }
 
-TEST_CASE("MultiRNNCell::layer(l) outside [0, num_layers()) is a ValueError", "[multi_rnn_cell][errors]") {
+TEST_CASE("MultiRNNCell::layer(l) for l < 0 or l >= num_layers() is a ValueError", "[multi_rnn_cell][errors]") {
   cf::Rng rng(43);
   cf::MultiRNNCell<float> stack(cf::GRUCell<float>(2, 3, rng), cf::BasicLSTMCell<float>(3, 2, rng));
   const auto& const_stack = stack;

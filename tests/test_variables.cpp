@@ -374,7 +374,7 @@ TEST_CASE("zero_grad: VariableList, cf::zero_grad(module), cells, stacks and Den
   CHECK(dense.kernel().grad.cols() == 2);
 }
 
-TEST_CASE("Rng::below draws in [0, n) and refuses n = 0", "[variables][rng]") {
+TEST_CASE("Rng::below(n) draws below n and refuses n = 0", "[variables][rng]") {
   cf::Rng rng(63);
   CHECK_THROWS_MATCHES(rng.below(0), cf::ValueError,
                        what_contains<cf::ValueError>("Rng::below: n must be positive, given 0"));
