@@ -31,13 +31,6 @@ cf::MultiRNNCell<float> small_stack(cf::Rng& rng) {
   return cf::MultiRNNCell<float>(std::move(cells));
 }
 
-template <class T>
-double max_abs(const Ten<T>& a) {
-  double m = 0;
-  for (Index k = 0; k < a.size(); ++k) m = std::max(m, double(std::abs(a.data()[k])));
-  return m;
-}
-
 TEMPLATE_TEST_CASE("dynamic_rnn equals a loop of single steps cell(x_t, state)", "[dynamic_rnn][composition]", float,
                    double) {
   using T = TestType;

@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "support/cell_kinds.hpp"
 #include "support/gradcheck.hpp"
 
 namespace test_gradcheck {
@@ -17,12 +18,6 @@ using Mat = cf::Matrix<double>;
 using Ten = cf::Tensor3<double>;
 using VarList = cf::VariableList<double>;
 using StackState = std::vector<cf::CellState<double>>;
-
-cf::LSTMOptions<double> peephole_options() {
-  cf::LSTMOptions<double> o;
-  o.use_peepholes = true;
-  return o;
-}
 
 TEST_CASE("gradcheck: BasicLSTMCell, forget_bias 1 and 0.3", "[gradcheck]") {
   for (double fb : {1.0, 0.3}) {
@@ -35,7 +30,7 @@ TEST_CASE("gradcheck: BasicLSTMCell, forget_bias 1 and 0.3", "[gradcheck]") {
 
 TEST_CASE("gradcheck: LSTMCell with peepholes", "[gradcheck]") {
   cf::Rng rng(202);
-  auto o = peephole_options();
+  auto o = peephole_options<double>();
   o.forget_bias = 0.5;
   cf::LSTMCell<double> cell(3, 3, o, rng);
   randomize_variables(cell, rng);
@@ -44,7 +39,7 @@ TEST_CASE("gradcheck: LSTMCell with peepholes", "[gradcheck]") {
 
 TEST_CASE("gradcheck: LSTMCell with peepholes and cell_clip", "[gradcheck]") {
   cf::Rng rng(303);
-  auto o = peephole_options();
+  auto o = peephole_options<double>();
   o.cell_clip = 0.4;
   cf::LSTMCell<double> cell(3, 3, o, rng);
   randomize_variables(cell, rng, 1.0);
@@ -76,7 +71,7 @@ TEST_CASE("gradcheck: LSTMCell with num_proj and proj_clip", "[gradcheck]") {
 
 TEST_CASE("gradcheck: LSTMCell with every option", "[gradcheck]") {
   cf::Rng rng(505);
-  auto o = peephole_options();
+  auto o = peephole_options<double>();
   o.cell_clip = 0.5;
   o.num_proj = 3;
   o.proj_clip = 0.1;
@@ -117,7 +112,7 @@ TEST_CASE("gradcheck: mixed 3-layer MultiRNNCell", "[gradcheck]") {
 
 TEST_CASE("gradcheck: one-layer MultiRNNCell of an LSTMCell", "[gradcheck]") {
   cf::Rng rng(808);
-  cf::LSTMCell<double> cell(2, 3, peephole_options(), rng);
+  cf::LSTMCell<double> cell(2, 3, peephole_options<double>(), rng);
   cf::MultiRNNCell<double> multi(std::move(cell));
   randomize_variables(multi, rng);
   check_rnn_gradients(multi, "MultiRNNCell(LSTMCell(peep))", 3, rng);

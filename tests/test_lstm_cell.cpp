@@ -26,13 +26,6 @@ using Catch::Matchers::Contains;
 template <class T>
 using Mat = cf::Matrix<T>;
 
-template <class T>
-double max_abs(const cf::Tensor3<T>& a) {
-  double m = 0;
-  for (Index k = 0; k < a.size(); ++k) m = std::max(m, double(std::abs(a.data()[k])));
-  return m;
-}
-
 TEMPLATE_TEST_CASE("LSTMCell without options equals BasicLSTMCell with the same weights", "[lstm_cell][composition]",
                    float, double) {
   using T = TestType;

@@ -6,6 +6,7 @@
 #include <thread>
 #include <vector>
 
+#include "support/cell_kinds.hpp"
 #include "support/states.hpp"
 #include "support/test_util.hpp"
 
@@ -155,15 +156,9 @@ TEST_CASE("RNNStream refuses a state of no examples, as it refuses batch 0", "[s
   CHECK(two.step(cf::Matrix<float>::Zero(2, 3)).rows() == 2);
 }
 
-cf::LSTMOptions<double> peephole_options() {
-  cf::LSTMOptions<double> o;
-  o.use_peepholes = true;
-  return o;
-}
-
 TEST_CASE("RNNStream: set_state resumes a saved state, reset starts again", "[stream]") {
   cf::Rng rng(4);
-  cf::LSTMCell<double> cell(3, 4, peephole_options(), rng);
+  cf::LSTMCell<double> cell(3, 4, peephole_options<double>(), rng);
   const auto x = random_tensor<double>(2, 6, 3, rng);
   const auto whole = cf::dynamic_rnn(cell, x);
   cf::RNNStream<cf::LSTMCell<double>> stream(cell, 2);

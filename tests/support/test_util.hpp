@@ -145,6 +145,14 @@ double max_diff(const cf::Tensor3<T>& a, const cf::Tensor3<T>& b) {
   return max_abs_diff(a, b);
 }
 
+/// The largest |element|.
+template <class A>
+double max_abs(const A& a) {
+  double m = 0;
+  for (Index k = 0; k < a.size(); ++k) m = std::max(m, std::abs(double(a.data()[k])));
+  return m;
+}
+
 /// numpy.allclose: |a - b| <= atol + rtol * |b| elementwise (b is the expectation); sizes must match.
 template <class A>
 bool allclose(const A& actual, const std::vector<double>& expected, double rtol, double atol) {
