@@ -28,7 +28,7 @@
 #include "cellflow/io/atomic_file.hpp"
 #include "support/temp_dir.hpp"
 
-namespace {
+namespace test_atomic_file {
 
 namespace fs = std::filesystem;
 using Bytes = std::vector<std::uint8_t>;
@@ -75,8 +75,6 @@ Bytes pattern(std::size_t n) {
   for (std::size_t k = 0; k < n; ++k) b[k] = static_cast<std::uint8_t>(k * 7 + 3);
   return b;
 }
-
-}  // namespace
 
 TEST_CASE("a staged file replaces its target on rename_over, and only then", "[atomic_file]") {
   TempDir dir;
@@ -283,7 +281,6 @@ TEST_CASE("write_file_atomically: the documented policy for links, refused targe
 }
 
 #if defined(__linux__) && defined(CELLFLOW_ATOMIC_FILE_POSIX)
-namespace {
 
 /// The pid of a process that has just exited (forked, exited, reaped).
 pid_t dead_pid() {
@@ -294,8 +291,6 @@ pid_t dead_pid() {
   REQUIRE(::waitpid(pid, &status, 0) == pid);
   return pid;
 }
-
-}  // namespace
 
 TEST_CASE("a save removes the temporary files of dead saves of the same target, and no other file", "[atomic_file]") {
   TempDir dir;
@@ -374,3 +369,5 @@ TEST_CASE("a save killed with SIGKILL leaves its temporary file, which the next 
   CHECK(read_bytes(target) == pattern(10));
 }
 #endif
+
+}  // namespace test_atomic_file

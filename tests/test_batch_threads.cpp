@@ -3,11 +3,12 @@
 // and every variable gradient.
 #include <catch2/catch.hpp>
 
+#include "support/states.hpp"
 #include "support/test_util.hpp"
 
-using namespace cellflow_test;
+namespace test_batch_threads {
 
-namespace {
+using namespace cellflow_test;
 
 template <class Cell>
 struct Run {
@@ -15,16 +16,9 @@ struct Run {
   std::vector<cf::Matrix<double>> state, d_state, grads;
 };
 
-void flatten(const cf::Matrix<double>& m, std::vector<cf::Matrix<double>>& out) { out.push_back(m); }
-void flatten(const cf::LSTMStateTuple<double>& s, std::vector<cf::Matrix<double>>& out) {
-  out.push_back(s.c);
-  out.push_back(s.h);
-}
-void flatten(const std::vector<cf::CellState<double>>& s, std::vector<cf::Matrix<double>>& out) {
-  for (const auto& l : s) {
-    if (l.is_lstm()) out.push_back(l.c());
-    out.push_back(l.h());
-  }
+template <class S>
+void flatten(const S& s, std::vector<cf::Matrix<double>>& out) {
+  for (const auto* p : const_state_parts(s)) out.push_back(*p);
 }
 
 template <class Cell>
@@ -60,23 +54,9 @@ void check(Cell cell, cf::Rng& rng) {
   const auto x = random_tensor<double>(B, T, D, rng);
   const auto dy = random_tensor<double>(B, T, cell.output_size(), rng);
   auto s0 = cell.zero_state(B), ds = cell.zero_state(B);
-  std::vector<cf::Matrix<double>> parts;
   // Random initial state and final-state gradient, part by part.
-  auto randomize = [&](auto& s) {
-    if constexpr (std::is_same_v<std::decay_t<decltype(s)>, cf::Matrix<double>>) {
-      s = random_matrix<double>(s.rows(), s.cols(), rng);
-    } else if constexpr (std::is_same_v<std::decay_t<decltype(s)>, cf::LSTMStateTuple<double>>) {
-      s.c = random_matrix<double>(s.c.rows(), s.c.cols(), rng);
-      s.h = random_matrix<double>(s.h.rows(), s.h.cols(), rng);
-    } else {
-      for (auto& l : s) {
-        if (l.is_lstm()) l.c() = random_matrix<double>(l.c().rows(), l.c().cols(), rng);
-        l.h() = random_matrix<double>(l.h().rows(), l.h().cols(), rng);
-      }
-    }
-  };
-  randomize(s0);
-  randomize(ds);
+  randomize_state(s0, rng, -1.0, 1.0);
+  randomize_state(ds, rng, -1.0, 1.0);
   for (bool with_lengths : {false, true}) {
     cf::RNNOptions opts;
     if (with_lengths) opts.sequence_length = std::vector<cf::Index>{5, 0, 3, 5, 1, 0, 4};
@@ -95,8 +75,6 @@ void check(Cell cell, cf::Rng& rng) {
     }
   }
 }
-
-}  // namespace
 
 TEST_CASE("batch_threads: a split batch gives the unsplit results", "[batch_threads]") {
   cf::Rng rng(77);
@@ -161,3 +139,5 @@ TEST_CASE("a result reused across different stacks gives fresh results", "[batch
     for (std::size_t k = 0; k < vars.size(); ++k) REQUIRE(max_abs_diff(grads_reused[k], *vars[k].grad) == 0.0);
   }
 }
+
+}  // namespace test_batch_threads

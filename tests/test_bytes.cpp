@@ -11,7 +11,7 @@
 
 #include "cellflow/detail/bytes.hpp"
 
-namespace {
+namespace test_bytes {
 
 namespace cf = cellflow;
 using Catch::Matchers::Contains;
@@ -37,8 +37,6 @@ std::uint64_t bits(T x) {
   std::memcpy(&u, &x, sizeof x);
   return u;
 }
-
-}  // namespace
 
 TEST_CASE("ByteReader reads little- and big-endian integers byte by byte", "[bytes]") {
   const Bytes b{0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f};
@@ -153,3 +151,5 @@ TEST_CASE("printable and hex32 make file bytes safe to quote", "[bytes]") {
   CHECK(printable(std::string("it's"), 160, '\'') == "it\\x27s");
   CHECK(printable(std::string(10, 'x'), 4) == "xxxx... (10 bytes)");
 }
+
+}  // namespace test_bytes

@@ -33,7 +33,7 @@
 #include "cellflow/io/checkpoint.hpp"
 #include "support/temp_dir.hpp"
 
-namespace {
+namespace test_checkpoint {
 
 namespace cf = cellflow;
 namespace fs = std::filesystem;
@@ -271,8 +271,6 @@ struct Trained {
 
 std::string scalar_name(float) { return "f32"; }
 std::string scalar_name(double) { return "f64"; }
-
-}  // namespace
 
 // ---------------------------------------------------------------------------------------------
 
@@ -1194,8 +1192,6 @@ TEST_CASE("saving a checkpoint follows the atomic-write policy of io/atomic_file
 
 // ---- format version 2: any optimizer's state by name; what is written when ----
 
-namespace {
-
 /// The bytes of a version-2 checkpoint of `vars` (values as they are) holding `state` in the
 /// generic layout of docs/checkpoint-format.md, written independently of the library's writer:
 /// scalars and counters in the map's (name) order, slots in the order given.
@@ -1261,8 +1257,6 @@ void gd_step(Model<T>& m, cf::GradientDescentOptimizer<T>& gd, const Batch<T>& b
   cf::dynamic_rnn_backward(m.stack, r, nullptr, &d_state);
   gd.apply_gradients(m.vars);
 }
-
-}  // namespace
 
 TEMPLATE_TEST_CASE("what is written when: version 1 without an optimizer or with Adam, version 2 otherwise",
                    "[checkpoint]", float, double) {
@@ -1547,8 +1541,6 @@ TEMPLATE_TEST_CASE("crafted version-2 optimizer sections are refused naming the 
 
 // ---- version-1 files written by cellflow 0.1 (tests/fixtures/checkpoint/, make_v1_fixtures.cpp) ----
 
-namespace {
-
 std::string v1_fixture(const std::string& name) { return std::string(CELLFLOW_FIXTURE_DIR) + "/checkpoint/" + name; }
 
 /// The model of the fixtures: MultiRNNCell of BasicLSTMCell(3 -> 4) and BasicLSTMCell(4 -> 4),
@@ -1590,8 +1582,6 @@ std::uint64_t bits_of(T x) {
   std::memcpy(&u, &x, sizeof x);
   return u;
 }
-
-}  // namespace
 
 TEMPLATE_TEST_CASE("version-1 files of cellflow 0.1 load, Adam state included, and continue bitwise", "[checkpoint]",
                    float, double) {
@@ -1742,3 +1732,5 @@ TEST_CASE("the fuzzer's checkpoint seeds are valid files of both versions", "[ch
   CHECK(kinds.count("momentum") == 1);
   CHECK(kinds.count("adam") == 1);
 }
+
+}  // namespace test_checkpoint

@@ -28,48 +28,20 @@
 #include "cellflow/convert/pytorch.hpp"
 #include "support/test_util.hpp"
 
-namespace {
+namespace test_convert {
 
-namespace cf = cellflow;
+using namespace cellflow_test;
 namespace cv = cellflow::convert;
 using Catch::Matchers::Contains;
-using cellflow_test::fixture_path;
-using cellflow_test::FixtureCase;
-using cellflow_test::FixtureTensor;
-using cellflow_test::random_matrix;
-using cellflow_test::to_matrix;
-using cellflow_test::to_tensor3;
-using cf::Index;
 
-// ---------------------------------------------------------------------------------------------
-// Tolerances against the float64 torch reference. double: the values are printed with %.17g, so
-// only summation order differs (a few dozen flops per value): 1e-12 relative, floored at 1e-12.
-// float: weights and inputs rounded to 24 bits and float arithmetic over <= 5 steps and 2
-// layers, as in test_reference.cpp: rtol 2e-4, atol 2e-5.
-// ---------------------------------------------------------------------------------------------
 template <class T>
-struct Tol;
-template <>
-struct Tol<double> {
-  static constexpr double rtol = 1e-12, atol = 1e-12;
-};
-template <>
-struct Tol<float> {
-  static constexpr double rtol = 2e-4, atol = 2e-5;
-};
-
-const std::map<std::string, FixtureCase>& framework_cases() {
-  static const auto cases = cellflow_test::load_fixture_file(fixture_path("framework_reference.txt"));
-  return cases;
-}
+using Tol = FrameworkTol<T>;
 
 const FixtureCase& fixture_case(const std::string& name) {
   const auto it = framework_cases().find(name);
   if (it == framework_cases().end()) throw std::runtime_error("framework_reference.txt has no case '" + name + "'");
   return it->second;
 }
-
-bool starts_with(const std::string& s, const std::string& p) { return s.compare(0, p.size(), p) == 0; }
 
 /// The PyTorch state_dict of a case: every tensor named weight_* or bias_* (1-D as 1 x n).
 template <class T>
@@ -80,39 +52,9 @@ cv::StateDict<T> state_dict_of(const FixtureCase& c) {
   return sd;
 }
 
-/// Layer l of a [L, B, n] state tensor as a B x n matrix.
-template <class T>
-cf::Matrix<T> layer_of(const FixtureTensor& t, Index l) {
-  REQUIRE(t.shape.size() == 3);
-  const Index B = t.shape[1], n = t.shape[2];
-  cf::Matrix<T> m(B, n);
-  for (Index k = 0; k < m.size(); ++k) m.data()[k] = static_cast<T>(t.values[static_cast<std::size_t>(l * B * n + k)]);
-  return m;
-}
-
-/// CHECKs |actual - expected| <= atol + rtol |expected| elementwise, reporting the worst element.
-template <class A>
-void check_close(const std::string& what, const A& actual, const std::vector<double>& expected, double rtol,
-                 double atol) {
-  INFO(what);
-  REQUIRE(static_cast<std::size_t>(actual.size()) == expected.size());
-  double worst = 0;
-  std::size_t at = 0;
-  for (std::size_t k = 0; k < expected.size(); ++k) {
-    const double d = std::abs(double(actual.data()[k]) - expected[k]) / (atol + rtol * std::abs(expected[k]));
-    if (!(d <= worst)) {
-      worst = d;
-      at = k;
-    }
-  }
-  INFO("worst element #" << at << ": got " << double(actual.data()[at]) << ", expected " << expected[at]
-                         << " (|diff| / allowed = " << worst << ")");
-  CHECK(worst <= 1.0);
-}
-
 template <class T, class A>
 void check_close(const std::string& what, const A& actual, const FixtureTensor& expected) {
-  check_close(what, actual, expected.values, Tol<T>::rtol, Tol<T>::atol);
+  cellflow_test::check_close(what, actual, expected.values, Tol<T>::rtol, Tol<T>::atol);
 }
 
 template <class T, class A>
@@ -120,21 +62,7 @@ void check_close(const std::string& what, const A& actual, const cf::Matrix<T>& 
   std::vector<double> e(expected.data(), expected.data() + expected.size());
   REQUIRE(actual.rows() == expected.rows());
   REQUIRE(actual.cols() == expected.cols());
-  check_close(what, actual, e, Tol<T>::rtol, Tol<T>::atol);
-}
-
-template <class T>
-bool bitwise_equal(const cf::Matrix<T>& a, const cf::Matrix<T>& b) {
-  if (a.rows() != b.rows() || a.cols() != b.cols()) return false;
-  return std::memcmp(a.data(), b.data(), sizeof(T) * static_cast<std::size_t>(a.size())) == 0;
-}
-
-template <class T>
-cf::Matrix<T> mat(Index rows, Index cols, std::vector<double> v) {
-  cf::Matrix<T> m(rows, cols);
-  REQUIRE(static_cast<Index>(v.size()) == rows * cols);
-  for (Index k = 0; k < m.size(); ++k) m.data()[k] = static_cast<T>(v[static_cast<std::size_t>(k)]);
-  return m;
+  cellflow_test::check_close(what, actual, e, Tol<T>::rtol, Tol<T>::atol);
 }
 
 template <class T>
@@ -144,7 +72,7 @@ void randomize(cf::VariableList<T>& vars, cf::Rng& rng) {
 
 /// Snapshot of every variable value, to prove a failed load changed nothing.
 template <class T>
-std::vector<cf::Matrix<T>> values_of(cf::VariableList<T>& vars) {
+std::vector<cf::Matrix<T>> snapshot(cf::VariableList<T>& vars) {
   std::vector<cf::Matrix<T>> out;
   for (auto& v : vars) out.push_back(*v.value);
   return out;
@@ -244,14 +172,12 @@ void check_tf_layout(const FixtureCase& c, cf::MultiRNNCell<T>& multi) {
     REQUIRE(v.value->rows() == expected.rows());
     REQUIRE(v.value->cols() == expected.cols());
     // Sums of two or three rounded numbers in either order: within one rounding of each other.
-    check_close(name, *v.value, kv.second.values, std::is_same_v<T, float> ? 1e-6 : 1e-15,
-                std::is_same_v<T, float> ? 1e-6 : 1e-15);
+    cellflow_test::check_close(name, *v.value, kv.second.values, std::is_same_v<T, float> ? 1e-6 : 1e-15,
+                               std::is_same_v<T, float> ? 1e-6 : 1e-15);
     ++seen;
   }
   CHECK(seen == static_cast<int>(vars.size()));
 }
-
-}  // namespace
 
 // =============================================================================================
 // Layout, element by element
@@ -655,7 +581,7 @@ TEST_CASE("convert: state_dict errors name the tensor, expected and given shapes
   auto multi = make_stack<T>(c, rng);
   cf::VariableList<T> vars;
   vars.add(multi);
-  const auto before = values_of(vars);
+  const auto before = snapshot(vars);
   auto expect_unchanged = [&] { CHECK(unchanged(vars, before)); };
   const std::string op = "load_pytorch_state_dict: ";
 
@@ -832,7 +758,7 @@ TEST_CASE("convert: Keras loads check the cell kind, the GRU variant and every s
   cf::BasicLSTMCell<T> lstm(3, 4, rng);
   cf::VariableList<T> vars;
   vars.add(before).add(after).add(lstm, "x");
-  const auto snapshot = values_of(vars);
+  const auto values_before = snapshot(vars);
   cv::KerasGRUWeights<T> k{cf::Matrix<T>::Zero(3, 12), cf::Matrix<T>::Zero(4, 12), cf::Matrix<T>::Zero(2, 12)};
   REQUIRE_THROWS_MATCHES(
       cv::load_keras(before, k), cf::ValueError,
@@ -866,7 +792,7 @@ TEST_CASE("convert: Keras loads check the cell kind, the GRU variant and every s
   cf::MultiRNNCell<T> stack(cf::BasicLSTMCell<T>(3, 4, rng), cf::BasicLSTMCell<T>(4, 4, rng));
   cf::VariableList<T> sv;
   sv.add(stack);
-  const auto stack_before = values_of(sv);
+  const auto stack_before = snapshot(sv);
   REQUIRE_THROWS_MATCHES(cv::load_keras(stack, std::vector<cv::KerasLSTMWeights<T>>{kl}), cf::ValueError,
                          Catch::Matchers::Message("load_keras: 1 Keras layers given, the MultiRNNCell has 2"));
   cv::KerasLSTMWeights<T> bad{cf::Matrix<T>::Ones(3, 16), cf::Matrix<T>::Ones(4, 16), cf::Matrix<T>::Ones(1, 16)};
@@ -874,7 +800,7 @@ TEST_CASE("convert: Keras loads check the cell kind, the GRU variant and every s
       cv::load_keras(stack, std::vector<cv::KerasLSTMWeights<T>>{bad, bad}),
       Contains("load_keras: kernel (layer 1, basic_lstm_cell(num_units=4)) expected [4, 16], given [3, 16]"));
   CHECK(unchanged(sv, stack_before));
-  CHECK(unchanged(vars, snapshot));
+  CHECK(unchanged(vars, values_before));
 }
 
 TEST_CASE("convert: assign_weights and the cell readers check variable sets", "[convert]") {
@@ -883,7 +809,7 @@ TEST_CASE("convert: assign_weights and the cell readers check variable sets", "[
   cf::BasicLSTMCell<T> cell(3, 4, rng);
   cf::VariableList<T> vars;
   vars.add(cell);
-  const auto snapshot = values_of(vars);
+  const auto values_before = snapshot(vars);
   cv::LSTMWeights<T> w;
   w.kernel = cf::Matrix<T>::Zero(7, 16);
   w.bias = cf::Matrix<T>::Zero(1, 16);
@@ -898,7 +824,7 @@ TEST_CASE("convert: assign_weights and the cell readers check variable sets", "[
       cv::assign_weights(cell, w), cf::ShapeError,
       Catch::Matchers::Message("assign_weights: 'kernel' gives basic_lstm_cell(num_units=4) variable "
                                "'kernel' the shape [8, 16], the cell expects [7, 16]"));
-  CHECK(unchanged(vars, snapshot));
+  CHECK(unchanged(vars, values_before));
   REQUIRE_THROWS_MATCHES(cv::gru_weights(cell), cf::ValueError,
                          Catch::Matchers::Message("gru_weights: the cell has no variable 'gates/kernel'"));
   cf::GRUCell<T> gru(3, 4, rng);
@@ -910,3 +836,5 @@ TEST_CASE("convert: assign_weights and the cell readers check variable sets", "[
                       Contains("assign_weights: gru_cell(num_units=4) has a variable 'candidate/kernel' that the "
                                "converted weights do not provide"));
 }
+
+}  // namespace test_convert

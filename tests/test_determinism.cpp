@@ -6,19 +6,20 @@
 
 #include <vector>
 
-#include "mnist_model.hpp"
+#include "support/seed_model.hpp"
 #include "support/test_util.hpp"
+
+namespace test_determinism {
 
 using namespace cellflow_test;
 
-namespace {
-
-// A few Adam steps of a 2-layer LSTM classifier on fixed random data; returns every weight.
+// A few Adam steps of a 2-layer LSTM classifier (the seed program's model) on fixed random data;
+// returns every weight.
 std::vector<cf::Matrix<float>> train(std::uint64_t seed, int batch_threads, int eigen_threads, int steps = 6) {
   const int saved = Eigen::nbThreads();
   Eigen::setNbThreads(eigen_threads);
   cf::Rng rng(seed);
-  mnist::Classifier model(mnist::ModelConfig{mnist::CellKind::basic, 2, 24, 28, 10}, 0.01f, rng);
+  SeedModel model(/*layers=*/2, /*inputs=*/28, /*units=*/24, /*classes=*/10, 0.01f, rng);
   model.set_batch_threads(batch_threads);
   cf::Rng data_rng(99);
   const auto x = random_tensor<float>(40, 28, 28, data_rng, 0.0f, 1.0f);
@@ -30,15 +31,6 @@ std::vector<cf::Matrix<float>> train(std::uint64_t seed, int batch_threads, int 
   Eigen::setNbThreads(saved);
   return w;
 }
-
-bool bitwise_equal(const std::vector<cf::Matrix<float>>& a, const std::vector<cf::Matrix<float>>& b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t k = 0; k < a.size(); ++k)
-    if (a[k].rows() != b[k].rows() || a[k].cols() != b[k].cols() || !(a[k].array() == b[k].array()).all()) return false;
-  return true;
-}
-
-}  // namespace
 
 TEST_CASE("same seed, same batch_threads: bitwise-identical weights after training", "[determinism]") {
   const auto a = train(42, 1, 1);
@@ -61,3 +53,5 @@ TEST_CASE("same seed, same batch_threads: bitwise-identical weights after traini
     CHECK(bitwise_equal(a, t2));
   }
 }
+
+}  // namespace test_determinism

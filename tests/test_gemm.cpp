@@ -11,11 +11,11 @@
 
 #include "cellflow/detail/gemm.hpp"
 
+namespace test_gemm {
+
 using cellflow::Index;
 using cellflow::Matrix;
 namespace detail = cellflow::detail;
-
-namespace {
 
 template <class T>
 Matrix<T> random_matrix(Index rows, Index cols, unsigned seed) {
@@ -84,8 +84,6 @@ void check_grid() {
       }
 }
 
-}  // namespace
-
 TEST_CASE("gemm matches Eigen's product on every edge shape, float", "[gemm]") { check_grid<float>(); }
 
 TEST_CASE("gemm matches Eigen's product on every edge shape, double", "[gemm]") { check_grid<double>(); }
@@ -105,3 +103,5 @@ TEST_CASE("gemm splits rows over threads with the same result as one thread", "[
   const Matrix<double> expected = A * B;
   CHECK((one - expected).cwiseAbs().maxCoeff() <= 1e-12);
 }
+
+}  // namespace test_gemm

@@ -7,6 +7,8 @@
 
 #include "support/test_util.hpp"
 
+namespace test_guards {
+
 using namespace cellflow_test;
 using Catch::Matchers::Contains;
 
@@ -93,3 +95,5 @@ TEST_CASE("a blown-up model is caught at the loss and at the named gradient", "[
     CHECK_THROWS_WITH(cf::check_finite_gradients(vars, 9), Contains("'dense/kernel' is nan at [3, 1]"));
   }
 }
+
+}  // namespace test_guards

@@ -32,7 +32,7 @@
 #include "cellflow/io.hpp"
 #include "support/temp_dir.hpp"
 
-namespace {
+namespace test_idx {
 
 namespace cf = cellflow;
 namespace cfd = cellflow::data;
@@ -146,8 +146,6 @@ class AddressSpaceCap {
 #endif
   bool active_ = false;
 };
-
-}  // namespace
 
 TEST_CASE("IDX images and labels read back exactly, raw or gzip, whatever the file name", "[idx]") {
   TempDir dir;
@@ -560,3 +558,5 @@ TEST_CASE("ShuffleBatches and gather drive one epoch over a loaded dataset", "[i
   std::sort(labels.begin(), labels.end());
   CHECK(labels == std::vector<int>{0, 7, 9});
 }
+
+}  // namespace test_idx

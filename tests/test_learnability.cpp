@@ -5,9 +5,9 @@
 
 #include "support/test_util.hpp"
 
-using namespace cellflow_test;
+namespace test_learnability {
 
-namespace {
+using namespace cellflow_test;
 
 struct Batch {
   cf::Tensor3<float> x;
@@ -57,8 +57,6 @@ double train_and_test(Cell cell, cf::Rng& rng) {
   return cf::mean_of(cf::in_top_k(head(cf::output_of(r.final_state)), test.y, 1));
 }
 
-}  // namespace
-
 TEST_CASE("an LSTM learns to remember its first input through 9 noisy steps", "[learnability]") {
   cf::Rng rng(2024);
   const double acc = train_and_test(cf::BasicLSTMCell<float>(2, 8, rng), rng);
@@ -72,3 +70,5 @@ TEST_CASE("a GRU learns to remember its first input through 9 noisy steps", "[le
   INFO("test accuracy " << acc);
   REQUIRE(acc >= 0.97);
 }
+
+}  // namespace test_learnability

@@ -18,7 +18,7 @@
 
 #include "cellflow/io/npy.hpp"
 
-namespace {
+namespace test_npy {
 
 namespace cf = cellflow;
 namespace cio = cellflow::io;
@@ -82,8 +82,6 @@ Bytes npy_with_header(const std::string& dict, std::size_t data_bytes) {
             b.begin() + 10);  // (vector::insert here trips GCC 12's -Warray-bounds at -O3)
   return b;
 }
-
-}  // namespace
 
 TEST_CASE("numpy's .npy files parse with their exact dtype, shape and bits", "[npy]") {
   const cio::NpyArray a = parse_file("f4_2x3.npy");
@@ -191,3 +189,5 @@ TEST_CASE("malformed .npy bytes are IOErrors, at every truncation, without alloc
   const Bytes ok = npy_with_header("{'descr': '<f4', 'fortran_order': True, 'shape': (2, 1), }", 8);
   CHECK(cio::parse_npy(ok.data(), ok.size()).shape() == std::vector<cf::Index>{2, 1});
 }
+
+}  // namespace test_npy

@@ -41,7 +41,7 @@
 #include "cellflow/io/npz.hpp"
 #include "support/temp_dir.hpp"
 
-namespace {
+namespace test_npz {
 
 namespace cf = cellflow;
 namespace cio = cellflow::io;
@@ -378,8 +378,6 @@ class AddressSpaceCap {
 };
 
 const char* const kKernel = "rnn/basic_lstm_cell/kernel";
-
-}  // namespace
 
 TEST_CASE("the fixture model has TF's variable names and shapes", "[npz]") {
   Model<float> m;
@@ -1222,3 +1220,5 @@ TEST_CASE("NpyArray and NpzArchive check their arguments", "[npz]") {
   CHECK(z.find("b") == nullptr);
   CHECK(z.find("a") != nullptr);
 }
+
+}  // namespace test_npz

@@ -20,16 +20,9 @@
 
 #include "support/test_util.hpp"
 
-namespace {
+namespace test_reference {
 
-namespace cf = cellflow;
-using cellflow_test::allclose;
-using cellflow_test::fixture_path;
-using cellflow_test::FixtureCase;
-using cellflow_test::FixtureTensor;
-using cellflow_test::to_matrix;
-using cellflow_test::to_tensor3;
-using cf::Index;
+using namespace cellflow_test;
 
 // ---------------------------------------------------------------------------------------------
 // Tolerances. The reference is float64.
@@ -92,8 +85,6 @@ std::vector<std::string> tensor_names_in_file_order(const std::string& path, con
   return out;
 }
 
-bool starts_with(const std::string& s, const std::string& prefix) { return s.compare(0, prefix.size(), prefix) == 0; }
-
 /// The fixture's variable names, in TF order: every tensor that is not data, a result, a loss
 /// weight or a gradient.
 std::vector<std::string> variable_names(const std::string& case_name) {
@@ -151,31 +142,6 @@ void check_close(const std::string& what, const A& actual, const FixtureTensor& 
                          << expected.values[worst] << " (|diff| / allowed = " << worst_ratio << ", rtol " << rtol
                          << ", atol " << atol << ")");
   CHECK(allclose(actual, expected.values, rtol, atol));
-}
-
-template <class T>
-bool bitwise_equal(const cf::Matrix<T>& a, const cf::Matrix<T>& b) {
-  if (a.rows() != b.rows() || a.cols() != b.cols()) return false;
-  for (Index k = 0; k < a.size(); ++k)
-    if (!(a.data()[k] == b.data()[k])) return false;
-  return true;
-}
-template <class T>
-bool bitwise_equal(const cf::Tensor3<T>& a, const cf::Tensor3<T>& b) {
-  if (shape_of(a) != shape_of(b)) return false;
-  for (Index k = 0; k < a.size(); ++k)
-    if (!(a.data()[k] == b.data()[k])) return false;
-  return true;
-}
-
-/// [d0, d1, d2] -> [d1, d0, d2]: batch-major <-> time-major, done by hand.
-template <class T>
-cf::Tensor3<T> swap01(const cf::Tensor3<T>& x) {
-  cf::Tensor3<T> y(x.dimension(1), x.dimension(0), x.dimension(2));
-  for (Index a = 0; a < x.dimension(0); ++a)
-    for (Index b = 0; b < x.dimension(1); ++b)
-      for (Index d = 0; d < x.dimension(2); ++d) y(b, a, d) = x(a, b, d);
-  return y;
 }
 
 // ---- states as named leaves ("c", "h", "<layer>/c", "<layer>/h"), named as in the fixture ----
@@ -405,8 +371,6 @@ void run_rnn_fixture(const std::string& case_name) {
   with_cell<T>(fc, [&](auto& cell) { run_rnn_case<T>(fc, cell); });
 }
 
-}  // namespace
-
 // ---------------------------------------------------------------------------------------------
 // Recurrent cases: one test per fixture case, each in float and double.
 // ---------------------------------------------------------------------------------------------
@@ -528,3 +492,5 @@ TEMPLATE_TEST_CASE("reference: xent_extreme (logits +-1000, ties) matches torch"
   CHECK(std::abs(static_cast<double>(xent.mean()) - mean_expected) <= atol + rtol * std::abs(mean_expected));
   check_close("grad/logits", xent.mean_gradient(), fc.tensor("grad/logits"), rtol, atol);
 }
+
+}  // namespace test_reference

@@ -6,44 +6,13 @@
 #include <thread>
 #include <vector>
 
+#include "support/cell_kinds.hpp"
+#include "support/states.hpp"
 #include "support/test_util.hpp"
 
+namespace test_stream {
+
 using namespace cellflow_test;
-
-namespace {
-
-template <class T>
-bool same(const cf::Matrix<T>& a, const cf::Matrix<T>& b) {
-  return a.rows() == b.rows() && a.cols() == b.cols() && (a.array() == b.array()).all();
-}
-
-template <class T>
-bool same_state(const cf::Matrix<T>& a, const cf::Matrix<T>& b) {
-  return same(a, b);
-}
-template <class T>
-bool same_state(const cf::LSTMStateTuple<T>& a, const cf::LSTMStateTuple<T>& b) {
-  return same(a.c, b.c) && same(a.h, b.h);
-}
-template <class T>
-bool same_state(const std::vector<cf::CellState<T>>& a, const std::vector<cf::CellState<T>>& b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t l = 0; l < a.size(); ++l) {
-    if (!same(a[l].h(), b[l].h())) return false;
-    if (a[l].is_lstm() != b[l].is_lstm()) return false;
-    if (a[l].is_lstm() && !same(a[l].c(), b[l].c())) return false;
-  }
-  return true;
-}
-
-// Row t of example b of a [batch, time, depth] tensor, for all examples: [batch, depth].
-template <class T>
-cf::Matrix<T> step_slice(const cf::Tensor3<T>& x, Index t) {
-  cf::Matrix<T> m(x.dimension(0), x.dimension(2));
-  for (Index b = 0; b < m.rows(); ++b)
-    for (Index d = 0; d < m.cols(); ++d) m(b, d) = x(b, t, d);
-  return m;
-}
 
 template <class Cell>
 void check_stream_equals_dynamic_rnn(const Cell& cell, const typename Cell::State* s0) {
@@ -58,7 +27,7 @@ void check_stream_equals_dynamic_rnn(const Cell& cell, const typename Cell::Stat
   SECTION("one step at a time") {
     cf::RNNStream<Cell> stream = s0 ? cf::RNNStream<Cell>(cell, *s0) : cf::RNNStream<Cell>(cell, batch);
     for (Index t = 0; t < time; ++t) {
-      const cf::Matrix<T>& y = stream.step(step_slice(x, t));
+      const cf::Matrix<T>& y = stream.step(step_input(x, t));
       REQUIRE(y.rows() == batch);
       REQUIRE(y.cols() == cell.output_size());
       for (Index b = 0; b < batch; ++b)
@@ -91,8 +60,6 @@ void check_stream_equals_dynamic_rnn(const Cell& cell, const typename Cell::Stat
     CHECK(same_state(stream.state(), cell.zero_state(batch)));
   }
 }
-
-}  // namespace
 
 TEMPLATE_TEST_CASE("RNNStream equals dynamic_rnn bitwise for every cell kind", "[stream]", float, double) {
   using T = TestType;
@@ -146,7 +113,7 @@ TEST_CASE("several threads stream through one shared model, each with its own st
       for (int repeat = 0; repeat < 20; ++repeat) {  // many interleavings with the other threads
         stream.reset();
         for (Index t = 0; t < time; ++t) {
-          const auto& y = stream.step(step_slice(inputs[u], t));
+          const auto& y = stream.step(step_input(inputs[u], t));
           for (Index j = 0; j < y.cols(); ++j) all = all && y(0, j) == expected[u](0, t, j);
         }
       }
@@ -169,3 +136,45 @@ TEST_CASE("RNNStream rejects inputs and states of the wrong shape", "[stream][er
   CHECK_THROWS_AS(cf::RNNStream<cf::GRUCell<float>>(cell, 0), cf::ValueError);
   CHECK(stream.steps() == 0);  // nothing was fed by the failed calls
 }
+
+TEST_CASE("RNNStream refuses a state of no examples, as it refuses batch 0", "[stream][errors]") {
+  cf::Rng rng(2);
+  cf::GRUCell<float> gru(3, 4, rng);
+  CHECK_THROWS_MATCHES(
+      cf::RNNStream<cf::GRUCell<float>>(gru, cf::Matrix<float>::Zero(0, 4)), cf::ValueError,
+      what_contains<cf::ValueError>("RNNStream: the initial state holds 0 examples; a stream needs at least one"));
+  CHECK_THROWS_MATCHES(cf::RNNStream<cf::GRUCell<float>>(gru, 0), cf::ValueError,
+                       what_contains<cf::ValueError>("RNNStream: batch must be positive, given 0"));
+  CHECK_THROWS_AS(cf::RNNStream<cf::GRUCell<float>>(gru, -3), cf::ValueError);
+  cf::BasicLSTMCell<float> lstm(3, 2, rng);
+  CHECK_THROWS_AS(cf::RNNStream<cf::BasicLSTMCell<float>>(lstm, lstm.zero_state(0)), cf::ValueError);
+  cf::MultiRNNCell<float> stack(cf::BasicLSTMCell<float>(3, 2, rng), cf::GRUCell<float>(2, 2, rng));
+  CHECK_THROWS_AS(cf::RNNStream<cf::MultiRNNCell<float>>(stack, stack.zero_state(0)), cf::ValueError);
+  // A state of one or more examples sets the stream's batch.
+  cf::RNNStream<cf::MultiRNNCell<float>> two(stack, stack.zero_state(2));
+  CHECK(two.batch() == 2);
+  CHECK(two.step(cf::Matrix<float>::Zero(2, 3)).rows() == 2);
+}
+
+TEST_CASE("RNNStream: set_state resumes a saved state, reset starts again", "[stream]") {
+  cf::Rng rng(4);
+  cf::LSTMCell<double> cell(3, 4, peephole_options<double>(), rng);
+  const auto x = random_tensor<double>(2, 6, 3, rng);
+  const auto whole = cf::dynamic_rnn(cell, x);
+  cf::RNNStream<cf::LSTMCell<double>> stream(cell, 2);
+  for (Index t = 0; t < 3; ++t) stream.step(step_input(x, t));
+  const auto saved = stream.state();
+  stream.reset();
+  CHECK(stream.steps() == 0);
+  CHECK(same_state(stream.state(), cell.zero_state(2)));
+  stream.step(step_input(x, 5));  // another sequence meanwhile
+  stream.set_state(saved);
+  for (Index t = 3; t < 6; ++t) {
+    const auto& y = stream.step(step_input(x, t));
+    for (Index b = 0; b < 2; ++b)
+      for (Index k = 0; k < 4; ++k) CHECK(y(b, k) == whole.outputs(b, t, k));
+  }
+  CHECK(same_state(stream.state(), whole.final_state));
+}
+
+}  // namespace test_stream

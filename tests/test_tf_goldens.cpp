@@ -20,21 +20,17 @@
 #include <utility>
 #include <vector>
 
+#include "support/states.hpp"
 #include "support/test_util.hpp"
 
-namespace {
+namespace test_tf_goldens {
 
-namespace cf = cellflow;
-using cf::Index;
+using namespace cellflow_test;
 
 struct Tolerance {
   double rtol, atol;
 };
 constexpr Tolerance kTol1e6{1e-6, 1e-6};  // the assertAllClose tolerance of most cell goldens
-
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
 
 /// numpy.allclose against a flat list of expectations; the worst element goes to the report.
 template <class A>
@@ -54,15 +50,7 @@ void check_values(const std::string& what, const A& actual, const std::vector<do
   if (!expected.empty())
     INFO("worst element #" << worst << ": got " << static_cast<double>(actual.data()[worst]) << ", expected "
                            << expected[worst] << " (|diff| / allowed = " << worst_ratio << ")");
-  CHECK(cellflow_test::allclose(actual, expected, tol.rtol, tol.atol));
-}
-
-template <class T>
-cf::Matrix<T> mat(Index rows, Index cols, const std::vector<double>& v) {
-  REQUIRE(static_cast<std::size_t>(rows * cols) == v.size());
-  cf::Matrix<T> m(rows, cols);
-  for (Index k = 0; k < m.size(); ++k) m.data()[k] = static_cast<T>(v[static_cast<std::size_t>(k)]);
-  return m;
+  CHECK(allclose(actual, expected, tol.rtol, tol.atol));
 }
 
 template <class T>
@@ -98,30 +86,11 @@ void check_default_biases(const cf::VariableList<T>& vars) {
   CHECK(seen > 0);
 }
 
-// A state's leaves in nest.flatten order: c, h (LSTM) or h (GRU), layer after layer. That is
-// exactly the column order of the state_is_tuple=False concatenation.
-template <class T>
-std::vector<cf::Matrix<T>*> leaves(cf::LSTMStateTuple<T>& s) {
-  return {&s.c, &s.h};
-}
-template <class T>
-std::vector<cf::Matrix<T>*> leaves(cf::Matrix<T>& h) {
-  return {&h};
-}
-template <class T>
-std::vector<cf::Matrix<T>*> leaves(std::vector<cf::CellState<T>>& s) {
-  std::vector<cf::Matrix<T>*> out;
-  for (auto& layer : s) {
-    if (layer.is_lstm()) out.push_back(&layer.c());
-    out.push_back(&layer.h());
-  }
-  return out;
-}
-
-/// The state_is_tuple=False tensor: the leaves concatenated along columns.
+/// The state_is_tuple=False tensor: the state's leaves (state_parts: c, h or h, layer after layer, in
+/// nest.flatten order) concatenated along columns.
 template <class T, class State>
 cf::Matrix<T> concat_state(State s) {
-  auto ls = leaves<T>(s);
+  auto ls = state_parts(s);
   Index cols = 0;
   for (auto* m : ls) cols += m->cols();
   cf::Matrix<T> out(ls.front()->rows(), cols);
@@ -136,7 +105,7 @@ cf::Matrix<T> concat_state(State s) {
 /// Splits a state_is_tuple=False tensor into the leaves of `proto` (a zero state of the cell).
 template <class T, class State>
 State split_state(State proto, const cf::Matrix<T>& concat) {
-  auto ls = leaves<T>(proto);
+  auto ls = state_parts(proto);
   Index at = 0;
   for (auto* m : ls) {
     REQUIRE(at + m->cols() <= concat.cols());
@@ -200,8 +169,6 @@ cf::LSTMCell<T> lstm3_const(cf::Rng& rng) {
   CHECK(set_scope_constant(vars, 0.5) == 1);
   return cell;
 }
-
-}  // namespace
 
 // =============================================================================================
 // Single cells and stacks, one step (kind "cell_step")
@@ -440,8 +407,8 @@ TEMPLATE_TEST_CASE(
   // not reproducible, the property holds for any weights.
   for (auto& v : vars)
     if (!ends_with(v.name, "/bias"))
-      *v.value = cellflow_test::random_matrix<T>(v.value->rows(), v.value->cols(), rng, T(-0.01), T(0.01));
-  const cf::Matrix<T> x = cellflow_test::random_matrix<T>(batch, depth, rng);
+      *v.value = random_matrix<T>(v.value->rows(), v.value->cols(), rng, T(-0.01), T(0.01));
+  const cf::Matrix<T> x = random_matrix<T>(batch, depth, rng);
   cf::Tensor3<T> inputs(batch, steps, depth);  // the same input at every step
   for (Index b = 0; b < batch; ++b)
     for (Index t = 0; t < steps; ++t)
@@ -508,7 +475,7 @@ TEMPLATE_TEST_CASE("tf_golden dynamic_calculation_plus1: RNNTest.testDynamicCalc
   const std::vector<Index> lengths = {2, 3};
   cf::Rng rng(23489);
   cf::GRUCell<T> cell(units, units, rng);
-  const cf::Matrix<T> x = cellflow_test::random_matrix<T>(batch, units, rng);
+  const cf::Matrix<T> x = random_matrix<T>(batch, units, rng);
   cf::Tensor3<T> inputs(batch, steps, units);
   for (Index b = 0; b < batch; ++b)
     for (Index t = 0; t < steps; ++t)
@@ -593,8 +560,6 @@ TEMPLATE_TEST_CASE(
 // in_top_k (kind "in_top_k"): exact booleans
 // =============================================================================================
 
-namespace {
-
 template <class T>
 void check_in_top_k(const cf::Matrix<T>& predictions, const std::vector<int>& targets, Index k,
                     const std::vector<bool>& expected) {
@@ -604,8 +569,6 @@ void check_in_top_k(const cf::Matrix<T>& predictions, const std::vector<int>& ta
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 constexpr double kInf = std::numeric_limits<double>::infinity();
-
-}  // namespace
 
 TEMPLATE_TEST_CASE("tf_golden in_top_k_top1: InTopKTest.testInTop1", "[tf_golden]", float, double) {
   check_in_top_k(mat<TestType>(2, 4, {0.1, 0.3, 0.2, 0.4, 0.1, 0.2, 0.3, 0.4}), {3, 1}, 1, {true, false});
@@ -691,3 +654,5 @@ TEMPLATE_TEST_CASE("tf_golden adam_basic_3_steps: AdamOptimizerTest.doTestBasic 
     CHECK(adam.step() == static_cast<long long>(t + 1));
   }
 }
+
+}  // namespace test_tf_goldens

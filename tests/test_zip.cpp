@@ -23,7 +23,7 @@
 #include "cellflow/io/npz.hpp"
 #include "cellflow/io/zip.hpp"
 
-namespace {
+namespace test_zip {
 
 namespace cf = cellflow;
 namespace cio = cellflow::io;
@@ -73,8 +73,6 @@ std::uint32_t le32(const Bytes& b, std::size_t at) {
   return std::uint32_t(b.at(at)) | (std::uint32_t(b.at(at + 1)) << 8) | (std::uint32_t(b.at(at + 2)) << 16) |
          (std::uint32_t(b.at(at + 3)) << 24);
 }
-
-}  // namespace
 
 TEST_CASE("parse_zip reads zipfile's archive: names, bytes, directory entry, UTF-8 name, comment", "[zip]") {
   const Bytes file = read_bytes(fixture("zip/members.zip"));
@@ -212,3 +210,5 @@ TEST_CASE("encode_zip refuses names and member counts a ZIP archive cannot hold"
 }
 
 #endif  // __has_include(<zlib.h>)
+
+}  // namespace test_zip

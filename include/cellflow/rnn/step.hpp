@@ -8,7 +8,10 @@
 // the step's weight gradients into the cell's variables and returns the gradients of the step's
 // input and of the state it started from, so a loop over steps t = T-1 .. 0 that feeds each
 // step's d_state into the step before gives BPTT. Both run the cell's own sequence code with
-// one step (rnn/sequence.hpp), so their numbers equal dynamic_rnn's bitwise.
+// one step (rnn/sequence.hpp), so outputs, states and the input and state gradients equal
+// dynamic_rnn's bitwise. The weight gradients equal dynamic_rnn_backward's to rounding only:
+// dynamic_rnn_backward forms each as one product over all steps, a loop of cell_backward adds one
+// product per step, and floating-point sums in another order round differently.
 #pragma once
 
 #include <string>

@@ -1,40 +1,34 @@
-// CudnnCompatibleGRUCell: TF1's CudnnCompatibleGRUCell, the cuDNN / PyTorch
-// nn.GRU / Keras GRU(reset_after=True) equations.
+// GRUCell (TF1's GRUCell, reset before the candidate matmul) and CudnnCompatibleGRUCell (TF1's
+// CudnnCompatibleGRUCell: the cuDNN / PyTorch nn.GRU / Keras GRU(reset_after=True) equations).
 //
 // * Variables: TF's names, creation order, shapes and initializers (gates/bias 1.0, candidate
 //   biases 0, glorot kernels drawn in creation order); the default GRUCell is unchanged.
 // * Closed form of one step with hand-picked weights (the hidden-projection bias sits inside r).
-// * Central-difference gradient checks in double (inputs, initial state, every variable), with
-//   and without sequence_length and initial_state, alone and inside 2-layer MultiRNNCells.
-//   Criterion: |analytic - numeric| <= 1e-6 * max(1, |analytic|, |numeric|).
+// * Central-difference gradient checks in double (tests/support/gradcheck.hpp) of the reset-after
+//   cell alone and inside 2-layer MultiRNNCells.
 // * Equality with PyTorch's nn.GRU (tests/fixtures/framework_reference.txt): the weights are
 //   assigned by TF name from the TF-layout tensors the generator mapped in Python (not through
 //   cellflow's converters), then outputs, final states and every gradient are compared.
 // * Step-by-step cell(x, h) and batch_threads = 2 agree with dynamic_rnn.
+// * Both classes: built from given weights without an Rng, weights() / set_weights() (all or
+//   nothing, errors naming the variable), config(), zero_grad(), constructor errors.
+// Everything every cell must do (streams, checkpoints, padding, ...) is in test_cell_contract.cpp.
 #include <catch2/catch.hpp>
 
-#include <algorithm>
 #include <cmath>
-#include <map>
-#include <sstream>
 #include <string>
 #include <type_traits>
 #include <utility>
 #include <vector>
 
+#include "support/gradcheck.hpp"
+#include "support/states.hpp"
 #include "support/test_util.hpp"
+#include "support/weights_check.hpp"
 
-namespace {
+namespace test_gru_cell {
 
-namespace cf = cellflow;
-using cellflow_test::fixture_path;
-using cellflow_test::FixtureCase;
-using cellflow_test::FixtureTensor;
-using cellflow_test::random_matrix;
-using cellflow_test::random_tensor;
-using cellflow_test::to_matrix;
-using cellflow_test::to_tensor3;
-using cf::Index;
+using namespace cellflow_test;
 using Mat = cf::Matrix<double>;
 using Ten = cf::Tensor3<double>;
 using StackState = std::vector<cf::CellState<double>>;
@@ -49,198 +43,9 @@ template <class C>
 struct has_candidate_input_kernel<C, std::void_t<decltype(std::declval<C&>().candidate_input_kernel())>>
     : std::true_type {};
 
-// ---- state parts, nest.flatten order ----
-std::vector<Mat*> parts(Mat& s) { return {&s}; }
-std::vector<Mat*> parts(StackState& s) {
-  std::vector<Mat*> p;
-  for (auto& layer : s) {
-    if (layer.is_lstm()) p.push_back(&layer.c());
-    p.push_back(&layer.h());
-  }
-  return p;
-}
-
-template <class Module>
-void randomize(Module& m, cf::Rng& rng, double scale = 0.8) {
-  cf::VariableList<double> vars;
-  vars.add(m);
-  for (auto& v : vars) *v.value = random_matrix<double>(v.value->rows(), v.value->cols(), rng, -scale, scale);
-}
-
-constexpr double kStep = 1e-6, kTol = 1e-6;
-
-template <class F>
-double central_diff(double& x, F&& loss) {
-  const double x0 = x, xp = x0 + kStep, xm = x0 - kStep;
-  x = xp;
-  const double lp = loss();
-  x = xm;
-  const double lm = loss();
-  x = x0;
-  return (lp - lm) / (xp - xm);
-}
-
-struct GradCheck {
-  long checked = 0, bad = 0;
-  double max_err = 0;
-  std::string failures;
-  void compare(const std::string& what, double analytic, double numeric) {
-    const double err = std::abs(analytic - numeric) / std::max({1.0, std::abs(analytic), std::abs(numeric)});
-    ++checked;
-    max_err = std::max(max_err, err);
-    if (!(err <= kTol)) {
-      if (bad < 8) {
-        std::ostringstream os;
-        os.precision(12);
-        os << "  " << what << ": analytic " << analytic << ", numeric " << numeric << "\n";
-        failures += os.str();
-      }
-      ++bad;
-    }
-  }
-};
-
-template <class Cell>
-double rnn_loss(const Cell& cell, const Ten& X, const typename Cell::State* s0, const cf::RNNOptions& opt,
-                const Ten& Wo, const std::vector<Mat>& Ws) {
-  auto r = s0 ? cf::dynamic_rnn(cell, X, *s0, opt) : cf::dynamic_rnn(cell, X, opt);
-  double L = 0;
-  for (Index k = 0; k < r.outputs.size(); ++k) L += r.outputs.data()[k] * Wo.data()[k];
-  const auto fp = parts(r.final_state);
-  for (std::size_t i = 0; i < fp.size(); ++i) L += fp[i]->cwiseProduct(Ws[i]).sum();
-  return L;
-}
-
-/// Gradients of inputs, initial state and every variable against central differences, for batch
-/// 3 and T steps: no sequence_length, lengths {2, 0, T}, lengths {T-1, 1, 0}; each from the zero
-/// state and from a random initial state. Also: padded steps get exactly zero input gradient, a
-/// length-0 row passes its final-state gradient through, and gradients accumulate.
-template <class Cell>
-void check_gradients(Cell& cell, Index T, cf::Rng& rng) {
-  using State = typename Cell::State;
-  const Index B = 3, D = cell.input_depth();
-  cf::VariableList<double> vars;
-  vars.add(cell, "rnn");
-  struct Config {
-    const char* name;
-    std::vector<Index> lengths;
-    bool init;
-  };
-  std::vector<Config> configs;
-  for (bool init : {false, true}) {
-    configs.push_back({"no sequence_length", {}, init});
-    configs.push_back({"sequence_length {2, 0, T}", {2, 0, T}, init});
-    configs.push_back({"sequence_length {T-1, 1, 0}", {T - 1, 1, 0}, init});
-  }
-  for (const auto& sc : configs) {
-    INFO(cell.cell_name() << ", " << sc.name << (sc.init ? ", initial_state" : ", zero state"));
-    cf::RNNOptions opt;
-    if (!sc.lengths.empty()) opt.sequence_length = sc.lengths;
-    const std::vector<Index> lens = sc.lengths.empty() ? std::vector<Index>(B, T) : sc.lengths;
-    Ten X = random_tensor<double>(B, T, D, rng, -1.5, 1.5);
-    State s0 = cell.zero_state(B);
-    if (sc.init)
-      for (Mat* p : parts(s0)) *p = random_matrix<double>(p->rows(), p->cols(), rng, -0.8, 0.8);
-    const State* s0p = sc.init ? &s0 : nullptr;
-
-    auto r = s0p ? cf::dynamic_rnn(cell, X, *s0p, opt) : cf::dynamic_rnn(cell, X, opt);
-    const Ten Wo = random_tensor<double>(r.outputs.dimension(0), r.outputs.dimension(1), r.outputs.dimension(2), rng);
-    State Ws_state = r.final_state;
-    std::vector<Mat> Ws;
-    for (Mat* p : parts(Ws_state)) {
-      *p = random_matrix<double>(p->rows(), p->cols(), rng);
-      Ws.push_back(*p);
-    }
-    vars.zero_grad();
-    auto g = cf::dynamic_rnn_backward(cell, r, &Wo, &Ws_state);
-    std::vector<Mat> grads;
-    for (auto& v : vars) grads.push_back(*v.grad);
-
-    GradCheck gc;
-    auto loss = [&] { return rnn_loss(cell, X, s0p, opt, Wo, Ws); };
-    for (Index k = 0; k < X.size(); ++k)
-      gc.compare("d inputs[" + std::to_string(k) + "]", g.d_inputs.data()[k], central_diff(X.data()[k], loss));
-    auto loss_s0 = [&] { return rnn_loss(cell, X, &s0, opt, Wo, Ws); };
-    const auto sp = parts(s0);
-    const auto dsp = parts(g.d_initial_state);
-    REQUIRE(dsp.size() == sp.size());
-    for (std::size_t i = 0; i < sp.size(); ++i)
-      for (Index k = 0; k < sp[i]->size(); ++k)
-        gc.compare("d initial_state part " + std::to_string(i), dsp[i]->data()[k],
-                   central_diff(sp[i]->data()[k], loss_s0));
-    for (std::size_t vi = 0; vi < vars.size(); ++vi)
-      for (Index k = 0; k < vars[vi].size(); ++k)
-        gc.compare("d " + vars[vi].name + "[" + std::to_string(k) + "]", grads[vi].data()[k],
-                   central_diff(vars[vi].value->data()[k], loss));
-    INFO(gc.checked << " derivatives, max relative error " << gc.max_err << "\n" << gc.failures);
-    CHECK(gc.bad == 0);
-    long expected = static_cast<long>(X.size() + vars.num_scalars());
-    for (Mat* p : sp) expected += static_cast<long>(p->size());
-    CHECK(gc.checked == expected);
-
-    for (Index b = 0; b < B; ++b) {
-      for (Index t = lens[static_cast<std::size_t>(b)]; t < T; ++t)
-        for (Index d = 0; d < D; ++d) CHECK(g.d_inputs(b, t, d) == 0.0);
-      if (lens[static_cast<std::size_t>(b)] == 0)
-        for (std::size_t i = 0; i < dsp.size(); ++i) CHECK((dsp[i]->row(b).array() == Ws[i].row(b).array()).all());
-    }
-    // Accumulation: a second backward without zero_grad doubles every gradient exactly.
-    cf::dynamic_rnn_backward(cell, r, &Wo, &Ws_state);
-    for (std::size_t vi = 0; vi < vars.size(); ++vi) {
-      INFO("accumulation of " << vars[vi].name);
-      CHECK((vars[vi].grad->array() == 2.0 * grads[vi].array()).all());
-      CHECK(grads[vi].cwiseAbs().maxCoeff() > 0.0);
-    }
-  }
-}
-
-const std::map<std::string, FixtureCase>& framework_cases() {
-  static const auto cases = cellflow_test::load_fixture_file(fixture_path("framework_reference.txt"));
-  return cases;
-}
-
-/// Layer l of a [L, B, n] tensor.
-template <class T>
-cf::Matrix<T> layer_of(const FixtureTensor& t, Index l) {
-  const Index B = t.shape.at(1), n = t.shape.at(2);
-  cf::Matrix<T> m(B, n);
-  for (Index k = 0; k < m.size(); ++k) m.data()[k] = static_cast<T>(t.values[static_cast<std::size_t>(l * B * n + k)]);
-  return m;
-}
-
-template <class T>
-struct Tol;
-template <>
-struct Tol<double> {
-  static constexpr double rtol = 1e-12, atol = 1e-12;
-};
-template <>
-struct Tol<float> {
-  static constexpr double rtol = 2e-4, atol = 2e-5;
-};
-
 template <class T, class A>
-void check_close(const std::string& what, const A& actual, const std::vector<double>& expected) {
-  INFO(what);
-  REQUIRE(static_cast<std::size_t>(actual.size()) == expected.size());
-  double worst = 0;
-  std::size_t at = 0;
-  for (std::size_t k = 0; k < expected.size(); ++k) {
-    const double d =
-        std::abs(double(actual.data()[k]) - expected[k]) / (Tol<T>::atol + Tol<T>::rtol * std::abs(expected[k]));
-    if (!(d <= worst)) {
-      worst = d;
-      at = k;
-    }
-  }
-  INFO("worst element #" << at << ": got " << double(actual.data()[at]) << ", expected " << expected[at]
-                         << " (|diff| / allowed = " << worst << ")");
-  CHECK(worst <= 1.0);
-}
-
-template <class T>
-std::vector<double> values(const cf::Matrix<T>& m) {
-  return std::vector<double>(m.data(), m.data() + m.size());
+void check_close_t(const std::string& what, const A& actual, const std::vector<double>& expected) {
+  check_close(what, actual, expected, FrameworkTol<T>::rtol, FrameworkTol<T>::atol);
 }
 
 /// The PyTorch-layout gradient of one torch parameter, assembled from cellflow's TF-layout
@@ -269,10 +74,8 @@ cf::Matrix<T> torch_grad(cf::VariableList<T>& vars, const std::string& scope, co
   return out;
 }
 
-}  // namespace
-
 TEST_CASE("gru reset_after: TF's CudnnCompatibleGRUCell variables, order, shapes and initializers",
-          "[gru_reset_after]") {
+          "[gru_cell][gru_reset_after]") {
   cf::Rng rng(11);
   cf::CudnnCompatibleGRUCell<double> cell(3, 4, rng);
   CHECK(cell.config().kind == "CudnnCompatibleGRUCell");
@@ -315,7 +118,7 @@ TEST_CASE("gru reset_after: TF's CudnnCompatibleGRUCell variables, order, shapes
                                                   "positive, given input_depth=3, num_units=0"));
 }
 
-TEST_CASE("gru reset_after: the default GRUCell is TF1's GRUCell, unchanged", "[gru_reset_after]") {
+TEST_CASE("gru reset_after: the default GRUCell is TF1's GRUCell, unchanged", "[gru_cell][gru_reset_after]") {
   cf::Rng a(5), b(5);
   cf::GRUCell<float> old_ctor(3, 4, a);
   cf::GRUCell<float> with_options(3, 4, b);
@@ -338,7 +141,7 @@ TEST_CASE("gru reset_after: the default GRUCell is TF1's GRUCell, unchanged", "[
   for (Index k = 0; k < r1.outputs.size(); ++k) REQUIRE(r1.outputs.data()[k] == r2.outputs.data()[k]);
 }
 
-TEST_CASE("gru reset_after: one step against the closed form", "[gru_reset_after]") {
+TEST_CASE("gru reset_after: one step against the closed form", "[gru_cell][gru_reset_after]") {
   // D = 1, U = 1; every variable set by hand.
   cf::Rng rng(1);
   cf::CudnnCompatibleGRUCell<double> cell(1, 1, rng);
@@ -362,32 +165,32 @@ TEST_CASE("gru reset_after: one step against the closed form", "[gru_reset_after
   CHECK(std::abs(expected - (u * h + (1 - u) * c_before)) > 0.05);
 }
 
-TEST_CASE("gru reset_after: gradcheck of a single cell", "[gru_reset_after][gradcheck]") {
+TEST_CASE("gru reset_after: gradcheck of a single cell", "[gru_cell][gru_reset_after][gradcheck]") {
   cf::Rng rng(606);
   cf::CudnnCompatibleGRUCell<double> cell(3, 4, rng);
-  randomize(cell, rng);
-  check_gradients(cell, 5, rng);
+  randomize_variables(cell, rng);
+  check_rnn_gradients(cell, cell.cell_name(), 5, rng);
 }
 
-TEST_CASE("gru reset_after: gradcheck inside 2-layer MultiRNNCells", "[gru_reset_after][gradcheck]") {
+TEST_CASE("gru reset_after: gradcheck inside 2-layer MultiRNNCells", "[gru_cell][gru_reset_after][gradcheck]") {
   SECTION("two reset-after GRUs") {
     cf::Rng rng(707);
     cf::MultiRNNCell<double> multi(cf::CudnnCompatibleGRUCell<double>(3, 4, rng),
                                    cf::CudnnCompatibleGRUCell<double>(4, 2, rng));
-    randomize(multi, rng);
-    check_gradients(multi, 4, rng);
+    randomize_variables(multi, rng);
+    check_rnn_gradients(multi, multi.cell_name(), 4, rng);
   }
   SECTION("BasicLSTMCell below a reset-after GRU, and a reset-before GRU above") {
     cf::Rng rng(808);
     cf::MultiRNNCell<double> multi(cf::BasicLSTMCell<double>(2, 3, rng, 0.5),
                                    cf::CudnnCompatibleGRUCell<double>(3, 3, rng), cf::GRUCell<double>(3, 2, rng));
-    randomize(multi, rng);
-    check_gradients(multi, 4, rng);
+    randomize_variables(multi, rng);
+    check_rnn_gradients(multi, multi.cell_name(), 4, rng);
   }
 }
 
-TEMPLATE_TEST_CASE("gru reset_after: equals PyTorch nn.GRU (outputs, states, every gradient)", "[gru_reset_after]",
-                   float, double) {
+TEMPLATE_TEST_CASE("gru reset_after: equals PyTorch nn.GRU (outputs, states, every gradient)",
+                   "[gru_cell][gru_reset_after]", float, double) {
   using T = TestType;
   for (const char* name : {"torch_gru", "torch_gru_seq_len"}) {
     INFO("case " << name);
@@ -408,32 +211,34 @@ TEMPLATE_TEST_CASE("gru reset_after: equals PyTorch nn.GRU (outputs, states, eve
     }
     std::vector<cf::CellState<T>> s0{layer_of<T>(c.tensor("h0"), 0), layer_of<T>(c.tensor("h0"), 1)};
     auto r = cf::dynamic_rnn(multi, to_tensor3<T>(c.tensor("inputs")), s0, opt);
-    check_close<T>("outputs", r.outputs, c.tensor("outputs").values);
+    check_close_t<T>("outputs", r.outputs, c.tensor("outputs").values);
     for (Index l = 0; l < 2; ++l)
-      check_close<T>("h_n", r.final_state[static_cast<std::size_t>(l)].h(), values(layer_of<T>(c.tensor("h_n"), l)));
+      check_close_t<T>("h_n", r.final_state[static_cast<std::size_t>(l)].h(),
+                       values_of(layer_of<T>(c.tensor("h_n"), l)));
 
     vars.zero_grad();
     auto d_final = r.final_state;
     for (Index l = 0; l < 2; ++l) d_final[static_cast<std::size_t>(l)].h() = layer_of<T>(c.tensor("w_h_n"), l);
     const auto Wo = to_tensor3<T>(c.tensor("w_outputs"));
     const auto g = cf::dynamic_rnn_backward(multi, r, &Wo, &d_final);
-    check_close<T>("grad/inputs", g.d_inputs, c.tensor("grad/inputs").values);
+    check_close_t<T>("grad/inputs", g.d_inputs, c.tensor("grad/inputs").values);
     for (Index l = 0; l < 2; ++l) {
-      check_close<T>("grad/h0", g.d_initial_state[static_cast<std::size_t>(l)].h(),
-                     values(layer_of<T>(c.tensor("grad/h0"), l)));
+      check_close_t<T>("grad/h0", g.d_initial_state[static_cast<std::size_t>(l)].h(),
+                       values_of(layer_of<T>(c.tensor("grad/h0"), l)));
       const std::string scope = "rnn/multi_rnn_cell/cell_" + std::to_string(l) + "/cudnn_compatible_gru_cell/";
       for (const char* p : {"weight_ih", "weight_hh", "bias_ih", "bias_hh"}) {
         const std::string key = std::string(p) + "_l" + std::to_string(l);
-        check_close<T>("grad/" + key, torch_grad(vars, scope, p), c.tensor("grad/" + key).values);
+        check_close_t<T>("grad/" + key, torch_grad(vars, scope, p), c.tensor("grad/" + key).values);
       }
     }
   }
 }
 
-TEST_CASE("gru reset_after: cell(x, h) step by step and batch_threads agree with dynamic_rnn", "[gru_reset_after]") {
+TEST_CASE("gru reset_after: cell(x, h) step by step and batch_threads agree with dynamic_rnn",
+          "[gru_cell][gru_reset_after]") {
   cf::Rng rng(9);
   cf::CudnnCompatibleGRUCell<double> cell(3, 4, rng);
-  randomize(cell, rng);
+  randomize_variables(cell, rng);
   const Index B = 5, T = 6;
   const Ten X = random_tensor<double>(B, T, 3, rng);
   const Mat h0 = random_matrix<double>(B, 4, rng);
@@ -471,3 +276,120 @@ TEST_CASE("gru reset_after: cell(x, h) step by step and batch_threads agree with
   CHECK((g1.d_initial_state - g2.d_initial_state).cwiseAbs().maxCoeff() <= 1e-14);
   for (Index k = 0; k < X.size(); ++k) CHECK(std::abs(g1.d_inputs.data()[k] - g2.d_inputs.data()[k]) <= 1e-14);
 }
+
+TEST_CASE("GRUCell and CudnnCompatibleGRUCell from given weights, weights() and set_weights()", "[gru_cell]") {
+  cf::Rng rng(31);
+  SECTION("GRUCell") {
+    using W = cf::GRUWeights<double>;
+    cf::GRUCell<double> cell(3, 4, rng);
+    check_weights_api<cf::GRUCell<double>, W>(
+        cell, [](const W& w) { return cf::GRUCell<double>(w); },
+        {{&W::gates_kernel, "gates/kernel"},
+         {&W::gates_bias, "gates/bias"},
+         {&W::candidate_kernel, "candidate/kernel"},
+         {&W::candidate_bias, "candidate/bias"}},
+        rng);
+  }
+  SECTION("CudnnCompatibleGRUCell") {
+    using W = cf::CudnnCompatibleGRUWeights<double>;
+    cf::CudnnCompatibleGRUCell<double> cell(3, 4, rng);
+    check_weights_api<cf::CudnnCompatibleGRUCell<double>, W>(
+        cell, [](const W& w) { return cf::CudnnCompatibleGRUCell<double>(w); },
+        {{&W::gates_kernel, "gates/kernel"},
+         {&W::gates_bias, "gates/bias"},
+         {&W::candidate_input_kernel, "candidate/input_projection/kernel"},
+         {&W::candidate_hidden_kernel, "candidate/hidden_projection/kernel"},
+         {&W::candidate_input_bias, "candidate/input_projection/bias"},
+         {&W::candidate_hidden_bias, "candidate/hidden_projection/bias"}},
+        rng);
+  }
+  SECTION("the sizes follow from gates/kernel [D + U, 2U]") {
+    cf::GRUWeights<float> w;
+    w.gates_kernel = cf::Matrix<float>::Zero(7, 8);  // D = 3, U = 4
+    w.gates_bias = cf::Matrix<float>::Ones(1, 8);
+    w.candidate_kernel = cf::Matrix<float>::Zero(7, 4);
+    w.candidate_bias = cf::Matrix<float>::Zero(1, 4);
+    const cf::GRUCell<float> cell(w);
+    CHECK(cell.input_depth() == 3);
+    CHECK(cell.num_units() == 4);
+    w.gates_kernel = cf::Matrix<float>::Zero(4, 8);  // no row left for x
+    CHECK_THROWS_MATCHES(cf::GRUCell<float>(w), cf::ShapeError,
+                         what_contains<cf::ShapeError>(
+                             "gru_cell: gates/kernel [4, 8] must be [input_depth + num_units, 2 * num_units] with "
+                             "input_depth >= 1"));
+    cf::CudnnCompatibleGRUWeights<float> c;
+    CHECK_THROWS_MATCHES(cf::CudnnCompatibleGRUCell<float>(c), cf::ShapeError,
+                         what_contains<cf::ShapeError>("cudnn_compatible_gru_cell: gates/kernel [0, 0]"));
+  }
+}
+
+TEMPLATE_TEST_CASE("GRU cells: config(), names, zero_grad()", "[gru_cell]", cf::GRUCell<float>,
+                   cf::CudnnCompatibleGRUCell<double>) {
+  using Cell = TestType;
+  using T = typename Cell::Scalar;
+  const bool reset_after = std::is_same_v<Cell, cf::CudnnCompatibleGRUCell<double>>;
+  cf::Rng rng(32);
+  Cell cell(5, 3, rng);
+  const cf::CellConfig c = cell.config();
+  CHECK(c.kind == (reset_after ? "CudnnCompatibleGRUCell" : "GRUCell"));
+  CHECK(c.input_depth == 5);
+  CHECK(c.num_units == 3);
+  CHECK(c.output_size == 3);
+  CHECK(c.options.empty());  // TF's GRU classes take no options cellflow models
+  CHECK_FALSE(c.has("forget_bias"));
+  CHECK(c.get("forget_bias", -1) == -1);
+  const cf::CellConfig via = cf::config_of(cell);
+  CHECK(via.kind == c.kind);
+  CHECK(cell.scope_name() == (reset_after ? "cudnn_compatible_gru_cell" : "gru_cell"));
+  CHECK(cf::scope_name_of(cell) == cell.scope_name());
+  CHECK(cell.cell_name() == cell.scope_name() + "(num_units=3)");
+  CHECK(cell.output_size() == 3);
+
+  cf::VariableList<T> vars;
+  vars.add(cell);
+  for (auto& v : vars) v.grad->setConstant(T(2));
+  cell.zero_grad();
+  for (auto& v : vars) {
+    INFO(v.name);
+    CHECK(v.grad->isZero(0));
+    CHECK(v.grad->rows() == v.value->rows());
+    CHECK(v.grad->cols() == v.value->cols());
+  }
+}
+
+TEST_CASE("GRU cells reject sizes that are not positive", "[gru_cell][errors]") {
+  cf::Rng rng(6);
+  REQUIRE_THROWS_AS(cf::GRUCell<float>(3, 0, rng), cf::ValueError);
+  REQUIRE_THROWS_MATCHES(cf::GRUCell<double>(0, 2, rng), cf::ValueError,
+                         what_contains<cf::ValueError>(
+                             "gru_cell: input_depth and num_units must be positive, given input_depth=0, num_units=2"));
+}
+
+// With an odd num_units the rows of the [rows, 3U] gate matrix alternate between two alignments,
+// so Eigen would take its vectorised and scalar exp for different elements in a whole-sequence
+// tape and in a stream; cells/activations.hpp computes double sigmoids one way for every element.
+TEST_CASE("GRU cells with an odd num_units stream bitwise like dynamic_rnn in double", "[gru_cell][stream]") {
+  auto mismatches = [](auto cell, cf::Rng& rng) {
+    using Cell = decltype(cell);
+    randomize_variables(cell, rng);
+    const Index B = 5, T = 20, U = cell.output_size();
+    const Ten X = random_tensor<double>(B, T, cell.input_depth(), rng);
+    const auto whole = cf::dynamic_rnn(cell, X);
+    cf::RNNStream<Cell> stream(cell, B);
+    long differ = 0;
+    for (Index t = 0; t < T; ++t) {
+      const Mat& y = stream.step(step_input(X, t));
+      for (Index b = 0; b < B; ++b)
+        for (Index j = 0; j < U; ++j) differ += y(b, j) != whole.outputs(b, t, j);
+    }
+    return differ;
+  };
+  cf::Rng rng(33);
+  for (Index units : {3, 5, 7}) {
+    INFO("num_units " << units);
+    CHECK(mismatches(cf::GRUCell<double>(2, units, rng), rng) == 0);
+    CHECK(mismatches(cf::CudnnCompatibleGRUCell<double>(2, units, rng), rng) == 0);
+  }
+}
+
+}  // namespace test_gru_cell
