@@ -22,7 +22,7 @@ jobs=$(nproc)
 start=$(date +%s)
 
 echo "== 1/3 release build, warnings as errors"
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DCELLFLOW_WERROR=ON
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DCELLFLOW_WERROR=ON -DCELLFLOW_UNITY_TESTS=ON
 cmake --build build -j"$jobs"
 ctest --test-dir build --output-on-failure -j"$jobs" "$@"
 [ $quick = 1 ] && exit 0
@@ -34,7 +34,7 @@ echo "== 2/3 AddressSanitizer + UndefinedBehaviorSanitizer ($(($(date +%s) - sta
 # not warning-free under instrumentation. The package tests build their own uninstrumented
 # consumers, and the docs tests compile samples of their own: both run in the release build only.
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1" \
-  -DCELLFLOW_SANITIZE=ON -DCELLFLOW_WERROR=ON -DCELLFLOW_BUILD_BENCHMARKS=OFF -DCELLFLOW_NATIVE_ARCH=OFF
+  -DCELLFLOW_SANITIZE=ON -DCELLFLOW_WERROR=ON -DCELLFLOW_UNITY_TESTS=ON -DCELLFLOW_BUILD_BENCHMARKS=OFF -DCELLFLOW_NATIVE_ARCH=OFF
 cmake --build build-asan -j"$jobs"
 # The Catch2 suite runs as one process (ASan's start-up per process would otherwise dominate),
 # then every other ctest (examples, fuzz corpora, allocation count).
