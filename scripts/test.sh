@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The README's test command (and CI's, through .ci/run). Installs the dependencies, then:
 #   1. builds everything (Release, -Wall -Wextra -Wpedantic -Werror) and runs every test;
-#   2. builds everything again with AddressSanitizer + UndefinedBehaviorSanitizer (-O1, own
-#      targets only, in build-asan/) and runs every test but the header self-check there;
+#   2. builds everything again with clang, AddressSanitizer + UndefinedBehaviorSanitizer (-O1,
+#      own targets only, in build-asan/) and runs every test but the build checks there;
 #   3. runs each libFuzzer target (IDX, checkpoint, .npz readers) for FUZZ_SECONDS (default 30)
 #      from its seed corpus (scripts/fuzz.sh).
 #
@@ -16,7 +16,7 @@ if [ "${1:-}" = "--quick" ]; then quick=1; shift; fi
 if [ $quick = 1 ]; then
   scripts/install-deps.sh
 else
-  scripts/install-deps.sh clang libclang-rt-14-dev clang-format
+  scripts/install-deps.sh clang libclang-rt-14-dev libomp-14-dev clang-format
 fi
 jobs=$(nproc)
 start=$(date +%s)
@@ -28,17 +28,23 @@ ctest --test-dir build --output-on-failure -j"$jobs" "$@"
 [ $quick = 1 ] && exit 0
 
 echo "== 2/3 AddressSanitizer + UndefinedBehaviorSanitizer ($(($(date +%s) - start)) s so far)"
-# -O1 without debug info: -g makes this build 2.4x slower (-g1 1.2x) on 2 cores; reports still
-# name the functions, and a finding is reproduced locally with CMAKE_CXX_FLAGS=-g. Baseline ISA: the
-# -march=native kernel path is covered by the release build, and GCC's AVX-512 intrinsics are
-# not warning-free under instrumentation. The package tests build their own uninstrumented
-# consumers, and the docs tests compile samples of their own: both run in the release build only.
-cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1" \
-  -DCELLFLOW_SANITIZE=ON -DCELLFLOW_WERROR=ON -DCELLFLOW_UNITY_TESTS=ON -DCELLFLOW_BUILD_BENCHMARKS=OFF -DCELLFLOW_NATIVE_ARCH=OFF
+# Clang (the release build is GCC's, so both compilers build everything warning-free): its
+# instrumented build takes 0.6x GCC's time here and its suite runs in half the time. -O1 without
+# debug info: -g makes this build 2.4x slower (-g1 1.2x) on 2 cores; reports still name the
+# functions, and a finding is reproduced locally with CMAKE_CXX_FLAGS=-g. Baseline ISA: the
+# -march=native kernel path is covered by the release build. The package tests build their own
+# uninstrumented consumers, and the docs tests compile samples of their own: both run in the
+# release build only.
+cmake -S . -B build-asan -DCMAKE_CXX_COMPILER=clang++-14 -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1" -DCELLFLOW_SANITIZE=ON -DCELLFLOW_WERROR=ON \
+  -DCELLFLOW_UNITY_TESTS=ON -DCELLFLOW_BUILD_BENCHMARKS=OFF -DCELLFLOW_NATIVE_ARCH=OFF
 cmake --build build-asan -j"$jobs"
 # The Catch2 suite runs as one process (ASan's start-up per process would otherwise dominate),
 # then every other ctest (examples, fuzz corpora, allocation count).
-export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1
+# LLVM's OpenMP runtime keeps a few per-thread buffers to the end of the process
+# (tests/lsan-suppressions.txt); every other leak fails.
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+  LSAN_OPTIONS=suppressions=$PWD/tests/lsan-suppressions.txt
 if [ $# -eq 0 ]; then
   build-asan/tests/cellflow_tests
   ctest --test-dir build-asan --output-on-failure -j"$jobs" \
