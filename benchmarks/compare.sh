@@ -45,7 +45,7 @@ out=$root/benchmarks/results/$(date +%Y%m%d-%H%M%S)
 mkdir -p "$out"
 raw=$out/raw.jsonl
 { echo "date: $(date -Is)"; echo "commit: $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)";
-  [ -n "$baseline" ] && echo "baseline: $baseline"; nproc; lscpu | grep -E "Model name|Flags" | cut -c1-200; } > "$out/machine.txt"
+  [ -n "$baseline" ] && echo "baseline: $baseline"; nproc; lscpu | grep -E "Model name|Flags"; } > "$out/machine.txt"
 echo "writing $raw"
 for r in $(seq 1 "$repeats"); do
   for t in $threads; do
