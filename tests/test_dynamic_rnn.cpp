@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -306,6 +307,67 @@ TEST_CASE("dynamic_rnn validates sequence_length", "[dynamic_rnn][errors]") {
   REQUIRE_THROWS_WITH(cf::dynamic_rnn(cell, x, opts), Contains("sequence_length[1] = 5") && Contains("4 time steps"));
   opts.sequence_length = std::vector<cf::Index>{0, 4, 2};  // 0 and T are valid
   REQUIRE_NOTHROW(cf::dynamic_rnn(cell, x, opts));
+}
+
+TEST_CASE("sequence_length takes any integer vector, an Eigen vector or a braced list", "[dynamic_rnn]") {
+  cf::Rng rng(21);
+  cf::BasicLSTMCell<double> cell(2, 3, rng);
+  const cf::Tensor3<double> x = random_tensor<double>(4, 5, 2, rng);
+  cf::RNNOptions opts;
+  opts.sequence_length = std::vector<Index>{5, 2, 0, 3};
+  const auto reference = cf::dynamic_rnn(cell, x, opts);
+  auto same = [&](const cf::RNNOptions& o) {
+    const auto r = cf::dynamic_rnn(cell, x, o);
+    return bitwise_equal(r.outputs, reference.outputs) && bitwise_equal(r.final_state.h, reference.final_state.h);
+  };
+  cf::RNNOptions o;
+  o.sequence_length = std::vector<int>{5, 2, 0, 3};
+  CHECK(same(o));
+  o.sequence_length = std::vector<std::uint8_t>{5, 2, 0, 3};
+  CHECK(same(o));
+  o.sequence_length = std::vector<std::size_t>{5, 2, 0, 3};
+  CHECK(same(o));
+  Eigen::VectorXi column(4);
+  column << 5, 2, 0, 3;
+  o.sequence_length = column;
+  CHECK(same(o));
+  o.sequence_length = Eigen::RowVectorXi(column.transpose());
+  CHECK(same(o));
+  o.sequence_length = {5, 2, 0, 3};
+  CHECK(same(o));
+  REQUIRE(o.sequence_length.has_value());
+  CHECK(o.sequence_length->size() == 4);
+  CHECK((*o.sequence_length)[1] == 2);
+  // Absent again: every example runs all steps.
+  o.sequence_length = std::nullopt;
+  CHECK_FALSE(o.sequence_length);
+  CHECK_THROWS_AS(o.sequence_length.value(), cf::ValueError);
+  cf::RNNOptions all_steps;
+  all_steps.sequence_length = std::vector<long>(4, 5);
+  CHECK(bitwise_equal(cf::dynamic_rnn(cell, x, o).outputs, cf::dynamic_rnn(cell, x, all_steps).outputs));
+  o.sequence_length = std::vector<int>{1, 2, 3, 4};
+  o.sequence_length.reset();
+  CHECK_FALSE(o.sequence_length.has_value());
+}
+
+TEST_CASE("sequence_length refuses values that do not fit and matrices", "[dynamic_rnn][errors]") {
+  cf::RNNOptions o;
+  const std::uint64_t huge = std::uint64_t(1) << 63;
+  const std::vector<std::uint64_t> too_long{3, huge};
+  CHECK_THROWS_MATCHES(o.sequence_length = too_long, cf::ValueError,
+                       what_contains<cf::ValueError>("sequence_length[1] = 9223372036854775808 does not fit"));
+  CHECK_FALSE(o.sequence_length);  // nothing assigned
+  const Eigen::MatrixXi matrix = Eigen::MatrixXi::Zero(2, 3);
+  CHECK_THROWS_MATCHES(o.sequence_length = matrix, cf::ShapeError,
+                       what_contains<cf::ShapeError>("sequence_length: a [2, 3] matrix given; expected a vector"));
+  // A negative length of a signed type converts and is refused by dynamic_rnn, naming it.
+  o.sequence_length = std::vector<short>{2, -3};
+  cf::Rng rng(2);
+  cf::GRUCell<float> cell(2, 3, rng);
+  cf::Tensor3<float> x(2, 4, 2);
+  x.setZero();
+  CHECK_THROWS_MATCHES(cf::dynamic_rnn(cell, x, o), cf::ValueError,
+                       what_contains<cf::ValueError>("sequence_length[1] = -3"));
 }
 
 TEST_CASE("dynamic_rnn_backward rejects a result without activations and wrong gradient shapes",

@@ -50,6 +50,31 @@ TEMPLATE_TEST_CASE("clip_by_global_norm matches TensorFlow's testClipByGlobalNor
   }
 }
 
+TEST_CASE("clip_by_global_norm takes clip_norm of any arithmetic type, converted to T", "[guards]") {
+  cf::Rng rng(9);
+  auto clipped = [&](auto clip_norm) {
+    cf::Parameter<float> p(3, 4);
+    p.grad = random_matrix<float>(3, 4, rng, -5.f, 5.f);
+    cf::VariableList<float> vars;
+    vars.add_one("p", p);
+    cf::clip_by_global_norm(vars, clip_norm);
+    return cf::Matrix<float>(p.grad);
+  };
+  const cf::Rng start = rng;
+  const cf::Matrix<float> with_float = clipped(5.0f);
+  rng = start;
+  CHECK(bitwise_equal(clipped(5.0), with_float));  // a double literal on a float model
+  rng = start;
+  CHECK(bitwise_equal(clipped(5), with_float));
+  rng = start;
+  CHECK(bitwise_equal(clipped(5L), with_float));
+  // A value that is finite as given but not in the gradients' type is refused too.
+  CHECK_THROWS_MATCHES(clipped(1e300), cf::ValueError,
+                       what_contains<cf::ValueError>("clip_norm must be positive and finite, given 1e+300"));
+  CHECK_THROWS_AS(clipped(-2), cf::ValueError);
+  CHECK_THROWS_AS(clipped(std::numeric_limits<double>::quiet_NaN()), cf::ValueError);
+}
+
 TEST_CASE("a blown-up model is caught at the loss and at the named gradient", "[guards]") {
   cf::Rng rng(4);
   cf::BasicLSTMCell<float> cell(3, 5, rng);

@@ -1,9 +1,10 @@
 // Umbrella header: everything of cellflow that needs only Eigen (target cellflow::cellflow).
 //
 //   namespace cellflow           the model and its math: cells, MultiRNNCell, dynamic_rnn and
-//                                RNNStream, Dense, the loss, in_top_k, the optimizers (Optimizer,
+//                                RNNStream, Dense, the loss, argmax, in_top_k, the optimizers (Optimizer,
 //                                AdamOptimizer, GradientDescentOptimizer, clip_by_global_norm),
-//                                numeric guards, variables, errors, Rng, the version
+//                                numeric guards, variables, tensor helpers (core/tensors.hpp),
+//                                errors, Rng, the version
 //   namespace cellflow::io       checkpoints (io/checkpoint.hpp), .npy arrays (io/npy.hpp),
 //                                atomic file writes (io/atomic_file.hpp)
 //   namespace cellflow::data     in-memory datasets and shuffled minibatches
@@ -27,6 +28,7 @@
 #include "cellflow/core/gradients.hpp"
 #include "cellflow/core/random.hpp"
 #include "cellflow/core/sequence.hpp"
+#include "cellflow/core/tensors.hpp"
 #include "cellflow/core/types.hpp"
 #include "cellflow/core/variable.hpp"
 #include "cellflow/data/batches.hpp"
@@ -36,6 +38,7 @@
 #include "cellflow/io/npy.hpp"
 #include "cellflow/layers/dense.hpp"
 #include "cellflow/losses/sparse_softmax_cross_entropy.hpp"
+#include "cellflow/metrics/argmax.hpp"
 #include "cellflow/metrics/in_top_k.hpp"
 #include "cellflow/optimizers/adam.hpp"
 #include "cellflow/optimizers/clip_by_global_norm.hpp"

@@ -7,7 +7,15 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+#include <initializer_list>
+#include <limits>
+#include <optional>
+#include <type_traits>
+#include <utility>
+#include <vector>
 
+#include "cellflow/core/error.hpp"
 #include "cellflow/core/types.hpp"
 
 namespace cellflow {
@@ -29,6 +37,72 @@ struct SequenceArgs {
 
   /// Whether example b has ended before step t (t >= its length).
   bool ended(Index t, Index b) const { return lengths != nullptr && t >= lengths[static_cast<std::size_t>(b)]; }
+};
+
+/// RNNOptions::sequence_length: absent (every example runs all steps) or one length per example.
+/// Anything that holds integers converts to it: a std::vector of any integer type, an Eigen
+/// vector of integers, a braced list; `= std::nullopt` or reset() makes it absent again. It reads
+/// like a std::optional<std::vector<Index>> (`if (lengths)`, `*lengths`, `lengths->size()`). A
+/// value that does not fit in Index (an unsigned one at or above 2^63) is a ValueError here;
+/// dynamic_rnn checks the rest (one length per example, each in [0, time]).
+class SequenceLengths {
+ public:
+  SequenceLengths() = default;
+  // The converting constructors are implicit on purpose: `opts.sequence_length = lengths;`.
+  SequenceLengths(std::nullopt_t) {}
+  SequenceLengths(std::vector<Index> lengths) : set_(true), lengths_(std::move(lengths)) {}
+  SequenceLengths(std::initializer_list<Index> lengths) : set_(true), lengths_(lengths) {}
+  template <class I, std::enable_if_t<std::is_integral_v<I> && !std::is_same_v<I, Index>, int> = 0>
+  SequenceLengths(const std::vector<I>& lengths) : set_(true) {
+    lengths_.reserve(lengths.size());
+    for (std::size_t b = 0; b < lengths.size(); ++b) lengths_.push_back(to_index(lengths[b], b));
+  }
+  template <class I>
+  SequenceLengths(const std::optional<std::vector<I>>& lengths) {
+    if (lengths) *this = SequenceLengths(*lengths);
+  }
+  template <class Derived>
+  SequenceLengths(const Eigen::DenseBase<Derived>& lengths) : set_(true) {
+    static_assert(
+        std::is_integral_v<typename Derived::Scalar>,
+        "sequence_length takes integers: convert a floating-point vector with .template cast<cellflow::Index>()");
+    if (lengths.rows() != 1 && lengths.cols() != 1)
+      throw ShapeError(detail::concat("sequence_length: a [", lengths.rows(), ", ", lengths.cols(),
+                                      "] matrix given; expected a vector, one length per example"));
+    lengths_.reserve(static_cast<std::size_t>(lengths.size()));
+    for (Index b = 0; b < lengths.size(); ++b)
+      lengths_.push_back(to_index(lengths.derived().coeff(b), static_cast<std::size_t>(b)));
+  }
+
+  bool has_value() const { return set_; }
+  explicit operator bool() const { return set_; }
+  /// The lengths; a ValueError when there are none.
+  const std::vector<Index>& value() const {
+    if (!set_) throw ValueError("sequence_length: no lengths are set");
+    return lengths_;
+  }
+  const std::vector<Index>& operator*() const { return lengths_; }
+  std::vector<Index>& operator*() { return lengths_; }
+  const std::vector<Index>* operator->() const { return &lengths_; }
+  std::vector<Index>* operator->() { return &lengths_; }
+  /// Absent again: every example runs all steps.
+  void reset() {
+    set_ = false;
+    lengths_.clear();
+  }
+
+ private:
+  template <class I>
+  static Index to_index(I value, std::size_t b) {
+    if constexpr (std::is_unsigned_v<I>) {
+      if (static_cast<std::uintmax_t>(value) > static_cast<std::uintmax_t>(std::numeric_limits<Index>::max()))
+        throw ValueError(detail::concat("sequence_length[", b, "] = ", +value, " does not fit in a length"));
+    }
+    return static_cast<Index>(value);
+  }
+
+  bool set_ = false;
+  std::vector<Index> lengths_;
 };
 
 }  // namespace cellflow

@@ -29,6 +29,17 @@ using Tensor3 = Eigen::Tensor<T, 3, Eigen::RowMajor>;
 
 namespace detail {
 
+/// False, but only once T is known: for a static_assert in a template that must not be used.
+template <class T>
+inline constexpr bool dependent_false = false;
+
+/// Whether X is an Eigen::Tensor stored column-major (Eigen's default), which cellflow does not
+/// take: its tensors are row-major (Tensor3).
+template <class X>
+struct is_col_major_tensor : std::false_type {};
+template <class S, int N, int Options, class I>
+struct is_col_major_tensor<Eigen::Tensor<S, N, Options, I>> : std::bool_constant<(Options & Eigen::RowMajor) == 0> {};
+
 /// Whether an integer label lies in [0, classes), for any integer type: an unsigned label is
 /// compared as unsigned (a value at or above 2^63 is not turned negative by a cast).
 template <class Label>

@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <type_traits>
 
 #include "cellflow/core/error.hpp"
 #include "cellflow/core/variable.hpp"
@@ -32,11 +33,16 @@ double global_norm(const VariableList<T>& vars) {
 }
 
 /// Scales every gradient by clip_norm * min(1 / global_norm, 1 / clip_norm); returns the global norm
-/// before clipping (TF's second return value). clip_norm must be positive and finite.
-template <class T>
-double clip_by_global_norm(VariableList<T>& vars, T clip_norm) {
-  if (!(clip_norm > T(0)) || !std::isfinite(double(clip_norm)))
-    throw ValueError(detail::concat("clip_by_global_norm: clip_norm must be positive and finite, given ", clip_norm));
+/// before clipping (TF's second return value). clip_norm, of any arithmetic type, is converted to
+/// the gradients' type T (`clip_by_global_norm(vars, 5.0)` on a float model is 5.0f) and must be
+/// positive and finite there.
+template <class T, class N>
+double clip_by_global_norm(VariableList<T>& vars, N clip_norm_given) {
+  static_assert(std::is_arithmetic_v<N> && !std::is_same_v<N, bool>, "clip_by_global_norm: clip_norm must be a number");
+  const T clip_norm = static_cast<T>(clip_norm_given);
+  if (!(clip_norm_given > N(0)) || !(clip_norm > T(0)) || !std::isfinite(double(clip_norm)))
+    throw ValueError(
+        detail::concat("clip_by_global_norm: clip_norm must be positive and finite, given ", clip_norm_given));
   const double norm = global_norm(vars);
   if (!std::isfinite(norm)) {
     for (auto& v : vars) v.grad->setConstant(std::numeric_limits<T>::quiet_NaN());

@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <optional>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -31,8 +32,10 @@ namespace cellflow {
 
 /// Options of dynamic_rnn, named as TF's arguments.
 struct RNNOptions {
-  /// Per-example lengths in [0, time]; none means every example runs all steps.
-  std::optional<std::vector<Index>> sequence_length;
+  /// Per-example lengths in [0, time]; none means every example runs all steps. Takes a
+  /// std::vector of any integer type, an Eigen integer vector or a braced list
+  /// (core/sequence.hpp's SequenceLengths).
+  SequenceLengths sequence_length;
   /// Inputs and outputs are [time, batch, depth] instead of [batch, time, depth].
   bool time_major = false;
   /// Keep the per-step activations that dynamic_rnn_backward needs. Without them the forward
@@ -149,6 +152,17 @@ RNNResult<Cell> dynamic_rnn(const Cell& cell, const Tensor3<typename Cell::Scala
   RNNResult<Cell> r;
   detail::dynamic_rnn_impl(r, cell, inputs, &initial_state, options);
   return r;
+}
+
+/// A column-major Eigen::Tensor (Eigen's default layout) does not compile, with this message
+/// rather than Eigen's assertion deep in a conversion.
+template <class Cell, class X, class... Rest, std::enable_if_t<detail::is_col_major_tensor<X>::value, int> = 0>
+RNNResult<Cell> dynamic_rnn(const Cell&, const X&, Rest&&...) {
+  static_assert(detail::dependent_false<X>,
+                "cellflow takes row-major tensors: cellflow::Tensor3<T> = Eigen::Tensor<T, 3, Eigen::RowMajor>. "
+                "Convert a column-major one with `cellflow::Tensor3<T> x = col_major.swap_layout().shuffle("
+                "Eigen::array<int, 3>{2, 1, 0});` (same [batch, time, depth] indices)");
+  return {};
 }
 
 /// dynamic_rnn into an existing result, reusing its buffers: a training loop that keeps one

@@ -13,6 +13,7 @@
 #pragma once
 
 #include <string>
+#include <type_traits>
 
 #include "cellflow/cells/cell_traits.hpp"
 #include "cellflow/cells/state.hpp"
@@ -58,6 +59,16 @@ class RNNStream {
     x_ = x;
     run(1);
     return y_;
+  }
+
+  /// A column-major Eigen::Tensor does not compile, with a message (see dynamic_rnn).
+  template <class X, std::enable_if_t<detail::is_col_major_tensor<X>::value, int> = 0>
+  const Tensor3<T>& feed(const X&, bool = false) {
+    static_assert(detail::dependent_false<X>,
+                  "cellflow takes row-major tensors: cellflow::Tensor3<T> = Eigen::Tensor<T, 3, Eigen::RowMajor>. "
+                  "Convert a column-major one with `cellflow::Tensor3<T> x = col_major.swap_layout().shuffle("
+                  "Eigen::array<int, 3>{2, 1, 0});` (same [batch, time, depth] indices)");
+    return chunk_out_;
   }
 
   /// Feeds a chunk of steps: [batch, time, input_depth], or [time, batch, input_depth] when
