@@ -102,6 +102,16 @@ void check_dataset(const Dataset<T>& ds, const char* op) {
   if (ds.images.dimension(0) != ds.size())
     throw ShapeError(cellflow::detail::concat(op, ": the dataset has ", ds.images.dimension(0), " images but ",
                                               ds.size(), " labels"));
+  if (ds.has_lengths()) {
+    if (static_cast<Index>(ds.lengths.size()) != ds.size())
+      throw ShapeError(cellflow::detail::concat(op, ": the dataset has ", ds.size(), " examples but ",
+                                                ds.lengths.size(), " lengths (expected one per example, or none)"));
+    const Index time = ds.images.dimension(1);
+    for (std::size_t k = 0; k < ds.lengths.size(); ++k)
+      if (ds.lengths[k] < 0 || ds.lengths[k] > time)
+        throw ValueError(cellflow::detail::concat(op, ": lengths[", k, "] = ", ds.lengths[k], " is outside [0, ", time,
+                                                  "] (the examples have ", time, " time steps)"));
+  }
 }
 
 }  // namespace detail
@@ -128,6 +138,16 @@ void gather(const Dataset<T>& ds, const std::vector<Index>& idx, Tensor3<T>& x, 
   }
 }
 
+/// As gather above, and the examples' lengths into `lengths` (emptied when `ds` has none).
+template <class T>
+void gather(const Dataset<T>& ds, const std::vector<Index>& idx, Tensor3<T>& x, std::vector<int>& y,
+            std::vector<Index>& lengths) {
+  gather(ds, idx, x, y);
+  lengths.clear();
+  if (ds.has_lengths())
+    for (const Index i : idx) lengths.push_back(ds.lengths[static_cast<std::size_t>(i)]);
+}
+
 /// The first `n` examples of `ds` (a copy). `n` must be in [0, ds.size()]: unlike a Python
 /// slice, asking for more than there is is a ValueError rather than a silent clamp.
 template <class T>
@@ -140,6 +160,7 @@ Dataset<T> head(const Dataset<T>& ds, Index n) {
   out.images.resize(n, rows, cols);
   std::copy(ds.images.data(), ds.images.data() + n * rows * cols, out.images.data());
   out.labels.assign(ds.labels.begin(), ds.labels.begin() + n);
+  if (ds.has_lengths()) out.lengths.assign(ds.lengths.begin(), ds.lengths.begin() + n);
   return out;
 }
 

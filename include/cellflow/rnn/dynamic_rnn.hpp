@@ -21,6 +21,7 @@
 
 #include "cellflow/cells/cell_traits.hpp"
 #include "cellflow/cells/state.hpp"
+#include "cellflow/core/build_check.hpp"
 #include "cellflow/core/error.hpp"
 #include "cellflow/core/gradients.hpp"
 #include "cellflow/core/sequence.hpp"
@@ -89,6 +90,7 @@ template <class Cell>
 void dynamic_rnn_impl(RNNResult<Cell>& r, const Cell& cell, const Tensor3<typename Cell::Scalar>& inputs,
                       const typename Cell::State* initial_state, const RNNOptions& opts) {
   static_assert(check_cell<Cell>(), "dynamic_rnn: the type is not a cell (see the messages above)");
+  warn_if_unoptimized();
   const Index batch = inputs.dimension(opts.time_major ? 1 : 0);
   const Index time = inputs.dimension(opts.time_major ? 0 : 1);
   const Index depth = inputs.dimension(2);

@@ -1,0 +1,411 @@
+// A model's architecture as data: the cells of its recurrent part (each a CellConfig, the TF
+// class and its options), the head and the loss. Model<T> is built from one, a checkpoint of a
+// model stores one (as text, see docs/checkpoint-format.md), and load_model rebuilds the model
+// from it with no code repeating the definition.
+//
+//   cf::ModelConfig c = cf::classifier(/*input_depth=*/28, {cf::GRU(64), cf::GRU(64)}, /*classes=*/10);
+//   cf::AnyCell<float> cell = cf::make_cell<float>(cf::LSTM(150, peepholes), /*input_depth=*/28, rng);
+//
+// The layer helpers are named as TF's classes without "Cell": BasicLSTM(150) describes
+// tf.nn.rnn_cell.BasicLSTMCell(150), GRU(64) tf.nn.rnn_cell.GRUCell(64). Their input depth is
+// left 0: the model fills it in (the first layer reads the inputs, every other one the layer
+// below).
+#pragma once
+
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <limits>
+#include <map>
+#include <sstream>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "cellflow/cells/cell_traits.hpp"
+#include "cellflow/cells/gru_cell.hpp"
+#include "cellflow/cells/lstm_cell.hpp"
+#include "cellflow/core/error.hpp"
+#include "cellflow/core/random.hpp"
+#include "cellflow/core/types.hpp"
+#include "cellflow/detail/bytes.hpp"
+#include "cellflow/rnn/any_cell.hpp"
+#include "cellflow/version.hpp"
+
+namespace cellflow {
+
+/// tf.nn.rnn_cell.BasicLSTMCell(num_units, forget_bias) as a layer of a model.
+inline CellConfig BasicLSTM(Index num_units, double forget_bias = 1.0) {
+  CellConfig c;
+  c.kind = "BasicLSTMCell";
+  c.num_units = c.output_size = num_units;
+  c.options["forget_bias"] = forget_bias;
+  return c;
+}
+
+/// tf.nn.rnn_cell.LSTMCell(num_units, use_peepholes, cell_clip, num_proj, proj_clip,
+/// forget_bias) as a layer of a model.
+inline CellConfig LSTM(Index num_units, const LSTMOptions<double>& options = {}) {
+  CellConfig c;
+  c.kind = "LSTMCell";
+  c.num_units = num_units;
+  c.output_size = options.num_proj ? *options.num_proj : num_units;
+  c.options["forget_bias"] = options.forget_bias;
+  if (options.use_peepholes) c.options["use_peepholes"] = 1;
+  if (options.cell_clip) c.options["cell_clip"] = *options.cell_clip;
+  if (options.num_proj) c.options["num_proj"] = static_cast<double>(*options.num_proj);
+  if (options.proj_clip) c.options["proj_clip"] = *options.proj_clip;
+  return c;
+}
+
+/// tf.nn.rnn_cell.GRUCell(num_units) as a layer of a model.
+inline CellConfig GRU(Index num_units) {
+  CellConfig c;
+  c.kind = "GRUCell";
+  c.num_units = c.output_size = num_units;
+  return c;
+}
+
+/// tf.contrib.cudnn_rnn.CudnnCompatibleGRUCell(num_units) (reset after the matmul) as a layer.
+inline CellConfig CudnnCompatibleGRU(Index num_units) {
+  CellConfig c = GRU(num_units);
+  c.kind = "CudnnCompatibleGRUCell";
+  return c;
+}
+
+/// The cell kinds make_cell builds and load_model reads, by TF class name.
+inline const std::vector<std::string>& known_cell_kinds() {
+  static const std::vector<std::string> kinds = {"BasicLSTMCell", "LSTMCell", "GRUCell", "CudnnCompatibleGRUCell"};
+  return kinds;
+}
+
+namespace detail {
+
+inline std::string known_kinds_list() {
+  std::string s;
+  for (const auto& k : known_cell_kinds()) s += (s.empty() ? "" : ", ") + k;
+  return s;
+}
+
+/// The options each kind takes; any other is an error (a typo must not be ignored).
+inline std::vector<std::string> allowed_options(const std::string& kind) {
+  if (kind == "BasicLSTMCell") return {"forget_bias"};
+  if (kind == "LSTMCell") return {"forget_bias", "use_peepholes", "cell_clip", "num_proj", "proj_clip"};
+  return {};
+}
+
+/// ValueError unless `c` describes a cell make_cell can build: a known kind, positive sizes,
+/// only the options of its kind, each in its range. `where` starts the message.
+inline void check_cell_config(const CellConfig& c, const std::string& where) {
+  bool known = false;
+  for (const auto& k : known_cell_kinds()) known = known || k == c.kind;
+  if (!known)
+    throw ValueError(concat(where, ": unknown cell kind '", c.kind, "'; this cellflow (", "version ",
+                            CELLFLOW_VERSION_STRING, ") builds ", known_kinds_list(),
+                            " (a file written by a newer cellflow may need a newer one)"));
+  if (c.num_units <= 0 || c.num_units > (Index(1) << 24))
+    throw ValueError(concat(where, ": ", c.kind, " num_units must be in [1, 2^24], given ", c.num_units));
+  if (c.input_depth < 0 || c.input_depth > (Index(1) << 24))
+    throw ValueError(concat(where, ": ", c.kind, " input_depth must be in [1, 2^24], given ", c.input_depth));
+  const std::vector<std::string> allowed = allowed_options(c.kind);
+  for (const auto& [name, value] : c.options) {
+    bool ok = false;
+    for (const auto& a : allowed) ok = ok || a == name;
+    if (!ok)
+      throw ValueError(concat(
+          where, ": ", c.kind, " has no option '", name, "' (",
+          allowed.empty() ? std::string("it takes none")
+                          : "it takes " +
+                                [&] {
+                                  std::string s;
+                                  for (const auto& a : allowed) s += (s.empty() ? "" : ", ") + a;
+                                  return s;
+                                }(),
+          ")"));
+    if (!std::isfinite(value)) throw ValueError(concat(where, ": ", c.kind, " option ", name, " is ", value));
+  }
+  if (c.has("num_proj")) {
+    const double p = c.get("num_proj");
+    if (!(p >= 1 && p <= double(Index(1) << 24) && p == std::floor(p)))
+      throw ValueError(concat(where, ": LSTMCell num_proj must be an integer in [1, 2^24], given ", p));
+  }
+  if (c.has("proj_clip") && !c.has("num_proj")) throw ValueError(concat(where, ": LSTMCell proj_clip needs num_proj"));
+  for (const char* clip : {"cell_clip", "proj_clip"})
+    if (c.has(clip) && !(c.get(clip) > 0))
+      throw ValueError(concat(where, ": LSTMCell ", clip, " must be > 0, given ", c.get(clip)));
+  if (c.has("use_peepholes") && c.get("use_peepholes") != 0 && c.get("use_peepholes") != 1)
+    throw ValueError(concat(where, ": LSTMCell use_peepholes must be 0 or 1, given ", c.get("use_peepholes")));
+}
+
+/// The output size of a cell described by `c` (num_proj for an LSTMCell with a projection).
+inline Index config_output_size(const CellConfig& c) {
+  return c.has("num_proj") ? static_cast<Index>(c.get("num_proj")) : c.num_units;
+}
+
+}  // namespace detail
+
+/// Builds the cell `c` describes with TF's initializers drawn from `rng`, reading `input_depth`
+/// features (c.input_depth is ignored). ValueError for an unknown kind or an invalid option.
+template <class T>
+AnyCell<T> make_cell(const CellConfig& c, Index input_depth, Rng& rng) {
+  CellConfig checked = c;
+  checked.input_depth = input_depth;
+  detail::check_cell_config(checked, "make_cell");
+  if (input_depth <= 0)
+    throw ValueError(detail::concat("make_cell: input_depth must be positive, given ", input_depth));
+  if (c.kind == "BasicLSTMCell")
+    return BasicLSTMCell<T>(input_depth, c.num_units, rng, static_cast<T>(c.get("forget_bias", 1.0)));
+  if (c.kind == "LSTMCell") {
+    LSTMOptions<T> o;
+    o.forget_bias = static_cast<T>(c.get("forget_bias", 1.0));
+    o.use_peepholes = c.get("use_peepholes") != 0;
+    if (c.has("cell_clip")) o.cell_clip = static_cast<T>(c.get("cell_clip"));
+    if (c.has("num_proj")) o.num_proj = static_cast<Index>(c.get("num_proj"));
+    if (c.has("proj_clip")) o.proj_clip = static_cast<T>(c.get("proj_clip"));
+    return LSTMCell<T>(input_depth, c.num_units, o, rng);
+  }
+  if (c.kind == "GRUCell") return GRUCell<T>(input_depth, c.num_units, rng);
+  return CudnnCompatibleGRUCell<T>(input_depth, c.num_units, rng);
+}
+
+/// A model's whole architecture: what Model<T> is built from and what its checkpoints record.
+/// Today's models are classifiers: a stack of recurrent cells over inputs [batch, time,
+/// input_depth], a dense layer on the top layer's final output (TF: states[-1][1] of an LSTM,
+/// the state of a GRU) giving `classes` logits, and sparse softmax cross-entropy.
+struct ModelConfig {
+  Index input_depth = 0;          ///< features per time step
+  std::vector<CellConfig> cells;  ///< the recurrent layers, bottom first (input_depth filled in by the model)
+  Index classes = 0;              ///< outputs of the dense head
+  /// Variable names: "<scope>/multi_rnn_cell/cell_<l>/<cell scope>/..." when `multi_rnn_cell`
+  /// (TF's MultiRNNCell, also for one layer), "<scope>/<cell scope>/..." without it (a single
+  /// cell given straight to dynamic_rnn; needs exactly one layer).
+  std::string scope = "rnn";
+  bool multi_rnn_cell = true;       ///< see `scope`
+  std::string head_name = "dense";  ///< the dense head's scope: "<head_name>/kernel", "<head_name>/bias"
+  std::string loss = "sparse_softmax_cross_entropy";  ///< the only loss today
+
+  /// Checks everything (sizes, kinds, options, that each layer reads the one below) and fills
+  /// in every cell's input_depth and output_size; ValueError naming the layer otherwise.
+  void validate() {
+    const auto where = [](std::size_t l) { return detail::concat("ModelConfig: layer ", l); };
+    if (input_depth <= 0 || input_depth > (Index(1) << 24))
+      throw ValueError(detail::concat("ModelConfig: input_depth must be in [1, 2^24], given ", input_depth));
+    if (classes < 1 || classes > (Index(1) << 24))
+      throw ValueError(detail::concat("ModelConfig: classes must be in [1, 2^24], given ", classes));
+    if (cells.empty()) throw ValueError("ModelConfig: needs at least one recurrent layer (cells is empty)");
+    if (!multi_rnn_cell && cells.size() != 1)
+      throw ValueError(detail::concat("ModelConfig: multi_rnn_cell = false names the variables of a single cell; the ",
+                                      "model has ", cells.size(), " layers"));
+    if (loss != "sparse_softmax_cross_entropy")
+      throw ValueError(
+          detail::concat("ModelConfig: unknown loss '", loss, "'; this cellflow knows sparse_softmax_cross_entropy"));
+    if (head_name.empty()) throw ValueError("ModelConfig: head_name is empty");
+    Index depth = input_depth;
+    for (std::size_t l = 0; l < cells.size(); ++l) {
+      cells[l].input_depth = depth;
+      detail::check_cell_config(cells[l], where(l));
+      cells[l].output_size = detail::config_output_size(cells[l]);
+      depth = cells[l].output_size;
+    }
+  }
+
+  /// The output size of the top recurrent layer (what the head reads).
+  Index rnn_output_size() const { return cells.empty() ? 0 : detail::config_output_size(cells.back()); }
+};
+
+/// A classifier: `cells` over inputs of `input_depth` features, a dense head with `classes`
+/// outputs, sparse softmax cross-entropy; validated.
+inline ModelConfig classifier(Index input_depth, std::vector<CellConfig> cells, Index classes) {
+  ModelConfig c;
+  c.input_depth = input_depth;
+  c.cells = std::move(cells);
+  c.classes = classes;
+  c.validate();
+  return c;
+}
+
+namespace detail {
+
+/// The version of the architecture text; a reader refuses a newer one.
+inline constexpr int kModelTextVersion = 1;
+
+/// A double as the shortest text that reads back exactly.
+inline std::string exact_number(double v) {
+  char buf[40];
+  for (int precision = 1; precision <= 17; ++precision) {
+    std::snprintf(buf, sizeof buf, "%.*g", precision, v);
+    if (std::strtod(buf, nullptr) == v) break;
+  }
+  return buf;
+}
+
+}  // namespace detail
+
+/// The architecture as the text a checkpoint stores (metadata key "cellflow.model"), one line per
+/// item; docs/checkpoint-format.md describes it:
+///
+///   cellflow-model 1
+///   input_depth 28
+///   rnn scope=rnn multi_rnn_cell=1
+///   cell BasicLSTMCell num_units=150 forget_bias=1
+///   head dense name=dense classes=10
+///   loss sparse_softmax_cross_entropy
+inline std::string to_text(const ModelConfig& c) {
+  std::string s = detail::concat("cellflow-model ", detail::kModelTextVersion, "\n");
+  s += detail::concat("input_depth ", c.input_depth, "\n");
+  s += detail::concat("rnn scope=", c.scope, " multi_rnn_cell=", c.multi_rnn_cell ? 1 : 0, "\n");
+  for (const auto& cell : c.cells) {
+    s += detail::concat("cell ", cell.kind, " num_units=", cell.num_units);
+    for (const auto& [name, value] : cell.options) s += " " + name + "=" + detail::exact_number(value);
+    s += "\n";
+  }
+  s += detail::concat("head dense name=", c.head_name, " classes=", c.classes, "\n");
+  s += "loss " + c.loss + "\n";
+  return s;
+}
+
+/// Reads the text of to_text back, validated. ValueError naming the line for anything
+/// malformed, a newer version, an unknown cell kind or option.
+inline ModelConfig model_config_from_text(const std::string& text, const std::string& source = "model") {
+  using detail::concat;
+  ModelConfig c;
+  c.scope.clear();
+  std::istringstream in(text);
+  std::string line;
+  int n = 0;
+  bool has_version = false, has_head = false, has_loss = false, has_rnn = false, has_input = false;
+  const auto fail = [&](const std::string& what) -> ValueError {
+    return ValueError(
+        concat(source, ": architecture line ", n, " ('", detail::printable(line, 120, '\''), "'): ", what));
+  };
+  const auto integer = [&](const std::string& v, const char* what) {
+    char* end = nullptr;
+    errno = 0;
+    const long long x = std::strtoll(v.c_str(), &end, 10);
+    if (v.empty() || end != v.c_str() + v.size() || errno != 0 || x < 0 || x > (1LL << 40))
+      throw fail(concat(what, " '", v, "' is not a non-negative integer"));
+    return static_cast<Index>(x);
+  };
+  const auto number = [&](const std::string& v, const std::string& what) {
+    char* end = nullptr;
+    const double x = std::strtod(v.c_str(), &end);
+    if (v.empty() || end != v.c_str() + v.size()) throw fail(concat(what, " '", v, "' is not a number"));
+    return x;
+  };
+  while (std::getline(in, line)) {
+    ++n;
+    std::istringstream words(line);
+    std::string word;
+    std::vector<std::string> w;
+    while (words >> word) w.push_back(word);
+    if (w.empty()) continue;
+    // key=value pairs after the first `skip` words
+    const auto pairs = [&](std::size_t skip) {
+      std::map<std::string, std::string> kv;
+      for (std::size_t k = skip; k < w.size(); ++k) {
+        const auto eq = w[k].find('=');
+        if (eq == std::string::npos || eq == 0) throw fail(concat("expected name=value, found '", w[k], "'"));
+        if (!kv.emplace(w[k].substr(0, eq), w[k].substr(eq + 1)).second)
+          throw fail(concat("'", w[k].substr(0, eq), "' is given twice"));
+      }
+      return kv;
+    };
+    if (!has_version) {
+      if (w[0] != "cellflow-model" || w.size() != 2)
+        throw fail("expected 'cellflow-model <version>' first: not a cellflow model architecture");
+      const Index v = integer(w[1], "the version");
+      if (v > detail::kModelTextVersion || v < 1)
+        throw fail(concat("architecture version ", v, " is not one this cellflow (", CELLFLOW_VERSION_STRING,
+                          ") reads (1 to ", detail::kModelTextVersion, "); a newer cellflow wrote it"));
+      has_version = true;
+    } else if (w[0] == "input_depth" && w.size() == 2) {
+      c.input_depth = integer(w[1], "input_depth");
+      has_input = true;
+    } else if (w[0] == "rnn") {
+      for (const auto& [k, v] : pairs(1)) {
+        if (k == "scope")
+          c.scope = v;
+        else if (k == "multi_rnn_cell")
+          c.multi_rnn_cell = integer(v, "multi_rnn_cell") != 0;
+        else
+          throw fail(concat("unknown rnn setting '", k, "'"));
+      }
+      has_rnn = true;
+    } else if (w[0] == "cell" && w.size() >= 2) {
+      CellConfig cell;
+      cell.kind = w[1];
+      bool known = false;
+      for (const auto& k : known_cell_kinds()) known = known || k == cell.kind;
+      if (!known)
+        throw fail(concat("unknown cell kind '", cell.kind, "': this cellflow (", CELLFLOW_VERSION_STRING, ") knows ",
+                          detail::known_kinds_list(), "; the file was written by a newer cellflow or another program"));
+      for (const auto& [k, v] : pairs(2)) {
+        if (k == "num_units")
+          cell.num_units = integer(v, "num_units");
+        else
+          cell.options[k] = number(v, k);
+      }
+      c.cells.push_back(std::move(cell));
+    } else if (w[0] == "head" && w.size() >= 2) {
+      if (w[1] != "dense") throw fail(concat("unknown head '", w[1], "'; this cellflow knows dense"));
+      for (const auto& [k, v] : pairs(2)) {
+        if (k == "name")
+          c.head_name = v;
+        else if (k == "classes")
+          c.classes = integer(v, "classes");
+        else
+          throw fail(concat("unknown head setting '", k, "'"));
+      }
+      has_head = true;
+    } else if (w[0] == "loss" && w.size() == 2) {
+      c.loss = w[1];
+      has_loss = true;
+    } else {
+      throw fail("unknown entry");
+    }
+  }
+  if (!has_version) throw ValueError(concat(source, ": the architecture text is empty"));
+  if (!has_input || !has_rnn || !has_head || !has_loss || c.cells.empty())
+    throw ValueError(concat(source, ": the architecture lacks ",
+                            !has_input  ? "input_depth"
+                            : !has_rnn  ? "the rnn line"
+                            : !has_head ? "the head"
+                            : !has_loss ? "the loss"
+                                        : "cells"));
+  try {
+    c.validate();
+  } catch (const ValueError& e) {
+    throw ValueError(concat(source, ": ", e.what()));
+  }
+  return c;
+}
+
+/// Every difference between two architectures, one line each ("layer 1: GRUCell(64) in the
+/// file, LSTMCell(64) in the model"); empty when they are the same. `a_name` and `b_name` say
+/// which is which.
+inline std::vector<std::string> differences(const ModelConfig& a, const ModelConfig& b, const std::string& a_name = "a",
+                                            const std::string& b_name = "b") {
+  using detail::concat;
+  std::vector<std::string> d;
+  const auto cell_text = [](const CellConfig& c) {
+    std::string s = concat(c.kind, "(", c.num_units);
+    for (const auto& [k, v] : c.options) s += concat(", ", k, "=", detail::exact_number(v));
+    return s + ")";
+  };
+  const auto cmp = [&](const std::string& what, const std::string& x, const std::string& y) {
+    if (x != y) d.push_back(concat(what, ": ", x, " in ", a_name, ", ", y, " in ", b_name));
+  };
+  cmp("input_depth", std::to_string(a.input_depth), std::to_string(b.input_depth));
+  cmp("layers", std::to_string(a.cells.size()), std::to_string(b.cells.size()));
+  for (std::size_t l = 0; l < std::min(a.cells.size(), b.cells.size()); ++l)
+    cmp(concat("layer ", l), cell_text(a.cells[l]), cell_text(b.cells[l]));
+  cmp("classes", std::to_string(a.classes), std::to_string(b.classes));
+  cmp("scope", a.scope, b.scope);
+  cmp("multi_rnn_cell", a.multi_rnn_cell ? "yes" : "no", b.multi_rnn_cell ? "yes" : "no");
+  cmp("head name", a.head_name, b.head_name);
+  cmp("loss", a.loss, b.loss);
+  return d;
+}
+
+}  // namespace cellflow

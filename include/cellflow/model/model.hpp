@@ -1,0 +1,475 @@
+// Model: a recurrent classifier that owns its layers. A stack of cells (MultiRNNCell) reads
+// [batch, time, depth] sequences, a dense head turns the top layer's final output into class
+// logits, and sparse softmax cross-entropy is the loss: the TF1 program
+//
+//   cells   = [tf.nn.rnn_cell.GRUCell(64) for _ in range(2)]
+//   _, states = tf.nn.dynamic_rnn(tf.nn.rnn_cell.MultiRNNCell(cells), X, sequence_length=lengths)
+//   logits  = tf.layers.dense(states[-1], 4)
+//   loss    = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
+//   train   = tf.train.AdamOptimizer(0.01).minimize(loss)
+//
+// is, with cellflow,
+//
+//   cf::Model<float> model(/*input_depth=*/3, {cf::GRU(64), cf::GRU(64)}, /*classes=*/4, rng);
+//   cf::AdamOptimizer<float> adam(0.01);
+//   auto step = model.train_step(X, y, adam, {lengths});   // forward, loss, backward, Adam
+//
+// The model is built on the low-level API and computes exactly what a hand-written loop over
+// dynamic_rnn, Dense, the loss, dynamic_rnn_backward and the optimizer computes, bitwise
+// (tests/test_model.cpp checks it). Its variables have TF's names
+// ("rnn/multi_rnn_cell/cell_0/gru_cell/gates/kernel", ..., "dense/kernel", "dense/bias"), so
+// TF weights load 1:1. Copying a model copies its weights (the copy trains on its own); moving is
+// cheap (no weight is copied).
+//
+// save() writes a checkpoint (io/checkpoint.hpp) whose metadata also holds the architecture
+// (model/architecture.hpp); load_model<T>(path) rebuilds the model from the file alone.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "cellflow/cells/cell_state.hpp"
+#include "cellflow/core/build_check.hpp"
+#include "cellflow/core/error.hpp"
+#include "cellflow/core/random.hpp"
+#include "cellflow/core/sequence.hpp"
+#include "cellflow/core/types.hpp"
+#include "cellflow/core/variable.hpp"
+#include "cellflow/data/dataset.hpp"
+#include "cellflow/io/checkpoint.hpp"
+#include "cellflow/layers/dense.hpp"
+#include "cellflow/layers/softmax.hpp"
+#include "cellflow/losses/sparse_softmax_cross_entropy.hpp"
+#include "cellflow/metrics/argmax.hpp"
+#include "cellflow/metrics/in_top_k.hpp"
+#include "cellflow/model/architecture.hpp"
+#include "cellflow/optimizers/clip_by_global_norm.hpp"
+#include "cellflow/optimizers/optimizer.hpp"
+#include "cellflow/rnn/dynamic_rnn.hpp"
+#include "cellflow/rnn/multi_rnn_cell.hpp"
+#include "cellflow/train/numeric_guard.hpp"
+
+namespace cellflow {
+
+/// What a training step does when the loss or a gradient is NaN or infinite.
+enum class NonFinitePolicy {
+  stop,  ///< throw NumericError naming the step (and the variable and entry of a gradient)
+  skip   ///< leave the weights and the optimizer untouched; the step reports skipped = true
+};
+
+/// Options of Model::train_step (and of every step of fit).
+struct TrainOptions {
+  /// Per-example lengths of this batch (dynamic_rnn's sequence_length); none: all steps count.
+  SequenceLengths sequence_length;
+  /// Slices of the batch run in parallel (RNNOptions::batch_threads); 0: one per hardware thread.
+  int batch_threads = 0;
+  /// > 0: tf.clip_by_global_norm(gradients, clip_norm) before the optimizer's step.
+  double clip_norm = 0;
+  /// What a non-finite loss or gradient does.
+  NonFinitePolicy on_nonfinite = NonFinitePolicy::stop;
+};
+
+/// Options of Model::evaluate, predict, predict_proba and logits (forward only).
+struct InferenceOptions {
+  /// Per-example lengths (dynamic_rnn's sequence_length); none: all steps count.
+  SequenceLengths sequence_length;
+  /// Slices of a batch run in parallel; 0: one per hardware thread.
+  int batch_threads = 0;
+  /// Examples run at once (bounds the memory of a large set); 0: 256.
+  Index batch_size = 0;
+};
+
+/// What one training step reports.
+struct StepResult {
+  double loss = 0;         ///< mean cross-entropy of the batch (before the update)
+  double accuracy = 0;     ///< share of examples whose largest logit is their label (before the update)
+  bool skipped = false;    ///< the update was not applied (NonFinitePolicy::skip)
+  double global_norm = 0;  ///< the gradients' global norm before clipping (computed only with clip_norm)
+};
+
+/// Loss and accuracy over a set of examples.
+struct Metrics {
+  double loss = 0;      ///< mean cross-entropy per example
+  double accuracy = 0;  ///< share of examples classified right (in_top_k with k = 1)
+  Index examples = 0;   ///< examples evaluated
+};
+
+namespace detail {
+
+/// `requested` slices, or one per hardware thread for 0; ValueError for a negative count.
+inline int resolve_threads(int requested, const char* op) {
+  if (requested < 0) throw ValueError(concat(op, ": batch_threads must be >= 0 (0: all cores), given ", requested));
+  if (requested > 0) return requested;
+  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
+
+}  // namespace detail
+
+template <class T>
+class Model {
+ public:
+  using Scalar = T;
+
+  /// The model `config` describes, its weights drawn from `rng` with TF's initializers (layer 0
+  /// first, then the head: the order a hand-written program creates them in).
+  Model(ModelConfig config, Rng& rng) : config_(std::move(config)) {
+    detail::check_scalar<T>();
+    config_.validate();
+    std::vector<AnyCell<T>> cells;
+    for (const auto& c : config_.cells) cells.push_back(make_cell<T>(c, c.input_depth, rng));
+    rnn_ = std::make_unique<MultiRNNCell<T>>(std::move(cells));
+    head_ = std::make_unique<Dense<T>>(config_.rnn_output_size(), config_.classes, rng, config_.head_name);
+    bind();
+  }
+
+  /// A classifier: `cells` (BasicLSTM(150), LSTM(...), GRU(64), ...) stacked over inputs of
+  /// `input_depth` features, a dense head with `classes` outputs.
+  Model(Index input_depth, std::vector<CellConfig> cells, Index classes, Rng& rng)
+      : Model(classifier(input_depth, std::move(cells), classes), rng) {}
+
+  /// From layers built by hand (any cells, e.g. with weights loaded from elsewhere) and a head
+  /// reading the stack's output. Variables are named under `scope` as dynamic_rnn(stack) names
+  /// them in TF ("rnn/multi_rnn_cell/cell_<l>/...").
+  Model(MultiRNNCell<T> rnn, Dense<T> head, std::string scope = "rnn")
+      : rnn_(std::make_unique<MultiRNNCell<T>>(std::move(rnn))), head_(std::make_unique<Dense<T>>(std::move(head))) {
+    if (head_->input_size() != rnn_->output_size())
+      throw ShapeError(detail::concat("Model: the head reads ", head_->input_size(), " features, the stack outputs ",
+                                      rnn_->output_size()));
+    config_.input_depth = rnn_->input_depth();
+    for (Index l = 0; l < rnn_->num_layers(); ++l) config_.cells.push_back(rnn_->layer(l).config());
+    config_.classes = head_->output_size();
+    config_.scope = std::move(scope);
+    config_.head_name = head_->name();
+    bind();
+  }
+
+  /// A deep copy: the copy owns its own weights (and no training buffers).
+  Model(const Model& o)
+      : config_(o.config_),
+        rnn_(std::make_unique<MultiRNNCell<T>>(*o.rnn_)),
+        head_(std::make_unique<Dense<T>>(*o.head_)),
+        steps_(o.steps_),
+        skipped_(o.skipped_) {
+    bind();
+  }
+  Model& operator=(const Model& o) {
+    if (this != &o) *this = Model(o);
+    return *this;
+  }
+  /// Moves the layers (no weight is copied); the moved-from model may only be destroyed or
+  /// assigned to.
+  Model(Model&&) noexcept = default;
+  Model& operator=(Model&&) noexcept = default;
+
+  // ---- training ----
+
+  /// One training step on a batch: forward, loss, backward through time, clipping (with
+  /// options.clip_norm), `optimizer`'s update. Gradients are set to zero first, so they hold this
+  /// step's after it. Returns the batch's loss and accuracy from the forward pass that trained.
+  /// inputs [batch, time, input_depth]; labels: one class in [0, classes) per example.
+  template <class Label>
+  StepResult train_step(const Tensor3<T>& inputs, const std::vector<Label>& labels, Optimizer<T>& optimizer,
+                        const TrainOptions& options = {}) {
+    static const char* op = "Model::train_step";
+    check_batch(inputs, labels, options.sequence_length, op);
+    if (!(options.clip_norm >= 0) || !std::isfinite(options.clip_norm))
+      throw ValueError(
+          detail::concat(op, ": clip_norm must be finite and >= 0 (0: no clipping), given ", options.clip_norm));
+    RNNOptions ro;
+    ro.sequence_length = options.sequence_length;
+    ro.batch_threads = detail::resolve_threads(options.batch_threads, op);
+    ro.training = true;
+    ++steps_;
+    vars_.zero_grad();
+    if (!cache_) cache_ = std::make_unique<RNNResult<MultiRNNCell<T>>>();
+    dynamic_rnn_into(*cache_, *rnn_, inputs, ro);
+    const Matrix<T>& h = cache_->final_state.back().h();  // TF: states[-1][1] (LSTM), states[-1] (GRU)
+    const Matrix<T> logits = (*head_)(h);
+    const auto xent = sparse_softmax_cross_entropy_with_logits(labels, logits);
+    StepResult r;
+    r.loss = xent.mean();
+    r.accuracy = mean_of(in_top_k(logits, labels, 1));
+    if (!std::isfinite(r.loss)) {
+      if (options.on_nonfinite == NonFinitePolicy::stop) check_finite_loss(r.loss, steps_);
+      return skip(r);
+    }
+    auto d_state = rnn_->zero_state(h.rows());
+    d_state.back().h() = head_->backward(h, xent.mean_gradient());
+    dynamic_rnn_backward(*rnn_, *cache_, nullptr, &d_state);
+    if (first_non_finite_gradient(vars_)) {
+      if (options.on_nonfinite == NonFinitePolicy::stop) check_finite_gradients(vars_, steps_);
+      return skip(r);
+    }
+    if (options.clip_norm > 0) r.global_norm = clip_by_global_norm(vars_, options.clip_norm);
+    optimizer.apply_gradients(vars_);
+    return r;
+  }
+
+  /// Training steps attempted (train_step calls that got past the argument checks).
+  long long steps() const { return steps_; }
+  /// Of those, the steps skipped under NonFinitePolicy::skip.
+  long long skipped_steps() const { return skipped_; }
+
+  // ---- inference (forward only: no training buffers, safe from many threads at once) ----
+
+  /// Logits [batch, classes] of inputs [batch, time, input_depth].
+  Matrix<T> logits(const Tensor3<T>& inputs, const InferenceOptions& options = {}) const {
+    check_inputs(inputs, options.sequence_length, "Model::logits");
+    Matrix<T> out(inputs.dimension(0), classes());
+    for_chunks(inputs, options, "Model::logits",
+               [&](Index start, const Matrix<T>& l) { out.middleRows(start, l.rows()) = l; });
+    return out;
+  }
+
+  /// Class probabilities [batch, classes] (the softmax of the logits; each row sums to 1).
+  Matrix<T> predict_proba(const Tensor3<T>& inputs, const InferenceOptions& options = {}) const {
+    return softmax(logits(inputs, options));
+  }
+
+  /// The predicted class of every example (the index of its largest logit, the first on a tie).
+  std::vector<Index> predict(const Tensor3<T>& inputs, const InferenceOptions& options = {}) const {
+    return argmax(logits(inputs, options));
+  }
+
+  /// Loss and accuracy of the model on labelled examples, forward only.
+  template <class Label>
+  Metrics evaluate(const Tensor3<T>& inputs, const std::vector<Label>& labels,
+                   const InferenceOptions& options = {}) const {
+    check_batch(inputs, labels, options.sequence_length, "Model::evaluate");
+    double loss = 0, hits = 0;
+    for_chunks(inputs, options, "Model::evaluate", [&](Index start, const Matrix<T>& l) {
+      const std::vector<Label> y(labels.begin() + start, labels.begin() + start + l.rows());
+      const auto xent = sparse_softmax_cross_entropy_with_logits(y, l);
+      loss += xent.loss.template cast<double>().sum();
+      hits += mean_of(in_top_k(l, y, 1)) * static_cast<double>(l.rows());
+    });
+    const auto n = static_cast<double>(labels.size());
+    return Metrics{loss / n, hits / n, static_cast<Index>(labels.size())};
+  }
+
+  /// Loss and accuracy over a whole data set (its lengths, if it has any, are used).
+  Metrics evaluate(const data::Dataset<T>& data, InferenceOptions options = {}) const {
+    if (data.has_lengths()) options.sequence_length = data.lengths;
+    if (data.images.dimension(0) != data.size())
+      throw ShapeError(detail::concat("Model::evaluate: the dataset has ", data.images.dimension(0), " examples but ",
+                                      data.size(), " labels"));
+    return evaluate(data.images, data.labels, options);
+  }
+
+  // ---- the parts ----
+
+  /// The architecture (what save() records and load_model rebuilds).
+  const ModelConfig& config() const { return config_; }
+  /// Features per time step the model reads.
+  Index input_depth() const { return rnn_->input_depth(); }
+  /// Number of classes (outputs of the head).
+  Index classes() const { return head_->output_size(); }
+  /// The recurrent stack (layer(l) gives each cell; TF: the MultiRNNCell).
+  MultiRNNCell<T>& rnn() { return *rnn_; }
+  const MultiRNNCell<T>& rnn() const { return *rnn_; }
+  /// The dense head on the top layer's final output.
+  Dense<T>& head() { return *head_; }
+  const Dense<T>& head() const { return *head_; }
+  /// Every variable, by TF name, in creation order: what an optimizer steps and a checkpoint holds.
+  VariableList<T>& variables() { return vars_; }
+  const VariableList<T>& variables() const { return vars_; }
+  /// Trainable scalars in all variables.
+  Index num_parameters() const { return vars_.num_scalars(); }
+
+  /// Visits every variable as (TF name, Parameter&), as cells do.
+  template <class F>
+  void for_each_variable(const std::string& scope, F&& f) {
+    if (config_.multi_rnn_cell)
+      rnn_->for_each_variable(detail::join_scope(scope, config_.scope), f);
+    else
+      rnn_->layer(0).for_each_variable(detail::join_scope(scope, config_.scope), std::ref(f));
+    head_->for_each_variable(scope, f);
+  }
+
+  /// Sets every gradient to zero (train_step does it itself).
+  void zero_grad() { vars_.zero_grad(); }
+
+  /// A table of the layers, their outputs and parameter counts (Keras's model.summary()).
+  std::string summary() const {
+    std::ostringstream s;
+    s << "layer                          output          parameters\n";
+    Index total = 0;
+    const auto row = [&](const std::string& name, const std::string& shape, Index params) {
+      s << name << std::string(name.size() < 31 ? 31 - name.size() : 1, ' ') << shape
+        << std::string(shape.size() < 16 ? 16 - shape.size() : 1, ' ') << params << "\n";
+      total += params;
+    };
+    auto& self = const_cast<Model&>(*this);  // for_each_variable only reads here
+    for (Index l = 0; l < rnn_->num_layers(); ++l) {
+      Index params = 0;
+      self.rnn_->layer(l).for_each_variable("", [&](const std::string&, Parameter<T>& p) { params += p.size(); });
+      const CellConfig c = rnn_->layer(l).config();
+      row(detail::concat(c.kind, "(", c.num_units, ")"), detail::concat("[batch, ", c.output_size, "]"), params);
+    }
+    row(detail::concat("Dense(", classes(), ") '", head_->name(), "'"), detail::concat("[batch, ", classes(), "]"),
+        head_->kernel().size() + head_->bias().size());
+    s << "total parameters: " << total << "\n";
+    return s.str();
+  }
+
+  // ---- files ----
+
+  /// The metadata key under which a checkpoint holds the architecture text.
+  static constexpr const char* kArchitectureKey = "cellflow.model";
+
+  /// The bytes save() writes: every variable, `optimizer`'s state when given, the architecture
+  /// and `metadata` (keys other than "cellflow.model").
+  std::vector<std::uint8_t> checkpoint_bytes(const Optimizer<T>* optimizer = nullptr,
+                                             io::CheckpointMetadata metadata = {}) const {
+    metadata[kArchitectureKey] = to_text(config_);
+    return io::checkpoint_bytes(vars_, optimizer, metadata);
+  }
+
+  /// Saves the model (architecture, weights), `optimizer`'s whole state when given (to resume
+  /// training) and `metadata`, atomically: a failed save leaves a previous file intact
+  /// (io::save_checkpoint's policy).
+  void save(const std::string& path, const Optimizer<T>* optimizer = nullptr,
+            io::CheckpointMetadata metadata = {}) const {
+    metadata[kArchitectureKey] = to_text(config_);
+    io::save_checkpoint(path, vars_, optimizer, metadata);
+  }
+
+  /// Loads the weights (and `optimizer`'s state, when given) of a checkpoint into this model:
+  /// a file of Model::save (whose architecture must equal this model's: every difference is
+  /// listed) or of io::save_checkpoint (matched by variable name, e.g. today's mnist_rnn files).
+  /// On any error nothing changes. Returns the file's description (its metadata included).
+  io::CheckpointInfo load_weights(const std::string& path, Optimizer<T>* optimizer = nullptr) {
+    const io::CheckpointInfo info = io::read_checkpoint_info(path);
+    const auto it = info.metadata.find(kArchitectureKey);
+    if (it != info.metadata.end()) {
+      const ModelConfig file = model_config_from_text(it->second, detail::concat("load_weights: '", path, "'"));
+      const std::vector<std::string> d = differences(file, config_, "the file", "the model");
+      if (!d.empty()) {
+        std::string list;
+        for (const auto& line : d) list += "\n  " + line;
+        throw ValueError(detail::concat("load_weights: '", path, "' holds another architecture (", d.size(),
+                                        d.size() == 1 ? " difference" : " differences", "):", list,
+                                        "\nload it with load_model<", scalar_name(), ">(path) to get its own model"));
+      }
+    }
+    return io::load_checkpoint(path, vars_, optimizer);
+  }
+
+ private:
+  template <class>
+  friend class ModelStream;
+
+  static const char* scalar_name() { return std::is_same_v<T, float> ? "float" : "double"; }
+
+  StepResult skip(StepResult r) {
+    ++skipped_;
+    r.skipped = true;
+    return r;
+  }
+
+  void bind() {
+    vars_ = VariableList<T>();
+    for_each_variable("", [this](const std::string& name, Parameter<T>& p) { vars_.add_one(name, p); });
+  }
+
+  void check_inputs(const Tensor3<T>& x, const SequenceLengths& lengths, const char* op) const {
+    if (x.dimension(2) != input_depth() || x.dimension(0) <= 0 || x.dimension(1) <= 0)
+      throw ShapeError(detail::concat(op, ": inputs are [", x.dimension(0), ", ", x.dimension(1), ", ", x.dimension(2),
+                                      "], the model reads [batch >= 1, time >= 1, ", input_depth(), "]"));
+    if (lengths) detail::check_lengths(*lengths, x.dimension(0), x.dimension(1), op);
+  }
+
+  template <class Label>
+  void check_batch(const Tensor3<T>& x, const std::vector<Label>& labels, const SequenceLengths& lengths,
+                   const char* op) const {
+    static_assert(std::is_integral_v<Label>, "cellflow: labels must be integers");
+    check_inputs(x, lengths, op);
+    if (static_cast<Index>(labels.size()) != x.dimension(0))
+      throw ShapeError(detail::concat(op, ": ", labels.size(), " labels for ", x.dimension(0),
+                                      " examples; expected one per example"));
+    for (std::size_t b = 0; b < labels.size(); ++b)
+      if (!detail::label_in_range(labels[b], classes()))
+        throw ValueError(detail::concat(op, ": labels[", b, "] = ", +labels[b], " is outside [0, ", classes(),
+                                        ") (the model has ", classes(), " classes)"));
+  }
+
+  /// Runs the stack and the head over `x` in chunks of options.batch_size examples, calling
+  /// f(first example, logits of the chunk).
+  template <class F>
+  void for_chunks(const Tensor3<T>& x, const InferenceOptions& options, const char* op, F&& f) const {
+    if (options.batch_size < 0)
+      throw ValueError(detail::concat(op, ": batch_size must be >= 0 (0: 256), given ", options.batch_size));
+    const Index n = x.dimension(0), time = x.dimension(1), depth = x.dimension(2);
+    const Index chunk = options.batch_size > 0 ? options.batch_size : 256;
+    RNNOptions ro;
+    ro.batch_threads = detail::resolve_threads(options.batch_threads, op);
+    ro.training = false;
+    RNNResult<MultiRNNCell<T>> r;
+    if (n <= chunk) {
+      ro.sequence_length = options.sequence_length;
+      dynamic_rnn_into(r, *rnn_, x, ro);
+      f(Index(0), (*head_)(r.final_state.back().h()));
+      return;
+    }
+    Tensor3<T> part;
+    for (Index start = 0; start < n; start += chunk) {
+      const Index m = std::min(chunk, n - start);
+      part.resize(m, time, depth);
+      std::copy(x.data() + start * time * depth, x.data() + (start + m) * time * depth, part.data());
+      if (options.sequence_length)
+        ro.sequence_length =
+            std::vector<Index>(options.sequence_length->begin() + start, options.sequence_length->begin() + start + m);
+      dynamic_rnn_into(r, *rnn_, part, ro);
+      f(start, (*head_)(r.final_state.back().h()));
+    }
+  }
+
+  ModelConfig config_;
+  std::unique_ptr<MultiRNNCell<T>> rnn_;  // on the heap: a move keeps every Parameter's address
+  std::unique_ptr<Dense<T>> head_;
+  VariableList<T> vars_;
+  std::unique_ptr<RNNResult<MultiRNNCell<T>>> cache_;  // train_step's buffers, reused
+  long long steps_ = 0, skipped_ = 0;
+};
+
+/// Rebuilds the model a Model::save file holds, from the file alone: its architecture, then its
+/// weights (no Rng; nothing to repeat in code), and `optimizer`'s state when given (to resume
+/// training; the optimizer must be of the file's kind). Errors name the file and what was
+/// expected: another scalar type than T, a checkpoint without an architecture (written by
+/// io::save_checkpoint: build the model in code and call load_weights), a truncated or foreign
+/// file, an unknown cell kind (from a newer cellflow).
+template <class T>
+Model<T> load_model(const std::string& path, Optimizer<T>* optimizer = nullptr) {
+  const std::string ctx = detail::concat("load_model: '", path, "'");
+  io::CheckpointInfo info;
+  try {
+    info = io::read_checkpoint_info(path);
+  } catch (const IOError& e) {
+    throw IOError(detail::concat("load_model: ", e.what()));
+  }
+  const char* want = std::is_same_v<T, float> ? "f32" : "f64";
+  if (info.scalar_type != want)
+    throw ValueError(detail::concat(ctx, ": the file holds a ", info.scalar_type == "f32" ? "float" : "double", " (",
+                                    info.scalar_type, ") model; load it with load_model<",
+                                    info.scalar_type == "f32" ? "float" : "double", ">"));
+  const auto it = info.metadata.find(Model<T>::kArchitectureKey);
+  if (it == info.metadata.end())
+    throw ValueError(detail::concat(ctx, ": the checkpoint holds weights but no architecture (it was written by ",
+                                    "io::save_checkpoint or an older cellflow, not Model::save); build the model in ",
+                                    "code and call model.load_weights(path)"));
+  const ModelConfig config = model_config_from_text(it->second, ctx);
+  Rng rng(0);  // the initial weights are all replaced by the file's
+  Model<T> model(config, rng);
+  model.load_weights(path, optimizer);
+  return model;
+}
+
+}  // namespace cellflow
