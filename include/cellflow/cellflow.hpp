@@ -1,6 +1,7 @@
 // Umbrella header: everything of cellflow that needs only Eigen (target cellflow::cellflow).
 //
-//   namespace cellflow           the model and its math: cells, MultiRNNCell, dynamic_rnn and
+//   namespace cellflow           the model layer (Model, fit and its callbacks, ModelStream,
+//                                load_model) and the math under it: cells, MultiRNNCell, dynamic_rnn and
 //                                RNNStream, Dense, the loss, argmax, in_top_k, the optimizers (Optimizer,
 //                                AdamOptimizer, GradientDescentOptimizer, clip_by_global_norm),
 //                                numeric guards, variables, tensor helpers (core/tensors.hpp),
@@ -24,6 +25,7 @@
 #include "cellflow/cells/step_output.hpp"
 #include "cellflow/convert/keras.hpp"
 #include "cellflow/convert/pytorch.hpp"
+#include "cellflow/core/build_check.hpp"
 #include "cellflow/core/error.hpp"
 #include "cellflow/core/gradients.hpp"
 #include "cellflow/core/random.hpp"
@@ -37,9 +39,16 @@
 #include "cellflow/io/checkpoint.hpp"
 #include "cellflow/io/npy.hpp"
 #include "cellflow/layers/dense.hpp"
+#include "cellflow/layers/softmax.hpp"
 #include "cellflow/losses/sparse_softmax_cross_entropy.hpp"
 #include "cellflow/metrics/argmax.hpp"
 #include "cellflow/metrics/in_top_k.hpp"
+#include "cellflow/model/architecture.hpp"
+#include "cellflow/model/callback.hpp"
+#include "cellflow/model/callbacks.hpp"
+#include "cellflow/model/fit.hpp"
+#include "cellflow/model/model.hpp"
+#include "cellflow/model/model_stream.hpp"
 #include "cellflow/optimizers/adam.hpp"
 #include "cellflow/optimizers/clip_by_global_norm.hpp"
 #include "cellflow/optimizers/gradient_descent.hpp"
