@@ -8,8 +8,9 @@ Usage (tests/docs/CMakeLists.txt runs the first two; nothing needs to be run by 
         Writes one .cpp per whole program and one .cpp per Markdown file for its fragments into
         DIR (a file is rewritten only when its content changes, so nothing rebuilds needlessly),
         and FILE.cmake, which lists them for CMake.
-    extract_samples.py run EXE
-        Runs EXE in a fresh temporary directory (removed afterwards) and exits with its status.
+    extract_samples.py run EXE...
+        Runs the EXEs one after another in one fresh temporary directory (removed afterwards) and
+        exits with the first failure's status.
     extract_samples.py selftest
         Checks this script's own parsing on made-up Markdown (also a ctest).
 
@@ -28,6 +29,9 @@ and docs/*.md.
   identical, line for line, to the region between the same two lines in the file PATH (relative
   to the repository root): code the documentation shows and code the test suite runs cannot drift
   apart (docs/concepts.md shows tests/support/elman_cell.hpp this way).
+* `<!-- run in sequence: NAME -->` before programs of one Markdown file runs them, in the order
+  they appear, one after another in one temporary directory, as one test (docs_run_<file>_NAME):
+  a program that writes a file and a second one that reads it (docs/getting-started.md).
 * `<!-- not compiled: REASON -->` on the last non-blank line before a block skips it (for
   signature lists and other declarations that are not code to compile). A file whose first lines
   hold `<!-- not compiled (whole file): REASON -->` is skipped whole (docs/api.md, generated from
@@ -46,7 +50,7 @@ import tempfile
 
 CPP_LANGS = {"cpp", "c++", "cxx"}
 FENCE = re.compile(r"^( {0,3}|\s*)(`{3,}|~{3,})\s*([^\s`]*)[^`]*$")
-MARKER = re.compile(r"^\s*<!--\s*(not compiled|not run)\s*(\(whole file\))?\s*(:?)\s*(.*?)\s*-->\s*$")
+MARKER = re.compile(r"^\s*<!--\s*(not compiled|not run|run in sequence)\s*(\(whole file\))?\s*(:?)\s*(.*?)\s*-->\s*$")
 MAIN = re.compile(r"\bint\s+main\s*\(")
 INCLUDE = re.compile(r"^\s*#\s*include\b")
 VERBATIM = re.compile(r"^\s*//\s*\[verbatim:\s*(\S+)\s*\]\s*$")
@@ -66,6 +70,7 @@ class Block:
         self.kind = kind              # "program" or "fragment"
         self.run = run                # programs: run after building
         self.skip_reason = skip_reason
+        self.sequence = None          # programs: the name of the sequence they run in
 
 
 def parse_marker(line, md, lineno):
@@ -125,6 +130,16 @@ def parse_markdown(md, text):
             blocks.append(Block(md, start + 1, start + 2, code, kind, False, skip_reason=marker[2]))
             continue
         run = True
+        if marker and marker[0] == "run in sequence":
+            if not is_program:
+                raise SampleError(f"{md}:{prev + 1}: 'run in sequence' marks a program (a block with int main)")
+            if not re.fullmatch(r"[A-Za-z0-9_-]+", marker[2]):
+                raise SampleError(f"{md}:{prev + 1}: a sequence name is letters, digits, '-' and '_', "
+                                  f"given '{marker[2]}'")
+            block = Block(md, start + 1, start + 2, code, kind, True)
+            block.sequence = marker[2]
+            blocks.append(block)
+            continue
         if marker and marker[0] == "not run":
             if not is_program:
                 raise SampleError(f"{md}:{prev + 1}: 'not run' marks a program (a block with int main); "
@@ -247,8 +262,10 @@ def extract(root, out_dir, manifest, mds):
                 pid = f"{fid}_L{b.fence_line}"
                 src = os.path.join(out_dir, f"{pid}.cpp")
                 write_if_changed(src, program_source(b))
-                entries.append(("program", pid, src, f"{rel}:{b.fence_line}", "run" if b.run else "norun"))
-                report.append(f"{rel}:{b.fence_line}: program{'' if b.run else ', not run'}")
+                run_field = f"seq={fid}_{ident(b.sequence)}" if b.sequence else ("run" if b.run else "norun")
+                entries.append(("program", pid, src, f"{rel}:{b.fence_line}", run_field))
+                report.append(f"{rel}:{b.fence_line}: program{'' if b.run else ', not run'}"
+                              f"{', in sequence ' + b.sequence if b.sequence else ''}")
         if fragments:
             src = os.path.join(out_dir, f"{fid}_fragments.cpp")
             write_if_changed(src, fragments_source(rel, fragments, src))
@@ -263,10 +280,17 @@ def extract(root, out_dir, manifest, mds):
     return report
 
 
-def run(exe):
+def run(exes):
+    """Runs the programs one after another in one fresh temporary directory; the first failure's
+    status (0 when all succeed)."""
     tmp = tempfile.mkdtemp(prefix="cellflow-doc-sample-")
     try:
-        return subprocess.run([os.path.abspath(exe)], cwd=tmp).returncode
+        for exe in exes:
+            rc = subprocess.run([os.path.abspath(exe)], cwd=tmp).returncode
+            if rc != 0:
+                print(f"extract_samples.py: {os.path.basename(exe)} exited with status {rc}", file=sys.stderr)
+                return rc
+        return 0
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -339,6 +363,10 @@ def selftest():
     frag = fragments_source("t.md", inc, "gen.cpp")
     check(frag.index("#include <vector>") < frag.index("doc_preamble.hpp"), "includes hoisted above the preamble")
     check(frag.count("#include <vector>") == 1, "the hoisted include is not left in the body")
+    seq = parse_markdown("t.md", "<!-- run in sequence: pair -->\n```cpp\nint main() {}\n```\n")
+    check(len(seq) == 1 and seq[0].sequence == "pair" and seq[0].run, "run in sequence: the program joins 'pair'")
+    expect_error("<!-- run in sequence: pair -->\n```cpp\nx;\n```\n", "marks a program", "sequence on a fragment")
+    expect_error("<!-- run in sequence: a b -->\n```cpp\nint main() {}\n```\n", "sequence name", "bad name")
     expect_error("<!-- not compiled -->\n```cpp\nx;\n```\n", "needs a reason", "marker without a reason")
     expect_error("<!-- not compiled: -->\n```cpp\nx;\n```\n", "needs a reason", "marker with an empty reason")
     expect_error("```cpp\nint x;\n", "never closed", "unterminated block")
@@ -370,8 +398,8 @@ def selftest():
 def main(argv):
     if len(argv) >= 2 and argv[1] == "selftest":
         return 1 if selftest() else 0
-    if len(argv) == 3 and argv[1] == "run":
-        return run(argv[2])
+    if len(argv) >= 3 and argv[1] == "run":
+        return run(argv[2:])
     if len(argv) >= 2 and argv[1] == "extract":
         args = argv[2:]
         opts = {}
