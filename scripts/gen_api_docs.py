@@ -95,6 +95,21 @@ def top_level_colon_init(sig):
     return sig
 
 
+def split_top_level(text):
+    """Splits at the commas outside <>, () and []: 'A<T, U>, B' -> ['A<T, U>', 'B']."""
+    parts, depth, start = [], 0, 0
+    for k, c in enumerate(text):
+        if c in "<([":
+            depth += 1
+        elif c in ">)]":
+            depth -= 1
+        elif c == "," and depth == 0:
+            parts.append(text[start:k].strip())
+            start = k + 1
+    parts.append(text[start:].strip())
+    return [p for p in parts if p]
+
+
 def decl_name(sig, kind):
     s = re.sub(r"^template\s*<.*?>\s*(?=(class|struct|union|enum|using|[A-Za-z_~]))", "", sig)
     if kind in ("class", "enum"):
@@ -150,6 +165,7 @@ class Scanner:
         self.last = None            # (Decl, line where it ended) for ///< comments
         self.paren = 0
         self.conditional = 0        # depth of #if blocks
+        self.nested_type = None     # the nested class just closed, for 'struct X { ... } x;'
 
     # -- helpers --
     def visible_here(self):
@@ -307,8 +323,11 @@ class Scanner:
                 continue
             if c == "}":
                 self.advance()
+                self.nested_type = None
                 if self.stack:
-                    self.stack.pop()
+                    closed = self.stack.pop()
+                    if closed.kind == "class" and closed.decl is not None and self.current_class() is not None:
+                        self.nested_type = closed.name  # for a member declared with it: '} tape;'
                 self.reset_stmt()
                 self.doc = []
                 continue
@@ -389,7 +408,7 @@ class Scanner:
             if d is not None:
                 m = re.search(r":\s*(.*)$", re.sub(r"^.*?\b(class|struct|union)\s+\w+\s*", "", normalize(s)))
                 if m:
-                    d.bases = [b.strip() for b in m.group(1).split(",")]
+                    d.bases = split_top_level(m.group(1))
                 if cls is not None:
                     d.kind = "class"
             self.reset_stmt()
@@ -407,6 +426,9 @@ class Scanner:
 
     def end_statement(self):
         s = self.stmt_text()
+        if s and self.nested_type and re.fullmatch(r"\w+", s):
+            s = f"{self.nested_type} {s}"
+        self.nested_type = None
         if s:
             bare = re.sub(r"^template\s*<.*?>\s*", "", normalize(s))
             if bare.startswith("using namespace") or bare.startswith("namespace"):
@@ -415,8 +437,10 @@ class Scanner:
                 kind = "alias"
             elif re.match(r"^(class|struct|union)\s+\w+$", bare) or bare.startswith("using "):
                 kind = None  # forward declaration or using-declaration
-            elif re.search(r"\w\s*\([^=]*\)\s*(const|noexcept|override|final|= 0|= default|= delete)?[\s\w]*$", bare) \
-                    and not re.search(r"=\s*[^=]*\(", bare.split("(")[0] + "("):
+            elif re.search(r"(\w|\boperator\s*[^\s\w(]+)\s*\([^=]*\)\s*((const|noexcept|override|final)\s*)*"
+                           r"(= 0|= default|= delete)?[\s\w]*$", bare) \
+                    and not re.search(r"=\s*[^=]*\(", re.sub(r"\boperator\s*[^\s\w(]+", "operator",
+                                                              bare.split("(")[0] + "(")):
                 kind = "function"
             else:
                 kind = "variable"
