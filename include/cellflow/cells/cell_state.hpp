@@ -69,6 +69,8 @@ const Matrix<T>& output_of(const CellState<T>& s) {
   return s.h();
 }
 
+// ---- cell contract: the state operations (cells/state.hpp) ----
+
 /// The state operations of state.hpp for one layer's state, and for a stack's.
 template <class T>
 Index state_batch(const CellState<T>& s) {

@@ -259,6 +259,8 @@ constexpr bool check_cell() {
 
 }  // namespace detail
 
+// ---- cell contract ----
+
 /// Whether `Cell` meets the cell contract (either kind); usable in static_assert and SFINAE.
 /// It checks without failing; `static_assert(cellflow::is_cell_v<MyCell>)` only says yes or no:
 /// dynamic_rnn and friends name the missing member.
@@ -280,6 +282,8 @@ inline constexpr bool is_cell_v = [] {
     return common && (step || sequence);
   }
 }();
+
+// ---- end of cell contract ----
 
 /// The variables' TF scope of a cell: its scope_name() when it has one ("lstm_cell"), else "".
 template <class Cell>

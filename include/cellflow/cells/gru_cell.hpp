@@ -66,6 +66,8 @@ struct CudnnCompatibleGRUWeights {
   Matrix<T> candidate_hidden_bias;    ///< 1 x U (multiplied by r with the hidden projection)
 };
 
+// ---- cell contract ----
+
 /// Per-sequence buffers of a GRU cell.
 template <class T>
 struct GRUTape {
@@ -82,6 +84,8 @@ struct GRUTape {
   Matrix<T> in_t;             // CudnnCompatibleGRUCell: transposed input projection kernel [U, D]
 };
 
+// ---- end of cell contract ----
+
 namespace detail {
 
 /// What both GRU cells share: the gates r | u, the state h and its update
@@ -92,7 +96,9 @@ class GRUCore {
  public:
   using Scalar = T;
   using State = Matrix<T>;
+  // ---- cell contract ----
   using Tape = GRUTape<T>;
+  // ---- end of cell contract ----
 
   Index input_depth() const { return depth_; }
   Index num_units() const { return units_; }
@@ -132,6 +138,8 @@ class GRUCore {
   StepOutput<T, State> operator()(const Matrix<T>& x, const State& state) const {
     return call_step_cell(static_cast<const Derived&>(*this), x, state);
   }
+
+  // ---- cell contract: the step functions both GRU cells share (cells/cell_traits.hpp) ----
 
   void carry_state_row(Tape& tp, Index t, Index b) const {
     tp.h.row(slot(tp, t + 1) * tp.batch + b) = tp.h.row(slot(tp, t) * tp.batch + b);
@@ -340,7 +348,7 @@ class GRUCell : public detail::GRUCore<T, GRUCell<T>> {
     f(s + "/candidate/bias", cand_bias_);
   }
 
-  // ---- step functions (cells/cell_traits.hpp) ----
+  // ---- cell contract: step functions (cells/cell_traits.hpp) ----
 
   void forward_begin(Tape& tp, const Matrix<T>& X, const SequenceArgs& a, const State& s0) const {
     check_variables(false);
@@ -491,7 +499,7 @@ class CudnnCompatibleGRUCell : public detail::GRUCore<T, CudnnCompatibleGRUCell<
     f(s + "/candidate/hidden_projection/bias", hid_bias_);
   }
 
-  // ---- step functions (cells/cell_traits.hpp) ----
+  // ---- cell contract: step functions (cells/cell_traits.hpp) ----
 
   void forward_begin(Tape& tp, const Matrix<T>& X, const SequenceArgs& a, const State& s0) const {
     check_variables(false);

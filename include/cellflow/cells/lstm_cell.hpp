@@ -57,6 +57,8 @@ struct LSTMWeights {
   Matrix<T> w_f_diag, w_i_diag, w_o_diag;  ///< 1 x U each, with use_peepholes
 };
 
+// ---- cell contract ----
+
 /// Per-sequence buffers of an LSTM cell. Reused across calls when kept.
 template <class T>
 struct LSTMTape {
@@ -74,6 +76,8 @@ struct LSTMTape {
   Matrix<T> kernel_t, proj_t;                                // transposed weights for the backward products, row-major
 };
 
+// ---- end of cell contract ----
+
 namespace detail {
 
 /// The LSTM computation shared by BasicLSTMCell and LSTMCell; they differ in their constructors
@@ -83,7 +87,9 @@ class LSTMCore {
  public:
   using Scalar = T;
   using State = LSTMStateTuple<T>;
+  // ---- cell contract ----
   using Tape = LSTMTape<T>;
+  // ---- end of cell contract ----
 
   Index input_depth() const { return depth_; }
   Index num_units() const { return units_; }
@@ -206,7 +212,7 @@ class LSTMCore {
     return call_step_cell(*this, x, state);
   }
 
-  // ---- step functions (cells/cell_traits.hpp) ----
+  // ---- cell contract: step functions (cells/cell_traits.hpp) ----
 
   void forward_begin(Tape& tp, const Matrix<T>& X, const SequenceArgs& a, const State& s0) const {
     check_variables(false);

@@ -24,6 +24,8 @@ const Matrix<T>& output_of(const Matrix<T>& h) {
   return h;
 }
 
+// ---- cell contract: the state operations (cells/state.hpp) ----
+
 /// The state operations of state.hpp for (c, h).
 template <class T>
 Index state_batch(const LSTMStateTuple<T>& s) {

@@ -28,6 +28,8 @@
 
 namespace cellflow {
 
+// ---- cell contract ----
+
 template <class T>
 class Gradients {
  public:

@@ -20,6 +20,8 @@
 
 namespace cellflow {
 
+// ---- cell contract ----
+
 /// The shape of one run over a sequence and which steps of it count.
 struct SequenceArgs {
   Index time = 0;   ///< time steps held by the inputs and outputs (their rows are time * batch)
@@ -38,6 +40,8 @@ struct SequenceArgs {
   /// Whether example b has ended before step t (t >= its length).
   bool ended(Index t, Index b) const { return lengths != nullptr && t >= lengths[static_cast<std::size_t>(b)]; }
 };
+
+// ---- end of cell contract ----
 
 /// RNNOptions::sequence_length: absent (every example runs all steps) or one length per example.
 /// Anything that holds integers converts to it: a std::vector of any integer type, an Eigen

@@ -39,10 +39,12 @@ class AnyCell {
   using Scalar = T;
   using State = CellState<T>;
   using VariableVisitor = std::function<void(const std::string&, Parameter<T>&)>;
+  // ---- cell contract ----
   /// The concrete cell's tape; (re)made to fit by forward_sequence.
   struct Tape {
     std::unique_ptr<detail::TapeBase> impl;
   };
+  // ---- end of cell contract ----
 
   /// Wraps any cell meeting the contract whose state is a Matrix or an LSTMStateTuple.
   template <class Cell, class = std::enable_if_t<!std::is_same_v<std::decay_t<Cell>, AnyCell>>>
@@ -93,7 +95,7 @@ class AnyCell {
     return detail::run_step(*this, x, state);
   }
 
-  // ---- sequence functions (cells/cell_traits.hpp) ----
+  // ---- cell contract: sequence functions (cells/cell_traits.hpp) ----
 
   void forward_sequence(Tape& tp, const Matrix<T>& X, const SequenceArgs& args, const State& s0, Matrix<T>& Y) const {
     self_->forward_sequence(tp, X, args, s0, Y);

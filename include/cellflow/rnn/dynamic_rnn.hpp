@@ -57,6 +57,8 @@ struct RNNResult {
   Tensor3<T> outputs;  ///< [batch, time, output_size] ([time, batch, output_size] if time_major)
   State final_state;   ///< per example, the state after its last valid step
 
+  // ---- internal ----
+
   /// Everything backward needs, reused by dynamic_rnn_into across calls.
   struct Tape {
     detail::BatchSplit<Cell> split;  // the slices, their tapes and buffers

@@ -39,6 +39,8 @@ template <class V, class A>
 struct is_vector<std::vector<V, A>> : std::true_type {};
 }  // namespace detail
 
+// ---- cell contract ----
+
 /// Per-sequence buffers of a MultiRNNCell: each layer's tape and the outputs between layers.
 template <class T>
 struct MultiRNNTape {
@@ -47,12 +49,16 @@ struct MultiRNNTape {
   Matrix<T> d_below, d_above;                    // gradient buffers between layers
 };
 
+// ---- end of cell contract ----
+
 template <class T>
 class MultiRNNCell {
  public:
   using Scalar = T;
   using State = std::vector<CellState<T>>;  ///< one state per layer, layer 0 first
+  // ---- cell contract ----
   using Tape = MultiRNNTape<T>;
+  // ---- end of cell contract ----
 
   /// A stack of one cell type, as in `MultiRNNCell([BasicLSTMCell(150) for _ in range(3)])`;
   /// also std::vector<AnyCell<T>> for a stack whose kinds and depth are chosen at run time.
@@ -108,7 +114,7 @@ class MultiRNNCell {
     return detail::run_step(*this, x, state);
   }
 
-  // ---- sequence functions (cells/cell_traits.hpp): layer by layer ----
+  // ---- cell contract: sequence functions (cells/cell_traits.hpp), layer by layer ----
 
   void forward_sequence(Tape& tp, const Matrix<T>& X, const SequenceArgs& args, const State& s0, Matrix<T>& Y) const {
     const std::size_t L = layers_.size();

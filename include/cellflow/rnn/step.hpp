@@ -34,6 +34,8 @@ struct CellStep {
   Matrix<T> output;  ///< [batch, output_size]
   State state;       ///< the state after the step
 
+  // ---- internal ----
+
   /// What cell_backward reads: the input, the cell's one-step tape and the cell that ran it.
   struct Tape {
     Matrix<T> input;
