@@ -28,7 +28,9 @@ namespace cellflow {
 /// One training step of a cell: its output and new state, and what cell_backward needs.
 template <class Cell>
 struct CellStep {
+  /// The cell's scalar type.
   using T = typename Cell::Scalar;
+  /// The cell's state type.
   using State = typename Cell::State;
 
   Matrix<T> output;  ///< [batch, output_size]
@@ -41,7 +43,7 @@ struct CellStep {
     Matrix<T> input;
     typename Cell::Tape cell;
     const Cell* producer = nullptr;
-  } tape;
+  } tape;  ///< written by cell_forward, read by cell_backward
 };
 
 /// The gradients cell_backward returns (the weight gradients go into the cell's variables).
