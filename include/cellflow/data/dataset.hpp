@@ -19,8 +19,8 @@ template <class T>
 struct Dataset {
   static_assert(std::is_floating_point_v<T>, "cellflow: the scalar type must be float or double");
 
-  Tensor3<T> images;
-  std::vector<int> labels;
+  Tensor3<T> images;        ///< [count, rows, cols], values in [0, 1]
+  std::vector<int> labels;  ///< labels[i]: the class of image i
 
   /// Number of examples.
   Index size() const { return static_cast<Index>(labels.size()); }
