@@ -52,7 +52,7 @@ OUTPUT = os.path.join(ROOT, "docs", "api.md")
 DIR_ORDER = ["", "core", "cells", "rnn", "layers", "losses", "metrics", "optimizers", "train", "io", "convert", "data"]
 SECTION = re.compile(r"^//\s*-{3,}\s*(.*?)\s*-{3,}\s*$")
 END_OF_GROUP = re.compile(r"^end of\b", re.I)  # '// ---- end of cell contract ----' closes a group
-CONTRACT = re.compile(r"^(cell contract|internal)\b\s*:?\s*", re.I)  # groups shown apart from the user API
+CONTRACT = re.compile(r"^(cell contract|internal)s?\b\s*:?\s*", re.I)  # groups shown apart from the user API
 CONTRACT_TITLE = "Cell contract and internal declarations"
 CONTRACT_NOTE = {
     "cell contract": "for writing cells and for the library; not needed to use a cell",
