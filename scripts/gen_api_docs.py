@@ -19,6 +19,24 @@ What it reads, for every include/cellflow/**/*.hpp outside include/cellflow/deta
   same line; `// ---- title ----` comments, which start a group;
 * `#define CELLFLOW_...` macros.
 
+Groups. A `// ---- title ----` comment starts a group in its scope (a namespace or a class): the
+declarations after it belong to it until the next group comment, the end of the scope or, in a
+class, the next access specifier; `// ---- end of ... ----` ends a group without starting one.
+A group whose title starts with "cell contract" or "internal" holds names a user does not need
+(the cell contract of cells/cell_traits.hpp: step and sequence functions, tapes, SequenceArgs,
+Gradients, the state operations; and library plumbing). docs/api.md keeps them apart from the
+user API:
+* such members of a class are listed after all its user members (its own, then those inherited
+  from a detail base), under "Cell contract" or "Internal", one sub-list per group;
+* such declarations of a namespace are left out of their header's section (which names them in a
+  closing line) and shown in the last part of the file, "Cell contract and internal
+  declarations", header by header.
+Every other group is shown in place, titled by its comment.
+
+`--undocumented` lists every name docs/api.md shows without a comment: public declarations, their
+members, and the public members of the detail bases it lists with a class, user API and cell
+contract alike.
+
 It is a small brace-aware scanner, not a C++ parser: it relies on the headers being formatted the
 way cellflow's are (one declaration per statement, clang-format style).
 """
@@ -31,8 +49,15 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 INCLUDE = os.path.join(ROOT, "include")
 OUTPUT = os.path.join(ROOT, "docs", "api.md")
-DIR_ORDER = ["", "core", "cells", "rnn", "layers", "losses", "metrics", "optimizers", "train", "io", "convert", "data"]
+DIR_ORDER = ["", "model", "core", "cells", "rnn", "layers", "losses", "metrics", "optimizers", "train", "io", "convert", "data"]
 SECTION = re.compile(r"^//\s*-{3,}\s*(.*?)\s*-{3,}\s*$")
+END_OF_GROUP = re.compile(r"^end of\b", re.I)  # '// ---- end of cell contract ----' closes a group
+CONTRACT = re.compile(r"^(cell contract|internal)s?\b\s*:?\s*", re.I)  # groups shown apart from the user API
+CONTRACT_TITLE = "Cell contract and internal declarations"
+CONTRACT_NOTE = {
+    "cell contract": "for writing cells and for the library; not needed to use a cell",
+    "internal": "library plumbing; not needed to use the class",
+}
 ACCESS = re.compile(r"^(public|private|protected)\s*$")
 
 
@@ -95,6 +120,21 @@ def top_level_colon_init(sig):
     return sig
 
 
+def split_top_level(text):
+    """Splits at the commas outside <>, () and []: 'A<T, U>, B' -> ['A<T, U>', 'B']."""
+    parts, depth, start = [], 0, 0
+    for k, c in enumerate(text):
+        if c in "<([":
+            depth += 1
+        elif c in ">)]":
+            depth -= 1
+        elif c == "," and depth == 0:
+            parts.append(text[start:k].strip())
+            start = k + 1
+    parts.append(text[start:].strip())
+    return [p for p in parts if p]
+
+
 def decl_name(sig, kind):
     s = re.sub(r"^template\s*<.*?>\s*(?=(class|struct|union|enum|using|[A-Za-z_~]))", "", sig)
     if kind in ("class", "enum"):
@@ -150,6 +190,7 @@ class Scanner:
         self.last = None            # (Decl, line where it ended) for ///< comments
         self.paren = 0
         self.conditional = 0        # depth of #if blocks
+        self.nested_type = None     # the nested class just closed, for 'struct X { ... } x;'
 
     # -- helpers --
     def visible_here(self):
@@ -238,6 +279,8 @@ class Scanner:
             sig = re.sub(r"\s*=\s*(default|delete)$", r" = \1", sig)
         if re.match(r"^(static_assert|friend)\b", sig) or not sig:
             return None
+        if kind == "variable":  # an immediately invoked lambda as initializer: its body is not the API
+            sig = re.sub(r"=\s*\[[^\]]*\]\s*(\([^)]*\))?\s*\{.*\}\s*\(\)$", "= [] { ... }()", sig)
         if not self.in_cellflow():
             return None
         cls = self.current_class()
@@ -288,7 +331,7 @@ class Scanner:
                 text = self.comment_line()
                 m = SECTION.match(text)
                 if m and self.stack and not self.stmt_text():
-                    self.stack[-1].section = m.group(1)
+                    self.stack[-1].section = None if END_OF_GROUP.match(m.group(1)) else m.group(1)
                     self.doc = []
                 continue
             if self.t.startswith("/*", self.i):
@@ -307,8 +350,11 @@ class Scanner:
                 continue
             if c == "}":
                 self.advance()
+                self.nested_type = None
                 if self.stack:
-                    self.stack.pop()
+                    closed = self.stack.pop()
+                    if closed.kind == "class" and closed.decl is not None and self.current_class() is not None:
+                        self.nested_type = closed.name  # for a member declared with it: '} tape;'
                 self.reset_stmt()
                 self.doc = []
                 continue
@@ -389,7 +435,7 @@ class Scanner:
             if d is not None:
                 m = re.search(r":\s*(.*)$", re.sub(r"^.*?\b(class|struct|union)\s+\w+\s*", "", normalize(s)))
                 if m:
-                    d.bases = [b.strip() for b in m.group(1).split(",")]
+                    d.bases = split_top_level(m.group(1))
                 if cls is not None:
                     d.kind = "class"
             self.reset_stmt()
@@ -407,6 +453,9 @@ class Scanner:
 
     def end_statement(self):
         s = self.stmt_text()
+        if s and self.nested_type and re.fullmatch(r"\w+", s):
+            s = f"{self.nested_type} {s}"
+        self.nested_type = None
         if s:
             bare = re.sub(r"^template\s*<.*?>\s*", "", normalize(s))
             if bare.startswith("using namespace") or bare.startswith("namespace"):
@@ -415,8 +464,10 @@ class Scanner:
                 kind = "alias"
             elif re.match(r"^(class|struct|union)\s+\w+$", bare) or bare.startswith("using "):
                 kind = None  # forward declaration or using-declaration
-            elif re.search(r"\w\s*\([^=]*\)\s*(const|noexcept|override|final|= 0|= default|= delete)?[\s\w]*$", bare) \
-                    and not re.search(r"=\s*[^=]*\(", bare.split("(")[0] + "("):
+            elif re.search(r"(\w|\boperator\s*[^\s\w(]+)\s*\([^=]*\)\s*((const|noexcept|override|final)\s*)*"
+                           r"(= 0|= default|= delete)?[\s\w]*$", bare) \
+                    and not re.search(r"=\s*[^=]*\(", re.sub(r"\boperator\s*[^\s\w(]+", "operator",
+                                                              bare.split("(")[0] + "(")):
                 kind = "function"
             else:
                 kind = "variable"
@@ -541,6 +592,133 @@ def render_members(members, out):
         out.append(render_member(m))
 
 
+def contract_kind(section):
+    """'cell contract' or 'internal' for a group shown apart from the user API, else None."""
+    m = CONTRACT.match(section or "")
+    return m.group(1).lower() if m else None
+
+
+def contract_subtitle(section):
+    """'cell contract: step functions (...)' -> 'step functions (...)'."""
+    return CONTRACT.sub("", section, count=1).strip()
+
+
+def is_user(d):
+    return contract_kind(d.section) is None
+
+
+def hidden_bases(d, hidden):
+    """The bases of d declared in a detail namespace of its header: [(spelling, Decl)]."""
+    out = []
+    for b in d.bases:
+        base = re.sub(r"^(public|protected|private)\s+", "", b)
+        bname = re.sub(r"<.*$", "", base).split("::")[-1]
+        if bname in hidden and hidden[bname].members:
+            out.append((base, hidden[bname]))
+    return out
+
+
+def render_contract_members(groups, out):
+    """groups: [(section, inherited-from or None, [members])], in order. One block per kind:
+    '**Cell contract** (...):' then a sub-list per group."""
+    for kind in dict.fromkeys(contract_kind(s) for s, _, _ in groups):
+        out.append("")
+        out.append(f"**{kind.capitalize()}** ({CONTRACT_NOTE[kind]}):")
+        for section, origin, members in groups:
+            if contract_kind(section) != kind:
+                continue
+            label = escape_md(contract_subtitle(section))
+            if origin:
+                label += (", " if label else "") + f"inherited from `{origin}`"
+            out.append("")
+            if label:
+                out.append(f"*{label[0].upper() + label[1:]}:*")
+                out.append("")
+            out.extend(render_member(m) for m in members)
+
+
+def contract_groups(members, origin):
+    groups = []
+    for m in members:
+        if is_user(m):
+            continue
+        if groups and groups[-1][0] == m.section:
+            groups[-1][2].append(m)
+        else:
+            groups.append((m.section, origin, [m]))
+    return groups
+
+
+def render_decl(d, hidden, out, level="###"):
+    out.append(f"{level} `{qualified(d)}`")
+    out.append("")
+    out.append("```cpp")
+    out.append(d.signature)
+    out.append("```")
+    out.append("")
+    if d.doc:
+        out.append(render_comment(d.doc))
+        out.append("")
+    user = [m for m in d.members if is_user(m)]
+    if user:
+        render_members(user, out)
+        out.append("")
+    groups = contract_groups(d.members, None)
+    for base, b in hidden_bases(d, hidden):
+        inherited = [m for m in b.members if is_user(m)]
+        if inherited:
+            out.append(f"Public members inherited from `{base}`:")
+            out.append("")
+            render_members(inherited, out)
+            out.append("")
+        groups += contract_groups(b.members, base)
+    if groups:
+        render_contract_members(groups, out)
+        out.append("")
+
+
+def contract_label(decls):
+    kinds = list(dict.fromkeys(contract_kind(d.section) for d in decls))
+    return " and ".join("internals" if k == "internal" else k for k in sorted(kinds))
+
+
+def contract_anchor(h):
+    return anchor_id(f"`{h.rel}` ({contract_label(contract_decls(h))})")
+
+
+def contract_decls(h):
+    return [d for d in h.decls if not d.hidden and not is_user(d)]
+
+
+def render_contract_part(headers, out):
+    """The last part of the file: the cell-contract and internal declarations, header by header."""
+    if not any(contract_decls(h) for h in headers):
+        return
+    out.append("")
+    out.append(f"## {CONTRACT_TITLE}")
+    out.append("")
+    out.append("Public names that a user of cellflow does not need, header by header: the cell contract (for")
+    out.append("writing a cell: `cells/cell_traits.hpp`, [Writing your own cell](concepts.md#writing-your-own-cell))")
+    out.append("and the library's plumbing. Such members of the user-facing classes are listed with their class.")
+    for h in headers:
+        contract = contract_decls(h)
+        if not contract:
+            continue
+        hidden = {d.name: d for d in h.decls if d.hidden and d.kind == "class"}
+        out.append("")
+        out.append(f"### `{h.rel}` ({contract_label(contract)})")
+        out.append("")
+        section = None
+        for d in contract:
+            if d.section != section:
+                section = d.section
+                subtitle = contract_subtitle(section)
+                if subtitle:
+                    out.append(f"*{escape_md(subtitle[0].upper() + subtitle[1:])}:*")
+                    out.append("")
+            render_decl(d, hidden, out, "####")
+
+
 def render(headers):
     out = ["<!-- not compiled (whole file): declarations generated from the headers by scripts/gen_api_docs.py -->",
            "# API reference",
@@ -551,12 +729,24 @@ def render(headers):
            "this file is out of date). Names in `detail` namespaces and `include/cellflow/detail/` are internal.",
            "For an introduction see [getting-started.md](getting-started.md) and [concepts.md](concepts.md).",
            "",
+           "Each header's section shows its user API. Public names a user does not need are kept apart: the",
+           "**cell contract** (what a cell type provides and what the library hands it: the step and sequence",
+           "functions, tapes, `SequenceArgs`, `Gradients`, the state operations; see `cells/cell_traits.hpp` and",
+           "[Writing your own cell](concepts.md#writing-your-own-cell)) and **internal** plumbing. A class lists",
+           "such members after its user members, under \"Cell contract\" or \"Internal\"; such declarations of a",
+           f"header are in the last part, [{CONTRACT_TITLE}](#{anchor_id(CONTRACT_TITLE)}).",
+           "",
            "Headers:",
            ""]
     for h in headers:
-        names = [d.name for d in h.decls if not d.hidden]
+        names = [d.name for d in h.decls if not d.hidden and is_user(d)]
         summary = ", ".join(f"`{n}`" for n in dict.fromkeys(names))
-        out.append(f"- [`{h.rel}`](#{anchor_id(h.rel)})" + (f": {summary}" if summary else ""))
+        line = f"- [`{h.rel}`](#{anchor_id(h.rel)})" + (f": {summary}" if summary else "")
+        contract = contract_decls(h)
+        if contract:
+            others = ", ".join(f"`{n}`" for n in dict.fromkeys(d.name for d in contract))
+            line += f" ([{contract_label(contract)}](#{contract_anchor(h)}): {others})"
+        out.append(line)
     for h in headers:
         out.append("")
         out.append(f"## {h.rel}")
@@ -564,8 +754,9 @@ def render(headers):
         if h.comment:
             out.append(render_comment(h.comment, "text"))
             out.append("")
-        public = [d for d in h.decls if not d.hidden]
-        if not public:
+        public = [d for d in h.decls if not d.hidden and is_user(d)]
+        contract = contract_decls(h)
+        if not public and not contract:
             if h.includes:
                 out.append("Includes " + ", ".join(f"[`{i}`](#{anchor_id(i)})" for i in h.includes) + ".")
             else:
@@ -579,26 +770,18 @@ def render(headers):
                 if section:
                     out.append(f"*{escape_md(section)}:*")
                     out.append("")
-            out.append(f"### `{qualified(d)}`")
+            render_decl(d, hidden, out)
+        if contract:
+            names = ", ".join(f"`{n}`" for n in dict.fromkeys(d.name for d in contract))
+            where = f"[{CONTRACT_TITLE}](#{contract_anchor(h)})"
+            if public:
+                out.append(f"Also here, not needed to use the header ({contract_label(contract)}): {names}, listed "
+                           f"under {where}.")
+            else:
+                out.append(f"No user-facing names: this header's declarations ({contract_label(contract)}: {names}) "
+                           f"are listed under {where}.")
             out.append("")
-            out.append("```cpp")
-            out.append(d.signature)
-            out.append("```")
-            out.append("")
-            if d.doc:
-                out.append(render_comment(d.doc))
-                out.append("")
-            if d.members:
-                render_members(d.members, out)
-                out.append("")
-            for b in d.bases:
-                base = re.sub(r"^(public|protected|private)\s+", "", b)
-                bname = re.sub(r"<.*$", "", base).split("::")[-1]
-                if bname in hidden and hidden[bname].members:
-                    out.append(f"Public members inherited from `{base}`:")
-                    out.append("")
-                    render_members(hidden[bname].members, out)
-                    out.append("")
+    render_contract_part(headers, out)
     while out and not out[-1]:
         out.pop()
     text = "\n".join(out) + "\n"
@@ -626,8 +809,12 @@ def collect():
 
 
 def undocumented(headers):
+    """The names docs/api.md shows without a comment: public declarations, their members and the
+    members of the detail bases whose members it lists (once per base)."""
     out = []
     for h in headers:
+        hidden = {d.name: d for d in h.decls if d.hidden and d.kind == "class"}
+        bases = []
         for d in h.decls:
             if d.hidden:
                 continue
@@ -636,6 +823,11 @@ def undocumented(headers):
             for m in d.members:
                 if not m.doc:
                     out.append(f"{h.rel}: {qualified(d)}::{m.name}")
+            bases += [b for _, b in hidden_bases(d, hidden) if b not in bases]
+        for b in bases:
+            for m in b.members:
+                if not m.doc:
+                    out.append(f"{h.rel}: {qualified(b)}::{m.name}")
     return out
 
 

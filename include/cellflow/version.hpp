@@ -12,8 +12,11 @@
 // accepts `find_package(cellflow 0.1)` only from 0.1.x (SameMinorVersion).
 #pragma once
 
+/// Major version number (semantic versioning).
 #define CELLFLOW_VERSION_MAJOR 0
+/// Minor version number; before 1.0.0 a new minor version may change the API.
 #define CELLFLOW_VERSION_MINOR 1
+/// Patch version number: fixes within one minor version.
 #define CELLFLOW_VERSION_PATCH 0
 
 /// "MAJOR.MINOR.PATCH", the same three numbers as a string literal.

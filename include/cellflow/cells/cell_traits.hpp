@@ -66,12 +66,13 @@ namespace cellflow {
 /// Converters read it to know how to translate a layer's weights, whatever its static type.
 struct CellConfig {
   std::string kind;  ///< TF's class name: "BasicLSTMCell", "LSTMCell", "GRUCell", "CudnnCompatibleGRUCell"
-  Index input_depth = 0, num_units = 0, output_size = 0;
+  Index input_depth = 0, num_units = 0, output_size = 0;  ///< the sizes; num_units stays 0 for a cell without config()
   /// Options that are set, by TF's argument name: "forget_bias", "use_peepholes" (1), "cell_clip",
   /// "num_proj", "proj_clip". Every value is exact as a double (float/double values, booleans,
   /// integers below 2^53).
   std::map<std::string, double> options;
 
+  /// Whether the option is set (a key of `options`).
   bool has(const std::string& option) const { return options.count(option) != 0; }
   /// The option's value, or `otherwise` when it is not set.
   double get(const std::string& option, double otherwise = 0) const {
@@ -259,6 +260,8 @@ constexpr bool check_cell() {
 
 }  // namespace detail
 
+// ---- cell contract ----
+
 /// Whether `Cell` meets the cell contract (either kind); usable in static_assert and SFINAE.
 /// It checks without failing; `static_assert(cellflow::is_cell_v<MyCell>)` only says yes or no:
 /// dynamic_rnn and friends name the missing member.
@@ -280,6 +283,8 @@ inline constexpr bool is_cell_v = [] {
     return common && (step || sequence);
   }
 }();
+
+// ---- end of cell contract ----
 
 /// The variables' TF scope of a cell: its scope_name() when it has one ("lstm_cell"), else "".
 template <class Cell>

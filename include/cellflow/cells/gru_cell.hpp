@@ -66,21 +66,32 @@ struct CudnnCompatibleGRUWeights {
   Matrix<T> candidate_hidden_bias;    ///< 1 x U (multiplied by r with the hidden projection)
 };
 
+// ---- cell contract ----
+
 /// Per-sequence buffers of a GRU cell.
 template <class T>
 struct GRUTape {
-  Index time = 0, batch = 0, steps = 0;
+  Index time = 0, batch = 0, steps = 0;  ///< the run's sizes (SequenceArgs), set by forward_begin
+  /// The run keeps every step (SequenceArgs::training). Without it h holds two state slots, used
+  /// in turn, and rh one step (B rows).
   bool training = false;
-  Matrix<T> z;    // [steps*B, 3U]: input projections, then per step r | u | candidate
-  Matrix<T> h;    // state slots [(steps+1)*B, U]
-  Matrix<T> rh;   // [steps*B, U] GRUCell: r * h_prev, the candidate's recurrent input;
-                  //               CudnnCompatibleGRUCell: h_prev @ hidden_projection/kernel + its bias
-  Matrix<T> dz;   // [steps*B, 3U] gradients of the pre-activations
-  Matrix<T> dhh;  // [steps*B, U] CudnnCompatibleGRUCell: gradient of the hidden projection
+  Matrix<T> z;  ///< [steps*B, 3U]: input projections, then per step r | u | candidate
+  Matrix<T> h;  ///< state slots [(steps+1)*B, U]: slot t holds the state before step t
+  /// [steps*B, U] GRUCell: r * h_prev, the candidate's recurrent input;
+  /// CudnnCompatibleGRUCell: h_prev @ hidden_projection/kernel + its bias.
+  Matrix<T> rh;
+  Matrix<T> dz;   ///< [steps*B, 3U] gradients of the pre-activations
+  Matrix<T> dhh;  ///< [steps*B, U] CudnnCompatibleGRUCell: gradient of the hidden projection
+  /// [B, U] running gradients: of h after the step (next) and before it (prev), dh_sum = dh_next +
+  /// the step's output gradient, drh (GRUCell) the gradient of r * h_prev.
   Matrix<T> dh_next, dh_prev, dh_sum, drh;
-  Matrix<T> gates_t, cand_t;  // transposed kernels for the backward products, row-major
-  Matrix<T> in_t;             // CudnnCompatibleGRUCell: transposed input projection kernel [U, D]
+  /// Transposed kernels for the backward products, row-major: gates/kernel and the candidate's
+  /// recurrent kernel (GRUCell: candidate/kernel; CudnnCompatibleGRUCell: the hidden projection).
+  Matrix<T> gates_t, cand_t;
+  Matrix<T> in_t;  ///< CudnnCompatibleGRUCell: transposed input projection kernel [U, D]
 };
+
+// ---- end of cell contract ----
 
 namespace detail {
 
@@ -90,28 +101,43 @@ namespace detail {
 template <class T, class Derived>
 class GRUCore {
  public:
+  /// The scalar type: float or double.
   using Scalar = T;
+  /// h [batch, num_units]: a GRU's state is its output.
   using State = Matrix<T>;
+  // ---- cell contract ----
+  /// The per-sequence buffers of a run.
   using Tape = GRUTape<T>;
+  // ---- end of cell contract ----
 
+  /// D: the features of each input step.
   Index input_depth() const { return depth_; }
+  /// U: the width of h and of each gate.
   Index num_units() const { return units_; }
+  /// The output's width: num_units (the output is h).
   Index output_size() const { return units_; }
+  /// "gru_cell(num_units=U)" or "cudnn_compatible_gru_cell(num_units=U)", for messages.
   std::string cell_name() const { return concat(scope_, "(num_units=", units_, ")"); }
   /// The variable scope: "gru_cell" or "cudnn_compatible_gru_cell".
   const std::string& scope_name() const { return scope_; }
 
+  /// The all-zero state h [batch, num_units].
   State zero_state(Index batch) const { return State::Zero(batch, units_); }
 
+  /// Throws ShapeError (starting with `what`) unless `s` is [batch, num_units].
   void check_state(const State& s, Index batch, const std::string& what) const {
     if (s.rows() != batch || s.cols() != units_)
       throw ShapeError(concat(what, ": ", cell_name(), " state expected h [", batch, ", ", units_, "], given [",
                               s.rows(), ", ", s.cols(), "]"));
   }
 
+  /// "<scope>/gates/kernel" [D + U, 2U]: columns r | u, rows 0..D-1 act on x, rows D.. on h.
   Parameter<T>& gates_kernel() { return gates_kernel_; }
+  /// "<scope>/gates/bias" [2U] (1.0 in a cell built from an Rng).
   Parameter<T>& gates_bias() { return gates_bias_; }
+  /// "<scope>/gates/kernel" (const cell).
   const Parameter<T>& gates_kernel() const { return gates_kernel_; }
+  /// "<scope>/gates/bias" (const cell).
   const Parameter<T>& gates_bias() const { return gates_bias_; }
 
   /// TF's class name and the sizes (a GRU has no options).
@@ -133,14 +159,20 @@ class GRUCore {
     return call_step_cell(static_cast<const Derived&>(*this), x, state);
   }
 
+  // ---- cell contract: the step functions both GRU cells share (cells/cell_traits.hpp) ----
+
+  /// Example b has ended: row b of state slot t + 1 := row b of slot t.
   void carry_state_row(Tape& tp, Index t, Index b) const {
     tp.h.row(slot(tp, t + 1) * tp.batch + b) = tp.h.row(slot(tp, t) * tp.batch + b);
   }
 
+  /// The state in slot `steps`: after the last step run.
   State final_state(const Tape& tp) const { return tp.h.middleRows(slot(tp, tp.steps) * tp.batch, tp.batch); }
 
+  /// The slot-t state gradient becomes the running one.
   void backward_advance(Tape& tp) const { tp.dh_next.swap(tp.dh_prev); }
 
+  /// The gradient of the state in slot 0, once every step has gone backward.
   State initial_state_grad(const Tape& tp) const { return tp.dh_next; }
 
  protected:
@@ -307,9 +339,13 @@ class GRUCell : public detail::GRUCore<T, GRUCell<T>> {
     set_weights(w);
   }
 
+  /// "gru_cell/candidate/kernel" [D + U, U]: rows 0..D-1 act on x, rows D.. on r * h_prev.
   Parameter<T>& candidate_kernel() { return cand_kernel_; }
+  /// "gru_cell/candidate/bias" [U].
   Parameter<T>& candidate_bias() { return cand_bias_; }
+  /// "gru_cell/candidate/kernel" (const cell).
   const Parameter<T>& candidate_kernel() const { return cand_kernel_; }
+  /// "gru_cell/candidate/bias" (const cell).
   const Parameter<T>& candidate_bias() const { return cand_bias_; }
 
   /// A copy of the variables' values.
@@ -332,6 +368,8 @@ class GRUCell : public detail::GRUCore<T, GRUCell<T>> {
     cand_bias_.value = cb.value;
   }
 
+  /// Calls f(name, Parameter<T>&) for gates/kernel, gates/bias, candidate/kernel and candidate/bias
+  /// (TF's creation order), named "<scope>/gru_cell/..." ("gru_cell/gates/kernel" with an empty scope).
   template <class F>
   void for_each_variable(const std::string& scope, F&& f) {
     const std::string s = this->variable_scope(scope);
@@ -340,8 +378,10 @@ class GRUCell : public detail::GRUCore<T, GRUCell<T>> {
     f(s + "/candidate/bias", cand_bias_);
   }
 
-  // ---- step functions (cells/cell_traits.hpp) ----
+  // ---- cell contract: step functions (cells/cell_traits.hpp) ----
 
+  /// Sizes the tape for `a`, puts s0 in state slot 0 and computes x @ W_x + b of the gates and of the
+  /// candidate for all steps at once.
   void forward_begin(Tape& tp, const Matrix<T>& X, const SequenceArgs& a, const State& s0) const {
     check_variables(false);
     if (!this->begin_gates(tp, X, a, s0)) return;
@@ -350,7 +390,8 @@ class GRUCell : public detail::GRUCore<T, GRUCell<T>> {
     tp.z.rightCols(U).rowwise() += cand_bias_.value.row(0);
   }
 
-  // c~ = tanh(x W_cx + (r * h_prev) W_ch + b_c).
+  /// Step t: r | u, then c~ = tanh(x W_cx + (r * h_prev) W_ch + b_c), the new h into slot t + 1 and
+  /// the output rows [batch, num_units] to y.
   void forward_step(Tape& tp, Index t, T* y) const {
     const Index B = tp.batch, U = units_;
     this->step_gates(tp, t);
@@ -363,6 +404,8 @@ class GRUCell : public detail::GRUCore<T, GRUCell<T>> {
     this->step_update(tp, t, y);
   }
 
+  /// Sizes the gradient buffers and transposes the kernels; the running state gradient := *d_final,
+  /// or zero when it is null.
   void backward_begin(Tape& tp, const State* d_final) const {
     check_variables(true);
     this->begin_backward(tp, d_final);
@@ -370,6 +413,8 @@ class GRUCell : public detail::GRUCore<T, GRUCell<T>> {
     tp.cand_t = cand_kernel_.value.transpose();
   }
 
+  /// Step t: the gradients of r, u and c~ and the state gradient of slot t (dy: the step's output
+  /// gradient rows, or null).
   void backward_step(Tape& tp, Index t, const T* dy) const {
     const Index B = tp.batch, U = units_, row = t * B;
     this->backward_update(tp, t, dy);
@@ -381,11 +426,15 @@ class GRUCell : public detail::GRUCore<T, GRUCell<T>> {
     this->backward_gates(tp, t);
   }
 
+  /// Example b had ended by step t: its state gradient passes through unchanged and its step-t
+  /// gradients are zeroed.
   void backward_carry_row(Tape& tp, Index t, Index b) const {
     tp.dh_prev.row(b) = tp.dh_next.row(b);
     tp.dz.row(t * tp.batch + b).setZero();
   }
 
+  /// Adds the weight gradients of all steps into `grads` and, when dX is not null, writes the input
+  /// gradients [time * batch, D] into it (zero past `steps`).
   void backward_end(Tape& tp, const Matrix<T>& X, Matrix<T>* dX, Gradients<T>& grads) const {
     const Index n = tp.steps * tp.batch, U = units_;
     this->backward_gates_end(tp, X, dX, grads);
@@ -427,6 +476,8 @@ class CudnnCompatibleGRUCell : public detail::GRUCore<T, CudnnCompatibleGRUCell<
   using typename Core::State;
   using typename Core::Tape;
 
+  /// TF: CudnnCompatibleGRUCell(num_units); the input depth is given because variables are built
+  /// eagerly, drawing from `rng`.
   CudnnCompatibleGRUCell(Index input_depth, Index num_units, Rng& rng)
       : Core("CudnnCompatibleGRUCell", "cudnn_compatible_gru_cell", input_depth, num_units) {
     make_candidate();
@@ -444,13 +495,22 @@ class CudnnCompatibleGRUCell : public detail::GRUCore<T, CudnnCompatibleGRUCell<
     set_weights(w);
   }
 
+  /// "cudnn_compatible_gru_cell/candidate/input_projection/kernel" [D, U].
   Parameter<T>& candidate_input_kernel() { return in_kernel_; }
+  /// "cudnn_compatible_gru_cell/candidate/hidden_projection/kernel" [U, U].
   Parameter<T>& candidate_hidden_kernel() { return hid_kernel_; }
+  /// "cudnn_compatible_gru_cell/candidate/input_projection/bias" [U].
   Parameter<T>& candidate_input_bias() { return in_bias_; }
+  /// "cudnn_compatible_gru_cell/candidate/hidden_projection/bias" [U]: multiplied by r with the
+  /// hidden projection.
   Parameter<T>& candidate_hidden_bias() { return hid_bias_; }
+  /// candidate/input_projection/kernel (const cell).
   const Parameter<T>& candidate_input_kernel() const { return in_kernel_; }
+  /// candidate/hidden_projection/kernel (const cell).
   const Parameter<T>& candidate_hidden_kernel() const { return hid_kernel_; }
+  /// candidate/input_projection/bias (const cell).
   const Parameter<T>& candidate_input_bias() const { return in_bias_; }
+  /// candidate/hidden_projection/bias (const cell).
   const Parameter<T>& candidate_hidden_bias() const { return hid_bias_; }
 
   /// A copy of the variables' values.
@@ -481,6 +541,9 @@ class CudnnCompatibleGRUCell : public detail::GRUCore<T, CudnnCompatibleGRUCell<
     hid_bias_.value = hb.value;
   }
 
+  /// Calls f(name, Parameter<T>&) in TF's creation order: gates/kernel, gates/bias,
+  /// candidate/input_projection/kernel, candidate/hidden_projection/kernel, then their biases; named
+  /// "<scope>/cudnn_compatible_gru_cell/...".
   template <class F>
   void for_each_variable(const std::string& scope, F&& f) {
     const std::string s = this->variable_scope(scope);
@@ -491,8 +554,10 @@ class CudnnCompatibleGRUCell : public detail::GRUCore<T, CudnnCompatibleGRUCell<
     f(s + "/candidate/hidden_projection/bias", hid_bias_);
   }
 
-  // ---- step functions (cells/cell_traits.hpp) ----
+  // ---- cell contract: step functions (cells/cell_traits.hpp) ----
 
+  /// Sizes the tape for `a`, puts s0 in state slot 0 and computes x @ W_x + b of the gates and the
+  /// input projection of all steps at once.
   void forward_begin(Tape& tp, const Matrix<T>& X, const SequenceArgs& a, const State& s0) const {
     check_variables(false);
     if (!this->begin_gates(tp, X, a, s0)) return;
@@ -501,7 +566,8 @@ class CudnnCompatibleGRUCell : public detail::GRUCore<T, CudnnCompatibleGRUCell<
     tp.z.rightCols(U).rowwise() += in_bias_.value.row(0);
   }
 
-  // c~ = tanh(x W_in + b_in + r * (h_prev W_hn + b_hn)).
+  /// Step t: r | u, then c~ = tanh(x W_in + b_in + r * (h_prev W_hn + b_hn)), the new h into slot
+  /// t + 1 and the output rows [batch, num_units] to y.
   void forward_step(Tape& tp, Index t, T* y) const {
     const Index B = tp.batch, U = units_;
     this->step_gates(tp, t);
@@ -514,6 +580,8 @@ class CudnnCompatibleGRUCell : public detail::GRUCore<T, CudnnCompatibleGRUCell<
     this->step_update(tp, t, y);
   }
 
+  /// Sizes the gradient buffers and transposes the kernels; the running state gradient := *d_final,
+  /// or zero when it is null.
   void backward_begin(Tape& tp, const State* d_final) const {
     check_variables(true);
     this->begin_backward(tp, d_final);
@@ -522,6 +590,8 @@ class CudnnCompatibleGRUCell : public detail::GRUCore<T, CudnnCompatibleGRUCell<
     tp.in_t = in_kernel_.value.transpose();
   }
 
+  /// Step t: the gradients of r, u and c~ and the state gradient of slot t (dy: the step's output
+  /// gradient rows, or null).
   void backward_step(Tape& tp, Index t, const T* dy) const {
     const Index B = tp.batch, U = units_, row = t * B;
     this->backward_update(tp, t, dy);
@@ -534,12 +604,16 @@ class CudnnCompatibleGRUCell : public detail::GRUCore<T, CudnnCompatibleGRUCell<
     this->backward_gates(tp, t);
   }
 
+  /// Example b had ended by step t: its state gradient passes through unchanged and its step-t
+  /// gradients are zeroed.
   void backward_carry_row(Tape& tp, Index t, Index b) const {
     tp.dh_prev.row(b) = tp.dh_next.row(b);
     tp.dz.row(t * tp.batch + b).setZero();
     tp.dhh.row(t * tp.batch + b).setZero();
   }
 
+  /// Adds the weight gradients of all steps into `grads` and, when dX is not null, writes the input
+  /// gradients [time * batch, D] into it (zero past `steps`).
   void backward_end(Tape& tp, const Matrix<T>& X, Matrix<T>* dX, Gradients<T>& grads) const {
     const Index n = tp.steps * tp.batch, U = units_;
     this->backward_gates_end(tp, X, dX, grads);

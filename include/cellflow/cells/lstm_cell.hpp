@@ -40,11 +40,11 @@ namespace cellflow {
 /// Options of LSTMCell, named as TensorFlow's constructor arguments.
 template <class T>
 struct LSTMOptions {
-  bool use_peepholes = false;
+  bool use_peepholes = false;     ///< diagonal peephole connections (variables w_f_diag, w_i_diag, w_o_diag)
   std::optional<T> cell_clip;     ///< clip the cell state c to [-cell_clip, cell_clip]
   std::optional<Index> num_proj;  ///< project the output (and h) to num_proj units
   std::optional<T> proj_clip;     ///< clip the projected output; needs num_proj
-  T forget_bias = T(1);
+  T forget_bias = T(1);           ///< added to the forget gate at run time, never stored in bias; finite
 };
 
 /// The variables of an LSTM cell, TF layout (1-D variables as 1 x n rows). Those an option does
@@ -57,22 +57,30 @@ struct LSTMWeights {
   Matrix<T> w_f_diag, w_i_diag, w_o_diag;  ///< 1 x U each, with use_peepholes
 };
 
+// ---- cell contract ----
+
 /// Per-sequence buffers of an LSTM cell. Reused across calls when kept.
 template <class T>
 struct LSTMTape {
-  Index time = 0, batch = 0, steps = 0;
+  Index time = 0, batch = 0, steps = 0;  ///< the run's sizes (SequenceArgs), set by forward_begin
+  /// The run keeps every step (SequenceArgs::training). Without it c and h hold two state slots,
+  /// used in turn, and tanh_c, c_raw, m and r_raw one step (B rows).
   bool training = false;
-  Matrix<T> gates;   // [steps*B, 4U]: x @ W_x + b, then per step the activations i, j, f, o
-  Matrix<T> c, h;    // state slots: slot t holds the state before step t; [(steps+1)*B, U|H]
-  Matrix<T> tanh_c;  // [steps*B, U] tanh of the new c
-  Matrix<T> c_raw;   // [steps*B, U] c before cell_clip (only with cell_clip)
-  Matrix<T> m;       // [steps*B, U] output before the projection (only with num_proj)
-  Matrix<T> r_raw;   // [steps*B, P] projection before proj_clip (only with proj_clip)
-  Matrix<T> dgates;  // [steps*B, 4U] gradient of the gate pre-activations
-  Matrix<T> dr;      // [steps*B, P] gradient of the projection output (only with num_proj)
-  Matrix<T> dc_next, dh_next, dc_prev, dh_prev, dh_sum, dm;  // [B, .] running gradients
-  Matrix<T> kernel_t, proj_t;                                // transposed weights for the backward products, row-major
+  Matrix<T> gates;   ///< [steps*B, 4U]: x @ W_x + b, then per step the activations i, j, f, o
+  Matrix<T> c, h;    ///< state slots: slot t holds the state before step t; [(steps+1)*B, U|H]
+  Matrix<T> tanh_c;  ///< [steps*B, U] tanh of the new c
+  Matrix<T> c_raw;   ///< [steps*B, U] c before cell_clip (only with cell_clip)
+  Matrix<T> m;       ///< [steps*B, U] output before the projection (only with num_proj)
+  Matrix<T> r_raw;   ///< [steps*B, P] projection before proj_clip (only with proj_clip)
+  Matrix<T> dgates;  ///< [steps*B, 4U] gradient of the gate pre-activations
+  Matrix<T> dr;      ///< [steps*B, P] gradient of the projection output (only with num_proj)
+  /// [B, U] and [B, H] running gradients: of c and h after the step (next) and before it (prev),
+  /// dh_sum = dh_next + the step's output gradient, dm the gradient of m (with num_proj).
+  Matrix<T> dc_next, dh_next, dc_prev, dh_prev, dh_sum, dm;
+  Matrix<T> kernel_t, proj_t;  ///< transposed kernel and projection for the backward products, row-major
 };
+
+// ---- end of cell contract ----
 
 namespace detail {
 
@@ -81,16 +89,25 @@ namespace detail {
 template <class T>
 class LSTMCore {
  public:
+  /// The scalar type: float or double.
   using Scalar = T;
+  /// (c, h): c [batch, num_units], h [batch, output_size].
   using State = LSTMStateTuple<T>;
+  // ---- cell contract ----
+  /// The per-sequence buffers of a run.
   using Tape = LSTMTape<T>;
+  // ---- end of cell contract ----
 
+  /// D: the features of each input step.
   Index input_depth() const { return depth_; }
+  /// U: the width of c and of each gate.
   Index num_units() const { return units_; }
   /// Width of the output and of h: num_proj if set, else num_units.
   Index output_size() const { return hsize_; }
+  /// The options the cell was built with.
   const LSTMOptions<T>& options() const { return opt_; }
 
+  /// The all-zero state of `batch` examples: c [batch, num_units], h [batch, output_size].
   State zero_state(Index batch) const { return State{Matrix<T>::Zero(batch, units_), Matrix<T>::Zero(batch, hsize_)}; }
 
   /// Throws ShapeError unless `s` is a state for `batch` examples.
@@ -101,6 +118,7 @@ class LSTMCore {
                               s.h.cols(), "]"));
   }
 
+  /// "lstm_cell(num_units=U)" or "basic_lstm_cell(num_units=U)", for messages.
   std::string cell_name() const { return concat(scope_, "(num_units=", units_, ")"); }
   /// The variable scope: "lstm_cell" or "basic_lstm_cell".
   const std::string& scope_name() const { return scope_; }
@@ -121,18 +139,30 @@ class LSTMCore {
   }
 
   // Variables, TF layout.
+  /// "<scope>/kernel" [D + H, 4U]: columns i | j | f | o, rows 0..D-1 act on x, rows D.. on h.
   Parameter<T>& kernel() { return kernel_; }
+  /// "<scope>/bias" [4U], without forget_bias.
   Parameter<T>& bias() { return bias_; }
+  /// "<scope>/kernel" (const cell).
   const Parameter<T>& kernel() const { return kernel_; }
+  /// "<scope>/bias" (const cell).
   const Parameter<T>& bias() const { return bias_; }
-  /// Peephole and projection variables (empty unless enabled).
+  /// "<scope>/w_f_diag" [U], the forget gate's peephole diagonal. The peephole and projection
+  /// variables are empty unless enabled (use_peepholes, num_proj).
   Parameter<T>& w_f_diag() { return w_f_; }
+  /// "<scope>/w_i_diag" [U], the input gate's peephole diagonal (empty without use_peepholes).
   Parameter<T>& w_i_diag() { return w_i_; }
+  /// "<scope>/w_o_diag" [U], the output gate's peephole diagonal, which sees the new c.
   Parameter<T>& w_o_diag() { return w_o_; }
+  /// "<scope>/projection/kernel" [U, P] (empty without num_proj); no bias.
   Parameter<T>& projection() { return proj_; }
+  /// "<scope>/w_f_diag" (const cell).
   const Parameter<T>& w_f_diag() const { return w_f_; }
+  /// "<scope>/w_i_diag" (const cell).
   const Parameter<T>& w_i_diag() const { return w_i_; }
+  /// "<scope>/w_o_diag" (const cell).
   const Parameter<T>& w_o_diag() const { return w_o_; }
+  /// "<scope>/projection/kernel" (const cell).
   const Parameter<T>& projection() const { return proj_; }
 
   /// A copy of the variables' values.
@@ -183,6 +213,9 @@ class LSTMCore {
     if (opt_.num_proj) proj_.value = pp.value;
   }
 
+  /// Calls f(name, Parameter<T>&) for each variable in TF's creation order (kernel, bias, w_f_diag,
+  /// w_i_diag, w_o_diag, projection/kernel; only those the options use), named
+  /// "<scope>/<scope_name()>/..." ("lstm_cell/kernel" with an empty scope).
   template <class F>
   void for_each_variable(const std::string& scope, F&& f) {
     const std::string s = join_scope(scope, scope_);
@@ -206,8 +239,10 @@ class LSTMCore {
     return call_step_cell(*this, x, state);
   }
 
-  // ---- step functions (cells/cell_traits.hpp) ----
+  // ---- cell contract: step functions (cells/cell_traits.hpp) ----
 
+  /// Sizes the tape for `a`, puts s0 in state slot 0 and computes x @ W_x + b of all steps in one
+  /// product.
   void forward_begin(Tape& tp, const Matrix<T>& X, const SequenceArgs& a, const State& s0) const {
     check_variables(false);
     const Index batch = a.batch, steps = a.steps;
@@ -232,6 +267,8 @@ class LSTMCore {
     tp.gates.rowwise() += bias_.value.row(0);
   }
 
+  /// Step t: the gates (adding h_prev @ W_h), c and h into slot t + 1, the output rows
+  /// [batch, output_size] to y.
   void forward_step(Tape& tp, Index t, T* y) const {
     const Index B = tp.batch, U = units_;
     const Index prev = slot(tp, t) * B, next = slot(tp, t + 1) * B, row = step_row(tp, t);
@@ -276,17 +313,21 @@ class LSTMCore {
     Eigen::Map<Matrix<T>>(y, B, hsize_) = tp.h.middleRows(next, B);
   }
 
+  /// Example b has ended: row b of state slot t + 1 := row b of slot t.
   void carry_state_row(Tape& tp, Index t, Index b) const {
     const Index prev = slot(tp, t) * tp.batch + b, next = slot(tp, t + 1) * tp.batch + b;
     tp.c.row(next) = tp.c.row(prev);
     tp.h.row(next) = tp.h.row(prev);
   }
 
+  /// The state in slot `steps`: after the last step run.
   State final_state(const Tape& tp) const {
     const Index r = slot(tp, tp.steps) * tp.batch;
     return State{tp.c.middleRows(r, tp.batch), tp.h.middleRows(r, tp.batch)};
   }
 
+  /// Sizes the gradient buffers and transposes the weights; the running state gradient := *d_final,
+  /// or zero when it is null.
   void backward_begin(Tape& tp, const State* d_final) const {
     check_variables(true);
     const Index B = tp.batch;
@@ -307,6 +348,8 @@ class LSTMCore {
     }
   }
 
+  /// Step t: the gate gradients and the state gradient of slot t (dy: the step's output gradient
+  /// rows, or null).
   void backward_step(Tape& tp, Index t, const T* dy) const {
     const Index B = tp.batch, U = units_;
     const Index row = t * B;
@@ -345,6 +388,8 @@ class LSTMCore {
     matmul(tp.dh_prev, dg, tp.kernel_t.rightCols(hsize_));
   }
 
+  /// Example b had ended by step t: its state gradient passes through unchanged and its step-t gate
+  /// (and projection) gradients are zeroed.
   void backward_carry_row(Tape& tp, Index t, Index b) const {
     tp.dc_prev.row(b) = tp.dc_next.row(b);
     tp.dh_prev.row(b) = tp.dh_next.row(b);
@@ -352,11 +397,14 @@ class LSTMCore {
     if (opt_.num_proj) tp.dr.row(t * tp.batch + b).setZero();
   }
 
+  /// The slot-t state gradient becomes the running one.
   void backward_advance(Tape& tp) const {
     tp.dc_next.swap(tp.dc_prev);
     tp.dh_next.swap(tp.dh_prev);
   }
 
+  /// Adds the weight gradients of all steps into `grads` (one product per variable) and, when dX is
+  /// not null, writes the input gradients [time * batch, D] into it (zero past `steps`).
   void backward_end(Tape& tp, const Matrix<T>& X, Matrix<T>* dX, Gradients<T>& grads) const {
     const Index n = tp.steps * tp.batch, U = units_;
     if (dX) {
@@ -378,6 +426,7 @@ class LSTMCore {
     if (opt_.num_proj) matmul_tn(grads[proj_], tp.m.topRows(n), tp.dr, true);
   }
 
+  /// The gradient of the state in slot 0, once every step has gone backward.
   State initial_state_grad(const Tape& tp) const { return State{tp.dc_next, tp.dh_next}; }
 
  protected:
@@ -477,6 +526,7 @@ class LSTMCell : public detail::LSTMCore<T> {
   /// depth is given here because cellflow builds variables eagerly, drawing from `rng`.
   LSTMCell(Index input_depth, Index num_units, const LSTMOptions<T>& options, Rng& rng)
       : detail::LSTMCore<T>("lstm_cell", input_depth, num_units, options, rng) {}
+  /// TF: LSTMCell(num_units) with the default options.
   LSTMCell(Index input_depth, Index num_units, Rng& rng) : LSTMCell(input_depth, num_units, LSTMOptions<T>{}, rng) {}
   /// From given weights (e.g. loaded elsewhere), no Rng: input depth and num_units follow from
   /// the kernel [D + H, 4U] and the options; every variable the options need must be given.
@@ -489,6 +539,8 @@ class LSTMCell : public detail::LSTMCore<T> {
 template <class T>
 class BasicLSTMCell : public detail::LSTMCore<T> {
  public:
+  /// TF: BasicLSTMCell(num_units, forget_bias); forget_bias of any arithmetic type, converted to T.
+  /// The input depth is given because variables are built eagerly, drawing from `rng`.
   template <class F = T, class = std::enable_if_t<std::is_arithmetic_v<F>>>
   BasicLSTMCell(Index input_depth, Index num_units, Rng& rng, F forget_bias = F(1))
       : detail::LSTMCore<T>("basic_lstm_cell", input_depth, num_units, make_options(static_cast<T>(forget_bias)), rng) {
@@ -497,6 +549,7 @@ class BasicLSTMCell : public detail::LSTMCore<T> {
   template <class F = T, class = std::enable_if_t<std::is_arithmetic_v<F>>>
   explicit BasicLSTMCell(const LSTMWeights<T>& weights, F forget_bias = F(1))
       : detail::LSTMCore<T>("basic_lstm_cell", weights, make_options(static_cast<T>(forget_bias))) {}
+  /// The forget_bias added at run time.
   T forget_bias() const { return this->options().forget_bias; }
 
  private:

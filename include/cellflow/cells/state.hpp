@@ -12,6 +12,8 @@
 
 namespace cellflow {
 
+// ---- cell contract: the state operations ----
+
 /// The number of examples a state holds.
 template <class T>
 Index state_batch(const Matrix<T>& s) {

@@ -14,8 +14,8 @@ namespace cellflow {
 /// Result of one step: the output [batch, output_size] and the new state.
 template <class T, class State>
 struct StepOutput {
-  Matrix<T> output;
-  State state;
+  Matrix<T> output;  ///< [batch, output_size]
+  State state;       ///< the state after the step
 };
 
 namespace detail {

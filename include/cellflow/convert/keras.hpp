@@ -27,14 +27,14 @@ namespace cellflow::convert {
 /// A Keras LSTM layer's weights. 1-D bias as a 1 x 4U matrix; empty for use_bias=False.
 template <class T>
 struct KerasLSTMWeights {
-  Matrix<T> kernel, recurrent_kernel, bias;
+  Matrix<T> kernel, recurrent_kernel, bias;  ///< [D, 4U], [U, 4U] and [4U]; gate columns i | f | c | o
 };
 
 /// A Keras GRU layer's weights: bias 2 x 3U with reset_after=True, 1 x 3U with reset_after=False,
 /// empty for use_bias=False.
 template <class T>
 struct KerasGRUWeights {
-  Matrix<T> kernel, recurrent_kernel, bias;
+  Matrix<T> kernel, recurrent_kernel, bias;  ///< [D, 3U], [U, 3U] and bias as above; gate columns z | r | h
 };
 
 namespace detail {

@@ -38,13 +38,14 @@ namespace cellflow::convert {
 /// mean bias=False (zeros); weight_hr is empty unless proj_size > 0.
 template <class T>
 struct PyTorchLSTMLayer {
+  /// [4H, D], [4H, P], [4H], [4H] and [P, H] (P = proj_size, else H); gate rows i | f | g | o.
   Matrix<T> weight_ih, weight_hh, bias_ih, bias_hh, weight_hr;
 };
 
 /// One layer of a PyTorch nn.GRU. Empty bias_ih and bias_hh mean bias=False (zeros).
 template <class T>
 struct PyTorchGRULayer {
-  Matrix<T> weight_ih, weight_hh, bias_ih, bias_hh;
+  Matrix<T> weight_ih, weight_hh, bias_ih, bias_hh;  ///< [3H, D], [3H, H], [3H] and [3H]; gate rows r | z | n
 };
 
 /// A PyTorch state_dict: "weight_ih_l0", "bias_hh_l1", ... -> tensor (1-D as 1 x n).

@@ -12,6 +12,7 @@ namespace cellflow {
 /// Root of cellflow's exceptions.
 class Error : public std::runtime_error {
  public:
+  /// An error whose message (what()) is `what`.
   explicit Error(const std::string& what) : std::runtime_error(what) {}
 };
 

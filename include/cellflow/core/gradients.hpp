@@ -28,7 +28,12 @@
 
 namespace cellflow {
 
+// ---- cell contract ----
+
 template <class T>
+/// Where a backward pass adds each variable's gradient: `grads[p]` is p.grad itself (direct, the
+/// default) or a private buffer of p's shape (buffered(), for a batch slice of dynamic_rnn's
+/// batch_threads); see the top of this header.
 class Gradients {
  public:
   /// Direct: grads[p] is p.grad.
@@ -41,6 +46,7 @@ class Gradients {
     return g;
   }
 
+  /// Whether this Gradients was made by buffered().
   bool is_buffered() const { return buffered_; }
 
   /// The accumulator of variable `p`: its gradient, or (buffered) a buffer of its shape, zeroed

@@ -16,8 +16,10 @@ namespace cellflow {
 /// implementation-defined), so a seed means the same weights with every compiler.
 class Rng {
  public:
+  /// An engine started from `seed` (5489 by default, std::mt19937_64's default seed).
   explicit Rng(std::uint64_t seed = 5489u) : engine_(seed) {}
 
+  /// Restarts the engine from `s`: the numbers that follow are those of a new Rng(s).
   void seed(std::uint64_t s) { engine_.seed(s); }
 
   /// Next raw 64-bit value.

@@ -20,6 +20,8 @@
 
 namespace cellflow {
 
+// ---- cell contract ----
+
 /// The shape of one run over a sequence and which steps of it count.
 struct SequenceArgs {
   Index time = 0;   ///< time steps held by the inputs and outputs (their rows are time * batch)
@@ -39,6 +41,8 @@ struct SequenceArgs {
   bool ended(Index t, Index b) const { return lengths != nullptr && t >= lengths[static_cast<std::size_t>(b)]; }
 };
 
+// ---- end of cell contract ----
+
 /// RNNOptions::sequence_length: absent (every example runs all steps) or one length per example.
 /// Anything that holds integers converts to it: a std::vector of any integer type, an Eigen
 /// vector of integers, a braced list; `= std::nullopt` or reset() makes it absent again. It reads
@@ -47,20 +51,29 @@ struct SequenceArgs {
 /// dynamic_rnn checks the rest (one length per example, each in [0, time]).
 class SequenceLengths {
  public:
+  /// Absent: every example runs all steps.
   SequenceLengths() = default;
   // The converting constructors are implicit on purpose: `opts.sequence_length = lengths;`.
+  /// Absent, as `opts.sequence_length = std::nullopt;`.
   SequenceLengths(std::nullopt_t) {}
+  /// One length per example, as given (dynamic_rnn checks them against the batch and time).
   SequenceLengths(std::vector<Index> lengths) : set_(true), lengths_(std::move(lengths)) {}
+  /// A braced list: `opts.sequence_length = {3, 5, 2};`.
   SequenceLengths(std::initializer_list<Index> lengths) : set_(true), lengths_(lengths) {}
+  /// A std::vector of another integer type (int, unsigned, std::size_t, ...); ValueError for a
+  /// value that does not fit in Index.
   template <class I, std::enable_if_t<std::is_integral_v<I> && !std::is_same_v<I, Index>, int> = 0>
   SequenceLengths(const std::vector<I>& lengths) : set_(true) {
     lengths_.reserve(lengths.size());
     for (std::size_t b = 0; b < lengths.size(); ++b) lengths_.push_back(to_index(lengths[b], b));
   }
+  /// A std::optional<std::vector<I>>: absent when it is std::nullopt, else its lengths.
   template <class I>
   SequenceLengths(const std::optional<std::vector<I>>& lengths) {
     if (lengths) *this = SequenceLengths(*lengths);
   }
+  /// An Eigen vector of integers (row or column, e.g. Eigen::VectorXi); ShapeError unless it has one
+  /// row or one column. A floating-point vector does not compile: cast it first.
   template <class Derived>
   SequenceLengths(const Eigen::DenseBase<Derived>& lengths) : set_(true) {
     static_assert(
@@ -74,16 +87,23 @@ class SequenceLengths {
       lengths_.push_back(to_index(lengths.derived().coeff(b), static_cast<std::size_t>(b)));
   }
 
+  /// Whether lengths are set (not absent).
   bool has_value() const { return set_; }
+  /// Same as has_value(): `if (opts.sequence_length) ...`.
   explicit operator bool() const { return set_; }
   /// The lengths; a ValueError when there are none.
   const std::vector<Index>& value() const {
     if (!set_) throw ValueError("sequence_length: no lengths are set");
     return lengths_;
   }
+  /// The lengths, unchecked: an empty vector when absent (value() throws instead).
   const std::vector<Index>& operator*() const { return lengths_; }
+  /// The lengths, to change in place; unchecked, and changing them does not make absent lengths
+  /// present (assign a vector for that).
   std::vector<Index>& operator*() { return lengths_; }
+  /// The lengths' members, as `lengths->size()`; unchecked, like operator*.
   const std::vector<Index>* operator->() const { return &lengths_; }
+  /// The lengths' members, to change in place; unchecked, like operator*.
   std::vector<Index>* operator->() { return &lengths_; }
   /// Absent again: every example runs all steps.
   void reset() {

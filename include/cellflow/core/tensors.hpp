@@ -26,8 +26,8 @@ namespace cellflow {
 /// sequence_length).
 template <class T>
 struct PaddedBatch {
-  Tensor3<T> inputs;
-  std::vector<Index> lengths;
+  Tensor3<T> inputs;           ///< [batch, time, depth], zero past each example's length
+  std::vector<Index> lengths;  ///< lengths[b]: example b's number of steps (dynamic_rnn's sequence_length)
 };
 
 /// [batch, time, depth] from nested vectors, values[b][t][d], converted to T. Every example must

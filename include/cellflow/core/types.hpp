@@ -9,6 +9,7 @@
 
 namespace cellflow {
 
+/// Sizes and indices: Eigen::Index, a signed integer (std::ptrdiff_t by default).
 using Index = Eigen::Index;
 
 /// Row-major dynamic matrix: the layout of every kernel, batch and state in cellflow.

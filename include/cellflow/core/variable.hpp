@@ -20,10 +20,11 @@ namespace cellflow {
 /// the next use, never a write out of bounds.
 template <class T>
 struct Parameter {
-  Matrix<T> value;
-  Matrix<T> grad;
-  std::vector<Index> shape;  // TensorFlow's shape: {rows, cols} or {n}
+  Matrix<T> value;           ///< [rows, cols], or 1 x n for a 1-D [n] variable
+  Matrix<T> grad;            ///< the gradient, the value's shape: backward passes add (+=) into it
+  std::vector<Index> shape;  ///< TensorFlow's shape: {rows, cols} or {n}
 
+  /// An empty variable: no shape, 0 x 0 value and gradient.
   Parameter() = default;
   /// A 2-D [rows, cols] variable, zero-filled.
   Parameter(Index rows, Index cols)
@@ -31,6 +32,7 @@ struct Parameter {
   /// A 1-D [n] variable, zero-filled.
   explicit Parameter(Index n) : value(Matrix<T>::Zero(1, n)), grad(Matrix<T>::Zero(1, n)), shape{n} {}
 
+  /// Number of scalars of the value (rows * cols, or n).
   Index size() const { return value.size(); }
   /// Row view of a 1-D variable.
   auto vec() const { return value.row(0); }
@@ -86,11 +88,12 @@ Parameter<T> matrix_parameter(const Eigen::MatrixBase<Derived>& m) {
 /// A non-owning handle to one variable: its full TensorFlow name, shape, value and gradient.
 template <class T>
 struct VariableRef {
-  std::string name;
-  std::vector<Index> shape;
-  Matrix<T>* value = nullptr;
-  Matrix<T>* grad = nullptr;
+  std::string name;            ///< the full TF name, e.g. "rnn/multi_rnn_cell/cell_0/lstm_cell/kernel"
+  std::vector<Index> shape;    ///< TensorFlow's shape: {rows, cols} or {n}
+  Matrix<T>* value = nullptr;  ///< the owner's value (a [n] variable is stored 1 x n)
+  Matrix<T>* grad = nullptr;   ///< the owner's gradient, the value's shape
 
+  /// Number of scalars of the value.
   Index size() const { return value->size(); }
 };
 
@@ -107,6 +110,7 @@ inline std::string shape_string(const std::vector<Index>& shape) {
 template <class T>
 class VariableList {
  public:
+  /// An empty list.
   VariableList() = default;
 
   /// Adds every variable of `module` (a cell, a MultiRNNCell or a layer). `scope` is prepended
@@ -144,6 +148,7 @@ class VariableList {
     auto it = std::find_if(vars_.begin(), vars_.end(), [&](const VariableRef<T>& v) { return v.name == name; });
     return it == vars_.end() ? nullptr : &*it;
   }
+  /// The variable with this exact TF name, or nullptr (const list).
   const VariableRef<T>* find(const std::string& name) const { return const_cast<VariableList*>(this)->find(name); }
 
   /// The variable with this exact TF name; throws ValueError listing the known names if absent.
@@ -153,8 +158,11 @@ class VariableList {
     for (const auto& v : vars_) known += "\n  " + v.name;
     throw ValueError("VariableList: no variable named '" + name + "'; the model has:" + known);
   }
+  /// The variable with this exact TF name; ValueError listing the known names if absent (const list).
   const VariableRef<T>& at(const std::string& name) const { return const_cast<VariableList*>(this)->at(name); }
+  /// Same as at(name): ValueError when there is no such variable.
   VariableRef<T>& operator[](const std::string& name) { return at(name); }
+  /// Same as at(name) (const list).
   const VariableRef<T>& operator[](const std::string& name) const { return at(name); }
 
   /// Copies `value` (row-major, TF layout) into the named variable after checking its shape. A
@@ -184,13 +192,21 @@ class VariableList {
     std::copy(values.begin(), values.end(), v.value->data());
   }
 
+  /// Number of variables.
   std::size_t size() const { return vars_.size(); }
+  /// Whether the list holds no variable.
   bool empty() const { return vars_.empty(); }
+  /// Variable k in list order; unchecked, as std::vector's operator[].
   VariableRef<T>& operator[](std::size_t k) { return vars_[k]; }
+  /// Variable k in list order (const list); unchecked.
   const VariableRef<T>& operator[](std::size_t k) const { return vars_[k]; }
+  /// The variables (VariableRef) in list order: `for (auto& v : vars)`.
   auto begin() { return vars_.begin(); }
+  /// Past the last variable.
   auto end() { return vars_.end(); }
+  /// The variables in list order (const list).
   auto begin() const { return vars_.begin(); }
+  /// Past the last variable (const list).
   auto end() const { return vars_.end(); }
 
   /// Total number of scalars over all variables.

@@ -46,15 +46,16 @@ namespace cellflow::data {
 /// MNIST's training images are 47 MB; a larger promise is a corrupt or hostile header.
 inline constexpr std::uint64_t kMaxIdxPayloadBytes = std::uint64_t(1) << 31;
 
-/// Magic numbers of the two IDX kinds cellflow reads.
-inline constexpr std::uint32_t kIdxImagesMagic = 0x00000803u;  // unsigned bytes, 3 dimensions
-inline constexpr std::uint32_t kIdxLabelsMagic = 0x00000801u;  // unsigned bytes, 1 dimension
+/// The magic number of the IDX image files cellflow reads: unsigned bytes, 3 dimensions.
+inline constexpr std::uint32_t kIdxImagesMagic = 0x00000803u;
+/// The magic number of the IDX label files cellflow reads: unsigned bytes, 1 dimension.
+inline constexpr std::uint32_t kIdxLabelsMagic = 0x00000801u;
 
 /// The content of an IDX image file: `count` images of `rows` x `cols` bytes, row-major,
 /// image after image (`pixels.size() == count * rows * cols`).
 struct IdxImages {
-  Index count = 0, rows = 0, cols = 0;
-  std::vector<std::uint8_t> pixels;
+  Index count = 0, rows = 0, cols = 0;  ///< the number of images and the size of each
+  std::vector<std::uint8_t> pixels;     ///< count * rows * cols bytes (0..255), image after image
 };
 
 namespace detail {
@@ -369,7 +370,7 @@ inline std::string find_idx_file(const std::string& dir, const std::string& stem
 /// MNIST-layout data: a training and a test set.
 template <class T>
 struct MnistData {
-  Dataset<T> train, test;
+  Dataset<T> train, test;  ///< from the train-* and the t10k-* files
 };
 
 /// Loads MNIST (or Fashion-MNIST, same file names) from `dir`: train-images-idx3-ubyte,

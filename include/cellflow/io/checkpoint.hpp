@@ -73,15 +73,15 @@ using CheckpointMetadata = std::map<std::string, std::string>;
 
 /// Name and TensorFlow shape of one variable in a checkpoint.
 struct CheckpointVariableInfo {
-  std::string name;
-  std::vector<Index> shape;
+  std::string name;          ///< the variable's TF name
+  std::vector<Index> shape;  ///< its TensorFlow shape: {rows, cols} or {n}
 };
 
 /// One optimizer slot in a checkpoint: the variable it belongs to, its name ("m"), its shape.
 struct CheckpointSlotInfo {
-  std::string variable;
-  std::string slot;
-  std::vector<Index> shape;
+  std::string variable;      ///< the TF name of the variable the slot belongs to
+  std::string slot;          ///< the slot's name: "m", "v", ...
+  std::vector<Index> shape;  ///< its shape, the variable's
 };
 
 /// What a checkpoint file holds, without the tensors' values.
@@ -96,7 +96,7 @@ struct CheckpointInfo {
   std::map<std::string, double> optimizer_scalars;      ///< its scalars, widened to double (exact)
   std::map<std::string, long long> optimizer_counters;  ///< its counters ("step")
   std::vector<CheckpointSlotInfo> optimizer_slots;      ///< its slots, in the file's order
-  CheckpointMetadata metadata;
+  CheckpointMetadata metadata;                          ///< the free-form key/value strings saved with it
 };
 
 /// The newest format version this header reads (it reads versions 1 to this one). It writes the

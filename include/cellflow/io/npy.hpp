@@ -101,10 +101,13 @@ class NpyArray {
     check();
   }
 
+  /// The type the elements are kept in: float32 ("<f4") or float64 ("<f8").
   NpyDType dtype() const { return data_.index() == 0 ? NpyDType::float32 : NpyDType::float64; }
   /// "<f4" or "<f8".
   std::string descr() const { return npy_descr(dtype()); }
+  /// numpy's shape: {} for a scalar, {n}, {rows, cols}, ... (a TF 1-D variable is {n}).
   const std::vector<Index>& shape() const { return shape_; }
+  /// Number of dimensions (0 for a scalar).
   std::size_t rank() const { return shape_.size(); }
   /// Number of elements (1 for a 0-D array).
   std::size_t size() const {
@@ -116,6 +119,7 @@ class NpyArray {
     const auto* v = std::get_if<std::vector<float>>(&data_);
     return v ? v->data() : nullptr;
   }
+  /// The elements when the dtype is float64, else nullptr.
   const double* float64_data() const {
     const auto* v = std::get_if<std::vector<double>>(&data_);
     return v ? v->data() : nullptr;

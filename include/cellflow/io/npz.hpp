@@ -66,8 +66,8 @@ inline constexpr std::uint64_t kMaxNpzBytes = kMaxZipBytes;
 
 /// One named array of an archive. The name is numpy's key: the member name without ".npy".
 struct NpzEntry {
-  std::string name;
-  NpyArray array;
+  std::string name;  ///< numpy's key, e.g. "rnn/lstm_cell/kernel" (the member is "<name>.npy")
+  NpyArray array;    ///< the array
 };
 
 /// The arrays of an .npz archive by name, in archive order.
@@ -90,6 +90,7 @@ class NpzArchive {
     return *this;
   }
 
+  /// Whether the archive holds an array of this name.
   bool contains(const std::string& name) const { return index_.count(name) != 0; }
 
   /// The array with this name, or nullptr.
@@ -115,9 +116,13 @@ class NpzArchive {
     return out;
   }
 
+  /// Number of arrays.
   std::size_t size() const { return entries_.size(); }
+  /// Whether the archive holds no array.
   bool empty() const { return entries_.empty(); }
+  /// The entries (NpzEntry: name and array) in archive order.
   auto begin() const { return entries_.begin(); }
+  /// Past the last entry.
   auto end() const { return entries_.end(); }
 
  private:

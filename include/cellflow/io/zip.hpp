@@ -56,8 +56,8 @@ inline constexpr std::uint64_t kMaxZipBytes = std::uint64_t(1) << 32;
 /// One member of a ZIP archive: its name as stored (a directory's ends in '/') and its
 /// uncompressed bytes.
 struct ZipMember {
-  std::string name;
-  std::vector<std::uint8_t> bytes;
+  std::string name;                 ///< the name as stored in the archive (a directory's ends in '/')
+  std::vector<std::uint8_t> bytes;  ///< the uncompressed content
 };
 
 namespace detail {

@@ -15,8 +15,11 @@ namespace cellflow {
 template <class T>
 class Dense {
  public:
+  /// The scalar type: float or double.
   using Scalar = T;
 
+  /// TF: tf.layers.dense(inputs, out) for inputs of depth `in`: kernel [in, out] drawn glorot_uniform
+  /// from `rng`, bias [out] zero. ValueError unless both sizes are positive.
   Dense(Index in, Index out, Rng& rng, std::string name = "dense") : name_(std::move(name)) {
     detail::check_scalar<T>();
     if (in <= 0 || out <= 0)
@@ -41,12 +44,19 @@ class Dense {
                                       kernel.cols(), "] has ", kernel.cols(), " outputs"));
   }
 
+  /// `in`: the depth of x (the kernel's rows).
   Index input_size() const { return kernel_.value.rows(); }
+  /// `out`: the depth of y (the kernel's columns).
   Index output_size() const { return kernel_.value.cols(); }
+  /// The layer's variable scope: "dense" unless named.
   const std::string& name() const { return name_; }
+  /// "<name>/kernel" [in, out].
   Parameter<T>& kernel() { return kernel_; }
+  /// "<name>/bias" [out].
   Parameter<T>& bias() { return bias_; }
+  /// "<name>/kernel" (const layer).
   const Parameter<T>& kernel() const { return kernel_; }
+  /// "<name>/bias" (const layer).
   const Parameter<T>& bias() const { return bias_; }
 
   /// y [batch, out] = x [batch, in] @ kernel + bias.
@@ -71,6 +81,8 @@ class Dense {
     return dx;
   }
 
+  /// Calls f(name, Parameter<T>&) for the kernel, then the bias: "<scope>/<name>/kernel" and
+  /// "<scope>/<name>/bias" ("dense/kernel" with an empty scope).
   template <class F>
   void for_each_variable(const std::string& scope, F&& f) {
     const std::string s = detail::join_scope(scope, name_);

@@ -16,6 +16,8 @@
 namespace cellflow {
 
 template <class T>
+/// What sparse_softmax_cross_entropy_with_logits returns: the per-example losses and their gradient
+/// with respect to the logits.
 struct SoftmaxCrossEntropy {
   /// [batch] per-example losses: a batch x 1 column, entry b for row b of the logits. (cellflow's
   /// convention for 1-D tensors: a per-example quantity is a column, one entry per row of a batch;

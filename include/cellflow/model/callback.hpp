@@ -114,6 +114,7 @@ struct FitContext;
 /// The base of every callback: override what you need. Each hook gets the FitContext of the run.
 class Callback {
  public:
+  /// Callbacks are deleted through this base.
   virtual ~Callback() = default;
   /// Before the first epoch (check settings here: an error stops fit before any step).
   virtual void on_train_begin(FitContext&) {}
@@ -131,22 +132,26 @@ class Callback {
 
 /// What a callback can see and do during fit.
 struct FitContext {
+  /// fit owns the context; callbacks only use it during the call.
   virtual ~FitContext() = default;
   /// The options fit runs with.
   virtual const FitOptions& options() const = 0;
-  /// Training examples, and batches per epoch.
+  /// Training examples.
   virtual Index train_size() const = 0;
+  /// Batches per epoch (ShuffleBatches::num_batches).
   virtual Index batches_per_epoch() const = 0;
   /// Whether a validation set was given.
   virtual bool has_validation() const = 0;
-  /// The optimizer's learning rate, and a new one (finite, >= 0).
+  /// The optimizer's learning rate.
   virtual double learning_rate() const = 0;
+  /// Sets the optimizer's learning rate (finite, >= 0; ValueError otherwise) from now on.
   virtual void set_learning_rate(double learning_rate) = 0;
   /// Saves the model (Model::save: architecture, weights) and, with `with_optimizer`, the
   /// optimizer's state, atomically.
   virtual void save(const std::string& path, bool with_optimizer, const io::CheckpointMetadata& metadata) const = 0;
-  /// Every weight, widened to double (exact), in variables() order; and back.
+  /// Every weight, widened to double (exact), in variables() order.
   virtual std::vector<double> weights() const = 0;
+  /// Sets every weight from the values of weights() (ShapeError for another count).
   virtual void set_weights(const std::vector<double>& weights) = 0;
   /// The model's summary() (layers and parameters).
   virtual std::string model_summary() const = 0;

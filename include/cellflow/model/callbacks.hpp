@@ -74,6 +74,7 @@ class ProgressBar : public Callback {
   explicit ProgressBar(std::FILE* out = stdout, bool epoch_summary = true)
       : out_(out), summary_(epoch_summary), tty_(CELLFLOW_ISATTY(out)) {}
 
+  /// Redraws the bar (terminal) or prints a line at each quarter of the epoch (pipe).
   void on_batch_end(FitContext&, const BatchLogs& b) override {
     if (tty_) {
       const int width = 24;
@@ -96,6 +97,7 @@ class ProgressBar : public Callback {
     }
   }
 
+  /// Erases the bar and prints the epoch's summary line.
   void on_epoch_end(FitContext&, const EpochLogs& e) override {
     erase();
     if (!summary_) return;
@@ -107,6 +109,7 @@ class ProgressBar : public Callback {
     std::fflush(out_);
   }
 
+  /// Erases the bar, so that the error message starts a clean line.
   void on_train_abort(FitContext&) override { erase(); }
 
  private:
@@ -138,6 +141,8 @@ class CSVLogger : public Callback {
   /// Logs to `path`; `append`: keep the rows of earlier runs (see above).
   explicit CSVLogger(std::string path, bool append = false) : path_(std::move(path)), append_(append) {}
 
+  /// Checks that the file can be written (IOError before any step otherwise); with `append`,
+  /// reads the rows to keep.
   void on_train_begin(FitContext& ctx) override {
     io::check_writable(path_, "CSVLogger");
     text_ = std::string(kHeader) + "\n";
@@ -155,6 +160,7 @@ class CSVLogger : public Callback {
     }
   }
 
+  /// Adds the epoch's row and rewrites the file atomically.
   void on_epoch_end(FitContext&, const EpochLogs& e) override {
     const auto num = [](double v) {
       char buf[40];
@@ -216,15 +222,18 @@ struct ModelCheckpointOptions {
 /// takes to resume (see epochs_trained). "{epoch}" in the path becomes N ("ckpt-{epoch}.cf").
 class ModelCheckpoint : public Callback {
  public:
+  /// Saves to `path` ("{epoch}" replaced by the epoch's number) as `options` say.
   explicit ModelCheckpoint(std::string path, ModelCheckpointOptions options = {})
       : path_(std::move(path)), opt_(std::move(options)) {}
 
+  /// Checks the monitored metric and that the path can be written, before any step.
   void on_train_begin(FitContext& ctx) override {
     if (opt_.save_best_only) detail::check_monitor(opt_.monitor, ctx, "ModelCheckpoint");
     if (path_.find("{epoch}") == std::string::npos) io::check_writable(path_, "ModelCheckpoint");
     best_ = std::numeric_limits<double>::quiet_NaN();
   }
 
+  /// Saves the model (when the metric improved, with save_best_only).
   void on_epoch_end(FitContext& ctx, const EpochLogs& e) override {
     if (opt_.save_best_only) {
       const double v = e.get(opt_.monitor);
@@ -263,6 +272,7 @@ inline int epochs_trained(const io::CheckpointInfo& info) {
 /// ends with the weights of its best epoch.
 class EarlyStopping : public Callback {
  public:
+  /// Watches `monitor` ("val_loss", "val_accuracy", "loss", ...; `mode` says which way is better).
   explicit EarlyStopping(std::string monitor = "val_loss", int patience = 0, double min_delta = 0,
                          bool restore_best_weights = false, MonitorMode mode = MonitorMode::automatic)
       : monitor_(std::move(monitor)),
@@ -274,6 +284,7 @@ class EarlyStopping : public Callback {
     if (!(min_delta >= 0)) throw ValueError(detail::concat("EarlyStopping: min_delta must be >= 0, given ", min_delta));
   }
 
+  /// Checks the metric's name (and that validation data exists for a val_ metric); starts afresh.
   void on_train_begin(FitContext& ctx) override {
     detail::check_monitor(monitor_, ctx, "EarlyStopping");
     best_ = std::numeric_limits<double>::quiet_NaN();
@@ -282,6 +293,7 @@ class EarlyStopping : public Callback {
     best_weights_.clear();
   }
 
+  /// Records an improvement, or counts an epoch without one and stops fit after `patience`.
   void on_epoch_end(FitContext& ctx, const EpochLogs& e) override {
     const double v = e.get(monitor_);
     const bool larger = detail::larger_is_better(monitor_, mode_);
@@ -302,12 +314,14 @@ class EarlyStopping : public Callback {
     }
   }
 
+  /// With restore_best_weights: puts the best epoch's weights back.
   void on_train_end(FitContext& ctx, const History&) override {
     if (restore_ && !best_weights_.empty()) ctx.set_weights(best_weights_);
   }
 
-  /// The best value of the monitored metric, and its epoch (0 before any).
+  /// The best value of the monitored metric (NaN before any).
   double best() const { return best_; }
+  /// The epoch of best() (0 before any).
   int best_epoch() const { return best_epoch_; }
   /// The epoch after which it stopped fit (0 if it did not).
   int stopped_epoch() const { return stopped_epoch_; }
@@ -328,10 +342,12 @@ class EarlyStopping : public Callback {
 ///   cf::LearningRateScheduler decay([](int epoch, double lr) { return epoch > 5 ? lr * 0.5 : lr; });
 class LearningRateScheduler : public Callback {
  public:
+  /// `schedule(epoch, lr)` returns the rate of epoch `epoch` (from 1) given the current one.
   explicit LearningRateScheduler(std::function<double(int epoch, double learning_rate)> schedule)
       : schedule_(std::move(schedule)) {
     if (!schedule_) throw ValueError("LearningRateScheduler: the schedule is empty");
   }
+  /// Sets the epoch's learning rate.
   void on_epoch_begin(FitContext& ctx, int epoch) override {
     ctx.set_learning_rate(schedule_(epoch, ctx.learning_rate()));
   }
@@ -351,18 +367,23 @@ struct LambdaCallback : Callback {
   std::function<void(FitContext&, const EpochLogs&)> epoch_end;  ///< on_epoch_end
   std::function<void(FitContext&, const History&)> train_end;    ///< on_train_end
 
+  /// Calls `train_begin` when it is set.
   void on_train_begin(FitContext& c) override {
     if (train_begin) train_begin(c);
   }
+  /// Calls `epoch_begin` when it is set.
   void on_epoch_begin(FitContext& c, int e) override {
     if (epoch_begin) epoch_begin(c, e);
   }
+  /// Calls `batch_end` when it is set.
   void on_batch_end(FitContext& c, const BatchLogs& b) override {
     if (batch_end) batch_end(c, b);
   }
+  /// Calls `epoch_end` when it is set.
   void on_epoch_end(FitContext& c, const EpochLogs& e) override {
     if (epoch_end) epoch_end(c, e);
   }
+  /// Calls `train_end` when it is set.
   void on_train_end(FitContext& c, const History& h) override {
     if (train_end) train_end(c, h);
   }

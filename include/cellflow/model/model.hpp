@@ -113,10 +113,12 @@ inline int resolve_threads(int requested, const char* op) {
 
 }  // namespace detail
 
+/// A recurrent classifier that owns its layers: a MultiRNNCell, a dense head on the top layer's
+/// final output, sparse softmax cross-entropy (see the top of this header).
 template <class T>
 class Model {
  public:
-  using Scalar = T;
+  using Scalar = T;  ///< float or double
 
   /// The model `config` describes, its weights drawn from `rng` with TF's initializers (layer 0
   /// first, then the head: the order a hand-written program creates them in).
@@ -160,6 +162,7 @@ class Model {
         skipped_(o.skipped_) {
     bind();
   }
+  /// A deep copy, as the copy constructor.
   Model& operator=(const Model& o) {
     if (this != &o) *this = Model(o);
     return *this;
@@ -167,6 +170,7 @@ class Model {
   /// Moves the layers (no weight is copied); the moved-from model may only be destroyed or
   /// assigned to.
   Model(Model&&) noexcept = default;
+  /// Takes `o`'s layers (no weight is copied).
   Model& operator=(Model&&) noexcept = default;
 
   // ---- training ----
@@ -274,12 +278,15 @@ class Model {
   Index classes() const { return head_->output_size(); }
   /// The recurrent stack (layer(l) gives each cell; TF: the MultiRNNCell).
   MultiRNNCell<T>& rnn() { return *rnn_; }
+  /// The recurrent stack, read-only.
   const MultiRNNCell<T>& rnn() const { return *rnn_; }
   /// The dense head on the top layer's final output.
   Dense<T>& head() { return *head_; }
+  /// The dense head, read-only.
   const Dense<T>& head() const { return *head_; }
   /// Every variable, by TF name, in creation order: what an optimizer steps and a checkpoint holds.
   VariableList<T>& variables() { return vars_; }
+  /// Every variable, read-only.
   const VariableList<T>& variables() const { return vars_; }
   /// Trainable scalars in all variables.
   Index num_parameters() const { return vars_.num_scalars(); }

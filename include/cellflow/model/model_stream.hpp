@@ -25,6 +25,7 @@
 
 namespace cellflow {
 
+/// A Model serving independent streams step by step (see the top of this header).
 template <class T>
 class ModelStream {
  public:

@@ -29,6 +29,8 @@
 namespace cellflow {
 
 template <class T>
+/// tf.train.AdamOptimizer with TF1's update (see the top of this header); its state holds the slots
+/// m and v of every variable.
 class AdamOptimizer : public Optimizer<T> {
  public:
   /// TF1's AdamOptimizer(learning_rate, beta1, beta2, epsilon), with its defaults. Each argument
@@ -77,11 +79,15 @@ class AdamOptimizer : public Optimizer<T> {
   /// "adam".
   std::string kind() const override { return "adam"; }
 
+  /// The decay rate of the first moment m (TF's beta1).
   T beta1() const { return beta1_; }
+  /// The decay rate of the second moment v (TF's beta2).
   T beta2() const { return beta2_; }
+  /// Added to the uncorrected sqrt(v) (TF1's "epsilon hat").
   T epsilon() const { return eps_; }
   /// beta1^(t+1) and beta2^(t+1) after t steps: the powers the next step will use.
   T beta1_power() const { return beta1_power_; }
+  /// beta2^(t+1) after t steps, as beta1_power().
   T beta2_power() const { return beta2_power_; }
   /// Steps applied so far.
   long long step() const { return step_; }
@@ -92,6 +98,7 @@ class AdamOptimizer : public Optimizer<T> {
   /// The slots of variable k of the list they were made for (in list order); empty before the
   /// first step.
   const std::vector<Matrix<T>>& m_slots() const { return m_; }
+  /// The v slots, as m_slots().
   const std::vector<Matrix<T>>& v_slots() const { return v_; }
 
   /// The state of kind "adam" (top of this header); the slots keyed by the names of `vars`,

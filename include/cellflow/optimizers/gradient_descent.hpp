@@ -16,6 +16,7 @@
 namespace cellflow {
 
 template <class T>
+/// tf.train.GradientDescentOptimizer: var -= learning_rate * grad; no slots, no counters.
 class GradientDescentOptimizer : public Optimizer<T> {
  public:
   /// TF1's GradientDescentOptimizer(learning_rate); any arithmetic type, converted to T.

@@ -103,6 +103,7 @@ void check_gradients(const VariableList<T>& vars, const char* op) {
 template <class T>
 class Optimizer {
  public:
+  /// Virtual: an optimizer may be destroyed through an Optimizer<T>*.
   virtual ~Optimizer() = default;
 
   /// One step over every variable of `vars`, using the gradients stored in it. Checks every
@@ -113,6 +114,7 @@ class Optimizer {
   /// The kind of optimizer, as checkpoints record it: "adam", "gradient_descent".
   virtual std::string kind() const = 0;
 
+  /// The learning rate, in T.
   T learning_rate() const { return lr_; }
   /// Replaces the learning rate (any arithmetic type, converted to T); ValueError unless it is
   /// finite and >= 0 in T. Nothing else changes.

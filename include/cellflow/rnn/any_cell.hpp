@@ -34,15 +34,22 @@ struct TapeBase {
 }  // namespace detail
 
 template <class T>
+/// A cell of any kind behind one type (see the top of this header): a sequence cell whose state is a
+/// CellState<T>. Copying an AnyCell copies the wrapped cell, variables included.
 class AnyCell {
  public:
+  /// The wrapped cell's scalar type, float or double.
   using Scalar = T;
+  /// An LSTMStateTuple or a plain h, whichever the wrapped cell's state is.
   using State = CellState<T>;
+  /// What for_each_variable calls: f(name, Parameter<T>&).
   using VariableVisitor = std::function<void(const std::string&, Parameter<T>&)>;
+  // ---- cell contract ----
   /// The concrete cell's tape; (re)made to fit by forward_sequence.
   struct Tape {
     std::unique_ptr<detail::TapeBase> impl;
   };
+  // ---- end of cell contract ----
 
   /// Wraps any cell meeting the contract whose state is a Matrix or an LSTMStateTuple.
   template <class Cell, class = std::enable_if_t<!std::is_same_v<std::decay_t<Cell>, AnyCell>>>
@@ -55,22 +62,32 @@ class AnyCell {
         "AnyCell: only cells with a Matrix (GRU kinds) or LSTMStateTuple (LSTM kinds) state can be "
         "layers of a MultiRNNCell");
   }
+  /// A deep copy: the wrapped cell and its variables are copied.
   AnyCell(const AnyCell& o) : self_(o.self_->clone()) {}
+  /// Takes the wrapped cell over; the moved-from AnyCell holds none and may only be assigned or destroyed.
   AnyCell(AnyCell&&) noexcept = default;
+  /// Replaces the wrapped cell by a copy of o's.
   AnyCell& operator=(const AnyCell& o) {
     if (this != &o) self_ = o.self_->clone();
     return *this;
   }
+  /// Takes o's cell over, as the move constructor does.
   AnyCell& operator=(AnyCell&&) noexcept = default;
 
+  /// The wrapped cell's input depth.
   Index input_depth() const { return self_->input_depth(); }
+  /// The wrapped cell's output size.
   Index output_size() const { return self_->output_size(); }
+  /// The wrapped cell's cell_name(), e.g. "gru_cell(num_units=64)".
   std::string cell_name() const { return self_->cell_name(); }
   /// The concrete cell's variable scope ("basic_lstm_cell", "gru_cell", ...).
   std::string scope_name() const { return self_->scope_name(); }
   /// The concrete cell's CellConfig (its TF class and options).
   CellConfig config() const { return self_->config(); }
+  /// The wrapped cell's zero state for `batch` examples.
   State zero_state(Index batch) const { return self_->zero_state(batch); }
+  /// Throws ShapeError unless `s` is the wrapped cell's kind of state (LSTM or GRU) with its shapes for
+  /// `batch` examples; `what` starts the message.
   void check_state(const State& s, Index batch, const std::string& what) const { self_->check_state(s, batch, what); }
 
   /// The wrapped cell, if it is a `Cell`; otherwise nullptr.
@@ -79,13 +96,17 @@ class AnyCell {
     auto* m = dynamic_cast<Model<Cell>*>(self_.get());
     return m ? &m->cell : nullptr;
   }
+  /// The wrapped cell, if it is a `Cell`; otherwise nullptr (const AnyCell).
   template <class Cell>
   const Cell* as() const {
     auto* m = dynamic_cast<const Model<Cell>*>(self_.get());
     return m ? &m->cell : nullptr;
   }
 
+  /// Calls f(name, Parameter<T>&) for each variable of the wrapped cell, named as that cell names them
+  /// under `scope`.
   void for_each_variable(const std::string& scope, const VariableVisitor& f) { self_->for_each_variable(scope, f); }
+  /// Sets the gradient of every variable of the wrapped cell to zero.
   void zero_grad() { cellflow::zero_grad(*this); }
 
   /// One step, TF's `cell(x, state)`.
@@ -93,15 +114,20 @@ class AnyCell {
     return detail::run_step(*this, x, state);
   }
 
-  // ---- sequence functions (cells/cell_traits.hpp) ----
+  // ---- cell contract: sequence functions (cells/cell_traits.hpp) ----
 
+  /// Runs the wrapped cell over X through run_sequence (one virtual call per sequence), its tape in tp
+  /// (made anew when tp held another kind's).
   void forward_sequence(Tape& tp, const Matrix<T>& X, const SequenceArgs& args, const State& s0, Matrix<T>& Y) const {
     self_->forward_sequence(tp, X, args, s0, Y);
   }
+  /// The wrapped cell's final state; Error when tp was not filled by a forward pass of this kind of cell.
   State final_state(const Tape& tp) const {
     check_tape(tp, "final_state");
     return self_->final_state(*tp.impl);
   }
+  /// The wrapped cell's backward pass through run_sequence_backward; Error when tp was not filled by a
+  /// forward pass of this kind of cell.
   void backward_sequence(Tape& tp, const Matrix<T>& X, const SequenceArgs& args, const Matrix<T>* dY,
                          const State* d_final, Matrix<T>* dX, State& d_initial, Gradients<T>& grads) const {
     check_tape(tp, "backward");

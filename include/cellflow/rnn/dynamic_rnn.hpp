@@ -52,18 +52,22 @@ struct RNNOptions {
 /// What dynamic_rnn returns: outputs, final state, and the tape for dynamic_rnn_backward.
 template <class Cell>
 struct RNNResult {
+  /// The cell's scalar type.
   using T = typename Cell::Scalar;
+  /// The cell's state type.
   using State = typename Cell::State;
 
   Tensor3<T> outputs;  ///< [batch, time, output_size] ([time, batch, output_size] if time_major)
   State final_state;   ///< per example, the state after its last valid step
+
+  // ---- internal ----
 
   /// Everything backward needs, reused by dynamic_rnn_into across calls.
   struct Tape {
     detail::BatchSplit<Cell> split;  // the slices, their tapes and buffers
     const Cell* producer = nullptr;  // the cell whose forward pass filled the tape
     bool time_major = false, training = false;
-  } tape;
+  } tape;  ///< written by dynamic_rnn and dynamic_rnn_into, read by dynamic_rnn_backward
 };
 
 /// Gradients dynamic_rnn_backward returns (variable gradients are accumulated into the cell).

@@ -39,20 +39,33 @@ template <class V, class A>
 struct is_vector<std::vector<V, A>> : std::true_type {};
 }  // namespace detail
 
+// ---- cell contract ----
+
 /// Per-sequence buffers of a MultiRNNCell: each layer's tape and the outputs between layers.
 template <class T>
 struct MultiRNNTape {
-  std::vector<typename AnyCell<T>::Tape> tapes;  // one per layer
-  std::vector<Matrix<T>> outputs;                // time-major outputs of layers 0..L-2
-  Matrix<T> d_below, d_above;                    // gradient buffers between layers
+  std::vector<typename AnyCell<T>::Tape> tapes;  ///< one per layer
+  std::vector<Matrix<T>> outputs;                ///< time-major outputs of layers 0..L-2
+  /// Backward's buffers between layers: d_below receives a layer's input gradient, which becomes
+  /// (swapped into d_above) the output gradient of the layer below.
+  Matrix<T> d_below, d_above;
 };
 
+// ---- end of cell contract ----
+
 template <class T>
+/// tf.nn.rnn_cell.MultiRNNCell: a stack of cells, each held as an AnyCell, that is itself a cell;
+/// layer l reads layer l - 1's output. Variables under "multi_rnn_cell/cell_<l>/"; the state holds
+/// one CellState per layer, layer 0 first.
 class MultiRNNCell {
  public:
+  /// The scalar type of every layer.
   using Scalar = T;
   using State = std::vector<CellState<T>>;  ///< one state per layer, layer 0 first
+  // ---- cell contract ----
+  /// The per-sequence buffers of a run.
   using Tape = MultiRNNTape<T>;
+  // ---- end of cell contract ----
 
   /// A stack of one cell type, as in `MultiRNNCell([BasicLSTMCell(150) for _ in range(3)])`;
   /// also std::vector<AnyCell<T>> for a stack whose kinds and depth are chosen at run time.
@@ -71,22 +84,31 @@ class MultiRNNCell {
     validate();
   }
 
+  /// Number of layers (at least 1).
   Index num_layers() const { return static_cast<Index>(layers_.size()); }
+  /// Layer 0's input depth.
   Index input_depth() const { return layers_.front().input_depth(); }
+  /// The top layer's output size.
   Index output_size() const { return layers_.back().output_size(); }
+  /// "multi_rnn_cell(L layers)", for messages.
   std::string cell_name() const { return detail::concat("multi_rnn_cell(", layers_.size(), " layers)"); }
+  /// "multi_rnn_cell": the variable scope.
   std::string scope_name() const { return "multi_rnn_cell"; }
 
   /// Layer l (0 = the bottom); ValueError outside [0, num_layers()).
   AnyCell<T>& layer(Index l) { return layers_[checked(l)]; }
+  /// Layer l (const stack); ValueError outside [0, num_layers()).
   const AnyCell<T>& layer(Index l) const { return layers_[checked(l)]; }
 
+  /// Every layer's zero state for `batch` examples, layer 0 first.
   State zero_state(Index batch) const {
     State s;
     for (const auto& c : layers_) s.push_back(c.zero_state(batch));
     return s;
   }
 
+  /// Throws ShapeError unless `s` holds one state per layer, each a state of its layer for `batch`
+  /// examples (the message names the layer).
   void check_state(const State& s, Index batch, const std::string& what) const {
     if (s.size() != layers_.size())
       throw ShapeError(detail::concat(what, ": ", cell_name(), " state expected ", layers_.size(),
@@ -95,6 +117,8 @@ class MultiRNNCell {
       layers_[l].check_state(s[l], batch, detail::concat(what, " (layer ", l, ")"));
   }
 
+  /// Calls f(name, Parameter<T>&) for each variable, layer by layer, named
+  /// "<scope>/multi_rnn_cell/cell_<l>/..." (e.g. "multi_rnn_cell/cell_0/gru_cell/gates/kernel").
   template <class F>
   void for_each_variable(const std::string& scope, F&& f) {
     const std::string s = detail::join_scope(scope, "multi_rnn_cell");
@@ -102,14 +126,18 @@ class MultiRNNCell {
       layers_[l].for_each_variable(detail::concat(s, "/cell_", l), std::ref(f));
   }
 
+  /// Sets the gradient of every variable of every layer to zero.
   void zero_grad() { cellflow::zero_grad(*this); }
 
+  /// One step, TF's `cell(x, state)`: the top layer's output and every layer's new state.
   StepOutput<T, State> operator()(const Matrix<T>& x, const State& state) const {
     return detail::run_step(*this, x, state);
   }
 
-  // ---- sequence functions (cells/cell_traits.hpp): layer by layer ----
+  // ---- cell contract: sequence functions (cells/cell_traits.hpp), layer by layer ----
 
+  /// Runs layer 0 over every step of X, then layer 1 over its outputs, and so on; the top layer's
+  /// outputs go to Y.
   void forward_sequence(Tape& tp, const Matrix<T>& X, const SequenceArgs& args, const State& s0, Matrix<T>& Y) const {
     const std::size_t L = layers_.size();
     tp.tapes.resize(L);
@@ -122,6 +150,7 @@ class MultiRNNCell {
     }
   }
 
+  /// Every layer's final state; Error when the tape holds another number of layers than the stack.
   State final_state(const Tape& tp) const {
     check_tape(tp);
     State s;
@@ -129,6 +158,9 @@ class MultiRNNCell {
     return s;
   }
 
+  /// Backward from the top layer down, each layer's input gradient being the output gradient of the
+  /// one below; d_initial receives every layer's initial-state gradient. Error when the tape holds
+  /// another number of layers than the stack.
   void backward_sequence(Tape& tp, const Matrix<T>& X, const SequenceArgs& args, const Matrix<T>* dY,
                          const State* d_final, Matrix<T>* dX, State& d_initial, Gradients<T>& grads) const {
     check_tape(tp);

@@ -15,6 +15,8 @@
 
 namespace cellflow {
 
+// ---- cell contract: running any cell over a sequence ----
+
 /// Runs `cell` forward over X: outputs into Y [time * batch, output_size] (zeros past each
 /// example's length), everything backward needs into `tape` (when args.training); the final
 /// state is then cell.final_state(tape).

@@ -28,18 +28,22 @@ namespace cellflow {
 /// One training step of a cell: its output and new state, and what cell_backward needs.
 template <class Cell>
 struct CellStep {
+  /// The cell's scalar type.
   using T = typename Cell::Scalar;
+  /// The cell's state type.
   using State = typename Cell::State;
 
   Matrix<T> output;  ///< [batch, output_size]
   State state;       ///< the state after the step
+
+  // ---- internal ----
 
   /// What cell_backward reads: the input, the cell's one-step tape and the cell that ran it.
   struct Tape {
     Matrix<T> input;
     typename Cell::Tape cell;
     const Cell* producer = nullptr;
-  } tape;
+  } tape;  ///< written by cell_forward, read by cell_backward
 };
 
 /// The gradients cell_backward returns (the weight gradients go into the cell's variables).

@@ -34,11 +34,16 @@
 namespace cellflow {
 
 template <class Cell>
+/// Streaming inference with `cell` (see the top of this header): step() feeds one time step, feed()
+/// a chunk of steps, and the stream carries the state between calls. It keeps a pointer to the
+/// cell, which must outlive it and not change while it is used.
 class RNNStream {
   static_assert(detail::check_cell<Cell>(), "RNNStream: the type is not a cell (see the messages above)");
 
  public:
+  /// The cell's scalar type.
   using T = typename Cell::Scalar;
+  /// The cell's state type.
   using State = typename Cell::State;
 
   /// `batch` independent sequences, starting from the cell's zero state.

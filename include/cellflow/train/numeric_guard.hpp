@@ -24,7 +24,7 @@ namespace cellflow {
 
 /// Where a non-finite gradient entry is: the variable's name and the entry's position.
 struct NonFiniteEntry {
-  std::string variable;
+  std::string variable;         ///< the variable's TF name
   std::vector<Index> position;  ///< {row, col} of a 2-D variable, {i} of a 1-D one
   double value = 0;             ///< the NaN or infinity found
 };
