@@ -49,6 +49,8 @@ struct Preamble {
   std::vector<int> y = std::vector<int>(150, 0);
   std::vector<cf::Index> lengths = std::vector<cf::Index>(150, 28);
   std::vector<cf::Matrix<float>> frames;
+  cf::Model<float> model{28, {cf::BasicLSTM(150), cf::BasicLSTM(150), cf::BasicLSTM(150)}, 10, rng};
+  cf::data::Dataset<float> train, test;
 
   cf::convert::StateDict<float> read_my_tensors() const { return {}; }
 };
