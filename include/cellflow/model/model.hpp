@@ -153,6 +153,16 @@ class Model {
     bind();
   }
 
+  /// From one cell built by hand (any cell kind TF's dynamic_rnn takes on its own, e.g.
+  /// `GRUCell<float>(3, 64, rng)`) and a head reading its output. Variables are named as
+  /// dynamic_rnn(cell) names them in TF: "<scope>/<cell scope>/..." (ModelConfig::multi_rnn_cell
+  /// is false).
+  Model(AnyCell<T> cell, Dense<T> head, std::string scope = "rnn")
+      : Model(MultiRNNCell<T>(std::vector<AnyCell<T>>{std::move(cell)}), std::move(head), std::move(scope)) {
+    config_.multi_rnn_cell = false;
+    bind();
+  }
+
   /// A deep copy: the copy owns its own weights (and no training buffers).
   Model(const Model& o)
       : config_(o.config_),
@@ -459,8 +469,9 @@ Model<T> load_model(const std::string& path, Optimizer<T>* optimizer = nullptr) 
   io::CheckpointInfo info;
   try {
     info = io::read_checkpoint_info(path);
-  } catch (const IOError& e) {
-    throw IOError(detail::concat("load_model: ", e.what()));
+  } catch (const IOError& e) {  // "read_checkpoint_info: 'path': ..." -> "load_model: 'path': ..."
+    const std::string m = e.what(), prefix = "read_checkpoint_info: ";
+    throw IOError("load_model: " + (m.rfind(prefix, 0) == 0 ? m.substr(prefix.size()) : m));
   }
   const char* want = std::is_same_v<T, float> ? "f32" : "f64";
   if (info.scalar_type != want)
