@@ -1,11 +1,11 @@
-// Classifies one digit with a model trained and saved by mnist_rnn (--save FILE): the image is
-// streamed into the recurrent stack one row (time step) at a time with RNNStream, as a live
-// input would be, and the dense head turns the final h into class probabilities.
+// Classifies one digit with a model trained and saved by mnist_rnn (--save FILE): the file alone
+// gives the model (cf::load_model; no architecture options), the image is streamed into it one
+// row (time step) at a time with ModelStream, as a live input would be, and the model's class
+// probabilities after the last row are printed.
 //
 //   classify_digit --model mnist.ckpt --idx data/mnist-subset/t10k-images-idx3-ubyte.gz --index 7
 //   classify_digit --model mnist.ckpt --pgm digit.pgm
 #include <algorithm>
-#include <cmath>
 #include <cstdio>
 #include <numeric>
 #include <string>
@@ -13,8 +13,8 @@
 
 #include "cellflow/cellflow.hpp"
 #include "cellflow/io.hpp"
-#include "mnist_model.hpp"
 #include "support/args.hpp"
+#include "support/mnist_config.hpp"
 #include "support/pgm.hpp"
 
 namespace cf = cellflow;
@@ -24,10 +24,11 @@ namespace {
 
 const char* kUsage = R"(usage: classify_digit --model FILE (--idx IMAGES [--labels LABELS] [--index N] | --pgm FILE)
 
-Loads a model saved by `mnist_rnn --save FILE` and classifies one 28x28 digit, fed to the
-recurrent stack one row per time step; prints the top-3 classes with their probabilities.
+Loads a model saved by `mnist_rnn --save FILE` (its architecture comes from the file) and
+classifies one 28x28 digit, fed to the model one row per time step; prints the top-3 classes
+with their probabilities.
 
-  --model FILE      checkpoint written by mnist_rnn --save
+  --model FILE      checkpoint written by mnist_rnn --save (or any Model::save)
   --idx FILE        an IDX image file (raw or .gz), e.g. t10k-images-idx3-ubyte.gz
   --labels FILE     its IDX label file, to print the true label too (optional)
   --index N         which image of the IDX file                           [0]
@@ -58,12 +59,20 @@ Options parse_options(int argc, char** argv) {
   return o;
 }
 
+/// The model of a checkpoint: a file of Model::save (mnist_rnn --save) holds its architecture;
+/// one of an older mnist_rnn holds its --cell/--layers/--units in its metadata, and the same
+/// variables.
+cf::Model<float> load(const std::string& path) {
+  const cf::io::CheckpointInfo info = cf::io::read_checkpoint_info(path);
+  if (support::has_architecture(info)) return cf::load_model<float>(path);
+  cf::Rng rng(0);  // initial weights, all replaced by the file's
+  cf::Model<float> model(support::checkpoint_config(info, path), rng);
+  model.load_weights(path);
+  return model;
+}
+
 int run(const Options& o) {
-  // The architecture comes from the checkpoint's metadata; the weights from its variables.
-  const auto config = mnist::config_from_checkpoint(o.model);
-  cf::Rng rng(0);  // initial weights, all overwritten by the checkpoint
-  mnist::Classifier model(config, 0.001f, rng);
-  model.load(o.model, /*with_optimizer=*/false);
+  const cf::Model<float> model = load(o.model);
 
   std::vector<std::uint8_t> pixels;
   Index rows = 0, cols = 0;
@@ -90,37 +99,29 @@ int run(const Options& o) {
     cols = img.cols;
     pixels = img.pixels;
   }
-  if (cols != config.inputs)
+  if (cols != model.input_depth())
     throw cf::ShapeError("the image is " + std::to_string(rows) + "x" + std::to_string(cols) + " pixels; the model '" +
-                         o.model + "' reads rows of " + std::to_string(config.inputs) + " pixels");
+                         o.model + "' reads rows of " + std::to_string(model.input_depth()) + " pixels");
 
-  // One row per time step through the stack, the state carried by the stream.
-  cf::RNNStream<cf::MultiRNNCell<float>> stream(model.stack());
+  // One row per time step through the model, the state carried by the stream.
+  cf::ModelStream<float> stream(model);
   cf::Matrix<float> row(1, cols);
   for (Index t = 0; t < rows; ++t) {
     for (Index c = 0; c < cols; ++c)
       row(0, c) = static_cast<float>(pixels[static_cast<std::size_t>(t * cols + c)]) / 255.0f;
     stream.step(row);
   }
-  const cf::Matrix<float> logits = model.logits(stream.state().back().h());
-  // Softmax, stable.
-  const float top = logits.maxCoeff();
-  std::vector<double> p(static_cast<std::size_t>(logits.cols()));
-  for (Index k = 0; k < logits.cols(); ++k) p[static_cast<std::size_t>(k)] = std::exp(double(logits(0, k) - top));
-  const double sum = std::accumulate(p.begin(), p.end(), 0.0);
-  for (auto& v : p) v /= sum;
-  std::vector<int> order(p.size());
+  const cf::Matrix<float> p = stream.predict_proba();  // [1, classes]
+  std::vector<int> order(static_cast<std::size_t>(p.cols()));
   std::iota(order.begin(), order.end(), 0);
-  std::sort(order.begin(), order.end(),
-            [&](int a, int b) { return p[static_cast<std::size_t>(a)] > p[static_cast<std::size_t>(b)]; });
+  std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return p(0, a) > p(0, b); });
 
   std::printf("%s: %ldx%ld digit", o.idx.empty() ? o.pgm.c_str() : (o.idx + " #" + std::to_string(o.index)).c_str(),
               static_cast<long>(rows), static_cast<long>(cols));
   if (label >= 0) std::printf(", true label %d", label);
-  std::printf("\nmodel %s: %d x %s(%ld)\n", o.model.c_str(), config.layers, mnist::cell_kind_name(config.cell),
-              static_cast<long>(config.units));
+  std::printf("\nmodel %s: %s\n", o.model.c_str(), support::describe(model.config()).c_str());
   for (std::size_t k = 0; k < std::min<std::size_t>(3, order.size()); ++k)
-    std::printf("  %zu. class %d  p = %.4f\n", k + 1, order[k], p[static_cast<std::size_t>(order[k])]);
+    std::printf("  %zu. class %d  p = %.4f\n", k + 1, order[k], static_cast<double>(p(0, order[k])));
   return 0;
 }
 

@@ -1,7 +1,9 @@
 // MNIST as row sequences: each 28x28 digit is 28 time steps of 28 pixels, read by a stack of
-// recurrent layers; a dense softmax head classifies the top layer's final h. The C++ port of the
-// classic TensorFlow 1.x program (see mnist_model.hpp for the TF lines side by side; the same
-// program without options is mnist_minimal.cpp).
+// recurrent layers; a dense softmax head classifies the top layer's final h. The classic
+// TensorFlow 1.x program as a complete tool on cellflow's model API: a cf::Model built from
+// --cell/--layers/--units, trained by cf::fit with the test set as validation data, the
+// library's ProgressBar, CSVLogger (--csv) and ModelCheckpoint (--save), and a chart of the
+// History (--plot). The same program without options is mnist_minimal.cpp.
 //
 //   mnist_rnn                       shipped data (8,000 train / 2,000 test real digits), 10 epochs
 //   mnist_rnn --data DIR            any directory with the four MNIST/Fashion-MNIST IDX files
@@ -9,10 +11,12 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
-#include <cstdlib>
 #include <filesystem>
 #include <functional>
+#include <memory>
+#include <new>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -21,10 +25,9 @@
 
 #include "cellflow/cellflow.hpp"
 #include "cellflow/io.hpp"
-#include "mnist_model.hpp"
 #include "support/args.hpp"
+#include "support/mnist_config.hpp"
 #include "support/output_file.hpp"
-#include "support/progress.hpp"
 #include "support/svg_chart.hpp"
 
 #ifdef _OPENMP
@@ -72,15 +75,16 @@ must exist; a directory or a read-only file is refused), and each is written ato
 temporary file renamed over it, so an old file is never left half written). After every epoch
 the checkpoint is written first, then the CSV. If one cannot be written, the error is printed,
 the other is still written, the chart is written with the epochs so far, and mnist_rnn stops
-with exit status 1 (resume with --load). A resumed run numbers its epochs on from the loaded
-ones; its CSV and chart hold its own epochs.
+with exit status 1 (resume with --load). Epochs are numbered from 1; a resumed run numbers its
+epochs on from the loaded ones and draws the batches the uninterrupted run would have; its CSV
+and chart hold its own epochs.
 
 Exit status: 0 done; 1 an error (data, --load file, output file, diverged training); 2 a bad
 command line.
 )";
 
 struct Options {
-  mnist::CellKind cell = mnist::CellKind::basic;
+  std::string cell = "basic";
   int layers = 3;
   Index units = 150;
   int epochs = 10;
@@ -104,9 +108,9 @@ bool same_file(const std::string& a, const std::string& b) {
 
 Options parse_options(int argc, char** argv) {
   Options o;
-  std::string cell = "basic", on_nonfinite = "stop";
+  std::string on_nonfinite = "stop";
   support::ArgParser args("mnist_rnn", kUsage);
-  args.choice("--cell", cell, {"basic", "peephole", "gru"})
+  args.choice("--cell", o.cell, {"basic", "peephole", "gru"})
       .integer("--layers", o.layers, 1, 64)
       .integer("--units", o.units, 1, 1 << 16)
       .integer("--epochs", o.epochs, 0, 100000)
@@ -123,7 +127,6 @@ Options parse_options(int argc, char** argv) {
       .path("--csv", o.csv, "a file")
       .path("--plot", o.plot, "a file");
   args.parse(argc, argv);
-  o.cell = mnist::parse_cell_kind(cell);
   o.skip_nonfinite = on_nonfinite == "skip";
   o.lr_given = args.given("--lr");
   if (o.epochs == 0 && (!o.csv.empty() || !o.plot.empty()))
@@ -139,57 +142,76 @@ Options parse_options(int argc, char** argv) {
   return o;
 }
 
-struct EpochRow {
-  long long epoch;
-  double train_loss, last_batch_accuracy, test_loss, test_accuracy, seconds, samples_per_second;
-};
-
-std::string csv_text(const std::vector<EpochRow>& rows) {
-  std::ostringstream f;
-  f << "epoch,train_loss,last_batch_accuracy,test_loss,test_accuracy,epoch_seconds,samples_per_second\n";
-  for (const auto& r : rows)
-    f << r.epoch << "," << r.train_loss << "," << r.last_batch_accuracy << "," << r.test_loss << "," << r.test_accuracy
-      << "," << r.seconds << "," << r.samples_per_second << "\n";
-  return f.str();
-}
-
-std::string chart_text(const Options& o, const std::vector<EpochRow>& rows, Index train_size) {
-  support::Series loss{"training loss (mean cross-entropy)", "#d62728", {}, false, rows.front().epoch};
-  support::Series acc{"test accuracy", "#1f77b4", {}, true, rows.front().epoch};
-  for (const auto& r : rows) {
-    loss.values.push_back(r.train_loss);
-    acc.values.push_back(r.test_accuracy);
+std::string chart_text(const Options& o, const cf::ModelConfig& config, const cf::History& history, Index train_size) {
+  const long long first = history.epochs.front().epoch;
+  support::Series loss{"training loss (mean cross-entropy)", "#d62728", {}, false, first};
+  support::Series acc{"test accuracy", "#1f77b4", {}, true, first};
+  for (const auto& e : history.epochs) {
+    loss.values.push_back(e.loss);
+    acc.values.push_back(e.val_accuracy);
   }
   std::ostringstream caption;
-  caption << "mnist_rnn: " << o.layers << " x " << mnist::cell_kind_name(o.cell) << "(" << o.units << "), batch "
-          << o.batch << ", Adam(" << o.lr << "), " << train_size << " training digits";
+  caption << "mnist_rnn: " << support::describe(config) << ", batch " << o.batch << ", Adam(" << o.lr << "), "
+          << train_size << " training digits";
   return support::svg_chart(caption.str(), {loss, acc});
 }
 
 /// "1 epoch", "10 epochs".
 std::string count(long long n, const char* what) { return std::to_string(n) + " " + what + (n == 1 ? "" : "s"); }
 
-/// Runs one output's write; an error is printed rather than thrown, so that the outputs are
-/// written independently. False when it failed.
-bool write_output(const std::function<void()>& write) {
+/// Prints an error writing the output file `path` of `option`, named by the option:
+/// "mnist_rnn: error: --csv: '<path>': <problem>" (the library names its own step instead of
+/// the option: "CSVLogger: '<path>': ...").
+void report(const std::string& option, const std::string& path, const std::exception& e) {
+  std::string what = e.what();
+  const auto at = what.find(": '" + path + "'");
+  what = option + (at == std::string::npos ? ": " + what : what.substr(at));
+  std::fprintf(stderr, "mnist_rnn: error: %s\n", what.c_str());
+}
+
+/// Runs one output's write; an error is printed rather than thrown. False when it failed.
+bool write_output(const std::string& option, const std::string& path, const std::function<void()>& write) {
   try {
     write();
     return true;
   } catch (const cf::Error& e) {
-    std::fprintf(stderr, "mnist_rnn: error: %s\n", e.what());
+    report(option, path, e);
     return false;
   }
 }
 
-/// Writes the model, Adam's state and the architecture to --save, recording `epochs` trained.
-void save(const Options& o, const mnist::Classifier& model, long long epochs) {
-  const std::vector<std::uint8_t> bytes = model.checkpoint_bytes({{"epochs", std::to_string(epochs)}});
-  support::write_output_file(o.save, std::string(bytes.begin(), bytes.end()), "--save");
-}
+/// The callback that writes an output file (ModelCheckpoint for --save, CSVLogger for --csv; none
+/// when the option is not given), so that each output is written on its own: a failed write is
+/// printed, the other outputs of the epoch are still written, and the run stops after the epoch.
+class Output : public cf::Callback {
+ public:
+  Output(std::string option, std::string path, std::unique_ptr<cf::Callback> writer)
+      : option_(std::move(option)), path_(std::move(path)), writer_(std::move(writer)) {}
 
-void refuse_other_model(const Options& o, const std::string& differences) {
-  if (!differences.empty())
-    throw cf::ValueError("--load '" + o.load + "' holds another model (" + differences +
+  void on_train_begin(cf::FitContext& ctx) override {
+    if (writer_) writer_->on_train_begin(ctx);
+  }
+  void on_epoch_end(cf::FitContext& ctx, const cf::EpochLogs& e) override {
+    if (writer_ && !write_output(option_, path_, [&] { writer_->on_epoch_end(ctx, e); })) {
+      failed_ = true;
+      ctx.stop_training(option_ + ": '" + path_ + "' could not be written");
+    }
+  }
+  /// Whether a write failed.
+  bool failed() const { return failed_; }
+
+ private:
+  std::string option_, path_;
+  std::unique_ptr<cf::Callback> writer_;
+  bool failed_ = false;
+};
+
+/// Refuses --load when the file's model is not the one --cell/--layers/--units (over rows of
+/// `inputs` pixels) describe, listing every difference.
+void refuse_other_model(const Options& o, const cf::ModelConfig& file, Index inputs) {
+  const std::string d = support::differences(file, support::mnist_config(o.cell, o.layers, o.units, inputs));
+  if (!d.empty())
+    throw cf::ValueError("--load '" + o.load + "' holds another model (" + d +
                          "); pass the options it was trained with, or train a new model without --load");
 }
 
@@ -198,12 +220,12 @@ int run(const Options& o) {
   if (!o.save.empty()) support::check_output_file(o.save, "--save");
   if (!o.csv.empty()) support::check_output_file(o.csv, "--csv");
   if (!o.plot.empty()) support::check_output_file(o.plot, "--plot");
-  mnist::ModelConfig config{o.cell, o.layers, o.units, 28, 10};
+  cf::io::CheckpointInfo loaded;
+  cf::ModelConfig file_model;  // the architecture of --load: Model::save's, or an older mnist_rnn's metadata
   if (!o.load.empty()) {
-    const mnist::ModelConfig file = mnist::config_from_checkpoint(o.load);
-    config.inputs = file.inputs;  // given by the data, checked once it is loaded
-    config.classes = file.classes;
-    refuse_other_model(o, mnist::config_differences(file, config));
+    loaded = cf::io::read_checkpoint_info(o.load);
+    file_model = support::checkpoint_config(loaded, o.load);
+    refuse_other_model(o, file_model, file_model.input_depth);  // the rows' width: once the data is loaded
   }
 
   int threads = o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
@@ -217,106 +239,96 @@ int run(const Options& o) {
   if (o.limit > 0 && o.limit < data.train.size()) data.train = cf::data::head(data.train, o.limit);
   const Index T = data.train.images.dimension(1), D = data.train.images.dimension(2);
 
+  // The weights are drawn from Rng(--seed), then the batch orders, as the seed program does. A
+  // resumed run draws the weights all the same (and replaces them with the file's), so that its
+  // batch orders go on as the saved run's would have.
   cf::Rng rng(o.seed);
-  config.inputs = D;
-  config.classes = 10;
-  mnist::Classifier model(config, o.lr, rng);
-  model.set_batch_threads(threads);  // each thread runs its slice of every batch
-  model.set_guards(mnist::TrainGuards{o.clip_norm, o.skip_nonfinite});
-  long long epochs_before = 0;
+  cf::Model<float> model(support::mnist_config(o.cell, o.layers, o.units, D), rng);
+  cf::AdamOptimizer<float> adam(o.lr);
+  int epochs_before = 0;
   if (!o.load.empty()) {
-    refuse_other_model(o, mnist::config_differences(mnist::config_from_checkpoint(o.load), config));
-    const cf::io::CheckpointInfo info = model.load(o.load, /*with_optimizer=*/o.epochs > 0);
-    if (o.lr_given) model.optimizer().set_learning_rate(o.lr);  // else the saved run's rate goes on
-    const auto it = info.metadata.find("epochs");
-    if (it != info.metadata.end()) epochs_before = std::atoll(it->second.c_str());
+    refuse_other_model(o, file_model, D);
+    // Adam's state too when the file has it: training goes on bitwise as if never stopped.
+    cf::Optimizer<float>* state = loaded.optimizer == adam.kind() ? &adam : nullptr;
+    if (support::has_architecture(loaded))  // a Model::save file: the architecture checked above
+      model = cf::load_model<float>(o.load, state);
+    else  // an older mnist_rnn's file: the same variables, by name
+      model.load_weights(o.load, state);
+    if (o.lr_given) adam.set_learning_rate(o.lr);  // else the saved run's rate goes on
+    epochs_before = cf::epochs_trained(loaded);
     std::printf("loaded %s: trained for %s, %s\n", o.load.c_str(), count(epochs_before, "epoch").c_str(),
-                count(info.optimizer_step, "Adam step").c_str());
+                state ? count(loaded.optimizer_step, "Adam step").c_str() : "no Adam state (a new Adam)");
   }
   std::printf(
-      "mnist_rnn: %d x %s(%ld) + dense(10), %ld trainable parameters; %ld train / %ld test digits of %ldx%ld "
+      "mnist_rnn: %s + dense(10), %ld trainable parameters; %ld train / %ld test digits of %ldx%ld "
       "from %s; batch %ld, Adam(%g), %s, %d thread%s\n",
-      o.layers, mnist::cell_kind_name(o.cell), static_cast<long>(o.units), static_cast<long>(model.num_parameters()),
+      support::describe(model.config()).c_str(), static_cast<long>(model.num_parameters()),
       static_cast<long>(data.train.size()), static_cast<long>(data.test.size()), static_cast<long>(T),
-      static_cast<long>(D), o.data.c_str(), static_cast<long>(o.batch),
-      static_cast<double>(model.optimizer().learning_rate()), count(o.epochs, "epoch").c_str(), threads,
-      threads == 1 ? "" : "s");
+      static_cast<long>(D), o.data.c_str(), static_cast<long>(o.batch), static_cast<double>(adam.learning_rate()),
+      count(o.epochs, "epoch").c_str(), threads, threads == 1 ? "" : "s");
   std::fflush(stdout);
 
-  cf::data::ShuffleBatches batches(data.train.size(), o.batch, rng);
-  // A resumed run continues the batch order where the saved run stopped (same --seed), so
-  // training 2 epochs equals training 1, saving, loading and training 1 more; and it continues
-  // the epochs' numbering.
-  for (long long e = 0; e < epochs_before; ++e) batches.epoch();
-  std::vector<EpochRow> rows;
-  cf::Tensor3<float> x;
-  std::vector<int> y;
-  double train_seconds = 0;
-  long long trained = 0;
-  bool saved = true, csv_written = true;  // every write of each output so far succeeded
-  const auto t_start = std::chrono::steady_clock::now();
-  for (int k = 0; k < o.epochs && saved && csv_written; ++k) {
-    const long long epoch = epochs_before + k;  // printed from 0 as the seed program does
-    const auto plan = batches.epoch();
-    support::Progress progress(epoch, plan.size());
-    const auto t0 = std::chrono::steady_clock::now();
-    double loss_sum = 0;
-    long long seen = 0, counted = 0;
-    const long long skipped_before = model.skipped_steps();
-    for (std::size_t b = 0; b < plan.size(); ++b) {
-      cf::data::gather(data.train, plan[b], x, y);
-      const auto m = model.train_step(x, y);
-      if (!m.skipped) {
-        loss_sum += m.loss * static_cast<double>(y.size());
-        counted += static_cast<long long>(y.size());
-      }
-      seen += static_cast<long long>(y.size());
-      const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      const double sps = static_cast<double>(seen) / el;
-      progress.update(b + 1, loss_sum / static_cast<double>(std::max(counted, 1LL)), sps,
-                      static_cast<double>(data.train.size() - seen) / sps);
-    }
-    progress.finish();
-    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    // As the seed program: the accuracy on the epoch's last batch after training on it.
-    const double last_acc = model.evaluate_batch(x, y).accuracy;
-    train_seconds += secs;
-    trained += seen;
-    const auto test = model.evaluate(data.test);
-    rows.push_back(EpochRow{epoch + 1, counted > 0 ? loss_sum / static_cast<double>(counted) : std::nan(""), last_acc,
-                            test.loss, test.accuracy, secs, static_cast<double>(seen) / secs});
-    // The seed program's line, then what else a user wants to see.
+  cf::FitOptions options;
+  options.epochs = o.epochs;
+  options.batch_size = o.batch;
+  options.rng = &rng;
+  options.initial_epoch = epochs_before;  // numbering and batch order go on from the loaded run
+  options.batch_threads = threads;        // each thread runs its slice of every batch
+  options.clip_norm = o.clip_norm;
+  options.on_nonfinite = o.skip_nonfinite ? cf::NonFinitePolicy::skip : cf::NonFinitePolicy::stop;
+  options.verbose = false;                                    // the bar below, without its summary line:
+  cf::ProgressBar progress(stdout, /*epoch_summary=*/false);  // the seed program's line instead
+  const auto epoch_line = [](const cf::EpochLogs& e) {
     std::printf(
-        "%lld Last batch accuracy: %.4f Test accuracy: %.4f   (train loss %.4f, test loss %.4f, %.1f s, %.0f "
+        "%d Last batch accuracy: %.4f Test accuracy: %.4f   (train loss %.4f, test loss %.4f, %.1f s, %.0f "
         "samples/s)\n",
-        epoch, last_acc, test.accuracy, rows.back().train_loss, test.loss, secs, rows.back().samples_per_second);
-    if (model.skipped_steps() > skipped_before)
-      std::printf("  %lld of %zu steps skipped this epoch: non-finite loss or gradient (--on-nonfinite skip)\n",
-                  model.skipped_steps() - skipped_before, plan.size());
+        e.epoch, e.last_batch_accuracy, e.val_accuracy, e.loss, e.val_loss, e.seconds, e.samples_per_second);
+    if (e.skipped_steps > 0)
+      std::printf("  %lld of %lld steps skipped this epoch: non-finite loss or gradient (--on-nonfinite skip)\n",
+                  e.skipped_steps, e.steps);
     std::fflush(stdout);
-    // The checkpoint first, then the CSV; each is written even when the other fails.
-    if (!o.save.empty()) saved = write_output([&] { save(o, model, epoch + 1); });
-    if (!o.csv.empty()) csv_written = write_output([&] { support::write_output_file(o.csv, csv_text(rows), "--csv"); });
-  }
-  if (o.epochs == 0 && !o.save.empty()) saved = write_output([&] { save(o, model, epochs_before); });
+  };
+  // After every epoch the checkpoint first, then the CSV; each is written even when the other fails.
+  Output checkpoint("--save", o.save, o.save.empty() ? nullptr : std::make_unique<cf::ModelCheckpoint>(o.save));
+  Output csv("--csv", o.csv, o.csv.empty() ? nullptr : std::make_unique<cf::CSVLogger>(o.csv));
+  const auto t_start = std::chrono::steady_clock::now();
+  const cf::History history =
+      cf::fit(model, adam, data.train, data.test, options, progress, cf::on_epoch_end(epoch_line), checkpoint, csv);
+
+  bool saved = !checkpoint.failed();
+  if (o.epochs == 0 && !o.save.empty())
+    saved = write_output("--save", o.save, [&] {
+      model.save(o.save, &adam, {{"epochs", std::to_string(epochs_before)}});
+    });
   if (!o.save.empty() && saved) std::printf("model saved to %s\n", o.save.c_str());
-  const auto final_test = model.evaluate(data.test);
+  cf::InferenceOptions inference;
+  inference.batch_threads = threads;
+  const cf::Metrics final_test =
+      history.epochs.empty()
+          ? model.evaluate(data.test, inference)
+          : cf::Metrics{history.last().val_loss, history.last().val_accuracy, data.test.size()};  // fit's evaluation
+  double train_seconds = 0, trained = 0;
+  for (const auto& e : history.epochs) {
+    train_seconds += e.seconds;
+    trained += static_cast<double>(e.examples);
+  }
   const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
   std::printf("done: test accuracy %.2f%% (%ld/%ld), test loss %.4f; %s in %.1f s, training %.0f samples/s\n",
               100 * final_test.accuracy, std::lround(final_test.accuracy * static_cast<double>(data.test.size())),
               static_cast<long>(data.test.size()), final_test.loss,
-              count(static_cast<long long>(rows.size()), "epoch").c_str(), total,
-              train_seconds > 0 ? static_cast<double>(trained) / train_seconds : 0.0);
+              count(static_cast<long long>(history.epochs.size()), "epoch").c_str(), total,
+              train_seconds > 0 ? trained / train_seconds : 0.0);
   bool charted = true;
-  if (!o.plot.empty() && !rows.empty()) {
-    charted =
-        write_output([&] { support::write_output_file(o.plot, chart_text(o, rows, data.train.size()), "--plot"); });
+  if (!o.plot.empty() && !history.epochs.empty()) {
+    charted = write_output("--plot", o.plot, [&] {
+      support::write_output_file(o.plot, chart_text(o, model.config(), history, data.train.size()), "--plot");
+    });
     if (charted) std::printf("chart written to %s\n", o.plot.c_str());
   }
-  if (saved && csv_written && charted) return 0;
-  if (static_cast<int>(rows.size()) < o.epochs)
+  if (saved && !csv.failed() && charted) return 0;
+  if (static_cast<int>(history.epochs.size()) < o.epochs)
     std::fprintf(stderr, "mnist_rnn: stopped after %s of %d: an output file could not be written\n",
-                 count(static_cast<long long>(rows.size()), "epoch").c_str(), o.epochs);
+                 count(static_cast<long long>(history.epochs.size()), "epoch").c_str(), o.epochs);
   return 1;
 }
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # examples/mnist_minimal on a few hundred digits for one epoch: it prints the seed program's line
-# ("0 Last batch accuracy: A Test accuracy: B") and nothing else, and A and B are exactly what
-# mnist_rnn prints for the same model, data, seed and threads (the two programs are one model).
+# ("1 Last batch accuracy: A Test accuracy: B", epochs numbered from 1) and nothing else, and A
+# and B are exactly what mnist_rnn prints for the same model, data, seed and threads (the two
+# programs are one model).
 # A bad command line is exit status 2, a bad data directory exit status 1.
 # The data: the first 300 training and 150 test digits of DATA_DIR, and --limit 150: one batch,
 # so that the run stays short under the sanitizers (each program takes about 20 s there, for
@@ -34,8 +35,8 @@ status=$?
 echo "$out"
 check "exit status 0" test $status -eq 0
 check "one line: the seed program's" \
-  bash -c '[[ "$1" =~ ^"0 Last batch accuracy: "[01]\.[0-9]{4}" Test accuracy: "[01]\.[0-9]{4}$ ]]' _ "$out"
-rnn=$("$mnist" --data "$data" --limit 150 --epochs 1 | grep "^0 Last batch accuracy" | sed 's/   (.*//')
+  bash -c '[[ "$1" =~ ^"1 Last batch accuracy: "[01]\.[0-9]{4}" Test accuracy: "[01]\.[0-9]{4}$ ]]' _ "$out"
+rnn=$("$mnist" --data "$data" --limit 150 --epochs 1 | grep "^1 Last batch accuracy" | sed 's/   (.*//')
 check "the same accuracies as mnist_rnn ($rnn)" test "$out" = "$rnn"
 
 "$minimal" --epochs 1x > /dev/null 2>&1

@@ -59,7 +59,7 @@ limited() {  # limited KBYTES ARGS...
 }
 no_temp_files() { [ -z "$(find "$1" -name '.*.tmp-*' -o -name '.*.check-*')" ]; }
 
-# 2a. The CSV outgrows the limit (3 KiB; the checkpoint of this model is about 2.2 KiB). The
+# 2a. The CSV outgrows the limit (3 KiB; the checkpoint of this model is about 2.3 KiB). The
 #     checkpoint of that epoch must be written all the same, and the CSV keep its previous rows.
 d=$work/csv-fails && mkdir -p "$d"
 limited 3 "${tiny[@]}" --epochs 200 --save "$d/model.ckpt" --csv "$d/run.csv" > "$d/out" 2> "$d/err"

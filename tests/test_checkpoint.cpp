@@ -194,7 +194,7 @@ std::vector<Batch<T>> make_batches(int n, std::uint64_t seed) {
   return out;
 }
 
-/// One training step as examples/mnist_model.hpp does it: dynamic_rnn, Dense on the top layer's
+/// One training step as the seed program does it: dynamic_rnn, Dense on the top layer's
 /// final h, sparse softmax cross-entropy, backward, Adam.
 template <class T>
 void train_step(Model<T>& m, cf::AdamOptimizer<T>& adam, const Batch<T>& b) {

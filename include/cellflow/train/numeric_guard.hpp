@@ -9,7 +9,7 @@
 //   adam.apply_gradients(vars);
 //
 // A loop that prefers to skip such a step instead calls `first_non_finite_gradient` and simply
-// does not apply it (see examples/mnist_model.hpp, --on-nonfinite skip).
+// does not apply it (Model::train_step does so under NonFinitePolicy::skip).
 #pragma once
 
 #include <cmath>
