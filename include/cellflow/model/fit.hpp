@@ -247,14 +247,14 @@ Callback* as_callback(C& c) {
 template <class T, class... Callbacks>
 History fit(Model<T>& model, Optimizer<T>& optimizer, const data::Dataset<T>& train, const FitOptions& options,
             Callbacks&&... callbacks) {
-  return detail::fit_impl(model, optimizer, train, nullptr, options, {detail::as_callback(callbacks)...});
+  return detail::fit_impl<T>(model, optimizer, train, nullptr, options, {detail::as_callback(callbacks)...});
 }
 
 /// As above, evaluating `validation` after every epoch (val_loss, val_accuracy).
 template <class T, class... Callbacks>
 History fit(Model<T>& model, Optimizer<T>& optimizer, const data::Dataset<T>& train, const data::Dataset<T>& validation,
             const FitOptions& options, Callbacks&&... callbacks) {
-  return detail::fit_impl(model, optimizer, train, &validation, options, {detail::as_callback(callbacks)...});
+  return detail::fit_impl<T>(model, optimizer, train, &validation, options, {detail::as_callback(callbacks)...});
 }
 
 }  // namespace cellflow
