@@ -559,4 +559,58 @@ TEST_CASE("ShuffleBatches and gather drive one epoch over a loaded dataset", "[i
   CHECK(labels == std::vector<int>{0, 7, 9});
 }
 
+TEMPLATE_TEST_CASE("gather and head carry a dataset's lengths", "[idx][batches]", float, double) {
+  using T = TestType;
+  cfd::Dataset<T> ds;
+  ds.images.resize(5, 4, 2);
+  for (cf::Index k = 0; k < ds.images.size(); ++k) ds.images.data()[k] = T(k);
+  ds.labels = {10, 11, 12, 13, 14};
+  ds.lengths = {4, 1, 0, 3, 2};
+  REQUIRE(ds.has_lengths());
+
+  cf::Tensor3<T> x;
+  std::vector<int> y;
+  std::vector<cf::Index> lengths = {99};  // replaced
+  cfd::gather(ds, {3, 2, 3, 0}, x, y, lengths);
+  CHECK(lengths == std::vector<cf::Index>{3, 0, 3, 4});
+  CHECK(y == std::vector<int>{13, 12, 13, 10});
+  REQUIRE(x.dimension(0) == 4);
+  for (cf::Index t = 0; t < 4; ++t)
+    for (cf::Index d = 0; d < 2; ++d) {
+      CHECK(x(0, t, d) == ds.images(3, t, d));
+      CHECK(x(1, t, d) == ds.images(2, t, d));
+      CHECK(x(3, t, d) == ds.images(0, t, d));
+    }
+  // Without lengths in the dataset, the lengths come back empty (every step counts).
+  cfd::Dataset<T> plain = ds;
+  plain.lengths.clear();
+  CHECK_FALSE(plain.has_lengths());
+  cfd::gather(plain, {1}, x, y, lengths);
+  CHECK(lengths.empty());
+  CHECK(y == std::vector<int>{11});
+
+  const cfd::Dataset<T> h = cfd::head(ds, 3);
+  CHECK(h.lengths == std::vector<cf::Index>{4, 1, 0});
+  CHECK(h.labels == std::vector<int>{10, 11, 12});
+  CHECK(cfd::head(ds, 0).lengths.empty());
+  CHECK(cfd::head(plain, 2).lengths.empty());
+
+  // Lengths that do not fit: a ShapeError for their count, a ValueError for a value, from
+  // gather and head alike; nothing is written on failure.
+  cfd::Dataset<T> few = ds;
+  few.lengths = {4, 1, 0};
+  const std::vector<int> y_before = y;
+  CHECK_THAT(error_of<cf::ShapeError>([&] { cfd::gather(few, {0}, x, y, lengths); }),
+             Contains("gather: the dataset has 5 examples but 3 lengths"));
+  CHECK_THAT(error_of<cf::ShapeError>([&] { cfd::gather(few, {0}, x, y); }), Contains("3 lengths"));
+  CHECK_THAT(error_of<cf::ShapeError>([&] { cfd::head(few, 1); }), Contains("head: the dataset has 5 examples"));
+  CHECK(y == y_before);
+  cfd::Dataset<T> too_long = ds;
+  too_long.lengths[3] = 5;
+  CHECK_THAT(error_of<cf::ValueError>([&] { cfd::gather(too_long, {0}, x, y, lengths); }),
+             Contains("gather: lengths[3] = 5 is outside [0, 4]"));
+  too_long.lengths[3] = -1;
+  CHECK_THAT(error_of<cf::ValueError>([&] { cfd::head(too_long, 1); }), Contains("lengths[3] = -1 is outside [0, 4]"));
+}
+
 }  // namespace test_idx

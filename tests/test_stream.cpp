@@ -3,7 +3,11 @@
 // threads streaming through one shared model each get their own sequence's results.
 #include <catch2/catch.hpp>
 
+#include <cmath>
+#include <limits>
+#include <string>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include "support/cell_kinds.hpp"
@@ -175,6 +179,180 @@ TEST_CASE("RNNStream: set_state resumes a saved state, reset starts again", "[st
       for (Index k = 0; k < 4; ++k) CHECK(y(b, k) == whole.outputs(b, t, k));
   }
   CHECK(same_state(stream.state(), whole.final_state));
+}
+
+/// Rows of `s` (every part) other than `b` equal those of `t`, bitwise.
+template <class S>
+bool same_rows(const S& s, const S& t, Index b) {
+  return same_state(state_row(s, b), state_row(t, b));
+}
+
+template <class Cell>
+void check_masked_steps(const Cell& cell) {
+  using T = typename Cell::Scalar;
+  const Index batch = 3;
+  cf::Rng rng(31);
+  cf::RNNStream<Cell> stream(cell, batch), reference(cell, batch);
+  for (Index t = 0; t < 2; ++t) {
+    const auto x = random_matrix<T>(batch, cell.input_depth(), rng);
+    stream.step(x);
+    reference.step(x);
+  }
+  const auto before = stream.state();
+  const auto x = random_matrix<T>(batch, cell.input_depth(), rng);
+  cf::Matrix<T> with_nan = x;
+  with_nan.row(1).setConstant(std::numeric_limits<T>::quiet_NaN());  // stream 1 sits out: never read
+  const cf::Matrix<T> y = stream.step(with_nan, {true, false, true});
+  const cf::Matrix<T> all = reference.step(x);
+  // The active streams advance as in an unmasked step; the inactive one keeps its state and
+  // outputs zeros.
+  for (const Index b : {Index(0), Index(2)}) {
+    CHECK(bitwise_equal(cf::Matrix<T>(y.row(b)), cf::Matrix<T>(all.row(b))));
+    CHECK(same_rows(stream.state(), reference.state(), b));
+  }
+  CHECK(same_rows(stream.state(), before, 1));
+  CHECK(y.row(1).isZero(0));
+  CHECK_FALSE(same_rows(stream.state(), before, 0));
+  for (const auto* p : const_state_parts(stream.state())) CHECK(std::isfinite(p->sum()));
+  CHECK(std::isfinite(y.sum()));
+  CHECK(stream.steps(0) == 3);
+  CHECK(stream.steps(1) == 2);
+  CHECK(stream.steps(2) == 3);
+  CHECK(stream.steps() == 3);
+  // No stream active: nothing changes, the outputs are zero; the call still counts as a step.
+  const auto now = stream.state();
+  cf::Matrix<T> nan_all = x;
+  nan_all.setConstant(std::numeric_limits<T>::quiet_NaN());
+  const cf::Matrix<T> none = stream.step(nan_all, {false, false, false});
+  CHECK(none.isZero(0));
+  CHECK(same_state(stream.state(), now));
+  CHECK(stream.steps(0) == 3);
+  CHECK(stream.steps() == 4);
+  // Stream 1, stepped on its own now, continues from where it stopped.
+  cf::RNNStream<Cell> alone(cell, state_row(before, 1));
+  const auto x1 = random_matrix<T>(batch, cell.input_depth(), rng);
+  const cf::Matrix<T> y1 = stream.step(x1, {false, true, false});
+  const cf::Matrix<T> ya = alone.step(cf::Matrix<T>(x1.row(1)));
+  CHECK(bitwise_equal(cf::Matrix<T>(y1.row(1)), ya));
+  CHECK(same_state(state_row(stream.state(), 1), alone.state()));
+}
+
+TEMPLATE_TEST_CASE("RNNStream::step(x, active) advances only the active streams, NaN in the others is not read",
+                   "[stream]", float, double) {
+  for_each_kind<TestType>([](auto& cell, const std::string& name) {
+    INFO(name);
+    check_masked_steps(cell);
+  });
+}
+
+TEMPLATE_TEST_CASE("RNNStream::feed(chunk, lengths) equals dynamic_rnn with sequence_length", "[stream]", float,
+                   double) {
+  using T = TestType;
+  for_each_kind<T>([](auto& cell, const std::string& name) {
+    INFO(name);
+    using Cell = std::decay_t<decltype(cell)>;
+    cf::Rng rng(32);
+    const Index batch = 4, time = 5;
+    auto s0 = cell.zero_state(batch);
+    randomize_state(s0, rng);
+    const std::vector<Index> lengths = {5, 0, 2, 4};
+    auto x = random_tensor<T>(batch, time, cell.input_depth(), rng);
+    for (Index b = 0; b < batch; ++b)
+      for (Index t = 0; t < time; ++t)
+        for (Index d = 0; d < x.dimension(2); ++d)
+          if (t >= lengths[static_cast<std::size_t>(b)]) x(b, t, d) = 0;
+    cf::RNNOptions ro;
+    ro.training = false;
+    ro.sequence_length = lengths;
+    const auto expected = cf::dynamic_rnn(cell, x, s0, ro);
+    auto with_nan = x;
+    for (Index b = 0; b < batch; ++b)
+      for (Index t = lengths[static_cast<std::size_t>(b)]; t < time; ++t)
+        for (Index d = 0; d < x.dimension(2); ++d) with_nan(b, t, d) = std::numeric_limits<T>::quiet_NaN();
+    for (const bool time_major : {false, true}) {
+      INFO("time_major " << time_major);
+      cf::RNNStream<Cell> stream(cell, s0);
+      const auto& y = stream.feed(time_major ? swap01(with_nan) : with_nan, lengths, time_major);
+      CHECK(bitwise_equal(time_major ? swap01(y) : y, expected.outputs));
+      CHECK(same_state(stream.state(), expected.final_state));
+      CHECK(same_state(state_row(stream.state(), 1), state_row(s0, 1)));  // length 0: unchanged
+      for (Index b = 0; b < batch; ++b) CHECK(stream.steps(b) == lengths[static_cast<std::size_t>(b)]);
+      CHECK(stream.steps() == time);
+    }
+    // Feeding in two chunks with the lengths split between them gives the same end state.
+    cf::RNNStream<Cell> two(cell, s0);
+    cf::Tensor3<T> first(batch, 3, x.dimension(2)), second(batch, 2, x.dimension(2));
+    for (Index b = 0; b < batch; ++b)
+      for (Index d = 0; d < x.dimension(2); ++d) {
+        for (Index t = 0; t < 3; ++t) first(b, t, d) = with_nan(b, t, d);
+        for (Index t = 0; t < 2; ++t) second(b, t, d) = with_nan(b, 3 + t, d);
+      }
+    two.feed(first, std::vector<Index>{3, 0, 2, 3});
+    two.feed(second, std::vector<Index>{2, 0, 0, 1});
+    CHECK(same_state(two.state(), expected.final_state));
+  });
+}
+
+TEMPLATE_TEST_CASE("RNNStream::reset(b) restarts one stream and leaves the others", "[stream]", float, double) {
+  using T = TestType;
+  cf::Rng rng(33);
+  cf::MultiRNNCell<T> cell = mixed_kinds_stack<T>(rng);
+  randomize_variables(cell, rng);
+  cf::RNNStream<cf::MultiRNNCell<T>> stream(cell, 3), untouched(cell, 3), fresh(cell, 3);
+  for (int t = 0; t < 3; ++t) {
+    const auto x = random_matrix<T>(3, kKindsDepth, rng);
+    stream.step(x);
+    untouched.step(x);
+  }
+  stream.reset(2);
+  CHECK(same_state(state_row(stream.state(), 2), cell.zero_state(1)));
+  CHECK(same_rows(stream.state(), untouched.state(), 0));
+  CHECK(same_rows(stream.state(), untouched.state(), 1));
+  CHECK(stream.steps(2) == 0);
+  CHECK(stream.steps(0) == 3);
+  CHECK(stream.steps() == 3);
+  for (int t = 0; t < 2; ++t) {
+    const auto x = random_matrix<T>(3, kKindsDepth, rng);
+    const cf::Matrix<T> y = stream.step(x);
+    const cf::Matrix<T> yu = untouched.step(x);
+    const cf::Matrix<T> yf = fresh.step(x);
+    CHECK(bitwise_equal(cf::Matrix<T>(y.row(2)), cf::Matrix<T>(yf.row(2))));
+    CHECK(bitwise_equal(cf::Matrix<T>(y.row(0)), cf::Matrix<T>(yu.row(0))));
+    CHECK_FALSE(bitwise_equal(cf::Matrix<T>(y.row(2)), cf::Matrix<T>(yu.row(2))));
+  }
+  CHECK(same_rows(stream.state(), fresh.state(), 2));
+  CHECK(stream.steps(2) == 2);
+  CHECK(stream.steps(1) == 5);
+}
+
+TEST_CASE("RNNStream rejects a wrong mask, wrong lengths and a stream out of range", "[stream][errors]") {
+  using Catch::Matchers::Contains;
+  cf::Rng rng(34);
+  cf::BasicLSTMCell<float> cell(3, 4, rng);
+  cf::RNNStream<cf::BasicLSTMCell<float>> stream(cell, 3);
+  stream.step(cf::Matrix<float>::Ones(3, 3));
+  const auto state = stream.state();
+  CHECK_THROWS_AS(stream.step(cf::Matrix<float>::Zero(3, 3), {true, false}), cf::ShapeError);
+  CHECK_THROWS_WITH(stream.step(cf::Matrix<float>::Zero(3, 3), {true, false}),
+                    Contains("active has 2 entries, the stream holds 3 sequences"));
+  CHECK_THROWS_AS(stream.step(cf::Matrix<float>::Zero(2, 3), {true, false, true}), cf::ShapeError);
+  CHECK_THROWS_AS(stream.reset(-1), cf::ValueError);
+  CHECK_THROWS_WITH(stream.reset(-1), Contains("RNNStream::reset: stream -1 is outside [0, 3)"));
+  CHECK_THROWS_AS(stream.reset(3), cf::ValueError);
+  CHECK_THROWS_AS((void)stream.steps(3), cf::ValueError);
+  CHECK_THROWS_WITH((void)stream.steps(-2), Contains("RNNStream::steps: stream -2 is outside [0, 3)"));
+  cf::Tensor3<float> chunk(3, 4, 3);
+  chunk.setZero();
+  CHECK_THROWS_AS(stream.feed(chunk, std::vector<Index>{1, 2}), cf::ShapeError);
+  CHECK_THROWS_WITH(stream.feed(chunk, std::vector<Index>{1, 2}), Contains("lengths has 2 entries"));
+  CHECK_THROWS_AS(stream.feed(chunk, std::vector<Index>{1, 5, 0}), cf::ValueError);
+  CHECK_THROWS_WITH(stream.feed(chunk, std::vector<Index>{1, 5, 0}), Contains("lengths[1] = 5 is outside [0, 4]"));
+  CHECK_THROWS_AS(stream.feed(chunk, std::vector<Index>{1, -1, 0}), cf::ValueError);
+  CHECK_THROWS_AS(stream.feed(cf::Tensor3<float>(3, 4, 2), std::vector<Index>{1, 1, 1}), cf::ShapeError);
+  CHECK_THROWS_WITH(stream.feed(cf::Tensor3<float>(2, 4, 3), std::vector<Index>{1, 1}), Contains("chunk is [2, 4, 3]"));
+  CHECK(same_state(stream.state(), state));
+  CHECK(stream.steps() == 1);
+  for (Index b = 0; b < 3; ++b) CHECK(stream.steps(b) == 1);
 }
 
 }  // namespace test_stream
