@@ -91,4 +91,32 @@ TEST_CASE("cross-entropy refuses unsigned labels at or above 2^63 (not turned ne
   CHECK(cf::sparse_softmax_cross_entropy_with_logits(std::vector<std::uint64_t>{9, 0, 3}, logits).loss.size() == 3);
 }
 
+TEST_CASE("softmax: rows sum to 1, stable for huge logits, equal to the loss's backprop + onehot, row-invariant",
+          "[losses][softmax]") {
+  cf::Matrix<double> l(3, 4);
+  l << 1, 2, 3, 4,             //
+      1000, 1001, 1002, 1003,  // exp would overflow without subtracting the maximum
+      -5, -5, -5, -5;
+  const cf::Matrix<double> p = cf::softmax(l);
+  for (Index b = 0; b < 3; ++b) CHECK(p.row(b).sum() == Approx(1.0).epsilon(1e-15));
+  // shift invariance: rows 0 and 1 are the same up to +999
+  CHECK(max_diff(cf::Matrix<double>(p.row(0)), cf::Matrix<double>(p.row(1))) < 1e-15);
+  CHECK(p(2, 0) == 0.25);
+  // numpy: softmax([1, 2, 3, 4])
+  CHECK(p(0, 3) == Approx(0.6439142598879722).epsilon(1e-15));
+  // the loss's backprop is softmax - onehot
+  const auto xent = cf::sparse_softmax_cross_entropy_with_logits(std::vector<int>{0, 1, 2}, l);
+  CHECK(xent.backprop(0, 1) == Approx(p(0, 1)).epsilon(1e-15));
+  CHECK(xent.backprop(0, 0) == Approx(p(0, 0) - 1).epsilon(1e-15));
+  // each row as computed alone, wherever it sits (every row offset modulo the SIMD width)
+  cf::Rng rng(4);
+  const cf::Matrix<float> many = random_matrix<float>(17, 3, rng, -3.0f, 3.0f);
+  const cf::Matrix<float> all = cf::softmax(many);
+  for (Index b = 0; b < many.rows(); ++b) {
+    INFO("row " << b);
+    CHECK(bitwise_equal(cf::Matrix<float>(all.row(b)), cf::softmax(cf::Matrix<float>(many.row(b)))));
+  }
+  CHECK(cf::softmax(cf::Matrix<float>(2, 0)).size() == 0);
+}
+
 }  // namespace test_losses

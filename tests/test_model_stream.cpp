@@ -118,16 +118,11 @@ TEMPLATE_TEST_CASE("each of a few streams predicts what predict_proba gives for 
   check_each_stream_alone<TestType>(5);
 }
 
-// Known defect: with many streams the head's product runs another way. Dense::operator()
-// (layers/dense.hpp) computes x * kernel with Eigen's product, which sums a row in an order that
-// depends on the number of rows (a coefficient-based product for small shapes, a blocked GEMM
-// once rows + cols + depth reach Eigen's threshold of 20; here 16 + 3 + 6), while the recurrent
-// part uses cellflow's row-invariant gemm. So with 16 streams a stream's logits differ in the
-// last bits from predict_proba of its sequence alone (and Model::logits in chunks differs from
-// one call), against model_stream.hpp's promise. Fixed when Dense's forward product uses
-// detail::matmul; then remove [!shouldfail].
-TEMPLATE_TEST_CASE("each of many streams predicts what predict_proba gives for its sequence alone",
-                   "[model_stream][!shouldfail]", float, double) {
+// With many streams (16 + 3 + 6 >= 20, where Eigen's own product would switch to a blocked GEMM
+// that sums a row in another order) each stream still predicts exactly what predict_proba gives
+// for its sequence alone: Dense's forward product is cellflow's row-invariant gemm.
+TEMPLATE_TEST_CASE("each of many streams predicts what predict_proba gives for its sequence alone", "[model_stream]",
+                   float, double) {
   check_each_stream_alone<TestType>(16);
 }
 

@@ -7,6 +7,7 @@
 #include "cellflow/core/error.hpp"
 #include "cellflow/core/random.hpp"
 #include "cellflow/core/variable.hpp"
+#include "cellflow/detail/gemm.hpp"
 
 namespace cellflow {
 
@@ -63,7 +64,7 @@ class Dense {
   Matrix<T> operator()(const Matrix<T>& x) const {
     check_input(x, "forward", false);
     Matrix<T> y(x.rows(), output_size());
-    y.noalias() = x * kernel_.value;
+    detail::matmul(y, x, kernel_.value);  // cellflow's product: each row's sum is the same for any batch size
     y.rowwise() += bias_.value.row(0);
     return y;
   }

@@ -138,6 +138,16 @@ inline void check_cell_config(const CellConfig& c, const std::string& where) {
     throw ValueError(concat(where, ": LSTMCell use_peepholes must be 0 or 1, given ", c.get("use_peepholes")));
 }
 
+/// ValueError unless `name` (a variable scope) can be written into an architecture text and
+/// read back: no whitespace or control characters (TF scopes have none either).
+inline void check_scope_name(const std::string& name, const std::string& where, const char* what, bool may_be_empty) {
+  if (name.empty() && !may_be_empty) throw ValueError(concat(where, ": ", what, " is empty"));
+  for (const char ch : name)
+    if (static_cast<unsigned char>(ch) <= ' ' || ch == 0x7f)
+      throw ValueError(concat(where, ": ", what, " '", printable(name, 120, '\0'),
+                              "' holds whitespace or a control character; a TF variable scope has none"));
+}
+
 /// The output size of a cell described by `c` (num_proj for an LSTMCell with a projection).
 inline Index config_output_size(const CellConfig& c) {
   return c.has("num_proj") ? static_cast<Index>(c.get("num_proj")) : c.num_units;
@@ -200,7 +210,8 @@ struct ModelConfig {
     if (loss != "sparse_softmax_cross_entropy")
       throw ValueError(
           detail::concat("ModelConfig: unknown loss '", loss, "'; this cellflow knows sparse_softmax_cross_entropy"));
-    if (head_name.empty()) throw ValueError("ModelConfig: head_name is empty");
+    detail::check_scope_name(head_name, "ModelConfig", "head_name", false);
+    detail::check_scope_name(scope, "ModelConfig", "scope", true);
     Index depth = input_depth;
     for (std::size_t l = 0; l < cells.size(); ++l) {
       cells[l].input_depth = depth;
@@ -378,6 +389,15 @@ inline ModelConfig model_config_from_text(const std::string& text, const std::st
   } catch (const ValueError& e) {
     throw ValueError(concat(source, ": ", e.what()));
   }
+  return c;
+}
+
+/// `c` with every option value rounded to T and back (what a model of T holds): a float model
+/// built with cell_clip 0.1 and one built from LSTMOptions<float>{cell_clip = 0.1f} compare equal.
+template <class T>
+ModelConfig rounded_to(ModelConfig c) {
+  for (auto& cell : c.cells)
+    for (auto& [name, value] : cell.options) value = static_cast<double>(static_cast<T>(value));
   return c;
 }
 

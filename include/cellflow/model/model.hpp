@@ -150,6 +150,8 @@ class Model {
     config_.classes = head_->output_size();
     config_.scope = std::move(scope);
     config_.head_name = head_->name();
+    detail::check_scope_name(config_.head_name, "Model", "the head's name", false);
+    detail::check_scope_name(config_.scope, "Model", "scope", true);
     bind();
   }
 
@@ -368,7 +370,8 @@ class Model {
     const auto it = info.metadata.find(kArchitectureKey);
     if (it != info.metadata.end()) {
       const ModelConfig file = model_config_from_text(it->second, detail::concat("load_weights: '", path, "'"));
-      const std::vector<std::string> d = differences(file, config_, "the file", "the model");
+      const std::vector<std::string> d =
+          differences(rounded_to<T>(file), rounded_to<T>(config_), "the file", "the model");
       if (!d.empty()) {
         std::string list;
         for (const auto& line : d) list += "\n  " + line;

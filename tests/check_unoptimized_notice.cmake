@@ -1,0 +1,53 @@
+# ctest unoptimized_build_notice: a program compiled without optimisation says so once on stderr
+# at its first forward pass (include/cellflow/core/build_check.hpp); CELLFLOW_ALLOW_UNOPTIMIZED=1
+# in the environment silences it, and an optimised build (-O1) prints nothing.
+#   cmake -DCXX=... "-DINCLUDES=dir;dir" -DSOURCE=... -DWORK=dir -P check_unoptimized_notice.cmake
+set(include_flags)
+foreach(dir IN LISTS INCLUDES)
+  list(APPEND include_flags -I${dir})
+endforeach()
+file(MAKE_DIRECTORY ${WORK})
+set(notice "compiled without optimisation")
+
+function(build opt exe)
+  execute_process(COMMAND ${CXX} -std=c++17 ${opt} ${include_flags} ${SOURCE} -o ${exe}
+                  RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "compiling ${SOURCE} with ${opt} failed:\n${out}")
+  endif()
+endfunction()
+
+function(run exe quiet out_var)
+  if(quiet)
+    set(env ${CMAKE_COMMAND} -E env CELLFLOW_ALLOW_UNOPTIMIZED=1)
+  else()
+    set(env ${CMAKE_COMMAND} -E env --unset=CELLFLOW_ALLOW_UNOPTIMIZED)
+  endif()
+  execute_process(COMMAND ${env} ${exe} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "${exe} exited with ${rc}:\n${out}${err}")
+  endif()
+  set(${out_var} "${err}" PARENT_SCOPE)
+endfunction()
+
+build(-O0 ${WORK}/notice_O0)
+run(${WORK}/notice_O0 OFF err)
+string(FIND "${err}" "${notice}" at)
+if(at EQUAL -1)
+  message(FATAL_ERROR "an -O0 build printed no notice on stderr (expected '${notice}'):\n${err}")
+endif()
+string(REGEX MATCHALL "${notice}" all "${err}")
+list(LENGTH all n)
+if(NOT n EQUAL 1)
+  message(FATAL_ERROR "the notice must be printed once, it was printed ${n} times:\n${err}")
+endif()
+run(${WORK}/notice_O0 ON err)
+if(NOT err STREQUAL "")
+  message(FATAL_ERROR "CELLFLOW_ALLOW_UNOPTIMIZED=1 must silence the notice, stderr was:\n${err}")
+endif()
+
+build(-O1 ${WORK}/notice_O1)
+run(${WORK}/notice_O1 OFF err)
+if(NOT err STREQUAL "")
+  message(FATAL_ERROR "an optimised (-O1) build must print nothing, stderr was:\n${err}")
+endif()
