@@ -19,19 +19,6 @@ namespace test_architecture {
 using namespace cellflow_test;
 using Catch::Matchers::Contains;
 
-template <class E, class F>
-std::string message_of(F&& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    FAIL("threw another exception type: " << e.what());
-  }
-  FAIL("did not throw");
-  return {};
-}
-
 std::string validate_error(cf::ModelConfig c) {
   return message_of<cf::ValueError>([&] { c.validate(); });
 }

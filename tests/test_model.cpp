@@ -28,20 +28,6 @@ using namespace cellflow_test;
 using Catch::Matchers::Contains;
 using Bytes = std::vector<std::uint8_t>;
 
-/// The message of the `E` that f() throws; FAILs when it throws nothing or another type.
-template <class E, class F>
-std::string message_of(F&& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    FAIL("threw another exception type: " << e.what());
-  }
-  FAIL("did not throw");
-  return {};
-}
-
 template <class T>
 struct Batch {
   cf::Tensor3<T> x;

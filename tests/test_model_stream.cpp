@@ -19,19 +19,6 @@ namespace test_model_stream {
 using namespace cellflow_test;
 using Catch::Matchers::Contains;
 
-template <class E, class F>
-std::string message_of(F&& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    FAIL("threw another exception type: " << e.what());
-  }
-  FAIL("did not throw");
-  return {};
-}
-
 /// A small trained-looking model: GRU(7) and BasicLSTM(6) over 5 features, 3 classes, with
 /// random weights (non-zero biases) so that predictions differ between steps and streams.
 template <class T>

@@ -185,6 +185,20 @@ void check_close(const std::string& what, const A& actual, const std::vector<dou
   CHECK(worst <= 1.0);
 }
 
+/// The message of the `E` that f() throws; FAILs when it throws nothing or another type.
+template <class E, class F>
+std::string message_of(F&& f) {
+  try {
+    f();
+  } catch (const E& e) {
+    return e.what();
+  } catch (const std::exception& e) {
+    FAIL("threw another exception type: " << e.what());
+  }
+  FAIL("did not throw");
+  return {};
+}
+
 /// An exception matcher: `E` whose what() contains `text`, for CHECK_THROWS_MATCHES(expr, E, ...).
 template <class E>
 Catch::Matchers::Generic::PredicateMatcher<E> what_contains(const std::string& text) {
