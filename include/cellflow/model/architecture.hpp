@@ -267,7 +267,12 @@ inline std::string to_text(const ModelConfig& c) {
   s += detail::concat("input_depth ", c.input_depth, "\n");
   s += detail::concat("rnn scope=", c.scope, " multi_rnn_cell=", c.multi_rnn_cell ? 1 : 0, "\n");
   for (const auto& cell : c.cells) {
-    s += detail::concat("cell ", cell.kind, " num_units=", cell.num_units);
+    // A user's cell may name its kind with spaces ("elman_cell(num_units=4)"): one word here,
+    // which load_model then reports as an unknown kind.
+    std::string kind = cell.kind.empty() ? "unnamed" : cell.kind;
+    for (char& ch : kind)
+      if (static_cast<unsigned char>(ch) <= ' ' || ch == '=') ch = '_';
+    s += detail::concat("cell ", kind, " num_units=", cell.num_units);
     for (const auto& [name, value] : cell.options) s += " " + name + "=" + detail::exact_number(value);
     s += "\n";
   }

@@ -368,7 +368,9 @@ class Model {
   io::CheckpointInfo load_weights(const std::string& path, Optimizer<T>* optimizer = nullptr) {
     const io::CheckpointInfo info = io::read_checkpoint_info(path);
     const auto it = info.metadata.find(kArchitectureKey);
-    if (it != info.metadata.end()) {
+    // A file whose architecture this cellflow cannot read (a user's cell kind, a newer version)
+    // still loads by variable name, which lists any mismatch itself.
+    if (it != info.metadata.end() && it->second != to_text(config_) && readable_architecture(it->second)) {
       const ModelConfig file = model_config_from_text(it->second, detail::concat("load_weights: '", path, "'"));
       const std::vector<std::string> d =
           differences(rounded_to<T>(file), rounded_to<T>(config_), "the file", "the model");
@@ -388,6 +390,15 @@ class Model {
   friend class ModelStream;
 
   static const char* scalar_name() { return std::is_same_v<T, float> ? "float" : "double"; }
+
+  static bool readable_architecture(const std::string& text) {
+    try {
+      model_config_from_text(text);
+      return true;
+    } catch (const ValueError&) {
+      return false;
+    }
+  }
 
   StepResult skip(StepResult r) {
     ++skipped_;
