@@ -818,7 +818,7 @@ TEST_CASE("Model::save and load_model round trip bitwise and resume training", "
     CHECK_THROWS_AS(target.load_weights(text), cf::IOError);
     CHECK(bitwise_equal(values_of_vars(target.variables()), before));
   }
-  SECTION("an unknown cell kind or a newer architecture version is refused by name") {
+  SECTION("an unknown cell kind or a newer architecture version: load_model refuses it by name") {
     const std::string text = cf::to_text(model.config());
     const std::string fancy = dir.file("fancy.ckpt");
     cf::io::save_checkpoint(
@@ -830,13 +830,15 @@ TEST_CASE("Model::save and load_model round trip bitwise and resume training", "
     cf::io::save_checkpoint(newer, model.variables(), nullptr,
                             {{"cellflow.model", replace_once(text, "cellflow-model 1", "cellflow-model 99")}});
     CHECK_THAT(message_of<cf::ValueError>([&] { cf::load_model<float>(newer); }), Contains("99") && Contains("newer"));
-    // load_weights reads the architecture too, and changes nothing when it cannot.
+    // load_weights into a model built by code: an architecture this cellflow cannot read (a
+    // user's cell kind, a newer version) does not stop the weights loading by variable name.
     cf::Rng other(77);
     cf::Model<float> target = small_model<float>(other);
-    const auto before = values_of_vars(target.variables());
-    CHECK_THAT(message_of<cf::ValueError>([&] { target.load_weights(fancy); }), Contains("FancyCell"));
-    CHECK_THAT(message_of<cf::ValueError>([&] { target.load_weights(newer); }), Contains("newer"));
-    CHECK(bitwise_equal(values_of_vars(target.variables()), before));
+    target.load_weights(fancy);
+    CHECK(bitwise_equal(values_of_vars(target.variables()), values_of_vars(model.variables())));
+    cf::Model<float> target2 = small_model<float>(other);
+    target2.load_weights(newer);
+    CHECK(bitwise_equal(values_of_vars(target2.variables()), values_of_vars(model.variables())));
   }
 }
 

@@ -363,7 +363,8 @@ class Model {
 
   /// Loads the weights (and `optimizer`'s state, when given) of a checkpoint into this model:
   /// a file of Model::save (whose architecture must equal this model's: every difference is
-  /// listed) or of io::save_checkpoint (matched by variable name, e.g. today's mnist_rnn files).
+  /// listed; an architecture this cellflow cannot read, e.g. of a user's cell kind, is not
+  /// compared) or of io::save_checkpoint (matched by variable name, e.g. older mnist_rnn files).
   /// On any error nothing changes. Returns the file's description (its metadata included).
   io::CheckpointInfo load_weights(const std::string& path, Optimizer<T>* optimizer = nullptr) {
     const io::CheckpointInfo info = io::read_checkpoint_info(path);
