@@ -408,4 +408,23 @@ TEST_CASE("FitContext::set_weights refuses another number of weights", "[fit]") 
   CHECK_THROWS_AS(cf::fit(m, adam, train, quiet(1), bad), cf::ShapeError);
 }
 
+TEST_CASE("ReduceLROnPlateau lowers the rate after `patience` epochs without improvement", "[fit]") {
+  const auto train = make_data(32, 22);
+  cf::Model<float> m = make_model();
+  cf::GradientDescentOptimizer<float> sgd(0.5);
+  // "learning_rate" never improves (it only falls), so every `patience` epochs it is lowered.
+  cf::ReduceLROnPlateau plateau("learning_rate", 0.5, /*patience=*/2, 0, /*min_lr=*/0.1, 0, cf::MonitorMode::max);
+  const cf::History h = cf::fit(m, sgd, train, quiet(7), plateau);
+  // epoch 1 sets the best; epochs 2, 3 do not improve -> 0.25 from epoch 4; 4, 5 -> 0.125 from 6;
+  // 6, 7 -> 0.1 (min_lr) after the last epoch
+  CHECK(h.epochs[0].learning_rate == Approx(0.5));
+  CHECK(h.epochs[3].learning_rate == Approx(0.25));
+  CHECK(h.epochs[5].learning_rate == Approx(0.125));
+  CHECK(sgd.learning_rate() == Approx(0.1f));
+  CHECK(plateau.reductions() == 3);
+  CHECK_THROWS_AS(cf::ReduceLROnPlateau("val_loss", 1.5), cf::ValueError);
+  CHECK_THROWS_WITH(cf::fit(m, sgd, train, quiet(1), cf::ReduceLROnPlateau("val_loss")),
+                    Catch::Contains("no validation data"));
+}
+
 }  // namespace test_fit

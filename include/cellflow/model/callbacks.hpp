@@ -9,6 +9,7 @@
 //   EarlyStopping           stops when a metric (val_loss, ...) has not improved for `patience`
 //                           epochs; can restore the best epoch's weights
 //   LearningRateScheduler   sets the learning rate before every epoch from f(epoch, lr)
+//   ReduceLROnPlateau       lowers the learning rate when a metric stops improving
 //   LambdaCallback          any hook as a lambda
 //
 // Epochs are numbered from 1 everywhere (the console, the CSV, checkpoints' "epochs" entry).
@@ -354,6 +355,74 @@ class LearningRateScheduler : public Callback {
 
  private:
   std::function<double(int, double)> schedule_;
+};
+
+/// Multiplies the learning rate by `factor` when `monitor` has not improved (by more than
+/// min_delta) for `patience` epochs, never below min_lr; after a reduction it waits `cooldown`
+/// epochs before counting again (Keras's ReduceLROnPlateau).
+class ReduceLROnPlateau : public Callback {
+ public:
+  /// Watches `monitor`; factor in (0, 1), patience >= 1, min_delta and cooldown >= 0.
+  explicit ReduceLROnPlateau(std::string monitor = "val_loss", double factor = 0.1, int patience = 10,
+                             double min_delta = 1e-4, double min_lr = 0, int cooldown = 0,
+                             MonitorMode mode = MonitorMode::automatic)
+      : monitor_(std::move(monitor)),
+        factor_(factor),
+        patience_(patience),
+        min_delta_(min_delta),
+        min_lr_(min_lr),
+        cooldown_(cooldown),
+        mode_(mode) {
+    if (!(factor > 0 && factor < 1))
+      throw ValueError(detail::concat("ReduceLROnPlateau: factor must be in (0, 1), given ", factor));
+    if (patience < 1) throw ValueError(detail::concat("ReduceLROnPlateau: patience must be >= 1, given ", patience));
+    if (!(min_delta >= 0) || !(min_lr >= 0) || cooldown < 0)
+      throw ValueError("ReduceLROnPlateau: min_delta, min_lr and cooldown must be >= 0");
+  }
+
+  /// Checks the metric's name (and that validation data exists for a val_ metric); starts afresh.
+  void on_train_begin(FitContext& ctx) override {
+    detail::check_monitor(monitor_, ctx, "ReduceLROnPlateau");
+    best_ = std::numeric_limits<double>::quiet_NaN();
+    wait_ = cooling_ = 0;
+    reductions_ = 0;
+  }
+
+  /// Counts an epoch without improvement; after `patience` of them, lowers the rate.
+  void on_epoch_end(FitContext& ctx, const EpochLogs& e) override {
+    const double v = e.get(monitor_);
+    const bool larger = detail::larger_is_better(monitor_, mode_);
+    if (cooling_ > 0) --cooling_;
+    if (!std::isnan(v) && (std::isnan(best_) || (larger ? v > best_ + min_delta_ : v < best_ - min_delta_))) {
+      best_ = v;
+      wait_ = 0;
+      return;
+    }
+    if (cooling_ > 0) return;
+    if (++wait_ >= patience_) {
+      const double lr = ctx.learning_rate();
+      const double lowered = std::max(lr * factor_, min_lr_);
+      if (lowered < lr) {
+        ctx.set_learning_rate(lowered);
+        ++reductions_;
+      }
+      cooling_ = cooldown_;
+      wait_ = 0;
+    }
+  }
+
+  /// How many times it lowered the rate in the last fit.
+  int reductions() const { return reductions_; }
+
+ private:
+  std::string monitor_;
+  double factor_;
+  int patience_;
+  double min_delta_, min_lr_;
+  int cooldown_;
+  MonitorMode mode_;
+  double best_ = std::numeric_limits<double>::quiet_NaN();
+  int wait_ = 0, cooling_ = 0, reductions_ = 0;
 };
 
 /// A callback from lambdas: set the hooks you need.

@@ -14,7 +14,7 @@
 // same number in the console, EpochLogs, the CSV log, checkpoints and a chart.
 //
 // Callbacks (model/callbacks.hpp: ProgressBar, CSVLogger, ModelCheckpoint, EarlyStopping,
-// LearningRateScheduler, LambdaCallback, or a class of your own deriving from Callback) are
+// LearningRateScheduler, ReduceLROnPlateau, LambdaCallback, or a class of your own deriving from Callback) are
 // passed after the options, as objects (kept by reference for the call) or temporaries. They see
 // the run through FitContext: the epoch's numbers, the learning rate, stop_training(), saving
 // the model. With options.verbose (the default) a ProgressBar on stdout comes first.
