@@ -5,9 +5,11 @@
 #   single     the same code, including only the headers it needs (cells/lstm_cell.hpp,
 #              rnn/multi_rnn_cell.hpp, rnn/dynamic_rnn.hpp, layers/dense.hpp,
 #              losses/sparse_softmax_cross_entropy.hpp, optimizers/adam.hpp)
+#   model      the same training step through the model layer: #include <cellflow/model/model.hpp>,
+#              cf::Model (3 x BasicLSTM(150), dense head) and one Model::train_step with Adam
 #   parse      #include <cellflow/cellflow.hpp> and an empty main: what parsing the headers costs
 #   eigen      #include <Eigen/Core> and one small matrix product: the floor
-# Each is compiled RUNS times (default 3), interleaved (umbrella, single, parse, eigen, umbrella, ...)
+# Each is compiled RUNS times (default 3), interleaved (umbrella, single, model, parse, eigen, ...)
 # so that load changes hit all of them alike; the script prints the median and the range of the wall
 # times, the median CPU time (user + system, less sensitive to other load on the machine), the
 # load average before and after, and the compiler. The results are in docs/compile-time.md.
@@ -60,6 +62,21 @@ printf '%s\n' '#include <cellflow/cells/lstm_cell.hpp>' '#include <cellflow/rnn/
   '#include <cellflow/rnn/dynamic_rnn.hpp>' '#include <cellflow/layers/dense.hpp>' \
   '#include <cellflow/losses/sparse_softmax_cross_entropy.hpp>' '#include <cellflow/optimizers/adam.hpp>' \
   '#include <vector>' "$body" > "$work/single.cpp"
+cat > "$work/model.cpp" <<'EOF'
+#include <cellflow/model/model.hpp>
+#include <cellflow/optimizers/adam.hpp>
+#include <vector>
+namespace cf = cellflow;
+int main() {
+  cf::Rng rng(42);
+  cf::Model<float> model(28, {cf::BasicLSTM(150), cf::BasicLSTM(150), cf::BasicLSTM(150)}, 10, rng);
+  cf::AdamOptimizer<float> adam(0.001f);
+  cf::Tensor3<float> x(8, 28, 28);
+  x.setConstant(0.5f);
+  const std::vector<int> y(8, 3);
+  return model.train_step(x, y, adam).loss > 0 ? 0 : 1;
+}
+EOF
 printf '#include <cellflow/cellflow.hpp>\nint main() { return 0; }\n' > "$work/parse.cpp"
 cat > "$work/eigen.cpp" <<'EOF'
 #include <Eigen/Core>
@@ -69,7 +86,7 @@ int main() {
 }
 EOF
 
-names=(umbrella single parse eigen)
+names=(umbrella single model parse eigen)
 declare -A times cputimes
 compile() {  # prints "wall cpu" seconds of one compile (cpu = user + system)
   local TIMEFORMAT='%R %U %S' t
@@ -107,6 +124,7 @@ for name in "${names[@]}"; do
   case $name in
     umbrella) label='`#include <cellflow/cellflow.hpp>`, trains a 3-layer LSTM' ;;
     single) label='the same code, only the 6 headers it needs' ;;
+    model) label='the same step through `cf::Model` (`model/model.hpp`, `optimizers/adam.hpp`)' ;;
     parse) label='`#include <cellflow/cellflow.hpp>` and no code (parsing alone)' ;;
     eigen) label='`#include <Eigen/Core>` only (the floor)' ;;
   esac
