@@ -41,19 +41,9 @@ using Catch::Matchers::Contains;
 using cf::Index;
 using Bytes = std::vector<std::uint8_t>;
 
+using cellflow_test::read_bytes;
 using cellflow_test::TempDir;
-
-Bytes read_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  REQUIRE(in.good());
-  return Bytes(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
-void write_bytes(const std::string& path, const Bytes& bytes) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-  REQUIRE(out.good());
-}
+using cellflow_test::write_bytes;
 
 /// Runs `f`, which must throw an E whose message satisfies `matcher` (Catch2 v2's
 /// REQUIRE_THROWS_MATCHES matches the exception object, not its message).

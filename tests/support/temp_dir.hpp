@@ -4,6 +4,7 @@
 //   cellflow_test::TempDir dir;                  // /tmp/cellflow-test-<random>/
 //   const std::string path = dir.file("m.ckpt");
 //   CHECK(dir.entries() == std::vector<std::string>{"m.ckpt"});   // nothing else left behind
+//   write_bytes(path, read_bytes(path));          // a file's bytes, e.g. to cut or corrupt it
 //
 // Names are random (CTest runs test cases in parallel processes). Removal first gives the owner
 // full permissions on every directory inside, so a test that made one read-only cannot leave
@@ -13,7 +14,10 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <cstdint>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <random>
 #include <string>
 #include <system_error>
@@ -66,5 +70,19 @@ class TempDir {
  private:
   std::filesystem::path path_;
 };
+
+/// The bytes of the file at `path` (REQUIREs that it opens).
+inline std::vector<std::uint8_t> read_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  REQUIRE(in.good());
+  return std::vector<std::uint8_t>(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+/// Writes `bytes` to the file at `path`, replacing it (REQUIREs that the write succeeds).
+inline void write_bytes(const std::string& path, const std::vector<std::uint8_t>& bytes) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  REQUIRE(out.good());
+}
 
 }  // namespace cellflow_test
