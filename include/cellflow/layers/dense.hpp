@@ -62,11 +62,19 @@ class Dense {
 
   /// y [batch, out] = x [batch, in] @ kernel + bias.
   Matrix<T> operator()(const Matrix<T>& x) const {
+    Matrix<T> y;
+    forward_into(x, y);
+    return y;
+  }
+
+  /// The same into `y`, resized only when its shape differs: a loop that keeps `y` (a stream's
+  /// logits, step after step) allocates nothing. `y` must not be `x` (ValueError).
+  void forward_into(const Matrix<T>& x, Matrix<T>& y) const {
     check_input(x, "forward", false);
-    Matrix<T> y(x.rows(), output_size());
+    if (&x == &y) throw ValueError(detail::concat(name_, " forward_into: y must be another matrix than x"));
+    if (y.rows() != x.rows() || y.cols() != output_size()) y.resize(x.rows(), output_size());
     detail::matmul(y, x, kernel_.value);  // cellflow's product: each row's sum is the same for any batch size
     y.rowwise() += bias_.value.row(0);
-    return y;
   }
 
   /// Accumulates d kernel += x^T dy and d bias += sum_rows dy; returns d x = dy @ kernel^T.

@@ -88,7 +88,7 @@ class ModelStream {
 
  private:
   const Matrix<T>& update() {
-    logits_ = model_->head()(rnn_.state().back().h());
+    model_->head().forward_into(rnn_.state().back().h(), logits_);  // no allocation once sized
     return logits_;
   }
 
