@@ -61,5 +61,6 @@
 #include "cellflow/rnn/sequence.hpp"
 #include "cellflow/rnn/step.hpp"
 #include "cellflow/rnn/stream.hpp"
+#include "cellflow/train/gradient_hook.hpp"
 #include "cellflow/train/numeric_guard.hpp"
 #include "cellflow/version.hpp"

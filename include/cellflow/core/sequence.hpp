@@ -22,6 +22,17 @@ namespace cellflow {
 
 // ---- cell contract ----
 
+/// Told during a backward pass when a layer's weight gradients are final (SequenceArgs::observer):
+/// how data-parallel training starts sending a layer's gradients while the layers below it are
+/// still computing theirs (train/gradient_hook.hpp).
+class BackwardObserver {
+ public:
+  /// Virtual: an observer may be destroyed through a BackwardObserver*.
+  virtual ~BackwardObserver() = default;
+  /// Layer `layer` of a stack (0 = the bottom) has finished its backward pass.
+  virtual void layer_done(Index layer) = 0;
+};
+
 /// The shape of one run over a sequence and which steps of it count.
 struct SequenceArgs {
   Index time = 0;   ///< time steps held by the inputs and outputs (their rows are time * batch)
@@ -36,6 +47,11 @@ struct SequenceArgs {
   /// Keep every step's activations for backward. Without it a cell may keep only what the
   /// next step needs (inference).
   bool training = false;
+  /// Backward only, or null: a stack (MultiRNNCell) calls observer->layer_done(l) after each of
+  /// its layers, the top one first; the layers themselves get the args without it. dynamic_rnn
+  /// sets it when the batch runs as one slice (otherwise the layers finish together, when the
+  /// slices' gradients are summed).
+  BackwardObserver* observer = nullptr;
 
   /// Whether example b has ended before step t (t >= its length).
   bool ended(Index t, Index b) const { return lengths != nullptr && t >= lengths[static_cast<std::size_t>(b)]; }

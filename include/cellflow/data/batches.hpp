@@ -5,6 +5,11 @@
 // numpy's array_split does (the first n % n_batches parts are one longer). So n = 10 with
 // batch_size 3 gives batches of 4, 3 and 3, and no example is ever dropped or repeated.
 //
+// Data-parallel training shards every batch: all ranks draw the same permutation from the same
+// seed, and each takes its own contiguous part of every global batch (`epoch(rank, ranks)`, cut
+// by `shard` as array_split cuts: the first batch % ranks ranks get one example more). Over an
+// epoch the ranks together see every example exactly once.
+//
 // The permutation is a Fisher-Yates shuffle driven by `Rng::below` (std::shuffle's output is
 // implementation-defined), so a seed gives the same batches with every compiler and platform.
 #pragma once
@@ -21,6 +26,23 @@
 #include "cellflow/data/dataset.hpp"
 
 namespace cellflow::data {
+
+/// Where rank `rank` of `ranks` starts in a batch of `n` examples, and how many it takes: the
+/// batch cut into `ranks` contiguous parts as numpy's array_split cuts it (the first n % ranks
+/// parts one longer; a part is empty when n < ranks). ValueError unless 0 <= rank < ranks.
+inline std::pair<Index, Index> shard_range(Index n, int rank, int ranks) {
+  if (ranks < 1 || rank < 0 || rank >= ranks)
+    throw ValueError(cellflow::detail::concat("shard: rank ", rank, " is outside [0, ", ranks, ") (", ranks, " ranks)"));
+  if (n < 0) throw ValueError(cellflow::detail::concat("shard: a batch of ", n, " examples"));
+  const Index base = n / ranks, extra = n % ranks, r = rank;
+  return {r * base + std::min(r, extra), base + (r < extra ? 1 : 0)};
+}
+
+/// Rank `rank`'s part of `batch` (shard_range): together the ranks' parts are the batch, in order.
+inline std::vector<Index> shard(const std::vector<Index>& batch, int rank, int ranks) {
+  const auto [start, count] = shard_range(static_cast<Index>(batch.size()), rank, ranks);
+  return std::vector<Index>(batch.begin() + start, batch.begin() + start + count);
+}
 
 /// Epochs of shuffled minibatch indices.
 ///
@@ -77,6 +99,17 @@ class ShuffleBatches {
       batches.emplace_back(it, it + len);
       it += len;
     }
+    return batches;
+  }
+
+  /// Data-parallel: rank `rank`'s part (shard) of each batch of the next epoch. Every rank built
+  /// with the same n, batch_size and seed draws the same permutation, so the ranks' parts of a
+  /// batch are disjoint and together make the batch epoch() gives. ValueError unless
+  /// 0 <= rank < ranks.
+  std::vector<std::vector<Index>> epoch(int rank, int ranks) {
+    shard_range(0, rank, ranks);  // checks rank and ranks before the generator moves
+    std::vector<std::vector<Index>> batches = epoch();
+    for (auto& b : batches) b = shard(b, rank, ranks);
     return batches;
   }
 

@@ -833,6 +833,12 @@ void save_checkpoint(const std::string& path, const VariableList<T>& vars,
   write_file_atomically(path, bytes, "save_checkpoint");
 }
 
+namespace detail {
+template <class T>
+CheckpointInfo load_checkpoint_from(const std::vector<std::uint8_t>& bytes, VariableList<T>& vars,
+                                    Optimizer<T>* optimizer, const std::string& ctx);
+}  // namespace detail
+
 /// Loads a checkpoint into `vars` and, when `optimizer` is given, replaces the optimizer's whole
 /// state with the file's (hyper-parameters included: it then continues bitwise as the saved one
 /// would have; change the learning rate afterwards with set_learning_rate if wanted). Variables
@@ -848,9 +854,25 @@ void save_checkpoint(const std::string& path, const VariableList<T>& vars,
 template <class T>
 CheckpointInfo load_checkpoint(const std::string& path, VariableList<T>& vars,
                                detail::identity_t<Optimizer<T>>* optimizer = nullptr) {
+  const std::string ctx = detail::concat("load_checkpoint: '", path, "'");
+  return detail::load_checkpoint_from(detail::read_checkpoint_file(path, ctx), vars, optimizer, ctx);
+}
+
+/// load_checkpoint from a checkpoint's bytes (checkpoint_bytes, or a file read elsewhere); the
+/// messages name `source` instead of a file. Same checks, same all-or-nothing assignment.
+template <class T>
+CheckpointInfo load_checkpoint_bytes(const std::vector<std::uint8_t>& bytes, VariableList<T>& vars,
+                                     detail::identity_t<Optimizer<T>>* optimizer = nullptr,
+                                     const std::string& source = "checkpoint bytes") {
+  return detail::load_checkpoint_from(bytes, vars, optimizer, detail::concat("load_checkpoint_bytes: ", source));
+}
+
+namespace detail {
+
+template <class T>
+CheckpointInfo load_checkpoint_from(const std::vector<std::uint8_t>& bytes, VariableList<T>& vars,
+                                    Optimizer<T>* optimizer, const std::string& ctx) {
   using detail::concat;
-  const std::string ctx = concat("load_checkpoint: '", path, "'");
-  const std::vector<std::uint8_t> bytes = detail::read_checkpoint_file(path, ctx);
   detail::CkptLayout layout = detail::parse_checkpoint_layout(bytes.data(), bytes.size(), ctx);
   const auto& file_vars = layout.info.variables;
 
@@ -946,5 +968,7 @@ CheckpointInfo load_checkpoint(const std::string& path, VariableList<T>& vars,
   for (std::size_t j = 0; j < vars.size(); ++j) *vars[j].value = values[j];
   return std::move(layout.info);
 }
+
+}  // namespace detail
 
 }  // namespace cellflow::io

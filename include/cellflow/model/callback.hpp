@@ -155,6 +155,14 @@ struct FitContext {
   virtual void set_weights(const std::vector<double>& weights) = 0;
   /// The model's summary() (layers and parameters).
   virtual std::string model_summary() const = 0;
+  /// This process's rank in a data-parallel run (mpi::fit), 0 otherwise. Every rank runs the
+  /// callbacks with the same (global) logs; only rank 0 prints and writes files (save() does
+  /// nothing on the others), so a callback of your own that prints checks is_root().
+  virtual int rank() const { return 0; }
+  /// The number of ranks of a data-parallel run, 1 otherwise.
+  virtual int ranks() const { return 1; }
+  /// Whether this process prints and writes files (rank 0).
+  bool is_root() const { return rank() == 0; }
 
   /// Ends fit after the current epoch (after the current step, if called from on_batch_end).
   void stop_training(std::string reason = "") {

@@ -15,7 +15,8 @@
 // Epochs are numbered from 1 everywhere (the console, the CSV, checkpoints' "epochs" entry).
 // Output files follow io/atomic_file.hpp's policy: checked before the first step, written
 // atomically, a failed write leaves the previous file intact (and stops fit with IOError after
-// the other callbacks saw the epoch).
+// the other callbacks saw the epoch). In a data-parallel run (mpi::fit) every rank runs the
+// callbacks with the same global logs, and rank 0 alone prints and writes files.
 #pragma once
 
 #include <algorithm>
@@ -76,7 +77,8 @@ class ProgressBar : public Callback {
       : out_(out), summary_(epoch_summary), tty_(CELLFLOW_ISATTY(out)) {}
 
   /// Redraws the bar (terminal) or prints a line at each quarter of the epoch (pipe).
-  void on_batch_end(FitContext&, const BatchLogs& b) override {
+  void on_batch_end(FitContext& ctx, const BatchLogs& b) override {
+    if (!ctx.is_root()) return;
     if (tty_) {
       const int width = 24;
       const int filled = static_cast<int>(width * b.batch / std::max<Index>(1, b.batches));
@@ -99,9 +101,9 @@ class ProgressBar : public Callback {
   }
 
   /// Erases the bar and prints the epoch's summary line.
-  void on_epoch_end(FitContext&, const EpochLogs& e) override {
+  void on_epoch_end(FitContext& ctx, const EpochLogs& e) override {
     erase();
-    if (!summary_) return;
+    if (!summary_ || !ctx.is_root()) return;
     std::fprintf(out_, "epoch %d/%d: loss %.4f, accuracy %.4f", e.epoch, e.epochs, e.loss, e.accuracy);
     if (e.has_validation) std::fprintf(out_, ", val_loss %.4f, val_accuracy %.4f", e.val_loss, e.val_accuracy);
     std::fprintf(out_, " (%.1f s, %.0f samples/s)\n", e.seconds, e.samples_per_second);
@@ -145,6 +147,7 @@ class CSVLogger : public Callback {
   /// Checks that the file can be written (IOError before any step otherwise); with `append`,
   /// reads the rows to keep.
   void on_train_begin(FitContext& ctx) override {
+    if (!ctx.is_root()) return;
     io::check_writable(path_, "CSVLogger");
     text_ = std::string(kHeader) + "\n";
     if (!append_) return;
@@ -162,7 +165,8 @@ class CSVLogger : public Callback {
   }
 
   /// Adds the epoch's row and rewrites the file atomically.
-  void on_epoch_end(FitContext&, const EpochLogs& e) override {
+  void on_epoch_end(FitContext& ctx, const EpochLogs& e) override {
+    if (!ctx.is_root()) return;
     const auto num = [](double v) {
       char buf[40];
       std::snprintf(buf, sizeof buf, "%.9g", v);
@@ -221,6 +225,7 @@ struct ModelCheckpointOptions {
 /// Saves the model after every epoch (Model::save: architecture, weights, the optimizer's state)
 /// with metadata {"epochs": N}, N the epochs trained so far: what FitOptions::initial_epoch
 /// takes to resume (see epochs_trained). "{epoch}" in the path becomes N ("ckpt-{epoch}.cf").
+/// In a data-parallel run (mpi::fit) rank 0 alone writes the file.
 class ModelCheckpoint : public Callback {
  public:
   /// Saves to `path` ("{epoch}" replaced by the epoch's number) as `options` say.
@@ -230,7 +235,7 @@ class ModelCheckpoint : public Callback {
   /// Checks the monitored metric and that the path can be written, before any step.
   void on_train_begin(FitContext& ctx) override {
     if (opt_.save_best_only) detail::check_monitor(opt_.monitor, ctx, "ModelCheckpoint");
-    if (path_.find("{epoch}") == std::string::npos) io::check_writable(path_, "ModelCheckpoint");
+    if (path_.find("{epoch}") == std::string::npos && ctx.is_root()) io::check_writable(path_, "ModelCheckpoint");
     best_ = std::numeric_limits<double>::quiet_NaN();
   }
 

@@ -20,6 +20,7 @@
 // the model. With options.verbose (the default) a ProgressBar on stdout comes first.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -44,11 +45,27 @@ namespace cellflow {
 
 namespace detail {
 
+/// What fit needs from the processes of a data-parallel run: their number, this one's rank, the
+/// gradient hook of a step and sums over the ranks (mpi::fit implements it over MPI).
+class FitGroup {
+ public:
+  virtual ~FitGroup() = default;
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+  /// The hook of a step whose global batch holds `global_batch` examples.
+  virtual GradientHook& hook(Index global_batch) = 0;
+  /// Sums `values` over the ranks, in place.
+  virtual void sum(std::vector<double>& values) = 0;
+  /// Replaces `values` by rank 0's.
+  virtual void broadcast(std::vector<double>& values) = 0;
+};
+
 template <class T>
 class FitContextImpl final : public FitContext {
  public:
-  FitContextImpl(Model<T>& m, Optimizer<T>& o, const FitOptions& opts, Index n, Index batches, bool val)
-      : model_(m), opt_(o), opts_(opts), n_(n), batches_(batches), val_(val) {}
+  FitContextImpl(Model<T>& m, Optimizer<T>& o, const FitOptions& opts, Index n, Index batches, bool val,
+                 const FitGroup* group)
+      : model_(m), opt_(o), opts_(opts), n_(n), batches_(batches), val_(val), group_(group) {}
   const FitOptions& options() const override { return opts_; }
   Index train_size() const override { return n_; }
   Index batches_per_epoch() const override { return batches_; }
@@ -56,7 +73,7 @@ class FitContextImpl final : public FitContext {
   double learning_rate() const override { return static_cast<double>(opt_.learning_rate()); }
   void set_learning_rate(double lr) override { opt_.set_learning_rate(lr); }
   void save(const std::string& path, bool with_optimizer, const io::CheckpointMetadata& metadata) const override {
-    model_.save(path, with_optimizer ? &opt_ : nullptr, metadata);
+    if (rank() == 0) model_.save(path, with_optimizer ? &opt_ : nullptr, metadata);
   }
   std::vector<double> weights() const override {
     std::vector<double> w;
@@ -73,6 +90,8 @@ class FitContextImpl final : public FitContext {
       for (Index i = 0; i < v.value->size(); ++i) v.value->data()[i] = static_cast<T>(w[k++]);
   }
   std::string model_summary() const override { return model_.summary(); }
+  int rank() const override { return group_ ? group_->rank() : 0; }
+  int ranks() const override { return group_ ? group_->size() : 1; }
 
  private:
   Model<T>& model_;
@@ -80,11 +99,13 @@ class FitContextImpl final : public FitContext {
   const FitOptions& opts_;
   Index n_, batches_;
   bool val_;
+  const FitGroup* group_;
 };
 
 template <class T>
 History fit_impl(Model<T>& model, Optimizer<T>& optimizer, const data::Dataset<T>& train,
-                 const data::Dataset<T>* validation, const FitOptions& options, std::vector<Callback*> callbacks) {
+                 const data::Dataset<T>* validation, const FitOptions& options, std::vector<Callback*> callbacks,
+                 FitGroup* group = nullptr) {
   const char* op = "fit";
   if (options.epochs < 0) throw ValueError(concat(op, ": epochs must be >= 0, given ", options.epochs));
   if (options.initial_epoch < 0)
@@ -113,7 +134,13 @@ History fit_impl(Model<T>& model, Optimizer<T>& optimizer, const data::Dataset<T
 
   Rng own(options.seed);
   data::ShuffleBatches batches(train.size(), options.batch_size, options.rng ? *options.rng : own);
-  FitContextImpl<T> ctx(model, optimizer, options, train.size(), batches.num_batches(), validation != nullptr);
+  const int rank = group ? group->rank() : 0, ranks = group ? group->size() : 1;
+  const std::vector<Index> global_sizes = batches.batch_sizes();
+  if (ranks > 1 && *std::min_element(global_sizes.begin(), global_sizes.end()) < ranks)
+    throw ValueError(concat(op, ": batches of ", *std::min_element(global_sizes.begin(), global_sizes.end()),
+                            " examples cannot give each of the ", ranks,
+                            " ranks an example (batch_size is the global batch: make it at least the number of ranks)"));
+  FitContextImpl<T> ctx(model, optimizer, options, train.size(), batches.num_batches(), validation != nullptr, group);
   ProgressBar progress;
   if (options.verbose) callbacks.insert(callbacks.begin(), &progress);
 
@@ -143,14 +170,15 @@ History fit_impl(Model<T>& model, Optimizer<T>& optimizer, const data::Dataset<T
       logs.epochs = last;
       logs.learning_rate = ctx.learning_rate();
       logs.has_validation = validation != nullptr;
-      std::vector<std::vector<Index>> plan;
+      std::vector<std::vector<Index>> plan;  // this rank's part of every batch
       if (options.shuffle) {
-        plan = batches.epoch();
+        plan = batches.epoch(rank, ranks);
       } else {
         Index start = 0;
-        for (const Index len : batches.batch_sizes()) {
+        for (const Index len : global_sizes) {
           plan.emplace_back();
           for (Index i = 0; i < len; ++i) plan.back().push_back(start + i);
+          plan.back() = data::shard(plan.back(), rank, ranks);
           start += len;
         }
       }
@@ -168,8 +196,9 @@ History fit_impl(Model<T>& model, Optimizer<T>& optimizer, const data::Dataset<T
           step_options.sequence_length.reset();
         else
           step_options.sequence_length = lengths;
+        if (group) step_options.gradient_hook = &group->hook(global_sizes[k]);
         const StepResult r = model.train_step(x, y, optimizer, step_options);
-        const auto m = static_cast<Index>(y.size());
+        const Index m = global_sizes[k];  // the step's loss and accuracy are the global batch's
         ++logs.steps;
         if (r.skipped) {
           ++logs.skipped_steps;
@@ -195,11 +224,42 @@ History fit_impl(Model<T>& model, Optimizer<T>& optimizer, const data::Dataset<T
       logs.accuracy = logs.examples > 0 ? hits / static_cast<double>(logs.examples) : 0.0;
       InferenceOptions last_batch = eval_options;
       if (!lengths.empty()) last_batch.sequence_length = lengths;
-      logs.last_batch_accuracy = model.evaluate(x, y, last_batch).accuracy;
-      if (validation) {
-        const Metrics v = model.evaluate(*validation, eval_options);
-        logs.val_loss = v.loss;
-        logs.val_accuracy = v.accuracy;
+      if (!group) {
+        logs.last_batch_accuracy = model.evaluate(x, y, last_batch).accuracy;
+        if (validation) {
+          const Metrics v = model.evaluate(*validation, eval_options);
+          logs.val_loss = v.loss;
+          logs.val_accuracy = v.accuracy;
+        }
+      } else {
+        // Each rank evaluates its part (of the last batch, of the validation set); the sums
+        // over the ranks give the whole's.
+        const Metrics last_part = model.evaluate(x, y, last_batch);
+        std::vector<double> sums{last_part.accuracy * static_cast<double>(last_part.examples),
+                                 static_cast<double>(last_part.examples), 0, 0, 0};
+        if (validation) {
+          const auto [start, count] = data::shard_range(validation->size(), rank, ranks);
+          if (count > 0) {
+            std::vector<Index> idx(static_cast<std::size_t>(count));
+            for (Index i = 0; i < count; ++i) idx[static_cast<std::size_t>(i)] = start + i;
+            Tensor3<T> vx;
+            std::vector<int> vy;
+            std::vector<Index> vl;
+            data::gather(*validation, idx, vx, vy, vl);
+            InferenceOptions vo = eval_options;
+            if (!vl.empty()) vo.sequence_length = vl;
+            const Metrics v = model.evaluate(vx, vy, vo);
+            sums[2] = v.loss * static_cast<double>(v.examples);
+            sums[3] = v.accuracy * static_cast<double>(v.examples);
+            sums[4] = static_cast<double>(v.examples);
+          }
+        }
+        group->sum(sums);
+        logs.last_batch_accuracy = sums[0] / sums[1];
+        if (validation) {
+          logs.val_loss = sums[2] / sums[4];
+          logs.val_accuracy = sums[3] / sums[4];
+        }
       }
       history.epochs.push_back(logs);
       // Every callback sees the epoch's end (a checkpoint that cannot be written does not keep
@@ -213,6 +273,13 @@ History fit_impl(Model<T>& model, Optimizer<T>& optimizer, const data::Dataset<T
         }
       }
       if (first_error) std::rethrow_exception(first_error);
+      if (group) {
+        // The ranks' callbacks saw the same logs and decide alike; rank 0's decision stands.
+        std::vector<double> decision{ctx.stop_requested() ? 1.0 : 0.0, ctx.learning_rate()};
+        group->broadcast(decision);
+        if (decision[0] != 0 && !ctx.stop_requested()) ctx.stop_training("rank 0 stopped training");
+        if (decision[1] != ctx.learning_rate()) ctx.set_learning_rate(decision[1]);
+      }
     }
     history.stopped_early = ctx.stop_requested();
     history.stop_reason = ctx.stop_reason();

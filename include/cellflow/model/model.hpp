@@ -55,6 +55,7 @@
 #include "cellflow/optimizers/optimizer.hpp"
 #include "cellflow/rnn/dynamic_rnn.hpp"
 #include "cellflow/rnn/multi_rnn_cell.hpp"
+#include "cellflow/train/gradient_hook.hpp"
 #include "cellflow/train/numeric_guard.hpp"
 
 namespace cellflow {
@@ -75,6 +76,10 @@ struct TrainOptions {
   double clip_norm = 0;
   /// What a non-finite loss or gradient does.
   NonFinitePolicy on_nonfinite = NonFinitePolicy::stop;
+  /// Data-parallel training (train/gradient_hook.hpp; mpi::GradientAllreduce implements it over
+  /// MPI): the step's gradients and statistics become the global batch's before the non-finite
+  /// check, clipping and the update. Null: this batch alone.
+  GradientHook* gradient_hook = nullptr;
 };
 
 /// Options of Model::evaluate, predict, predict_proba and logits (forward only).
@@ -191,6 +196,8 @@ class Model {
   /// options.clip_norm), `optimizer`'s update. Gradients are set to zero first, so they hold this
   /// step's after it. Returns the batch's loss and accuracy from the forward pass that trained.
   /// inputs [batch, time, input_depth]; labels: one class in [0, classes) per example.
+  /// With options.gradient_hook the batch is this rank's part of a global batch: the gradients,
+  /// loss and accuracy are the global batch's, and a non-finite loss on any rank is seen by all.
   template <class Label>
   StepResult train_step(const Tensor3<T>& inputs, const std::vector<Label>& labels, Optimizer<T>& optimizer,
                         const TrainOptions& options = {}) {
@@ -213,13 +220,48 @@ class Model {
     StepResult r;
     r.loss = xent.mean();
     r.accuracy = mean_of(in_top_k(logits, labels, 1));
-    if (!std::isfinite(r.loss)) {
-      if (options.on_nonfinite == NonFinitePolicy::stop) check_finite_loss(r.loss, steps_);
-      return skip(r);
+    GradientHook* hook = options.gradient_hook;
+    if (hook == nullptr) {
+      if (!std::isfinite(r.loss)) {
+        if (options.on_nonfinite == NonFinitePolicy::stop) check_finite_loss(r.loss, steps_);
+        return skip(r);
+      }
+      auto d_state = rnn_->zero_state(h.rows());
+      d_state.back().h() = head_->backward(h, xent.mean_gradient());
+      dynamic_rnn_backward(*rnn_, *cache_, nullptr, &d_state);
+    } else {
+      // Every rank goes through the whole backward pass, even with a non-finite loss: the others
+      // wait for its gradients, and the NaN they carry makes every rank see the same step.
+      BatchStats stats;
+      stats.examples = h.rows();
+      stats.loss_sum = xent.loss.template cast<double>().sum();
+      stats.correct = r.accuracy * static_cast<double>(stats.examples);
+      const Index global = hook->begin_backward(stats);
+      if (global < stats.examples)
+        throw ValueError(detail::concat(op, ": the gradient hook says the global batch has ", global,
+                                        " examples, fewer than this rank's ", stats.examples));
+      auto d_state = rnn_->zero_state(h.rows());
+      d_state.back().h() = head_->backward(h, xent.backprop / static_cast<T>(global));
+      hook->gradients_ready(groups_.front().first, groups_.front().second);
+      struct LayerDone final : BackwardObserver {
+        GradientHook* hook;
+        const std::vector<std::pair<std::size_t, std::size_t>>* groups;
+        void layer_done(Index l) override {
+          const auto& g = (*groups)[groups->size() - 1 - static_cast<std::size_t>(l)];
+          hook->gradients_ready(g.first, g.second);
+        }
+      } observer;
+      observer.hook = hook;
+      observer.groups = &groups_;
+      dynamic_rnn_backward(*rnn_, *cache_, nullptr, &d_state, &observer);
+      hook->end_backward(stats);
+      r.loss = stats.examples > 0 ? stats.loss_sum / static_cast<double>(stats.examples) : 0.0;
+      r.accuracy = stats.examples > 0 ? stats.correct / static_cast<double>(stats.examples) : 0.0;
+      if (!std::isfinite(r.loss)) {
+        if (options.on_nonfinite == NonFinitePolicy::stop) check_finite_loss(r.loss, steps_);
+        return skip(r);
+      }
     }
-    auto d_state = rnn_->zero_state(h.rows());
-    d_state.back().h() = head_->backward(h, xent.mean_gradient());
-    dynamic_rnn_backward(*rnn_, *cache_, nullptr, &d_state);
     if (first_non_finite_gradient(vars_)) {
       if (options.on_nonfinite == NonFinitePolicy::stop) check_finite_gradients(vars_, steps_);
       return skip(r);
@@ -312,6 +354,10 @@ class Model {
       rnn_->layer(0).for_each_variable(detail::join_scope(scope, config_.scope), std::ref(f));
     head_->for_each_variable(scope, f);
   }
+
+  /// The variables in the order backward finishes their gradients, as ranges [first, last) of
+  /// variables(): the head's first, then each layer's from the top down (GradientHook's groups).
+  const std::vector<std::pair<std::size_t, std::size_t>>& gradient_groups() const { return groups_; }
 
   /// Sets every gradient to zero (train_step does it itself).
   void zero_grad() { vars_.zero_grad(); }
@@ -410,6 +456,17 @@ class Model {
   void bind() {
     vars_ = VariableList<T>();
     for_each_variable("", [this](const std::string& name, Parameter<T>& p) { vars_.add_one(name, p); });
+    // Layer by layer, in variables() order (the layers, then the head), then reversed.
+    groups_.clear();
+    std::size_t first = 0;
+    for (Index l = 0; l < rnn_->num_layers(); ++l) {
+      std::size_t n = 0;
+      rnn_->layer(l).for_each_variable("", [&n](const std::string&, Parameter<T>&) { ++n; });
+      groups_.emplace_back(first, first + n);
+      first += n;
+    }
+    groups_.emplace_back(first, vars_.size());
+    std::reverse(groups_.begin(), groups_.end());
   }
 
   void check_inputs(const Tensor3<T>& x, const SequenceLengths& lengths, const char* op) const {
@@ -468,6 +525,7 @@ class Model {
   std::unique_ptr<MultiRNNCell<T>> rnn_;  // on the heap: a move keeps every Parameter's address
   std::unique_ptr<Dense<T>> head_;
   VariableList<T> vars_;
+  std::vector<std::pair<std::size_t, std::size_t>> groups_;  // gradient_groups()
   std::unique_ptr<RNNResult<MultiRNNCell<T>>> cache_;  // train_step's buffers, reused
   long long steps_ = 0, skipped_ = 0;
 };

@@ -79,6 +79,12 @@ struct RNNGradients {
 
 namespace detail {
 
+/// Whether Cell is a stack of layers (has num_layers(), as MultiRNNCell).
+template <class Cell, class = void>
+struct has_layers : std::false_type {};
+template <class Cell>
+struct has_layers<Cell, std::void_t<decltype(std::declval<const Cell&>().num_layers())>> : std::true_type {};
+
 /// Checks sequence_length against the batch and time sizes (each length in [0, time]).
 inline void check_lengths(const std::vector<Index>& lengths, Index batch, Index time, const char* op) {
   if (static_cast<Index>(lengths.size()) != batch)
@@ -183,10 +189,15 @@ void dynamic_rnn_into(RNNResult<Cell>& result, const Cell& cell, const Tensor3<t
 /// d_outputs (the outputs' layout) and d_final_state are the upstream gradients; either may be
 /// null. Accumulates (+=) into the cell's variable gradients and returns the gradients of the
 /// inputs and of the initial state. The cell must be the one that produced `result`.
+/// `observer`, if given, hears layer_done(l) once for every layer (a MultiRNNCell's, the top one
+/// first; layer 0 of any other cell) as soon as that layer's weight gradients are final: during
+/// the backward pass when the batch runs as one slice (batch_threads 1), otherwise once the
+/// slices' gradients are summed.
 template <class Cell>
 RNNGradients<Cell> dynamic_rnn_backward(Cell& cell, RNNResult<Cell>& result,
                                         const Tensor3<typename Cell::Scalar>* d_outputs,
-                                        const typename Cell::State* d_final_state = nullptr) {
+                                        const typename Cell::State* d_final_state = nullptr,
+                                        BackwardObserver* observer = nullptr) {
   auto& tp = result.tape;
   auto& split = tp.split;
   if (!tp.training)
@@ -211,7 +222,8 @@ RNNGradients<Cell> dynamic_rnn_backward(Cell& cell, RNNResult<Cell>& result,
   split.begin_backward();
   split.run([&](Index p, detail::BatchSlice<Cell>& s) {
     if (d_outputs) detail::to_time_major(*d_outputs, tp.time_major, s.b0, s.n, s.d_outputs, split.lengths(p));
-    const SequenceArgs args = split.args(p, true);
+    SequenceArgs args = split.args(p, true);
+    if (split.whole()) args.observer = observer;
     const auto* dY = d_outputs ? &s.d_outputs : nullptr;
     auto& d0 = d_initial[static_cast<std::size_t>(p)];
     if (d_final_state && !split.whole()) {
@@ -223,6 +235,14 @@ RNNGradients<Cell> dynamic_rnn_backward(Cell& cell, RNNResult<Cell>& result,
     detail::from_time_major(s.d_inputs, s.b0, s.n, tp.time_major, g.d_inputs);
   });
   split.reduce_gradients();
+  if (observer) {
+    constexpr bool stack = detail::has_layers<Cell>::value;
+    if (!split.whole() || !stack) {
+      Index layers = 1;
+      if constexpr (stack) layers = cell.num_layers();
+      for (Index l = layers; l-- > 0;) observer->layer_done(l);
+    }
+  }
   if (split.whole()) {
     g.d_initial_state = std::move(d_initial[0]);
   } else {

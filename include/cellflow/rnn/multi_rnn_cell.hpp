@@ -159,19 +159,23 @@ class MultiRNNCell {
   }
 
   /// Backward from the top layer down, each layer's input gradient being the output gradient of the
-  /// one below; d_initial receives every layer's initial-state gradient. Error when the tape holds
-  /// another number of layers than the stack.
+  /// one below; d_initial receives every layer's initial-state gradient. args.observer, if set,
+  /// hears of each layer as it finishes. Error when the tape holds another number of layers than
+  /// the stack.
   void backward_sequence(Tape& tp, const Matrix<T>& X, const SequenceArgs& args, const Matrix<T>* dY,
                          const State* d_final, Matrix<T>* dX, State& d_initial, Gradients<T>& grads) const {
     check_tape(tp);
     const std::size_t L = layers_.size();
     d_initial.resize(L);
     const Matrix<T>* d_out = dY;
+    SequenceArgs layer_args = args;
+    layer_args.observer = nullptr;
     for (std::size_t l = L; l-- > 0;) {
       const Matrix<T>& in = l == 0 ? X : tp.outputs[l - 1];
       Matrix<T>* d_in = l == 0 ? dX : &tp.d_below;
-      run_sequence_backward(layers_[l], tp.tapes[l], in, args, d_out, d_final ? &(*d_final)[l] : nullptr, d_in,
+      run_sequence_backward(layers_[l], tp.tapes[l], in, layer_args, d_out, d_final ? &(*d_final)[l] : nullptr, d_in,
                             d_initial[l], grads);
+      if (args.observer) args.observer->layer_done(static_cast<Index>(l));
       if (l > 0) {
         tp.d_above.swap(tp.d_below);
         d_out = &tp.d_above;
