@@ -8,6 +8,7 @@
 //   mnist_rnn                       shipped data (8,000 train / 2,000 test real digits), 10 epochs
 //   mnist_rnn --data DIR            any directory with the four MNIST/Fashion-MNIST IDX files
 //   mnist_rnn --help                all options
+//   mpirun -np 2 mnist_rnn --distributed   data-parallel over MPI (built with cellflow::mpi)
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -29,6 +30,10 @@
 #include "support/mnist_config.hpp"
 #include "support/output_file.hpp"
 #include "support/svg_chart.hpp"
+
+#ifdef CELLFLOW_EXAMPLE_MPI
+#include "cellflow/distributed/mpi.hpp"
+#endif
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -66,6 +71,10 @@ softmax head on the top layer's final h (sparse softmax cross-entropy, Adam).
   --save FILE                 save the model and Adam's state after every epoch
   --csv FILE                  write the metrics of every epoch as CSV (after every epoch)
   --plot FILE.svg             chart the training loss and test accuracy per epoch (at the end)
+  --distributed               data-parallel training over MPI: run under mpirun/srun, every
+                              rank trains on its part of each --batch (the global batch); rank
+                              0 prints and writes the files; --threads is per rank [0: the
+                              machine's cores shared by its ranks]
   --help                      this text
 
 Values follow their option (--lr 0.01) or an '=' (--lr=0.01).
@@ -98,6 +107,16 @@ struct Options {
   std::string csv, plot, save, load;
   float clip_norm = 0;
   bool skip_nonfinite = false;
+  bool distributed = false;
+};
+
+// The ranks of a --distributed run (rank 0 of 1 otherwise), and the MPI environment behind them.
+struct Ranks {
+  int rank = 0, size = 1, local_size = 1;
+  bool root() const { return rank == 0; }
+#ifdef CELLFLOW_EXAMPLE_MPI
+  const cf::mpi::Environment* mpi = nullptr;
+#endif
 };
 
 bool same_file(const std::string& a, const std::string& b) {
@@ -125,8 +144,15 @@ Options parse_options(int argc, char** argv) {
       .path("--load", o.load, "a checkpoint file")
       .path("--save", o.save, "a file")
       .path("--csv", o.csv, "a file")
-      .path("--plot", o.plot, "a file");
+      .path("--plot", o.plot, "a file")
+      .flag("--distributed", o.distributed);
   args.parse(argc, argv);
+#ifndef CELLFLOW_EXAMPLE_MPI
+  if (o.distributed)
+    args.fail(
+        "--distributed: this mnist_rnn was built without MPI (install Open MPI, e.g. apt-get install "
+        "openmpi-bin libopenmpi-dev, and build again)");
+#endif
   o.skip_nonfinite = on_nonfinite == "skip";
   o.lr_given = args.given("--lr");
   if (o.epochs == 0 && (!o.csv.empty() || !o.plot.empty()))
@@ -215,11 +241,14 @@ void refuse_other_model(const Options& o, const cf::ModelConfig& file, Index inp
                          "); pass the options it was trained with, or train a new model without --load");
 }
 
-int run(const Options& o) {
-  // Everything that can fail without training fails first: the output targets, then --load.
-  if (!o.save.empty()) support::check_output_file(o.save, "--save");
-  if (!o.csv.empty()) support::check_output_file(o.csv, "--csv");
-  if (!o.plot.empty()) support::check_output_file(o.plot, "--plot");
+int run(const Options& o, const Ranks& ranks) {
+  // Everything that can fail without training fails first: the output targets (rank 0 writes
+  // them), then --load (every rank reads it).
+  if (ranks.root()) {
+    if (!o.save.empty()) support::check_output_file(o.save, "--save");
+    if (!o.csv.empty()) support::check_output_file(o.csv, "--csv");
+    if (!o.plot.empty()) support::check_output_file(o.plot, "--plot");
+  }
   cf::io::CheckpointInfo loaded;
   cf::ModelConfig file_model;  // the architecture of --load: Model::save's, or an older mnist_rnn's metadata
   if (!o.load.empty()) {
@@ -228,7 +257,11 @@ int run(const Options& o) {
     refuse_other_model(o, file_model, file_model.input_depth);  // the rows' width: once the data is loaded
   }
 
-  int threads = o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  // --threads 0: the machine's cores, shared out among the ranks running on it.
+  int threads =
+      o.threads > 0
+          ? o.threads
+          : std::max(1, static_cast<int>(std::max(1u, std::thread::hardware_concurrency())) / ranks.local_size);
 #ifdef _OPENMP
   Eigen::setNbThreads(threads);
 #else
@@ -256,17 +289,21 @@ int run(const Options& o) {
       model.load_weights(o.load, state);
     if (o.lr_given) adam.set_learning_rate(o.lr);  // else the saved run's rate goes on
     epochs_before = cf::epochs_trained(loaded);
-    std::printf("loaded %s: trained for %s, %s\n", o.load.c_str(), count(epochs_before, "epoch").c_str(),
-                state ? count(loaded.optimizer_step, "Adam step").c_str() : "no Adam state (a new Adam)");
+    if (ranks.root())
+      std::printf("loaded %s: trained for %s, %s\n", o.load.c_str(), count(epochs_before, "epoch").c_str(),
+                  state ? count(loaded.optimizer_step, "Adam step").c_str() : "no Adam state (a new Adam)");
   }
-  std::printf(
-      "mnist_rnn: %s + dense(10), %ld trainable parameters; %ld train / %ld test digits of %ldx%ld "
-      "from %s; batch %ld, Adam(%g), %s, %d thread%s\n",
-      support::describe(model.config()).c_str(), static_cast<long>(model.num_parameters()),
-      static_cast<long>(data.train.size()), static_cast<long>(data.test.size()), static_cast<long>(T),
-      static_cast<long>(D), o.data.c_str(), static_cast<long>(o.batch), static_cast<double>(adam.learning_rate()),
-      count(o.epochs, "epoch").c_str(), threads, threads == 1 ? "" : "s");
-  std::fflush(stdout);
+  if (ranks.root()) {
+    const std::string where = ranks.size > 1 ? std::to_string(ranks.size) + " ranks x " : std::string();
+    std::printf(
+        "mnist_rnn: %s + dense(10), %ld trainable parameters; %ld train / %ld test digits of %ldx%ld "
+        "from %s; batch %ld, Adam(%g), %s, %s%d thread%s\n",
+        support::describe(model.config()).c_str(), static_cast<long>(model.num_parameters()),
+        static_cast<long>(data.train.size()), static_cast<long>(data.test.size()), static_cast<long>(T),
+        static_cast<long>(D), o.data.c_str(), static_cast<long>(o.batch), static_cast<double>(adam.learning_rate()),
+        count(o.epochs, "epoch").c_str(), where.c_str(), threads, threads == 1 ? "" : "s");
+    std::fflush(stdout);
+  }
 
   cf::FitOptions options;
   options.epochs = o.epochs;
@@ -278,7 +315,8 @@ int run(const Options& o) {
   options.on_nonfinite = o.skip_nonfinite ? cf::NonFinitePolicy::skip : cf::NonFinitePolicy::stop;
   options.verbose = false;                                    // the bar below, without its summary line:
   cf::ProgressBar progress(stdout, /*epoch_summary=*/false);  // the seed program's line instead
-  const auto epoch_line = [](const cf::EpochLogs& e) {
+  const auto epoch_line = [&ranks](const cf::EpochLogs& e) {
+    if (!ranks.root()) return;
     std::printf(
         "%d Last batch accuracy: %.4f Test accuracy: %.4f   (train loss %.4f, test loss %.4f, %.1f s, %.0f "
         "samples/s)\n",
@@ -292,10 +330,18 @@ int run(const Options& o) {
   Output checkpoint("--save", o.save, o.save.empty() ? nullptr : std::make_unique<cf::ModelCheckpoint>(o.save));
   Output csv("--csv", o.csv, o.csv.empty() ? nullptr : std::make_unique<cf::CSVLogger>(o.csv));
   const auto t_start = std::chrono::steady_clock::now();
+#ifdef CELLFLOW_EXAMPLE_MPI
+  const cf::History history = ranks.mpi ? cf::mpi::fit(*ranks.mpi, model, adam, data.train, data.test, options,
+                                                       progress, cf::on_epoch_end(epoch_line), checkpoint, csv)
+                                        : cf::fit(model, adam, data.train, data.test, options, progress,
+                                                  cf::on_epoch_end(epoch_line), checkpoint, csv);
+#else
   const cf::History history =
       cf::fit(model, adam, data.train, data.test, options, progress, cf::on_epoch_end(epoch_line), checkpoint, csv);
+#endif
 
   bool saved = !checkpoint.failed();
+  if (!ranks.root()) return 0;  // rank 0 reports and writes what is left
   if (o.epochs == 0 && !o.save.empty())
     saved = write_output("--save", o.save, [&] {
       model.save(o.save, &adam, {{"epochs", std::to_string(epochs_before)}});
@@ -336,8 +382,21 @@ int run(const Options& o) {
 
 int main(int argc, char** argv) {
   const Options o = parse_options(argc, argv);
+#ifdef CELLFLOW_EXAMPLE_MPI
+  if (o.distributed) {
+    // Every rank runs the same program; an error on one rank stops them all with its message
+    // (Environment::run aborts the job rather than leave the others waiting).
+    cf::mpi::Environment mpi(argc, argv);
+    Ranks ranks;
+    ranks.rank = mpi.rank();
+    ranks.size = mpi.size();
+    ranks.local_size = mpi.local_size();
+    ranks.mpi = &mpi;
+    return mpi.run([&] { return run(o, ranks); });
+  }
+#endif
   try {
-    return run(o);
+    return run(o, Ranks{});
   } catch (const cf::Error& e) {
     std::fprintf(stderr, "mnist_rnn: error: %s\n", e.what());
     return 1;

@@ -85,6 +85,12 @@ class ArgParser {
     });
   }
 
+  /// A switch without a value (--name sets `out` to true; --name=... is refused).
+  ArgParser& flag(const std::string& name, bool& out) {
+    flags_.insert(name);
+    return add(name, [&out](const std::string&) { out = true; });
+  }
+
   /// Reads every argument; exits (status 2) at the first bad one, or (status 0) after --help.
   void parse(int argc, char** argv) {
     for (int i = 1; i < argc; ++i) {
@@ -102,7 +108,9 @@ class ArgParser {
       const auto it = options_.find(name);
       if (it == options_.end())
         fail(name.rfind("-", 0) == 0 ? "unknown option '" + name + "'" : "unexpected argument '" + name + "'");
-      if (!inline_value) {
+      if (flags_.count(name) != 0) {
+        if (inline_value) fail(name + " takes no value, given '" + value + "'");
+      } else if (!inline_value) {
         if (i + 1 >= argc) fail(name + " needs a value");
         value = argv[++i];
       }
@@ -128,7 +136,7 @@ class ArgParser {
 
   std::string program_, usage_;
   std::map<std::string, std::function<void(const std::string&)>> options_;
-  std::set<std::string> given_;
+  std::set<std::string> given_, flags_;
 };
 
 }  // namespace support

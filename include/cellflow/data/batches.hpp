@@ -32,7 +32,8 @@ namespace cellflow::data {
 /// parts one longer; a part is empty when n < ranks). ValueError unless 0 <= rank < ranks.
 inline std::pair<Index, Index> shard_range(Index n, int rank, int ranks) {
   if (ranks < 1 || rank < 0 || rank >= ranks)
-    throw ValueError(cellflow::detail::concat("shard: rank ", rank, " is outside [0, ", ranks, ") (", ranks, " ranks)"));
+    throw ValueError(
+        cellflow::detail::concat("shard: rank ", rank, " is outside [0, ", ranks, ") (", ranks, " ranks)"));
   if (n < 0) throw ValueError(cellflow::detail::concat("shard: a batch of ", n, " examples"));
   const Index base = n / ranks, extra = n % ranks, r = rank;
   return {r * base + std::min(r, extra), base + (r < extra ? 1 : 0)};

@@ -44,15 +44,17 @@ template <class T>
 void broadcast_variables(VariableList<T>& vars, const Environment& env, int root = 0,
                          io::detail::identity_t<Optimizer<T>>* optimizer = nullptr) {
   if (root < 0 || root >= env.size())
-    throw ValueError(cellflow::detail::concat("mpi::broadcast_variables: root ", root, " is outside [0, ", env.size(), ")"));
+    throw ValueError(
+        cellflow::detail::concat("mpi::broadcast_variables: root ", root, " is outside [0, ", env.size(), ")"));
   if (optimizer != nullptr) {
     std::vector<std::uint8_t> bytes;
     if (env.rank() == root) bytes = io::checkpoint_bytes(vars, optimizer);
     unsigned long long n = bytes.size();
     detail::check(MPI_Bcast(&n, 1, MPI_UNSIGNED_LONG_LONG, root, env.comm()), "MPI_Bcast (state size)");
     bytes.resize(static_cast<std::size_t>(n));
-    detail::check(MPI_Bcast(bytes.data(), detail::count(bytes.size(), "broadcast_variables"), MPI_BYTE, root, env.comm()),
-                  "MPI_Bcast (model and optimizer state)");
+    detail::check(
+        MPI_Bcast(bytes.data(), detail::count(bytes.size(), "broadcast_variables"), MPI_BYTE, root, env.comm()),
+        "MPI_Bcast (model and optimizer state)");
     if (env.rank() != root)
       io::load_checkpoint_bytes(bytes, vars, optimizer, cellflow::detail::concat("the state of rank ", root));
     return;
@@ -62,7 +64,8 @@ void broadcast_variables(VariableList<T>& vars, const Environment& env, int root
   const std::size_t cap = std::size_t(4) << 20;
   while (k < vars.size()) {
     std::size_t end = k, n = 0;
-    while (end < vars.size() && (end == k || (n + static_cast<std::size_t>(vars[end].value->size())) * sizeof(T) <= cap))
+    while (end < vars.size() &&
+           (end == k || (n + static_cast<std::size_t>(vars[end].value->size())) * sizeof(T) <= cap))
       n += static_cast<std::size_t>(vars[end++].value->size());
     buffer.resize(n);
     if (env.rank() == root) {
@@ -72,9 +75,9 @@ void broadcast_variables(VariableList<T>& vars, const Environment& env, int root
         at += static_cast<std::size_t>(vars[j].value->size());
       }
     }
-    detail::check(MPI_Bcast(buffer.data(), detail::count(n, "broadcast_variables"), detail::datatype<T>(), root,
-                            env.comm()),
-                  "MPI_Bcast (broadcast_variables)");
+    detail::check(
+        MPI_Bcast(buffer.data(), detail::count(n, "broadcast_variables"), detail::datatype<T>(), root, env.comm()),
+        "MPI_Bcast (broadcast_variables)");
     std::size_t at = 0;
     for (std::size_t j = k; j < end; ++j) {
       std::copy(buffer.data() + at, buffer.data() + at + vars[j].value->size(), vars[j].value->data());
@@ -95,8 +98,9 @@ inline void sum_everywhere(std::vector<double>& values, const Environment& env) 
 /// Replaces `values` by rank `root`'s (every rank must pass as many).
 inline void broadcast_values(std::vector<double>& values, const Environment& env, int root = 0) {
   if (values.empty()) return;
-  detail::check(MPI_Bcast(values.data(), detail::count(values.size(), "broadcast_values"), MPI_DOUBLE, root, env.comm()),
-                "MPI_Bcast (broadcast_values)");
+  detail::check(
+      MPI_Bcast(values.data(), detail::count(values.size(), "broadcast_values"), MPI_DOUBLE, root, env.comm()),
+      "MPI_Bcast (broadcast_values)");
 }
 
 /// The GradientHook of data-parallel training over MPI (train/gradient_hook.hpp): during
@@ -238,8 +242,8 @@ class GradientAllreduce final : public GradientHook {
     }
     for (std::size_t j = 0; j < seen.size(); ++j)
       if (seen[j] != 1)
-        throw ValueError(cellflow::detail::concat("mpi::GradientAllreduce: variable ", j, " ('", vars_[j].name, "') is in ",
-                                                  seen[j], " groups, expected exactly 1"));
+        throw ValueError(cellflow::detail::concat("mpi::GradientAllreduce: variable ", j, " ('", vars_[j].name,
+                                                  "') is in ", seen[j], " groups, expected exactly 1"));
     const std::size_t cap = options_.bucket_bytes / sizeof(T);
     bucket_of_.assign(groups_.size(), 0);
     std::size_t filled = 0;
@@ -327,7 +331,8 @@ void allreduce_gradients(VariableList<T>& vars, Index local_examples, const Envi
   if (local_examples < 0)
     throw ValueError(cellflow::detail::concat("mpi::allreduce_gradients: local_examples ", local_examples, " < 0"));
   double count[1] = {static_cast<double>(local_examples)};
-  detail::check(MPI_Allreduce(MPI_IN_PLACE, count, 1, MPI_DOUBLE, MPI_SUM, env.comm()), "MPI_Allreduce (example count)");
+  detail::check(MPI_Allreduce(MPI_IN_PLACE, count, 1, MPI_DOUBLE, MPI_SUM, env.comm()),
+                "MPI_Allreduce (example count)");
   if (count[0] <= 0) throw ValueError("mpi::allreduce_gradients: no rank has an example");
   const T weight = static_cast<T>(static_cast<double>(local_examples) / count[0]);
   for (auto& v : vars) *v.grad *= weight;

@@ -92,8 +92,8 @@ inline void check_same_everywhere(const Environment& env, const std::string& des
     }
     texts.resize(total);
   }
-  detail::check(MPI_Gatherv(description.data(), len, MPI_CHAR, texts.data(), lengths.data(), offsets.data(), MPI_CHAR, 0,
-                            env.comm()),
+  detail::check(MPI_Gatherv(description.data(), len, MPI_CHAR, texts.data(), lengths.data(), offsets.data(), MPI_CHAR,
+                            0, env.comm()),
                 "MPI_Gatherv (descriptions)");
   std::string message;
   if (env.is_root()) {

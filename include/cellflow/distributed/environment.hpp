@@ -72,7 +72,8 @@ MPI_Datatype datatype() {
 /// An element count as MPI's int; Error when it does not fit.
 inline int count(std::size_t n, const char* what) {
   if (n > static_cast<std::size_t>(2147483647))
-    throw Error(cellflow::detail::concat("mpi: ", what, ": ", n, " elements, more than one MPI call can send (2^31 - 1)"));
+    throw Error(
+        cellflow::detail::concat("mpi: ", what, ": ", n, " elements, more than one MPI call can send (2^31 - 1)"));
   return static_cast<int>(n);
 }
 
@@ -131,6 +132,10 @@ class Environment {
   int size() const { return size_; }
   /// Whether this is rank 0: the rank that prints progress and writes files.
   bool is_root() const { return rank_ == 0; }
+  /// The ranks on this machine (sharing its memory): how many processes share its cores.
+  int local_size() const { return local_size_; }
+  /// This process's rank among those on its machine, from 0.
+  int local_rank() const { return local_rank_; }
   /// The communicator.
   MPI_Comm comm() const { return comm_; }
 
@@ -175,11 +180,17 @@ class Environment {
   void query() {
     detail::check(MPI_Comm_rank(comm_, &rank_), "MPI_Comm_rank");
     detail::check(MPI_Comm_size(comm_, &size_), "MPI_Comm_size");
+    MPI_Comm local = MPI_COMM_NULL;
+    detail::check(MPI_Comm_split_type(comm_, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &local),
+                  "MPI_Comm_split_type");
+    detail::check(MPI_Comm_rank(local, &local_rank_), "MPI_Comm_rank (machine)");
+    detail::check(MPI_Comm_size(local, &local_size_), "MPI_Comm_size (machine)");
+    MPI_Comm_free(&local);
   }
 
   MPI_Comm comm_ = MPI_COMM_NULL;
   AllreduceOptions allreduce_;
-  int rank_ = 0, size_ = 1;
+  int rank_ = 0, size_ = 1, local_rank_ = 0, local_size_ = 1;
   bool owns_ = false;
 };
 

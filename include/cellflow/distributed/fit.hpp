@@ -67,6 +67,34 @@ std::string describe_data(const data::Dataset<T>& d, const char* what) {
   return out.str();
 }
 
+}  // namespace detail
+
+/// What must be the same on every rank of mpi::fit, one item a line: the model (dtype, variable
+/// names and shapes), the optimizer (kind, hyper-parameters, step), the options that shape the
+/// run (epochs, batch size, seed or the generator's next draw, shuffling, clipping) and the data
+/// (sizes and a digest of the contents).
+template <class T>
+std::string describe_training(Model<T>& model, const Optimizer<T>& optimizer, const data::Dataset<T>& train,
+                              const data::Dataset<T>* validation, const FitOptions& options) {
+  std::ostringstream out;
+  out.precision(17);
+  out << describe(model.variables(), &optimizer);
+  out << "fit epochs " << options.epochs << ", initial_epoch " << options.initial_epoch << ", batch_size "
+      << options.batch_size << ", shuffle " << options.shuffle << ", clip_norm " << options.clip_norm
+      << ", on_nonfinite " << static_cast<int>(options.on_nonfinite) << "\n";
+  if (options.rng != nullptr) {
+    Rng copy = *options.rng;  // its next draw, without moving the caller's generator
+    out << "fit rng (next draw) " << copy.next_u64() << "\n";
+  } else {
+    out << "fit seed " << options.seed << "\n";
+  }
+  out << detail::describe_data(train, "training data");
+  if (validation) out << detail::describe_data(*validation, "validation data");
+  return out.str();
+}
+
+namespace detail {
+
 template <class T>
 class MpiFitGroup final : public cellflow::detail::FitGroup {
  public:
@@ -101,30 +129,6 @@ History fit_impl(const Environment& env, Model<T>& model, Optimizer<T>& optimize
 }
 
 }  // namespace detail
-
-/// What must be the same on every rank of mpi::fit, one item a line: the model (dtype, variable
-/// names and shapes), the optimizer (kind, hyper-parameters, step), the options that shape the
-/// run (epochs, batch size, seed or the generator's next draw, shuffling, clipping) and the data
-/// (sizes and a digest of the contents).
-template <class T>
-std::string describe_training(Model<T>& model, const Optimizer<T>& optimizer, const data::Dataset<T>& train,
-                              const data::Dataset<T>* validation, const FitOptions& options) {
-  std::ostringstream out;
-  out.precision(17);
-  out << describe(model.variables(), &optimizer);
-  out << "fit epochs " << options.epochs << ", initial_epoch " << options.initial_epoch << ", batch_size "
-      << options.batch_size << ", shuffle " << options.shuffle << ", clip_norm " << options.clip_norm
-      << ", on_nonfinite " << static_cast<int>(options.on_nonfinite) << "\n";
-  if (options.rng != nullptr) {
-    Rng copy = *options.rng;  // its next draw, without moving the caller's generator
-    out << "fit rng (next draw) " << copy.next_u64() << "\n";
-  } else {
-    out << "fit seed " << options.seed << "\n";
-  }
-  out << detail::describe_data(train, "training data");
-  if (validation) out << detail::describe_data(*validation, "validation data");
-  return out.str();
-}
 
 /// cellflow::fit, data-parallel over the ranks of `env` (see the top of this header): every rank
 /// calls it with the same model, optimizer, options and data; options.batch_size is the global

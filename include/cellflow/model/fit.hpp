@@ -137,9 +137,10 @@ History fit_impl(Model<T>& model, Optimizer<T>& optimizer, const data::Dataset<T
   const int rank = group ? group->rank() : 0, ranks = group ? group->size() : 1;
   const std::vector<Index> global_sizes = batches.batch_sizes();
   if (ranks > 1 && *std::min_element(global_sizes.begin(), global_sizes.end()) < ranks)
-    throw ValueError(concat(op, ": batches of ", *std::min_element(global_sizes.begin(), global_sizes.end()),
-                            " examples cannot give each of the ", ranks,
-                            " ranks an example (batch_size is the global batch: make it at least the number of ranks)"));
+    throw ValueError(
+        concat(op, ": batches of ", *std::min_element(global_sizes.begin(), global_sizes.end()),
+               " examples cannot give each of the ", ranks,
+               " ranks an example (batch_size is the global batch: make it at least the number of ranks)"));
   FitContextImpl<T> ctx(model, optimizer, options, train.size(), batches.num_batches(), validation != nullptr, group);
   ProgressBar progress;
   if (options.verbose) callbacks.insert(callbacks.begin(), &progress);

@@ -526,7 +526,7 @@ class Model {
   std::unique_ptr<Dense<T>> head_;
   VariableList<T> vars_;
   std::vector<std::pair<std::size_t, std::size_t>> groups_;  // gradient_groups()
-  std::unique_ptr<RNNResult<MultiRNNCell<T>>> cache_;  // train_step's buffers, reused
+  std::unique_ptr<RNNResult<MultiRNNCell<T>>> cache_;        // train_step's buffers, reused
   long long steps_ = 0, skipped_ = 0;
 };
 
