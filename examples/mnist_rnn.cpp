@@ -314,7 +314,9 @@ int run(const Options& o, const Ranks& ranks) {
   options.clip_norm = o.clip_norm;
   options.on_nonfinite = o.skip_nonfinite ? cf::NonFinitePolicy::skip : cf::NonFinitePolicy::stop;
   options.verbose = false;                                    // the bar below, without its summary line:
-  cf::ProgressBar progress(stdout, /*epoch_summary=*/false);  // the seed program's line instead
+  cf::ProgressBar progress(stdout, /*epoch_summary=*/false,  // the seed program's line instead
+                           // mpirun gives rank 0 a terminal even when the job's output goes to a file
+                           ranks.size > 1 ? cf::ProgressBar::Style::lines : cf::ProgressBar::Style::automatic);
   const auto epoch_line = [&ranks](const cf::EpochLogs& e) {
     if (!ranks.root()) return;
     std::printf(

@@ -129,7 +129,9 @@ class GradientAllreduce final : public GradientHook {
   GradientAllreduce(Model& model, const Environment& env)
       : GradientAllreduce(model.variables(), model.gradient_groups(), env, env.allreduce_options()) {}
 
+  /// Not copyable: it refers to the model's variables and holds MPI requests.
   GradientAllreduce(const GradientAllreduce&) = delete;
+  /// Not copyable.
   GradientAllreduce& operator=(const GradientAllreduce&) = delete;
 
   /// The next steps' global batch size, when every rank knows it (fit does: the batch plan is

@@ -114,7 +114,9 @@ class Environment {
     query();
   }
 
+  /// Not copyable: one object owns MPI's lifetime.
   Environment(const Environment&) = delete;
+  /// Not copyable.
   Environment& operator=(const Environment&) = delete;
 
   /// MPI_Finalize, if this object initialised MPI.

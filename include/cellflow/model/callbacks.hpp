@@ -72,9 +72,19 @@ inline std::string format_seconds(double s) {
 /// 1234 samples/s)". FitOptions::verbose adds one on stdout.
 class ProgressBar : public Callback {
  public:
+  /// How the progress within an epoch is shown.
+  enum class Style {
+    automatic,  ///< the bar on a terminal, lines otherwise
+    bar,        ///< the bar, redrawn after every batch
+    lines       ///< a line at each quarter of the epoch (e.g. under mpirun, which gives every rank a
+                ///< terminal even when the job's output goes to a file)
+  };
+
   /// Writes to `out` (stdout, stderr or a file); `epoch_summary`: the line per epoch.
-  explicit ProgressBar(std::FILE* out = stdout, bool epoch_summary = true)
-      : out_(out), summary_(epoch_summary), tty_(CELLFLOW_ISATTY(out)) {}
+  explicit ProgressBar(std::FILE* out = stdout, bool epoch_summary = true, Style style = Style::automatic)
+      : out_(out),
+        summary_(epoch_summary),
+        tty_(style == Style::bar || (style == Style::automatic && CELLFLOW_ISATTY(out))) {}
 
   /// Redraws the bar (terminal) or prints a line at each quarter of the epoch (pipe).
   void on_batch_end(FitContext& ctx, const BatchLogs& b) override {
