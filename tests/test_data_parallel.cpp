@@ -140,7 +140,9 @@ TEST_CASE("train_step with a hook: begin, every group once (head first, layers t
 TEST_CASE("dynamic_rnn_backward tells a BackwardObserver of every layer, top first", "[data_parallel][rnn]") {
   struct Order final : cf::BackwardObserver {
     std::vector<Index> layers;
+    int steps = 0;
     void layer_done(Index l) override { layers.push_back(l); }
+    void step_done() override { ++steps; }
   };
   cf::Rng rng(1);
   cf::Tensor3<float> x(4, 3, 2);
@@ -156,13 +158,15 @@ TEST_CASE("dynamic_rnn_backward tells a BackwardObserver of every layer, top fir
     Order order;
     cf::dynamic_rnn_backward(stack, r, &dy, nullptr, &order);
     CHECK(order.layers == std::vector<Index>{2, 1, 0});
-    cf::GRUCell<float> one(2, 3, rng);  // a single cell: layer 0
+    CHECK(order.steps == (threads == 1 ? 3 * 3 : 0));  // every step of every layer, in one slice
+    cf::GRUCell<float> one(2, 3, rng);                 // a single cell: layer 0
     auto r1 = cf::dynamic_rnn(one, x, ro);
     cf::Tensor3<float> dy1(4, 3, 3);
     dy1.setConstant(1.0f);
     Order single;
     cf::dynamic_rnn_backward(one, r1, &dy1, nullptr, &single);
     CHECK(single.layers == std::vector<Index>{0});
+    CHECK(single.steps == (threads == 1 ? 3 : 0));
   }
 }
 

@@ -31,6 +31,9 @@ class BackwardObserver {
   virtual ~BackwardObserver() = default;
   /// Layer `layer` of a stack (0 = the bottom) has finished its backward pass.
   virtual void layer_done(Index layer) = 0;
+  /// A time step of a layer's backward pass is done (called every step: keep it cheap); lets
+  /// communication started at an earlier layer_done move on. Does nothing by default.
+  virtual void step_done() {}
 };
 
 /// The shape of one run over a sequence and which steps of it count.
@@ -48,9 +51,9 @@ struct SequenceArgs {
   /// next step needs (inference).
   bool training = false;
   /// Backward only, or null: a stack (MultiRNNCell) calls observer->layer_done(l) after each of
-  /// its layers, the top one first; the layers themselves get the args without it. dynamic_rnn
-  /// sets it when the batch runs as one slice (otherwise the layers finish together, when the
-  /// slices' gradients are summed).
+  /// its layers, the top one first, and the time loop calls observer->step_done() after every
+  /// step. dynamic_rnn sets it when the batch runs as one slice (otherwise the layers finish
+  /// together, when the slices' gradients are summed).
   BackwardObserver* observer = nullptr;
 
   /// Whether example b has ended before step t (t >= its length).

@@ -14,7 +14,9 @@
 // buckets of about AllreduceOptions::bucket_bytes, one MPI_Allreduce per bucket rather than one
 // per variable. With overlap (the default) a bucket starts (MPI_Iallreduce) as soon as its last
 // layer's gradients are final, while the layers below are still in their backward pass, and
-// every later layer boundary lets MPI progress it (MPI_Testall).
+// every later time step of the backward pass lets MPI move it on (MPI_Test), when the rank runs
+// its batch as one slice (batch_threads 1; with several slices the buckets start once the slices'
+// gradients are summed).
 #pragma once
 
 #include <algorithm>
@@ -191,9 +193,15 @@ class GradientAllreduce final : public GradientHook {
     progress();
   }
 
+  /// Lets the buckets in flight move on (MPI_Test), every time step of the backward pass.
+  void backward_progress() override {
+    if (in_flight_ > 0) progress();
+  }
+
   /// Waits for every bucket, unpacks the sums into the gradients and the statistics into `stats`.
   void end_backward(BatchStats& stats) override {
     in_step_ = false;
+    in_flight_ = 0;
     const auto t0 = std::chrono::steady_clock::now();
     if (env_.size() > 1) {
       if (options_.overlap) {
@@ -295,6 +303,7 @@ class GradientAllreduce final : public GradientHook {
                                  detail::datatype<T>(), MPI_SUM, env_.comm(), &k.request),
                   "MPI_Iallreduce (gradient bucket)");
     k.started = true;
+    ++in_flight_;
   }
 
   // Lets MPI move the buckets in flight along (most MPI libraries progress a nonblocking
@@ -304,6 +313,7 @@ class GradientAllreduce final : public GradientHook {
       if (k.started && k.request != MPI_REQUEST_NULL) {
         int done = 0;
         detail::check(MPI_Test(&k.request, &done, MPI_STATUS_IGNORE), "MPI_Test (gradient bucket)");
+        if (done) --in_flight_;  // MPI_Test set the request to MPI_REQUEST_NULL
       }
   }
 
@@ -317,6 +327,7 @@ class GradientAllreduce final : public GradientHook {
   double stats_[3] = {0, 0, 0};
   MPI_Request stats_request_ = MPI_REQUEST_NULL;
   bool in_step_ = false;
+  int in_flight_ = 0;  // buckets started and not yet seen complete
   double wait_seconds_ = 0;
 };
 

@@ -250,6 +250,7 @@ class Model {
           const auto& g = (*groups)[groups->size() - 1 - static_cast<std::size_t>(l)];
           hook->gradients_ready(g.first, g.second);
         }
+        void step_done() override { hook->backward_progress(); }
       } observer;
       observer.hook = hook;
       observer.groups = &groups_;

@@ -168,8 +168,15 @@ class MultiRNNCell {
     const std::size_t L = layers_.size();
     d_initial.resize(L);
     const Matrix<T>* d_out = dY;
+    // The layers' time loops report their steps; the layers themselves are this stack's to report.
+    struct StepsOnly final : BackwardObserver {
+      BackwardObserver* to = nullptr;
+      void layer_done(Index) override {}
+      void step_done() override { to->step_done(); }
+    } steps_only;
+    steps_only.to = args.observer;
     SequenceArgs layer_args = args;
-    layer_args.observer = nullptr;
+    layer_args.observer = args.observer ? &steps_only : nullptr;
     for (std::size_t l = L; l-- > 0;) {
       const Matrix<T>& in = l == 0 ? X : tp.outputs[l - 1];
       Matrix<T>* d_in = l == 0 ? dX : &tp.d_below;

@@ -55,6 +55,7 @@ void scan_backward(const Cell& cell, typename Cell::Tape& tape, const Matrix<typ
   cell.backward_begin(tape, d_final_state);
   for (Index t = args.steps - 1; t >= 0; --t) {
     cell.backward_step(tape, t, dY ? dY->data() + t * batch * out : nullptr);
+    if (args.observer) args.observer->step_done();
     if (args.lengths) {
       for (Index b = 0; b < batch; ++b)
         if (args.ended(t, b)) cell.backward_carry_row(tape, t, b);

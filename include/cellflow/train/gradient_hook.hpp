@@ -45,6 +45,11 @@ class GradientHook {
   virtual Index begin_backward(const BatchStats& local) = 0;
   /// The gradients of the variables [first, last) of Model::variables() are final on this rank.
   virtual void gradients_ready(std::size_t first, std::size_t last) = 0;
+  /// Called after every time step of every layer's backward pass when the batch runs as one
+  /// slice (batch_threads 1): a chance to let communication in flight move on (most MPI
+  /// libraries progress a nonblocking collective only inside MPI calls). Keep it cheap; does
+  /// nothing by default.
+  virtual void backward_progress() {}
   /// The backward pass is done. On return every gradient holds the global batch's and `stats`
   /// (this rank's on entry) the global batch's loss sum, correct predictions and examples.
   virtual void end_backward(BatchStats& stats) = 0;
