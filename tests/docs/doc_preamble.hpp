@@ -16,6 +16,9 @@
 //   lengths std::vector<cf::Index> of 150 sequence lengths
 //   frames  std::vector<cf::Matrix<float>>: time steps [1, 28] arriving one by one
 //   read_my_tensors()  a cf::convert::StateDict<float> (the user's own tensor source)
+//   mpi     cf::mpi::Environment on MPI_COMM_WORLD, in the fragments of a Markdown file where a
+//           fragment needs MPI (extract_samples.py then defines CELLFLOW_DOC_MPI, so that this
+//           header includes cellflow/distributed/mpi.hpp; CMake links cellflow::mpi)
 //
 // Fragments are compiled, never run: these members only need the right types.
 #pragma once
@@ -28,6 +31,9 @@
 
 #include <cellflow/cellflow.hpp>
 #include <cellflow/io.hpp>
+#ifdef CELLFLOW_DOC_MPI
+#include <cellflow/distributed/mpi.hpp>
+#endif
 
 namespace cf = cellflow;
 
@@ -51,6 +57,9 @@ struct Preamble {
   std::vector<cf::Matrix<float>> frames;
   cf::Model<float> model{28, {cf::BasicLSTM(150), cf::BasicLSTM(150), cf::BasicLSTM(150)}, 10, rng};
   cf::data::Dataset<float> train, test;
+#ifdef CELLFLOW_DOC_MPI
+  cf::mpi::Environment mpi{MPI_COMM_WORLD};
+#endif
 
   cf::convert::StateDict<float> read_my_tensors() const { return {}; }
 };

@@ -4,10 +4,11 @@
 
 Usage (tests/docs/CMakeLists.txt runs the first two; nothing needs to be run by hand):
 
-    extract_samples.py extract --root REPO --out DIR --manifest FILE.cmake MD...
+    extract_samples.py extract --root REPO --out DIR --manifest FILE.cmake [--without-mpi] MD...
         Writes one .cpp per whole program and one .cpp per Markdown file for its fragments into
         DIR (a file is rewritten only when its content changes, so nothing rebuilds needlessly),
-        and FILE.cmake, which lists them for CMake.
+        and FILE.cmake, which lists them for CMake. --without-mpi (the build has no
+        cellflow::mpi): the samples that need MPI are left out, and FILE.cmake names them.
     extract_samples.py run EXE...
         Runs the EXEs one after another in one fresh temporary directory (removed afterwards) and
         exits with the first failure's status.
@@ -32,6 +33,12 @@ and docs/*.md.
 * `<!-- run in sequence: NAME -->` before programs of one Markdown file runs them, in the order
   they appear, one after another in one temporary directory, as one test (docs_run_<file>_NAME):
   a program that writes a file and a second one that reads it (docs/getting-started.md).
+* A block that includes a `cellflow/distributed/` header (or `<mpi.h>`) or names `mpi` as a word
+  (`cf::mpi::fit`, the preamble's `mpi`) **needs MPI**: it is linked with the cellflow::mpi target
+  (a fragment of it makes its file's fragments include `cellflow/distributed/mpi.hpp` and gives
+  them the preamble's `mpi` environment), and when the build has no MPI (`--without-mpi`) it is
+  left out, programs and fragments alike, and CMake says so when it configures. A program that
+  needs MPI runs as a single rank (no mpirun), as any other program.
 * `<!-- not compiled: REASON -->` on the last non-blank line before a block skips it (for
   signature lists and other declarations that are not code to compile). A file whose first lines
   hold `<!-- not compiled (whole file): REASON -->` is skipped whole (docs/api.md, generated from
@@ -55,6 +62,7 @@ MAIN = re.compile(r"\bint\s+main\s*\(")
 INCLUDE = re.compile(r"^\s*#\s*include\b")
 VERBATIM = re.compile(r"^\s*//\s*\[verbatim:\s*(\S+)\s*\]\s*$")
 VERBATIM_END = re.compile(r"^\s*//\s*\[end verbatim\]\s*$")
+NEEDS_MPI = re.compile(r"^\s*#\s*include\s*[<\"]cellflow/distributed/|\bmpi\b")
 
 
 class SampleError(Exception):
@@ -71,6 +79,7 @@ class Block:
         self.run = run                # programs: run after building
         self.skip_reason = skip_reason
         self.sequence = None          # programs: the name of the sequence they run in
+        self.needs_mpi = any(NEEDS_MPI.search(line) for line in lines)  # links cellflow::mpi
 
 
 def parse_marker(line, md, lineno):
@@ -179,6 +188,8 @@ def fragments_source(md, blocks, gen_name):
                 seen.add(line.strip())
                 out.append(f'#line {b.first_line + k} "{c_string(md)}"')
                 out.append(line.strip())
+    if any(b.needs_mpi for b in blocks):  # the preamble adds cellflow/distributed/mpi.hpp and `mpi`
+        out.append("#define CELLFLOW_DOC_MPI 1")
     out.append(f'#line {len(out) + 2} "{c_string(gen_name)}"')
     out.append('#include "doc_preamble.hpp"')
     for b in blocks:
@@ -244,15 +255,21 @@ def check_verbatim(root, block):
                                   f"{starts[0] + j + 1}: the documentation shows\n  {a}\nthe file holds\n  {b}")
 
 
-def extract(root, out_dir, manifest, mds):
+def extract(root, out_dir, manifest, mds, with_mpi=True):
     os.makedirs(out_dir, exist_ok=True)
-    entries = []  # (kind, id, source, where, run)
+    entries = []  # (kind, id, source, where, run, mpi or nompi)
+    skipped_mpi = []  # where the samples left out for want of MPI are
     report = []
     for md in mds:
         rel = os.path.relpath(os.path.abspath(md), os.path.abspath(root)).replace(os.sep, "/")
         with open(md, encoding="utf-8") as f:
             blocks = parse_markdown(rel, f.read())
         fid = file_id(rel)
+        if not with_mpi:
+            for b in blocks:
+                if b.needs_mpi and b.skip_reason is None:
+                    b.skip_reason = "needs cellflow::mpi, and this build has no MPI"
+                    skipped_mpi.append(f"{rel}:{b.fence_line}")
         fragments = [b for b in blocks if b.kind == "fragment" and b.skip_reason is None]
         for b in blocks:
             check_verbatim(root, b)
@@ -263,19 +280,24 @@ def extract(root, out_dir, manifest, mds):
                 src = os.path.join(out_dir, f"{pid}.cpp")
                 write_if_changed(src, program_source(b))
                 run_field = f"seq={fid}_{ident(b.sequence)}" if b.sequence else ("run" if b.run else "norun")
-                entries.append(("program", pid, src, f"{rel}:{b.fence_line}", run_field))
+                entries.append(("program", pid, src, f"{rel}:{b.fence_line}", run_field,
+                                "mpi" if b.needs_mpi else "nompi"))
                 report.append(f"{rel}:{b.fence_line}: program{'' if b.run else ', not run'}"
                               f"{', in sequence ' + b.sequence if b.sequence else ''}")
         if fragments:
             src = os.path.join(out_dir, f"{fid}_fragments.cpp")
             write_if_changed(src, fragments_source(rel, fragments, src))
             where = ", ".join(str(b.fence_line) for b in fragments)
-            entries.append(("fragments", fid, src, f"{rel}: lines {where}", "norun"))
+            entries.append(("fragments", fid, src, f"{rel}: lines {where}", "norun",
+                            "mpi" if any(b.needs_mpi for b in fragments) else "nompi"))
             report.append(f"{rel}: {len(fragments)} fragment(s) at lines {where}")
     lines = ["# Generated by tests/docs/extract_samples.py: the documentation's C++ samples.",
-             "# Each entry is kind|id|source|where|run.", "set(CELLFLOW_DOC_SAMPLES"]
+             "# Each entry is kind|id|source|where|run|mpi (mpi: links cellflow::mpi, else nompi).",
+             "set(CELLFLOW_DOC_SAMPLES"]
     lines += ["  " + cmake_quote("|".join(e)) for e in entries]
     lines.append(")")
+    lines.append("# The samples left out because they need MPI and the build has none (--without-mpi).")
+    lines.append("set(CELLFLOW_DOC_SKIPPED_MPI" + "".join(" " + cmake_quote(w) for w in skipped_mpi) + ")")
     write_if_changed(manifest, "\n".join(lines) + "\n")
     return report
 
@@ -373,6 +395,52 @@ def selftest():
     expect_error("<!-- not run: no main -->\n```cpp\nx;\n```\n", "'not run' marks a program", "not run on a fragment")
     expect_error("a\nb\nc\nd\ne\n<!-- not compiled (whole file): late -->\n", "first 5 lines", "late whole-file marker")
     expect_error("<!-- not run (whole file): x -->\n", "only 'not compiled (whole file)'", "not run for a file")
+    # samples that need MPI: detected, flagged for cellflow::mpi, left out by --without-mpi
+    mpi_md = "\n".join([
+        "```cpp",                                       # 1
+        "#include <cellflow/distributed/mpi.hpp>",      # 2
+        "int main(int argc, char** argv) { cellflow::mpi::Environment e(argc, argv); }",
+        "```",                                          # 4
+        "```cpp",                                       # 5
+        "if (mpi.is_root()) vars.zero_grad();",         # 6
+        "```",                                          # 7
+        "```cpp",                                       # 8
+        "vars.zero_grad();  // on every mpi rank (a mention in a comment counts)",
+        "```",                                          # 10
+        "```cpp",                                       # 11
+        "adam.apply(vars);  // mpirun, impi, MPI_SUM: not the word",  # 12
+        "```",                                          # 13
+    ])
+    mb = parse_markdown("t.md", mpi_md)
+    check([b.needs_mpi for b in mb] == [True, True, True, False], f"needs MPI: {[b.needs_mpi for b in mb]}")
+    frag = fragments_source("t.md", mb[1:], "gen.cpp")
+    check("#define CELLFLOW_DOC_MPI 1" in frag and
+          frag.index("#define CELLFLOW_DOC_MPI 1") < frag.index("doc_preamble.hpp"), "MPI fragments: define before the preamble")
+    for k, line in enumerate(frag.split("\n")):
+        m = re.match(r'#line (\d+) "gen.cpp"', line)
+        if m:
+            check(int(m.group(1)) == k + 2, f"MPI fragments: #line {m.group(1)} on generated line {k + 1}")
+    check("CELLFLOW_DOC_MPI" not in fragments_source("t.md", mb[3:], "gen.cpp"), "no MPI define without MPI fragments")
+    tmp = tempfile.mkdtemp(prefix="cellflow-mpi-samples-")
+    try:
+        with open(os.path.join(tmp, "t.md"), "w", encoding="utf-8") as f:
+            f.write(mpi_md)
+        for with_mpi in (True, False):
+            out = os.path.join(tmp, f"out-{with_mpi}")
+            extract(tmp, out, os.path.join(out, "m.cmake"), [os.path.join(tmp, "t.md")], with_mpi)
+            with open(os.path.join(out, "m.cmake"), encoding="utf-8") as f:
+                manifest = f.read()
+            if with_mpi:
+                check('"program|t_L1|' in manifest and '|run|mpi"' in manifest, "with MPI: the program links cellflow::mpi")
+                check("t.md: lines 5, 8, 11|norun|mpi" in manifest, "with MPI: every fragment, linked with cellflow::mpi")
+                check("set(CELLFLOW_DOC_SKIPPED_MPI)" in manifest, "with MPI: nothing left out")
+            else:
+                check("program|" not in manifest, "without MPI: the MPI program left out")
+                check("t.md: lines 11|norun|nompi" in manifest, "without MPI: only the fragment without MPI")
+                check('set(CELLFLOW_DOC_SKIPPED_MPI "t.md:1" "t.md:5" "t.md:8")' in manifest,
+                      f"without MPI: the left-out samples listed: {manifest}")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     # verbatim regions: equal passes, one changed line fails naming both lines
     tmp = tempfile.mkdtemp(prefix="cellflow-verbatim-")
     try:
@@ -403,14 +471,19 @@ def main(argv):
     if len(argv) >= 2 and argv[1] == "extract":
         args = argv[2:]
         opts = {}
-        while args and args[0] in ("--root", "--out", "--manifest"):
+        with_mpi = True
+        while args and args[0] in ("--root", "--out", "--manifest", "--without-mpi"):
+            if args[0] == "--without-mpi":
+                with_mpi = False
+                args = args[1:]
+                continue
             if len(args) < 2:
                 break
             opts[args[0]] = args[1]
             args = args[2:]
         if set(opts) == {"--root", "--out", "--manifest"} and args:
             try:
-                report = extract(opts["--root"], opts["--out"], opts["--manifest"], args)
+                report = extract(opts["--root"], opts["--out"], opts["--manifest"], args, with_mpi)
             except (SampleError, OSError) as e:
                 print(f"extract_samples.py: {e}", file=sys.stderr)
                 return 1

@@ -1,14 +1,16 @@
 # ctest package_find_package_probes: what find_package(cellflow ...) accepts from the install tree
 # made by package_install. Version: SameMinorVersion (before 1.0 a minor version may change the
-# API) and ARCH_INDEPENDENT (a 32-bit consumer accepts it); components: io when zlib is there,
-# unknown components refused with a message; zlib missing on the consumer's side hides
-# cellflow::io, and requiring io then fails.
+# API) and ARCH_INDEPENDENT (a 32-bit consumer accepts it); components: io when zlib is there, mpi
+# when MPI is, unknown components refused with a message; zlib (MPI) missing on the consumer's
+# side hides cellflow::io (cellflow::mpi) and leaves the other targets, and requiring io (mpi)
+# then fails.
 #
 #   cmake -DSOURCE_DIR=... -DPREFIX=<install tree> -DWORK=<scratch dir> -DVERSION=<x.y.z>
-#         -DHAS_IO=<ON|OFF> -DGENERATOR=... -DCXX=... [-DMAKE_PROGRAM=...] -P find_package_probes.cmake
+#         -DHAS_IO=<ON|OFF> -DHAS_MPI=<ON|OFF> -DGENERATOR=... -DCXX=... [-DMAKE_PROGRAM=...]
+#         -P find_package_probes.cmake
 cmake_minimum_required(VERSION 3.16)
 include(${CMAKE_CURRENT_LIST_DIR}/common.cmake)
-foreach(var SOURCE_DIR PREFIX WORK VERSION HAS_IO GENERATOR CXX)
+foreach(var SOURCE_DIR PREFIX WORK VERSION HAS_IO HAS_MPI GENERATOR CXX)
   if(NOT DEFINED ${var})
     message(FATAL_ERROR "find_package_probes.cmake: -D${var}=... is required")
   endif()
@@ -62,30 +64,56 @@ endif()
 
 # Unknown component.
 cellflow_probe(p PREFIX "${PREFIX}" LANGUAGES NONE ARGS COMPONENTS bogus)
-if(p_FOUND OR NOT (p_MESSAGE MATCHES "cellflow has no component 'bogus' \\(it has: io\\)"))
+if(p_FOUND OR NOT (p_MESSAGE MATCHES "cellflow has no component 'bogus' \\(it has: io, mpi\\)"))
   message(FATAL_ERROR "find_package(cellflow CONFIG COMPONENTS bogus): found=${p_FOUND}, message '${p_MESSAGE}'")
 endif()
 
-# Components and zlib (a C++ project, so that find_package(ZLIB) searches the multiarch lib dirs).
-cellflow_probe(p PREFIX "${PREFIX}" LANGUAGES CXX ARGS COMPONENTS io)
-if(HAS_IO)
-  if(NOT (p_FOUND AND p_TARGETS STREQUAL "cellflow::cellflow;cellflow::io"))
-    message(FATAL_ERROR "find_package(cellflow CONFIG COMPONENTS io): found=${p_FOUND} targets='${p_TARGETS}', expected cellflow::cellflow;cellflow::io\n${p_LOG}")
+# Components and their dependencies (a C++ project, so that find_package(ZLIB) searches the
+# multiarch lib dirs and FindMPI has a C++ compiler to ask). Every component the installation
+# has, asked for together, defines every target.
+set(all_targets cellflow::cellflow)
+set(built)
+foreach(component io mpi)
+  string(TOUPPER "${component}" upper)
+  if(HAS_${upper})
+    list(APPEND built ${component})
+    list(APPEND all_targets cellflow::${component})
   endif()
-
-  # The consumer has no zlib: cellflow::cellflow still works, cellflow::io is not defined ...
-  cellflow_probe(p PREFIX "${PREFIX}" LANGUAGES CXX DEFINES -DCMAKE_DISABLE_FIND_PACKAGE_ZLIB=ON)
-  if(NOT (p_FOUND AND p_TARGETS STREQUAL "cellflow::cellflow"))
-    message(FATAL_ERROR "without zlib, find_package(cellflow CONFIG): found=${p_FOUND} targets='${p_TARGETS}', expected cellflow::cellflow only\n${p_LOG}")
-  endif()
-  # ... and asking for io is an error naming zlib.
-  cellflow_probe(p PREFIX "${PREFIX}" LANGUAGES CXX ARGS COMPONENTS io DEFINES -DCMAKE_DISABLE_FIND_PACKAGE_ZLIB=ON)
-  if(p_FOUND OR NOT (p_MESSAGE MATCHES "ZLIB"))
-    message(FATAL_ERROR "without zlib, find_package(cellflow CONFIG COMPONENTS io): found=${p_FOUND}, message '${p_MESSAGE}', expected not found because of ZLIB")
-  endif()
-else()
-  if(p_FOUND OR NOT (p_MESSAGE MATCHES "cellflow component io is not in this installation"))
-    message(FATAL_ERROR "find_package(cellflow CONFIG COMPONENTS io) on an installation without io: found=${p_FOUND}, message '${p_MESSAGE}'")
+endforeach()
+if(built)
+  cellflow_probe(p PREFIX "${PREFIX}" LANGUAGES CXX ARGS COMPONENTS ${built})
+  if(NOT (p_FOUND AND p_TARGETS STREQUAL "${all_targets}"))
+    message(FATAL_ERROR "find_package(cellflow CONFIG COMPONENTS ${built}): found=${p_FOUND} targets='${p_TARGETS}', expected ${all_targets}\n${p_LOG}")
   endif()
 endif()
+# Then each component's dependency missing on the consumer's side (zlib for io, MPI for mpi).
+foreach(component io mpi)
+  string(TOUPPER "${component}" upper)
+  if(component STREQUAL "io")
+    set(dependency ZLIB)
+  else()
+    set(dependency MPI)
+  endif()
+  if(HAS_${upper})
+    # The consumer has no ${dependency}: the other targets still work, cellflow::${component} is
+    # not defined ...
+    set(others ${all_targets})
+    list(REMOVE_ITEM others cellflow::${component})
+    cellflow_probe(p PREFIX "${PREFIX}" LANGUAGES CXX DEFINES -DCMAKE_DISABLE_FIND_PACKAGE_${dependency}=ON)
+    if(NOT (p_FOUND AND p_TARGETS STREQUAL "${others}"))
+      message(FATAL_ERROR "without ${dependency}, find_package(cellflow CONFIG): found=${p_FOUND} targets='${p_TARGETS}', expected ${others}\n${p_LOG}")
+    endif()
+    # ... and asking for it is an error naming the dependency.
+    cellflow_probe(p PREFIX "${PREFIX}" LANGUAGES CXX ARGS COMPONENTS ${component}
+                   DEFINES -DCMAKE_DISABLE_FIND_PACKAGE_${dependency}=ON)
+    if(p_FOUND OR NOT (p_MESSAGE MATCHES "${dependency}"))
+      message(FATAL_ERROR "without ${dependency}, find_package(cellflow CONFIG COMPONENTS ${component}): found=${p_FOUND}, message '${p_MESSAGE}', expected not found because of ${dependency}")
+    endif()
+  else()
+    cellflow_probe(p PREFIX "${PREFIX}" LANGUAGES CXX ARGS COMPONENTS ${component})
+    if(p_FOUND OR NOT (p_MESSAGE MATCHES "cellflow component ${component} is not in this installation"))
+      message(FATAL_ERROR "find_package(cellflow CONFIG COMPONENTS ${component}) on an installation without ${component}: found=${p_FOUND}, message '${p_MESSAGE}'")
+    endif()
+  endif()
+endforeach()
 message(STATUS "find_package(cellflow): versions, ARCH_INDEPENDENT and components behave as documented")

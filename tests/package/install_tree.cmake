@@ -4,10 +4,10 @@
 # package tests use this tree (ctest fixture cellflow_install).
 #
 #   cmake -DSOURCE_DIR=<cellflow source> -DBUILD_DIR=<its build> -DPREFIX=<install tree>
-#         -DHAS_IO=<ON|OFF> [-DCONFIG=<config>] -P install_tree.cmake
+#         -DHAS_IO=<ON|OFF> -DHAS_MPI=<ON|OFF> [-DCONFIG=<config>] -P install_tree.cmake
 cmake_minimum_required(VERSION 3.16)
 include(${CMAKE_CURRENT_LIST_DIR}/common.cmake)
-foreach(var SOURCE_DIR BUILD_DIR PREFIX HAS_IO)
+foreach(var SOURCE_DIR BUILD_DIR PREFIX HAS_IO HAS_MPI)
   if(NOT DEFINED ${var})
     message(FATAL_ERROR "install_tree.cmake: -D${var}=... is required")
   endif()
@@ -71,15 +71,17 @@ foreach(f IN LISTS required)
     message(FATAL_ERROR "install tree ${PREFIX}: ${f} is missing")
   endif()
 endforeach()
-set(io_targets "${PREFIX}/share/cellflow/cmake/cellflowIoTargets.cmake")
-if(HAS_IO)
-  if(NOT (EXISTS "${io_targets}"))
-    message(FATAL_ERROR "cellflow::io was built but ${io_targets} is not installed")
+# The optional components' export files: there exactly when the component was built.
+foreach(component io mpi)
+  string(TOUPPER "${component}" upper)             # HAS_IO, HAS_MPI
+  string(SUBSTRING "${upper}" 0 1 first)
+  string(SUBSTRING "${component}" 1 -1 rest)
+  set(targets "${PREFIX}/share/cellflow/cmake/cellflow${first}${rest}Targets.cmake")  # cellflowIoTargets.cmake
+  if(HAS_${upper} AND NOT EXISTS "${targets}")
+    message(FATAL_ERROR "cellflow::${component} was built but ${targets} is not installed")
+  elseif(NOT HAS_${upper} AND EXISTS "${targets}")
+    message(FATAL_ERROR "cellflow::${component} was not built but ${targets} is installed")
   endif()
-else()
-  if(EXISTS "${io_targets}")
-    message(FATAL_ERROR "cellflow::io was not built but ${io_targets} is installed")
-  endif()
-endif()
+endforeach()
 list(LENGTH required n_files)
-message(STATUS "install tree ${PREFIX}: ${n_headers} headers, ${n_files} package and doc files, io=${HAS_IO}")
+message(STATUS "install tree ${PREFIX}: ${n_headers} headers, ${n_files} package and doc files, io=${HAS_IO}, mpi=${HAS_MPI}")

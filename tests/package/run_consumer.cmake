@@ -4,18 +4,24 @@
 #   subdirectory  add_subdirectory(<cellflow source>)
 #   fetchcontent  FetchContent_Declare(cellflow SOURCE_DIR <cellflow source>) + MakeAvailable
 #   pkgconfig     <CXX> -std=c++17 $(pkg-config --cflags cellflow) main.cpp against the install
-#                 tree (and --cflags --libs cellflow zlib for the .npz program)
+#                 tree (and --cflags --libs cellflow zlib for the .npz program; the MPI program
+#                 with MPI's compiler wrapper, <MPI_CXX_COMPILER> -std=c++17 $(pkg-config --cflags
+#                 cellflow) mpi_allreduce.cpp, the wrapper calling <CXX>)
 # For the CMake ways it also checks, in the consumer's build, that cellflow added no target of
 # its own (no cellflow_tests, examples or benchmarks) and no flags (no -march, -Werror,
-# sanitizers, warnings, OpenMP) to the consumer's compile and link commands. Every way must print
-# exactly consumer/expected_lstm.txt (and expected_npz.txt when cellflow::io is available).
+# sanitizers, warnings, OpenMP) to the consumer's compile and link commands. The MPI program's
+# compile command may have MPI's own flags (FindMPI's include directories, options and
+# definitions, brought by MPI::MPI_CXX) and nothing else besides what the plain program has; no
+# other program's may have any of them. Every way must print exactly consumer/expected_lstm.txt
+# (and expected_npz.txt when cellflow::io is available, expected_mpi.txt when cellflow::mpi is:
+# the MPI program runs as a singleton, one rank without mpirun).
 #
 #   cmake -DMODE=<way> -DSOURCE_DIR=... -DWORK=<scratch dir> -DVERSION=<x.y.z> -DHAS_IO=<ON|OFF>
-#         -DCXX=... [-DGENERATOR=... -DMAKE_PROGRAM=...] [-DPREFIX=<install tree>]
-#         [-DPKG_CONFIG=<pkg-config>] -P run_consumer.cmake
+#         -DHAS_MPI=<ON|OFF> -DCXX=... [-DGENERATOR=... -DMAKE_PROGRAM=...] [-DPREFIX=<install tree>]
+#         [-DPKG_CONFIG=<pkg-config>] [-DMPI_CXX_COMPILER=<mpicxx>] -P run_consumer.cmake
 cmake_minimum_required(VERSION 3.16)
 include(${CMAKE_CURRENT_LIST_DIR}/common.cmake)
-foreach(var MODE SOURCE_DIR WORK VERSION HAS_IO CXX)
+foreach(var MODE SOURCE_DIR WORK VERSION HAS_IO HAS_MPI CXX)
   if(NOT DEFINED ${var})
     message(FATAL_ERROR "run_consumer.cmake: -D${var}=... is required")
   endif()
@@ -102,6 +108,25 @@ if(MODE STREQUAL "pkgconfig")
       "${CXX}" -std=c++17 "${consumer}/npz_roundtrip.cpp" ${io_flags} -o "${WORK}/pc_npz")
     cellflow_check_output("${WORK}/pc_npz" "${consumer}/expected_npz.txt")
   endif()
+  if(HAS_MPI AND NOT MPI_CXX_COMPILER)
+    message(STATUS "pkgconfig: FindMPI found MPI without a compiler wrapper (MPI_CXX_COMPILER): the MPI program is not built")
+  elseif(HAS_MPI)
+    # cellflow.pc has no MPI in it: MPI's wrapper compiler brings MPI (and calls the main
+    # build's compiler: OMPI_CXX for Open MPI's wrapper, MPICH_CXX for MPICH's).
+    set(ENV{OMPI_CXX} "${CXX}")
+    set(ENV{MPICH_CXX} "${CXX}")
+    cellflow_run("${MPI_CXX_COMPILER} consumer/mpi_allreduce.cpp with pkg-config --cflags cellflow"
+      "${MPI_CXX_COMPILER}" -std=c++17 ${cflags} "${consumer}/mpi_allreduce.cpp" -o "${WORK}/pc_mpi")
+    cellflow_check_output("${WORK}/pc_mpi" "${consumer}/expected_mpi.txt")
+    # cellflow.pc's other way, with Open MPI's own pkg-config module: it must resolve.
+    execute_process(COMMAND "${PKG_CONFIG}" --exists ompi-c RESULT_VARIABLE has_ompi_pc)
+    if(has_ompi_pc EQUAL 0)
+      cellflow_run("pkg-config --cflags --libs cellflow ompi-c" "${PKG_CONFIG}" --cflags --libs cellflow ompi-c)
+      if(NOT (CELLFLOW_RUN_OUTPUT MATCHES "(^| )-lmpi( |$)"))
+        message(FATAL_ERROR "pkg-config --cflags --libs cellflow ompi-c gave '${CELLFLOW_RUN_OUTPUT}', without -lmpi")
+      endif()
+    endif()
+  endif()
   return()
 endif()
 
@@ -154,7 +179,7 @@ foreach(entry IN LISTS entries)
   set(json_file_${name} "${build}/.cmake/api/v1/reply/${json_file}")
 endforeach()
 list(SORT targets)
-set(allowed consumer_lstm consumer_npz cellflow cellflow_io)  # some CMake versions list INTERFACE libraries
+set(allowed consumer_lstm consumer_npz consumer_mpi cellflow cellflow_io cellflow_mpi)  # some CMake versions list INTERFACE libraries
 set(extra ${targets})
 list(REMOVE_ITEM extra ${allowed})
 if(NOT ("${extra}" STREQUAL ""))
@@ -163,6 +188,9 @@ endif()
 set(want consumer_lstm)
 if(HAS_IO)
   list(APPEND want consumer_npz)
+endif()
+if(HAS_MPI)
+  list(APPEND want consumer_mpi)
 endif()
 foreach(t IN LISTS want)
   if(NOT (";${targets};" MATCHES ";${t};"))
@@ -183,15 +211,84 @@ list(LENGTH want n_want)
 if(NOT (n_commands EQUAL n_want))
   message(FATAL_ERROR "${MODE}: ${n_commands} compile commands, expected ${n_want}:\n${commands_json}")
 endif()
+
+# cellflow_command_flags(<out> <command>): the flags of a compile command, without the compiler,
+# -o <object> and -c <source>; "-isystem <dir>" is one item "-isystem=<dir>", and the consumer's
+# own CONSUMER_* definitions are left out.
+function(cellflow_command_flags out command)
+  string(REGEX REPLACE "^\"command\": \"(.*)\"$" "\\1" command "${command}")
+  separate_arguments(tokens UNIX_COMMAND "${command}")
+  list(REMOVE_AT tokens 0)
+  set(flags)
+  set(skip FALSE)
+  set(joined "")
+  foreach(token IN LISTS tokens)
+    if(skip)
+      set(skip FALSE)
+    elseif(joined)
+      list(APPEND flags "-isystem=${token}")
+      set(joined "")
+    elseif(token STREQUAL "-o" OR token STREQUAL "-c")
+      set(skip TRUE)
+    elseif(token STREQUAL "-isystem")
+      set(joined "-isystem")
+    elseif(NOT token MATCHES "^-DCONSUMER_")
+      list(APPEND flags "${token}")
+    endif()
+  endforeach()
+  set(${out} "${flags}" PARENT_SCOPE)
+endfunction()
+
+# MPI's own compile flags, as FindMPI found them in the consumer's build: what cellflow::mpi
+# brings through MPI::MPI_CXX, allowed on the MPI program's command only.
+set(mpi_flags)
+if(HAS_MPI)
+  load_cache("${build}" READ_WITH_PREFIX cache_ MPI_CXX_COMPILER_INCLUDE_DIRS MPI_CXX_HEADER_DIR
+             MPI_CXX_ADDITIONAL_INCLUDE_DIRS MPI_CXX_COMPILE_OPTIONS MPI_CXX_COMPILE_DEFINITIONS)
+  foreach(dir IN LISTS cache_MPI_CXX_COMPILER_INCLUDE_DIRS cache_MPI_CXX_HEADER_DIR cache_MPI_CXX_ADDITIONAL_INCLUDE_DIRS)
+    list(APPEND mpi_flags "-I${dir}" "-isystem=${dir}")
+  endforeach()
+  list(APPEND mpi_flags ${cache_MPI_CXX_COMPILE_OPTIONS})
+  foreach(definition IN LISTS cache_MPI_CXX_COMPILE_DEFINITIONS)
+    list(APPEND mpi_flags "-D${definition}")
+  endforeach()
+  if(NOT mpi_flags)
+    message(FATAL_ERROR "${MODE}: no MPI_CXX_* include directories in the consumer's cache: did FindMPI run?")
+  endif()
+endif()
+
 string(REGEX REPLACE "([][+.*?()^$|\\])" "\\\\\\1" include_regex "${include_dir}")
+set(plain_flags)
+set(mpi_program_flags)
 foreach(command IN LISTS commands)
-  if(command MATCHES "${flag_regex}")
+  cellflow_command_flags(flags "${command}")
+  if(command MATCHES "/mpi_allreduce\\.cpp\"$")
+    list(REMOVE_ITEM flags ${mpi_flags})
+    set(mpi_program_flags "${flags}")
+  else()
+    foreach(flag IN LISTS flags)
+      if(flag IN_LIST mpi_flags)
+        message(FATAL_ERROR "${MODE}: MPI's flag ${flag} on a program that does not use cellflow::mpi: ${command}")
+      endif()
+    endforeach()
+    if(command MATCHES "/main\\.cpp\"$")
+      set(plain_flags "${flags}")
+    endif()
+  endif()
+  string(REPLACE ";" " " flags_text "${flags}")
+  if(" ${flags_text}" MATCHES "${flag_regex}")
     message(FATAL_ERROR "${MODE}: a flag forced on the consumer: ${command}")
   endif()
   if(NOT (command MATCHES " -(I|isystem )${include_regex} "))
     message(FATAL_ERROR "${MODE}: the compile command does not name cellflow's include directory ${include_dir}: ${command}")
   endif()
 endforeach()
+# Without MPI's own flags, the MPI program compiles exactly as the plain one: cellflow::mpi adds
+# nothing else.
+if(HAS_MPI AND NOT (mpi_program_flags STREQUAL plain_flags))
+  message(FATAL_ERROR "${MODE}: consumer_mpi compiles with '${mpi_program_flags}' besides MPI's own flags "
+                      "('${mpi_flags}'), consumer_lstm with '${plain_flags}': cellflow::mpi added flags of its own")
+endif()
 foreach(t IN LISTS want)
   set(target_json "${json_file_${t}}")
   file(READ "${target_json}" json)
@@ -204,4 +301,7 @@ cellflow_run("${MODE}: building the consumer" ${CMAKE_COMMAND} --build "${build}
 cellflow_check_output("${build}/consumer_lstm" "${consumer}/expected_lstm.txt")
 if(HAS_IO)
   cellflow_check_output("${build}/consumer_npz" "${consumer}/expected_npz.txt")
+endif()
+if(HAS_MPI)
+  cellflow_check_output("${build}/consumer_mpi" "${consumer}/expected_mpi.txt")
 endif()
