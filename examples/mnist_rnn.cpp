@@ -313,10 +313,11 @@ int run(const Options& o, const Ranks& ranks) {
   options.batch_threads = threads;        // each thread runs its slice of every batch
   options.clip_norm = o.clip_norm;
   options.on_nonfinite = o.skip_nonfinite ? cf::NonFinitePolicy::skip : cf::NonFinitePolicy::stop;
-  options.verbose = false;                                    // the bar below, without its summary line:
-  cf::ProgressBar progress(stdout, /*epoch_summary=*/false,  // the seed program's line instead
-                           // mpirun gives rank 0 a terminal even when the job's output goes to a file
-                           ranks.size > 1 ? cf::ProgressBar::Style::lines : cf::ProgressBar::Style::automatic);
+  // The bar below, without its summary line (the seed program's line instead). Under mpirun,
+  // lines: mpirun gives rank 0 a terminal even when the job's output goes to a file.
+  options.verbose = false;
+  const auto style = ranks.size > 1 ? cf::ProgressBar::Style::lines : cf::ProgressBar::Style::automatic;
+  cf::ProgressBar progress(stdout, /*epoch_summary=*/false, style);
   const auto epoch_line = [&ranks](const cf::EpochLogs& e) {
     if (!ranks.root()) return;
     std::printf(
