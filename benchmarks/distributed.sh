@@ -12,6 +12,9 @@
 #       --big-iters N (8)                                  the 10x model's runs (3 x LSTM(480))
 #       --no-big  --no-compute  --no-allreduce             leave a part out
 #       --out FILE                                         instead of results/distributed-<date>.txt
+#       --max-wait S (900)        before each run, wait until the machine is idle (other processes
+#                                 < 0.15 core), at most S seconds in all; every run records the
+#                                 share of CPU other processes took while it ran ("foreign_cpu")
 #
 # Builds nothing: configure with MPI found (cellflow::mpi) and
 #   cmake --build build --target cellflow_distributed_bench
@@ -26,10 +29,12 @@
 #   e  2 ranks x 1 thread, no overlap                   (blocking MPI_Allreduce after backward)
 #   f  2 ranks x 1 thread, no allreduce                 (control: each rank steps alone on its 75)
 # and A, C, E, F: the same as a, c, e, f for 3 x BasicLSTM(480) (4.67 M parameters, 18.7 MB).
+# Then, per repeat: one rank's step at batches 150, 75, ..., 3 (1 thread, both models), the
+# MPI_Allreduce micro-benchmark (8 B to 32 MB, 2 ranks) and the cost of a fresh 32 MB buffer.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin=$root/build/benchmarks/cellflow_distributed_bench
-repeats=5 iters=30 warmup=5 big_iters=8 big=1 compute=1 allreduce=1 out=""
+repeats=5 iters=30 warmup=5 big_iters=8 big=1 compute=1 allreduce=1 out="" max_wait=900
 while [ $# -gt 0 ]; do
   case $1 in
     --repeats) repeats=$2; shift 2 ;;
@@ -40,6 +45,7 @@ while [ $# -gt 0 ]; do
     --no-compute) compute=0; shift ;;
     --no-allreduce) allreduce=0; shift ;;
     --out) out=$2; shift 2 ;;
+    --max-wait) max_wait=$2; shift 2 ;;
     -*) echo "distributed.sh: unknown option $1" >&2; exit 2 ;;
     *) bin=$1; shift ;;
   esac
@@ -54,8 +60,8 @@ if [ "$(id -u)" = 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_RO
 stamp=$(date +%Y%m%d-%H%M%S)
 [ -n "$out" ] || out=$root/benchmarks/results/distributed-$stamp.txt
 mkdir -p "$(dirname "$out")"
-raw=$(mktemp) cmds=$(mktemp)
-trap 'rm -f "$raw" "$cmds"' EXIT
+raw=$(mktemp) cmds=$(mktemp) one_out=$(mktemp) timing=$(mktemp)
+trap 'rm -f "$raw" "$cmds" "$one_out" "$timing"' EXIT
 
 one="mpirun --oversubscribe --bind-to none -np 1"   # one process: its threads may use both cores
 two="mpirun --oversubscribe --bind-to core -np 2"   # two ranks: one core each
@@ -78,14 +84,39 @@ if [ "$big" = 1 ]; then
   )
 fi
 
-# Runs one measurement: label, threads (OMP_NUM_THREADS), launcher, options; tags its JSON lines.
+# CPU seconds the whole machine spent busy (user, nice, system, irq, softirq, steal) so far.
+tck=$(getconf CLK_TCK)
+busy() { awk -v t="$tck" '/^cpu /{printf "%.2f", ($2 + $3 + $4 + $7 + $8 + $9) / t}' /proc/stat; }
+
+# Waits (up to --max-wait seconds in all) until other processes use less than 0.15 of a core,
+# sampled over a second: a compile running next to a 2-rank measurement slows one rank and so both.
+waited=0
+wait_idle() {
+  while :; do
+    local a b
+    a=$(busy); sleep 1; b=$(busy)
+    if awk -v a="$a" -v b="$b" 'BEGIN { exit !(b - a < 0.15) }'; then return; fi
+    if [ "$waited" -ge "$max_wait" ]; then echo "  (machine still busy; measuring anyway)" >&2; return; fi
+    sleep 4; waited=$((waited + 5))
+  done
+}
+
+# Runs one measurement: label, threads (OMP_NUM_THREADS), launcher, options, repeat. Tags its
+# JSON lines with the repeat and "foreign_cpu": the share of the machine's CPU time that other
+# processes used during the run (its busy time minus the run's own user + system time).
 run() {
   local label=$1 threads=$2 launcher=$3 opts=$4 repeat=$5
   local cmd="OMP_NUM_THREADS=$threads $launcher $bin --label $label $opts"
   grep -qxF "$label: $cmd" "$cmds" || echo "$label: $cmd" >> "$cmds"
-  echo "repeat $repeat: $label (load $(cut -d' ' -f1 /proc/loadavg))" >&2
-  OMP_NUM_THREADS=$threads $launcher "$bin" --label "$label" $opts |
-    sed "s/^{/{\"repeat\": $repeat, \"load\": $(cut -d' ' -f1 /proc/loadavg), /" >> "$raw"
+  wait_idle
+  echo "repeat $repeat: $label" >&2
+  local b0 b1
+  b0=$(busy)
+  OMP_NUM_THREADS=$threads /usr/bin/time -f "%e %U %S" -o "$timing" $launcher "$bin" --label "$label" $opts > "$one_out"
+  b1=$(busy)
+  local foreign
+  foreign=$(awk -v b0="$b0" -v b1="$b1" -v n="$(nproc)" '{ f = (b1 - b0 - $2 - $3) / ($1 * n); if (f < 0) f = 0; printf "%.3f", f }' "$timing")
+  sed "s/^{/{\"repeat\": $repeat, \"foreign_cpu\": $foreign, /" "$one_out" >> "$raw"
 }
 
 start_load=$(cat /proc/loadavg)
@@ -108,6 +139,7 @@ for r in $(seq 1 "$repeats"); do
   fi
   if [ "$allreduce" = 1 ]; then
     run allreduce 1 "$two" "--mode allreduce --min-bytes 8 --max-bytes 33554432" "$r"
+    run pagefault 1 "$one" "--mode pagefault" "$r"
   fi
 done
 end_load=$(cat /proc/loadavg)
@@ -118,7 +150,7 @@ end_load=$(cat /proc/loadavg)
   echo "binary: $bin"
   echo "host: $(uname -srm), nproc $(nproc), $(mpirun --version 2>/dev/null | head -1)"
   lscpu | grep -E "^Model name|^Flags" | sed 's/  */ /g'
-  echo "load average at start: $start_load; at end: $end_load"
+  echo "load average at start: $start_load; at end: $end_load; waited for an idle machine: ${waited} s"
   echo "repeats: $repeats, seed model: --iters $iters --warmup $warmup, 10x model: --iters $big_iters --warmup 2"
   echo
   echo "## Command lines"
@@ -130,6 +162,13 @@ import json, statistics, sys
 
 rows = [json.loads(line) for line in open(sys.argv[1]) if line.startswith("{")]
 med = statistics.median
+
+foreign = [r["foreign_cpu"] for r in rows if "foreign_cpu" in r]
+if foreign:
+    worst = max(rows, key=lambda r: r.get("foreign_cpu", 0))
+    print(f"Other processes' share of the machine's CPU during the runs: median {med(foreign):.1%}, "
+          f"largest {worst['foreign_cpu']:.1%} (run {worst['label']}, repeat {worst['repeat']})")
+    print()
 
 def rng(v, fmt="{:,.0f}"):
     return f"{fmt.format(min(v))}-{fmt.format(max(v))}"
@@ -219,8 +258,14 @@ if ar:
         a = [r["alpha_us"] for r in fits]
         bw = [r["bandwidth_gbytes_per_s"] for r in fits]
         print()
-        print(f"Ring-model fit, t = 2(N-1) alpha + 2(N-1)/N bytes / bandwidth: alpha {med(a):.2f} us "
-              f"({rng(a, '{:.2f}')}), bandwidth {med(bw):.2f} GB/s ({rng(bw, '{:.2f}')})")
+        print(f"Ring-model fit, t = 2(N-1) alpha + 2(N-1)/N bytes / bandwidth (alpha from the sizes up to 1 KB, "
+              f"the bandwidth from 1 to 16 MB): alpha {med(a):.2f} us ({rng(a, '{:.2f}')}), "
+              f"bandwidth {med(bw):.2f} GB/s ({rng(bw, '{:.2f}')})")
+    pf = [r["us_per_page"] for r in rows if r["mode"] == "pagefault"]
+    if pf:
+        print()
+        print(f"A fresh 32 MB buffer (mmap, first touch of every 4 KB page, munmap): {med(pf):.2f} us per page "
+              f"({rng(pf, '{:.2f}')}), {med(pf) * 8192 / 1e3:.0f} ms for 32 MB")
     print()
 EOF
   echo "## Raw JSON lines"

@@ -11,6 +11,7 @@
 //   mpirun -np 2 cellflow_distributed_bench --threads 1 --allreduce 0         2 ranks, no exchange (control)
 //   mpirun -np 1 cellflow_distributed_bench --mode compute --threads 1 --batches 150,75,38
 //   mpirun -np 2 cellflow_distributed_bench --mode allreduce                  8 B ... 32 MB
+//   mpirun -np 1 cellflow_distributed_bench --mode pagefault                  a fresh 32 MB buffer
 //
 // Every training step goes through a timing GradientHook that wraps the allreduce (or, on one
 // process and with --allreduce 0, stands in for it and combines nothing); it records when the
@@ -25,6 +26,8 @@
 #include <cstdlib>
 #include <string>
 #include <vector>
+
+#include <sys/mman.h>
 
 #include "cellflow/cellflow.hpp"
 #include "cellflow/distributed/mpi.hpp"
@@ -53,13 +56,14 @@ struct Args {
 [[noreturn]] void usage(const std::string& msg) {
   std::fprintf(stderr,
                "cellflow_distributed_bench: %s\n"
-               "usage: cellflow_distributed_bench [--mode train|compute|allreduce] [--label TEXT]\n"
+               "usage: cellflow_distributed_bench [--mode train|compute|allreduce|pagefault] [--label TEXT]\n"
                "  model:     [--layers N] [--hidden N] [--steps N] [--inputs N] [--classes N] [--seed N]\n"
                "  train:     [--batch GLOBAL] [--threads N] [--batch-threads N (0: = --threads)]\n"
                "             [--bucket-bytes N (0: one per layer; default 4 MB)] [--overlap 0|1]\n"
                "             [--allreduce 0|1 (0: every rank steps alone, a control)] [--iters N] [--warmup N]\n"
                "  compute:   [--batches 150,75,...] [--threads N] [--iters N] [--warmup N]  (one process)\n"
-               "  allreduce: [--min-bytes N] [--max-bytes N]  (sizes x2 from min to max)\n",
+               "  allreduce: [--min-bytes N] [--max-bytes N]  (sizes x2 from min to max)\n"
+               "  pagefault: mmap, touch and munmap 32 MB (the cost of a fresh buffer on this machine)\n",
                msg.c_str());
   std::exit(2);
 }
@@ -123,7 +127,8 @@ Args parse(int argc, char** argv) {
     } else
       usage("unknown option " + k);
   }
-  if (a.mode != "train" && a.mode != "compute" && a.mode != "allreduce") usage("--mode: train, compute or allreduce");
+  if (a.mode != "train" && a.mode != "compute" && a.mode != "allreduce" && a.mode != "pagefault")
+    usage("--mode: train, compute, allreduce or pagefault");
   if (a.layers < 1 || a.hidden < 1 || a.steps < 1 || a.inputs < 1 || a.batch < 1 || a.classes < 2 || a.iters < 1 ||
       a.threads < 1)
     usage("sizes, --threads and --iters must be positive");
@@ -344,6 +349,29 @@ void run_compute(const Args& a, const cf::mpi::Environment& mpi, int threads) {
   }
 }
 
+// ---- --mode pagefault: what a fresh buffer costs on this machine ----
+
+// mmap, first touch of every 4 KB page, munmap of 32 MB, 5 times: the cost of the fresh temporary
+// buffer an MPI library may allocate (and glibc return to the system) for a large message.
+void run_pagefault(const Args& a, const cf::mpi::Environment& mpi) {
+  if (!mpi.is_root()) return;
+  const std::size_t bytes = std::size_t(32) << 20, page = 4096;
+  std::vector<double> t;
+  for (int r = 0; r < 5; ++r) {
+    const auto t0 = Clock::now();
+    void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) throw cf::Error("mmap failed");
+    auto* c = static_cast<volatile char*>(p);
+    for (std::size_t i = 0; i < bytes; i += page) c[i] = 1;
+    munmap(p, bytes);
+    t.push_back(seconds(t0, Clock::now()));
+  }
+  std::printf("{\"label\": \"%s\", \"mode\": \"pagefault\", \"bytes\": %zu, \"ms_median\": %.3f, "
+              "\"us_per_page\": %.3f}\n",
+              a.label.c_str(), bytes, median(t) * 1e3, median(t) * 1e6 / static_cast<double>(bytes / page));
+  std::fflush(stdout);
+}
+
 // ---- --mode allreduce: MPI_Allreduce (float, sum, in place) from min to max bytes ----
 
 void run_allreduce(const Args& a, const cf::mpi::Environment& mpi) {
@@ -378,12 +406,14 @@ void run_allreduce(const Args& a, const cf::mpi::Environment& mpi) {
   }
   if (!mpi.is_root() || mpi.size() < 2) return;
   // The ring model t = 2(N-1) alpha + 2(N-1)/N bytes / bandwidth: the constant from the sizes up
-  // to 1 KB (latency-bound), the slope by least squares over the sizes from 1 MB (bandwidth-bound).
+  // to 1 KB (latency-bound), the slope by least squares over the sizes from 1 MB to 16 MB
+  // (bandwidth-bound; larger sizes measure this machine's page faults as much as MPI: Open MPI
+  // takes a fresh temporary buffer of the message's size, see --mode pagefault).
   const double N = mpi.size();
   std::vector<double> small, xs, ys;
   for (std::size_t k = 0; k < sizes.size(); ++k) {
     if (sizes[k] <= 1024) small.push_back(medians[k]);
-    if (sizes[k] >= (1 << 20)) {
+    if (sizes[k] >= (1 << 20) && sizes[k] <= (16 << 20)) {
       xs.push_back(sizes[k]);
       ys.push_back(medians[k]);
     }
@@ -421,7 +451,9 @@ int main(int argc, char** argv) {
       run_train(a, mpi, threads);
     else if (a.mode == "compute")
       run_compute(a, mpi, threads);
-    else
+    else if (a.mode == "allreduce")
       run_allreduce(a, mpi);
+    else
+      run_pagefault(a, mpi);
   });
 }
