@@ -15,6 +15,7 @@
 #       --max-wait S (900)        before each run, wait until the machine is idle (other processes
 #                                 < 0.15 core), at most S seconds in all; every run records the
 #                                 share of CPU other processes took while it ran ("foreign_cpu")
+#       --note TEXT                                        a line for the header (e.g. how the binary was built)
 #
 # Builds nothing: configure with MPI found (cellflow::mpi) and
 #   cmake --build build --target cellflow_distributed_bench
@@ -34,7 +35,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin=$root/build/benchmarks/cellflow_distributed_bench
-repeats=5 iters=30 warmup=5 big_iters=8 big=1 compute=1 allreduce=1 out="" max_wait=900
+repeats=5 iters=30 warmup=5 big_iters=8 big=1 compute=1 allreduce=1 out="" max_wait=900 note=""
 while [ $# -gt 0 ]; do
   case $1 in
     --repeats) repeats=$2; shift 2 ;;
@@ -46,6 +47,7 @@ while [ $# -gt 0 ]; do
     --no-allreduce) allreduce=0; shift ;;
     --out) out=$2; shift 2 ;;
     --max-wait) max_wait=$2; shift 2 ;;
+    --note) note=$2; shift 2 ;;
     -*) echo "distributed.sh: unknown option $1" >&2; exit 2 ;;
     *) bin=$1; shift ;;
   esac
@@ -148,6 +150,7 @@ end_load=$(cat /proc/loadavg)
   echo "# cellflow distributed benchmark, $(date -Is)"
   echo "commit: $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$root" diff --quiet 2>/dev/null || echo ' (with local changes)')"
   echo "binary: $bin"
+  [ -z "$note" ] || echo "note: $note"
   echo "host: $(uname -srm), nproc $(nproc), $(mpirun --version 2>/dev/null | head -1)"
   lscpu | grep -E "^Model name|^Flags" | sed 's/  */ /g'
   echo "load average at start: $start_load; at end: $end_load; waited for an idle machine: ${waited} s"
