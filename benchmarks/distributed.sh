@@ -31,7 +31,8 @@
 #   f  2 ranks x 1 thread, no allreduce                 (control: each rank steps alone on its 75)
 # and A, C, E, F: the same as a, c, e, f for 3 x BasicLSTM(480) (4.67 M parameters, 18.7 MB).
 # Then, per repeat: one rank's step at batches 150, 75, ..., 3 (1 thread, both models), the
-# MPI_Allreduce micro-benchmark (8 B to 32 MB, 2 ranks) and the cost of a fresh 32 MB buffer.
+# MPI_Allreduce micro-benchmark (8 B to 32 MB, 2 ranks), how much of an MPI_Iallreduce 20 ms of
+# busy work hides with k MPI_Test calls during it, and the cost of a fresh 32 MB buffer.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin=$root/build/benchmarks/cellflow_distributed_bench
@@ -141,6 +142,7 @@ for r in $(seq 1 "$repeats"); do
   fi
   if [ "$allreduce" = 1 ]; then
     run allreduce 1 "$two" "--mode allreduce --min-bytes 8 --max-bytes 33554432" "$r"
+    run overlap 1 "$two" "--mode overlap --bytes-list 1880440,7380480 --work-ms 20 --tests 0,1,2,3,5,10,100" "$r"
     run pagefault 1 "$one" "--mode pagefault" "$r"
   fi
 done
@@ -194,10 +196,12 @@ def train_table(labels, base, title):
     print()
     print(f"Samples/s of the global batch: median over the repeats (min-max); ratio to ({base}) within each repeat.")
     print("step ms: median step (the slowest rank's); fwd/bwd: rank 0's forward and backward passes; exposed: mean")
-    print("seconds per step in MPI after backward (GradientAllreduce::last_wait_seconds, mean over steps and ranks).")
+    print("seconds per step in MPI after backward (GradientAllreduce::last_wait_seconds, mean over steps and ranks);")
+    print("skew: median gap between the first and the last rank's end of backward (the first waits that long);")
+    print("copy: one copy of every gradient into a buffer and back (what packing and unpacking the buckets costs).")
     print()
-    print("| | configuration | buckets (bytes) | samples/s (range) | GFLOP/s | vs (" + base + ") (range) | step ms | fwd ms | bwd ms | exposed ms (range) | exposed / step |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| | configuration | buckets (bytes) | samples/s (range) | GFLOP/s | vs (" + base + ") (range) | step ms | fwd ms | bwd ms | exposed ms (range) | exposed / step | skew ms | copy ms |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     by_repeat = {}
     for r in train:
         by_repeat.setdefault(r["repeat"], {})[r["label"]] = r
@@ -213,10 +217,11 @@ def train_table(labels, base, title):
         buckets = ", ".join(f"{b:,}" for b in runs[0]["buckets"]) or "-"
         exposed = f"{med(wait):.1f} ({rng(wait, '{:.1f}')})" if runs[0]["allreduce"] else "-"
         share = f"{med(wait) / step:.0%}" if runs[0]["allreduce"] else "-"
+        skew = f"{med([r['skew_ms_median'] for r in runs]):.2f}" if runs[0]["allreduce"] else "-"
         print(f"| {label} | {names.get(label, label)} | {buckets} | {med(sps):,.0f} ({rng(sps)}) | "
               f"{med([r['gflops'] for r in runs]):.1f} | {med(ratios):.2f}x ({rng(ratios, '{:.2f}')}) | {step:.1f} | "
               f"{med([r['forward_ms'] for r in runs]):.1f} | {med([r['backward_ms'] for r in runs]):.1f} | "
-              f"{exposed} | {share} |")
+              f"{exposed} | {share} | {skew} | {med([r['copy_ms'] for r in runs]):.2f} |")
     print()
 
 train_table(["a", "b", "c", "d", "e", "f"], "a", "Seed model")
@@ -264,6 +269,25 @@ if ar:
         print(f"Ring-model fit, t = 2(N-1) alpha + 2(N-1)/N bytes / bandwidth (alpha from the sizes up to 1 KB, "
               f"the bandwidth from 1 to 16 MB): alpha {med(a):.2f} us ({rng(a, '{:.2f}')}), "
               f"bandwidth {med(bw):.2f} GB/s ({rng(bw, '{:.2f}')})")
+    ov = [r for r in rows if r["mode"] == "overlap"]
+    if ov:
+        print()
+        print(f"## How much of an MPI_Iallreduce {ov[0]['work_ms']:.0f} ms of busy work hides, {ov[0]['ranks']} ranks")
+        print()
+        print("MPI_Iallreduce, busy work with k MPI_Test calls evenly spaced in it, MPI_Wait: the wait left after the")
+        print("work (median of 20, the slowest rank's; median over the repeats) against the blocking MPI_Allreduce.")
+        print()
+        sizes = sorted({r["bytes"] for r in ov})
+        tests = sorted({r["tests"] for r in ov})
+        print("| bytes | blocking us | " + " | ".join(f"wait us, k = {k}" for k in tests) + " |")
+        print("|---|---|" + "---|" * len(tests))
+        for b in sizes:
+            cells = []
+            for k in tests:
+                w = [r["wait_us"] for r in ov if r["bytes"] == b and r["tests"] == k]
+                cells.append(f"{med(w):,.1f}")
+            bl = [r["blocking_us"] for r in ov if r["bytes"] == b]
+            print(f"| {b:,} | {med(bl):,.1f} | " + " | ".join(cells) + " |")
     pf = [r["us_per_page"] for r in rows if r["mode"] == "pagefault"]
     if pf:
         print()

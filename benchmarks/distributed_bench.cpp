@@ -11,6 +11,7 @@
 //   mpirun -np 2 cellflow_distributed_bench --threads 1 --allreduce 0         2 ranks, no exchange (control)
 //   mpirun -np 1 cellflow_distributed_bench --mode compute --threads 1 --batches 150,75,38
 //   mpirun -np 2 cellflow_distributed_bench --mode allreduce                  8 B ... 32 MB
+//   mpirun -np 2 cellflow_distributed_bench --mode overlap                    Iallreduce + busy work + MPI_Test
 //   mpirun -np 1 cellflow_distributed_bench --mode pagefault                  a fresh 32 MB buffer
 //
 // Every training step goes through a timing GradientHook that wraps the allreduce (or, on one
@@ -49,6 +50,9 @@ struct Args {
   long long bucket_bytes = -1;  // -1: the library's default (4 MB)
   bool overlap = true, allreduce = true;
   std::vector<Index> batches{150, 75, 38, 19, 10, 5, 3};
+  std::vector<long long> overlap_bytes{1880440, 7380480};  // the seed model's gradients; a 10x-model layer
+  std::vector<int> overlap_tests{0, 1, 2, 3, 5, 10, 100};
+  double work_ms = 20;
   long long min_bytes = 8, max_bytes = 32ll << 20;
   std::uint64_t seed = 0;
 };
@@ -56,13 +60,14 @@ struct Args {
 [[noreturn]] void usage(const std::string& msg) {
   std::fprintf(stderr,
                "cellflow_distributed_bench: %s\n"
-               "usage: cellflow_distributed_bench [--mode train|compute|allreduce|pagefault] [--label TEXT]\n"
+               "usage: cellflow_distributed_bench [--mode train|compute|allreduce|overlap|pagefault] [--label TEXT]\n"
                "  model:     [--layers N] [--hidden N] [--steps N] [--inputs N] [--classes N] [--seed N]\n"
                "  train:     [--batch GLOBAL] [--threads N] [--batch-threads N (0: = --threads)]\n"
                "             [--bucket-bytes N (0: one per layer; default 4 MB)] [--overlap 0|1]\n"
                "             [--allreduce 0|1 (0: every rank steps alone, a control)] [--iters N] [--warmup N]\n"
                "  compute:   [--batches 150,75,...] [--threads N] [--iters N] [--warmup N]  (one process)\n"
                "  allreduce: [--min-bytes N] [--max-bytes N]  (sizes x2 from min to max)\n"
+               "  overlap:   [--bytes-list N,N] [--work-ms N] [--tests 0,1,3,...]  (MPI_Test calls during the work)\n"
                "  pagefault: mmap, touch and munmap 32 MB (the cost of a fresh buffer on this machine)\n",
                msg.c_str());
   std::exit(2);
@@ -116,7 +121,21 @@ Args parse(int argc, char** argv) {
       a.min_bytes = num(v);
     else if (k == "--max-bytes")
       a.max_bytes = num(v);
-    else if (k == "--batches") {
+    else if (k == "--work-ms")
+      a.work_ms = static_cast<double>(num(v));
+    else if (k == "--bytes-list" || k == "--tests") {
+      std::vector<long long> list;
+      std::size_t at = 0;
+      while (at <= v.size()) {
+        const std::size_t comma = std::min(v.find(',', at), v.size());
+        list.push_back(num(v.substr(at, comma - at)));
+        at = comma + 1;
+      }
+      if (k == "--tests")
+        a.overlap_tests.assign(list.begin(), list.end());
+      else
+        a.overlap_bytes = list;
+    } else if (k == "--batches") {
       a.batches.clear();
       std::size_t at = 0;
       while (at <= v.size()) {
@@ -127,8 +146,10 @@ Args parse(int argc, char** argv) {
     } else
       usage("unknown option " + k);
   }
-  if (a.mode != "train" && a.mode != "compute" && a.mode != "allreduce" && a.mode != "pagefault")
-    usage("--mode: train, compute, allreduce or pagefault");
+  if (a.mode != "train" && a.mode != "compute" && a.mode != "allreduce" && a.mode != "overlap" && a.mode != "pagefault")
+    usage("--mode: train, compute, allreduce, overlap or pagefault");
+  for (const long long b : a.overlap_bytes)
+    if (b < 4) usage("--bytes-list: at least 4 bytes each");
   if (a.layers < 1 || a.hidden < 1 || a.steps < 1 || a.inputs < 1 || a.batch < 1 || a.classes < 2 || a.iters < 1 ||
       a.threads < 1)
     usage("sizes, --threads and --iters must be positive");
@@ -241,7 +262,7 @@ void run_train(const Args& a, const cf::mpi::Environment& mpi, int threads) {
   o.gradient_hook = &timed;
 
   const std::size_t n = static_cast<std::size_t>(a.iters);
-  std::vector<double> step(n), fwd(n), bwd(n), wait(n), lib_wait(n), update(n);
+  std::vector<double> step(n), fwd(n), bwd(n), wait(n), lib_wait(n), update(n), bwd_end(n);
   double loss_first = 0, loss_last = 0;
   MPI_Barrier(mpi.comm());
   for (int it = 0; it < a.warmup + a.iters; ++it) {
@@ -258,6 +279,28 @@ void run_train(const Args& a, const cf::mpi::Environment& mpi, int threads) {
     wait[k] = seconds(timed.backward_end, timed.exchange_end);
     lib_wait[k] = exchange ? allreduce.last_wait_seconds() : 0.0;
     update[k] = seconds(timed.exchange_end, t1);
+    bwd_end[k] = std::chrono::duration<double>(timed.backward_end.time_since_epoch()).count();
+  }
+  // Skew: how far apart the ranks end their backward passes (steady_clock is one clock for the
+  // processes of one machine; across machines this figure means nothing). The first rank to
+  // finish waits that long in the allreduce before any byte can travel.
+  std::vector<double> end_max = bwd_end, end_min = bwd_end, skew(n);
+  MPI_Allreduce(MPI_IN_PLACE, end_max.data(), static_cast<int>(n), MPI_DOUBLE, MPI_MAX, mpi.comm());
+  MPI_Allreduce(MPI_IN_PLACE, end_min.data(), static_cast<int>(n), MPI_DOUBLE, MPI_MIN, mpi.comm());
+  for (std::size_t k = 0; k < n; ++k) skew[k] = end_max[k] - end_min[k];
+  // What packing the gradients into buckets and unpacking them costs: a copy there and back.
+  std::vector<float> packed(static_cast<std::size_t>(model.num_parameters()));
+  std::vector<double> copy(10);
+  for (auto& c : copy) {
+    const auto t0 = Clock::now();
+    float* at = packed.data();
+    for (const auto& v : model.variables()) at = std::copy(v.grad->data(), v.grad->data() + v.grad->size(), at);
+    const float* from = packed.data();
+    for (auto& v : model.variables()) {
+      std::copy(from, from + v.grad->size(), v.grad->data());
+      from += v.grad->size();
+    }
+    c = seconds(t0, Clock::now());
   }
   // A step is as long as its slowest rank's; the parts are rank 0's, the waits every rank's mean.
   std::vector<double> step_max = step, lib_wait_sum = lib_wait;
@@ -273,19 +316,21 @@ void run_train(const Args& a, const cf::mpi::Environment& mpi, int threads) {
   buckets += "]";
   const auto [start, count] = cf::data::shard_range(a.batch, 0, mpi.size());
   (void)start;
-  char buf[1400];
+  char buf[1600];
   std::snprintf(buf, sizeof buf,
                 ", \"batch\": %ld, \"local_batch\": %ld, \"batch_threads\": %d, \"allreduce\": %s, \"overlap\": %s, "
                 "\"bucket_option\": %lld, \"buckets\": %s, \"step_ms_median\": %.3f, \"step_ms_min\": %.3f, "
                 "\"step_ms_max\": %.3f, \"samples_per_s\": %.2f, \"gflops\": %.2f, \"forward_ms\": %.3f, "
                 "\"backward_ms\": %.3f, \"exchange_ms\": %.3f, \"wait_ms_mean\": %.3f, \"wait_ms_median\": %.3f, "
-                "\"update_ms\": %.3f, \"loss_first\": %.4f, \"loss_last\": %.4f",
+                "\"update_ms\": %.3f, \"skew_ms_median\": %.3f, \"skew_ms_mean\": %.3f, \"copy_ms\": %.3f, "
+                "\"loss_first\": %.4f, \"loss_last\": %.4f",
                 static_cast<long>(a.batch), static_cast<long>(count), o.batch_threads, exchange ? "true" : "false",
                 a.overlap ? "true" : "false", a.bucket_bytes, buckets.c_str(), med * 1e3,
                 *std::min_element(step_max.begin(), step_max.end()) * 1e3,
                 *std::max_element(step_max.begin(), step_max.end()) * 1e3, sps,
                 flops_per_train_sample(a) * sps / 1e9, median(fwd) * 1e3, median(bwd) * 1e3, median(wait) * 1e3,
-                mean(lib_wait_sum) * 1e3, median(lib_wait_sum) * 1e3, median(update) * 1e3, loss_first, loss_last);
+                mean(lib_wait_sum) * 1e3, median(lib_wait_sum) * 1e3, median(update) * 1e3, median(skew) * 1e3,
+                mean(skew) * 1e3, median(copy) * 1e3, loss_first, loss_last);
   std::printf("{%s%s}\n", common_fields(a, mpi, threads, model).c_str(), buf);
   std::fflush(stdout);
 }
@@ -346,6 +391,62 @@ void run_compute(const Args& a, const cf::mpi::Environment& mpi, int threads) {
                   median(fwd) * 1e3, median(bwd) * 1e3, median(update) * 1e3, group_bytes.c_str(), group_ready.c_str());
     std::printf("{%s%s}\n", common_fields(a, mpi, threads, model).c_str(), buf);
     std::fflush(stdout);
+  }
+}
+
+// ---- --mode overlap: how much of a nonblocking allreduce a busy rank hides ----
+
+// For each message size: the blocking MPI_Allreduce, then MPI_Iallreduce followed by --work-ms of
+// busy computation during which the rank calls MPI_Test k times (evenly spaced), then MPI_Wait.
+// The wait left after the work is what the computation did not hide. Most MPI libraries move a
+// nonblocking collective along only inside MPI calls, so k decides how far it gets.
+void run_overlap(const Args& a, const cf::mpi::Environment& mpi) {
+  std::vector<float> scratch(std::size_t(1) << 18, 1.0f);  // 1 MB the busy loop works on
+  volatile float sink = 0;
+  const auto busy_until = [&](Clock::time_point end) {
+    float acc = 0;
+    while (Clock::now() < end)
+      for (std::size_t i = 0; i < scratch.size(); i += 16) acc += scratch[i];
+    sink = sink + acc;
+  };
+  const int reps = 20;
+  for (const long long bytes : a.overlap_bytes) {
+    const int count = static_cast<int>(bytes / 4);
+    std::vector<float> buffer(static_cast<std::size_t>(count), 1.0f);
+    std::vector<double> blocking;
+    for (int r = 0; r < reps + 3; ++r) {
+      MPI_Barrier(mpi.comm());
+      const auto t0 = Clock::now();
+      MPI_Allreduce(MPI_IN_PLACE, buffer.data(), count, MPI_FLOAT, MPI_SUM, mpi.comm());
+      if (r >= 3) blocking.push_back(seconds(t0, Clock::now()));
+    }
+    MPI_Allreduce(MPI_IN_PLACE, blocking.data(), reps, MPI_DOUBLE, MPI_MAX, mpi.comm());
+    for (const int tests : a.overlap_tests) {
+      std::vector<double> wait;
+      for (int r = 0; r < reps + 1; ++r) {
+        MPI_Barrier(mpi.comm());
+        const auto t0 = Clock::now();
+        MPI_Request request;
+        MPI_Iallreduce(MPI_IN_PLACE, buffer.data(), count, MPI_FLOAT, MPI_SUM, mpi.comm(), &request);
+        const auto work = std::chrono::duration<double>(a.work_ms * 1e-3);
+        for (int k = 1; k <= tests; ++k) {
+          busy_until(t0 + std::chrono::duration_cast<Clock::duration>(work * (static_cast<double>(k) / (tests + 1))));
+          int done = 0;
+          MPI_Test(&request, &done, MPI_STATUS_IGNORE);
+        }
+        busy_until(t0 + std::chrono::duration_cast<Clock::duration>(work));
+        const auto t1 = Clock::now();
+        MPI_Wait(&request, MPI_STATUS_IGNORE);
+        if (r >= 1) wait.push_back(seconds(t1, Clock::now()));
+      }
+      MPI_Allreduce(MPI_IN_PLACE, wait.data(), reps, MPI_DOUBLE, MPI_MAX, mpi.comm());
+      if (mpi.is_root())
+        std::printf("{\"label\": \"%s\", \"mode\": \"overlap\", \"ranks\": %d, \"bytes\": %lld, \"work_ms\": %.1f, "
+                    "\"tests\": %d, \"blocking_us\": %.1f, \"wait_us\": %.1f, \"hidden\": %.3f}\n",
+                    a.label.c_str(), mpi.size(), bytes, a.work_ms, tests, median(blocking) * 1e6, median(wait) * 1e6,
+                    1 - median(wait) / median(blocking));
+      std::fflush(stdout);
+    }
   }
 }
 
@@ -453,6 +554,8 @@ int main(int argc, char** argv) {
       run_compute(a, mpi, threads);
     else if (a.mode == "allreduce")
       run_allreduce(a, mpi);
+    else if (a.mode == "overlap")
+      run_overlap(a, mpi);
     else
       run_pagefault(a, mpi);
   });
