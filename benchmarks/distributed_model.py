@@ -169,25 +169,65 @@ def scaling_table(name, comp, net, args):
     print()
 
 
-def check_two_ranks(rows, comp, label_prefix, loop_alpha, loop_bw):
-    """The model against the measured 2-rank loopback step."""
-    train = [r for r in rows if r["mode"] == "train"]
-    get = {r_label: [r for r in train if r["label"] == r_label] for r_label in "abcdefACEF"}
-    labels = ("c", "e", "f") if label_prefix == "seed" else ("C", "E", "F")
-    if not all(get[x] for x in labels):
-        return
-    first = get[labels[0]][0]
-    b = first["local_batch"]
-    c = comp.at(b)
+def summary_table(name, comp, nets, args):
+    """One table per model: strong-scaling speed-up (efficiency) on every network, and weak
+    scaling's efficiency; "free network" is the compute alone (the per-rank batch's cost)."""
     one_bucket = plan(comp.group_bytes, DEFAULT_BUCKET)
     per_layer = plan(comp.group_bytes, 0)
-    no = exposed(c, one_bucket, 2, loop_alpha, loop_bw, False)
-    ov = exposed(c, per_layer, 2, loop_alpha, loop_bw, True)
-    step = {x: med(r["step_ms_median"] for r in get[x]) for x in labels}
-    wait = {x: med(r["wait_ms_mean"] for r in get[x]) for x in labels}
-    print(f"| {label_prefix} model, 2 ranks x {b} | {c['step'] * 1e3:.1f} | {step[labels[2]]:.1f} | "
-          f"{no * 1e3:.2f} / {wait[labels[1]]:.2f} | {(c['step'] + no) * 1e3:.1f} / {step[labels[1]]:.1f} | "
-          f"{ov * 1e3:.2f} / {wait[labels[0]]:.2f} | {(c['step'] + ov) * 1e3:.1f} / {step[labels[0]]:.1f} |")
+    print(f"### {name} ({comp.params:,} parameters, {sum(comp.group_bytes) / 1e6:.2f} MB of gradients): summary")
+    print()
+    print(f"Strong scaling at global batch {args.global_batch}: speed-up over one rank (efficiency = speed-up / N), "
+          f"without overlap / with ideal overlap. Weak scaling at {args.per_rank_batch} per rank: efficiency.")
+    print()
+    head = "| N | per-rank batch | t_compute ms | free network |"
+    rule = "|---|---|---|---|"
+    for label, _, _ in nets:
+        head += f" {label} |"
+        rule += "---|"
+    for label, _, _ in nets:
+        head += f" weak, {label} |"
+        rule += "---|"
+    print(head)
+    print(rule)
+    t1 = comp.at(args.global_batch)["step"]
+    tw = comp.at(args.per_rank_batch)
+    for n in args.ranks:
+        b = math.ceil(args.global_batch / n)
+        c = comp.at(b)
+        free = t1 / c["step"]
+        row = f"| {n} | {b} | {c['step'] * 1e3:.1f} | {free:.1f}x ({free / n:.0%}) |"
+        weak = ""
+        for _, gbits, alpha_us in nets:
+            alpha, bw = alpha_us * 1e-6, gbits / 8 * 1e9 * args.efficiency
+            s_no = c["step"] + exposed(c, one_bucket, n, alpha, bw, False)
+            s_ov = c["step"] + exposed(c, per_layer, n, alpha, bw, True)
+            row += f" {t1 / s_no:.1f}x / {t1 / s_ov:.1f}x ({t1 / s_no / n:.0%} / {t1 / s_ov / n:.0%}) |"
+            w_no = tw["step"] / (tw["step"] + exposed(tw, one_bucket, n, alpha, bw, False))
+            w_ov = tw["step"] / (tw["step"] + exposed(tw, per_layer, n, alpha, bw, True))
+            weak += f" {w_no:.0%} / {w_ov:.0%} |"
+        print(row + weak)
+    print()
+
+
+def check_two_ranks(rows, comp, name, labels, loop_alpha, loop_bw):
+    """The model against the measured 2-rank loopback steps: labels = (overlap per layer, no
+    overlap, control without allreduce), e.g. ("c", "e", "f")."""
+    train = [r for r in rows if r["mode"] == "train"]
+    runs = {x: [r for r in train if r["label"] == x] for x in labels}
+    if not all(runs.values()):
+        return
+    b = runs[labels[0]][0]["local_batch"]
+    c = comp.at(b)
+    control = med(r["step_ms_median"] for r in runs[labels[2]])
+    for label, buckets, overlap, what in ((labels[1], plan(comp.group_bytes, DEFAULT_BUCKET), False, "no overlap"),
+                                          (labels[0], plan(comp.group_bytes, 0), True, "overlap, a bucket per layer")):
+        predicted = exposed(c, buckets, 2, loop_alpha, loop_bw, overlap)
+        step = med(r["step_ms_median"] for r in runs[label])
+        wait = med(r["wait_ms_mean"] for r in runs[label])
+        skew = med(r["skew_ms_median"] for r in runs[label])
+        step_pred = c["step"] + predicted
+        print(f"| {name}, ({label}) {what} | {b} | {c['step'] * 1e3:.1f} | {control:.1f} | {predicted * 1e3:.2f} | "
+              f"{wait:.2f} | {skew:.2f} | {step_pred * 1e3:.1f} | {step:.1f} | {step_pred * 1e3 / step - 1:+.1%} |")
 
 
 def main():
@@ -225,16 +265,23 @@ def main():
         print(f"### Check: the model against the measured 2-rank step on this machine (loopback: alpha "
               f"{loop_alpha * 1e6:.2f} us, {loop_bw / 1e9:.2f} GB/s)")
         print()
-        print("t_compute: one rank alone at its batch (1 thread); control: 2 ranks stepping at once without an "
-              "allreduce (f); allreduce and step: predicted / measured (medians over the repeats).")
+        print("t_compute: one rank alone at its batch, 1 thread (the model's input); control: the two ranks "
+              "stepping at once without an allreduce; exposed: predicted by the model, and measured "
+              "(last_wait_seconds); skew: measured gap between the ranks' ends of backward; medians over the repeats.")
         print()
-        print("| | t_compute ms | control ms | allreduce ms, no overlap | step ms, no overlap | "
-              "exposed ms, overlap | step ms, overlap |")
-        print("|---|---|---|---|---|---|---|")
-        for _, key, comp in models:
-            check_two_ranks(rows, comp, key, loop_alpha, loop_bw)
+        print("| run | per-rank batch | t_compute ms | control ms | exposed ms, predicted | exposed ms, measured | "
+              "skew ms | step ms, predicted | step ms, measured | predicted / measured - 1 |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
+        for name, key, comp in models:
+            check_two_ranks(rows, comp, name, ("c", "e", "f") if key == "seed" else ("C", "E", "F"), loop_alpha,
+                            loop_bw)
         print()
 
+    nets_text = ", ".join(f"{n} = {g:g} Gbit/s x {args.efficiency:g}, alpha {a:g} us" for n, g, a in nets)
+    print(f"Networks: {nets_text}. t_ring = 2 (N - 1) alpha + 2 (N - 1) / N bytes / bandwidth per bucket.")
+    print()
+    for name, _, comp in models:
+        summary_table(name, comp, nets, args)
     for name, _, comp in models:
         for net in nets:
             scaling_table(name, comp, net, args)
