@@ -208,7 +208,8 @@ class TimedHook final : public cf::GradientHook {
 };
 
 cf::Model<float> build(const Args& a, cf::Rng& rng) {
-  return cf::Model<float>(a.inputs, std::vector<cf::CellConfig>(static_cast<std::size_t>(a.layers), cf::BasicLSTM(a.hidden)),
+  return cf::Model<float>(a.inputs,
+                          std::vector<cf::CellConfig>(static_cast<std::size_t>(a.layers), cf::BasicLSTM(a.hidden)),
                           a.classes, rng);
 }
 
@@ -312,7 +313,8 @@ void run_train(const Args& a, const cf::mpi::Environment& mpi, int threads) {
   const double med = median(step_max), sps = static_cast<double>(a.batch) / med;
   std::string buckets = "[";
   if (exchange)
-    for (const std::size_t b : allreduce.bucket_bytes()) buckets += (buckets.size() > 1 ? ", " : "") + std::to_string(b);
+    for (const std::size_t b : allreduce.bucket_bytes())
+      buckets += (buckets.size() > 1 ? ", " : "") + std::to_string(b);
   buckets += "]";
   const auto [start, count] = cf::data::shard_range(a.batch, 0, mpi.size());
   (void)start;
@@ -327,10 +329,10 @@ void run_train(const Args& a, const cf::mpi::Environment& mpi, int threads) {
                 static_cast<long>(a.batch), static_cast<long>(count), o.batch_threads, exchange ? "true" : "false",
                 a.overlap ? "true" : "false", a.bucket_bytes, buckets.c_str(), med * 1e3,
                 *std::min_element(step_max.begin(), step_max.end()) * 1e3,
-                *std::max_element(step_max.begin(), step_max.end()) * 1e3, sps,
-                flops_per_train_sample(a) * sps / 1e9, median(fwd) * 1e3, median(bwd) * 1e3, median(wait) * 1e3,
-                mean(lib_wait_sum) * 1e3, median(lib_wait_sum) * 1e3, median(update) * 1e3, median(skew) * 1e3,
-                mean(skew) * 1e3, median(copy) * 1e3, loss_first, loss_last);
+                *std::max_element(step_max.begin(), step_max.end()) * 1e3, sps, flops_per_train_sample(a) * sps / 1e9,
+                median(fwd) * 1e3, median(bwd) * 1e3, median(wait) * 1e3, mean(lib_wait_sum) * 1e3,
+                median(lib_wait_sum) * 1e3, median(update) * 1e3, median(skew) * 1e3, mean(skew) * 1e3,
+                median(copy) * 1e3, loss_first, loss_last);
   std::printf("{%s%s}\n", common_fields(a, mpi, threads, model).c_str(), buf);
   std::fflush(stdout);
 }
@@ -386,9 +388,10 @@ void run_compute(const Args& a, const cf::mpi::Environment& mpi, int threads) {
                   ", \"batch\": %ld, \"batch_threads\": %d, \"step_ms_median\": %.3f, \"step_ms_min\": %.3f, "
                   "\"step_ms_max\": %.3f, \"samples_per_s\": %.2f, \"gflops\": %.2f, \"forward_ms\": %.3f, "
                   "\"backward_ms\": %.3f, \"update_ms\": %.3f, \"group_bytes\": %s, \"group_ready_ms\": %s",
-                  static_cast<long>(batch), o.batch_threads, med * 1e3, *std::min_element(step.begin(), step.end()) * 1e3,
-                  *std::max_element(step.begin(), step.end()) * 1e3, sps, flops_per_train_sample(a) * sps / 1e9,
-                  median(fwd) * 1e3, median(bwd) * 1e3, median(update) * 1e3, group_bytes.c_str(), group_ready.c_str());
+                  static_cast<long>(batch), o.batch_threads, med * 1e3,
+                  *std::min_element(step.begin(), step.end()) * 1e3, *std::max_element(step.begin(), step.end()) * 1e3,
+                  sps, flops_per_train_sample(a) * sps / 1e9, median(fwd) * 1e3, median(bwd) * 1e3,
+                  median(update) * 1e3, group_bytes.c_str(), group_ready.c_str());
     std::printf("{%s%s}\n", common_fields(a, mpi, threads, model).c_str(), buf);
     std::fflush(stdout);
   }
@@ -441,10 +444,11 @@ void run_overlap(const Args& a, const cf::mpi::Environment& mpi) {
       }
       MPI_Allreduce(MPI_IN_PLACE, wait.data(), reps, MPI_DOUBLE, MPI_MAX, mpi.comm());
       if (mpi.is_root())
-        std::printf("{\"label\": \"%s\", \"mode\": \"overlap\", \"ranks\": %d, \"bytes\": %lld, \"work_ms\": %.1f, "
-                    "\"tests\": %d, \"blocking_us\": %.1f, \"wait_us\": %.1f, \"hidden\": %.3f}\n",
-                    a.label.c_str(), mpi.size(), bytes, a.work_ms, tests, median(blocking) * 1e6, median(wait) * 1e6,
-                    1 - median(wait) / median(blocking));
+        std::printf(
+            "{\"label\": \"%s\", \"mode\": \"overlap\", \"ranks\": %d, \"bytes\": %lld, \"work_ms\": %.1f, "
+            "\"tests\": %d, \"blocking_us\": %.1f, \"wait_us\": %.1f, \"hidden\": %.3f}\n",
+            a.label.c_str(), mpi.size(), bytes, a.work_ms, tests, median(blocking) * 1e6, median(wait) * 1e6,
+            1 - median(wait) / median(blocking));
       std::fflush(stdout);
     }
   }
@@ -467,9 +471,10 @@ void run_pagefault(const Args& a, const cf::mpi::Environment& mpi) {
     munmap(p, bytes);
     t.push_back(seconds(t0, Clock::now()));
   }
-  std::printf("{\"label\": \"%s\", \"mode\": \"pagefault\", \"bytes\": %zu, \"ms_median\": %.3f, "
-              "\"us_per_page\": %.3f}\n",
-              a.label.c_str(), bytes, median(t) * 1e3, median(t) * 1e6 / static_cast<double>(bytes / page));
+  std::printf(
+      "{\"label\": \"%s\", \"mode\": \"pagefault\", \"bytes\": %zu, \"ms_median\": %.3f, "
+      "\"us_per_page\": %.3f}\n",
+      a.label.c_str(), bytes, median(t) * 1e3, median(t) * 1e6 / static_cast<double>(bytes / page));
   std::fflush(stdout);
 }
 
@@ -482,8 +487,7 @@ void run_allreduce(const Args& a, const cf::mpi::Environment& mpi) {
     std::vector<float> buffer(static_cast<std::size_t>(count), 1.0f);
     // Many repetitions of the small sizes, fewer of the large (at least 30).
     const int reps = static_cast<int>(std::clamp<long long>((256ll << 20) / bytes, 30, 2000));
-    for (int w = 0; w < 5; ++w)
-      MPI_Allreduce(MPI_IN_PLACE, buffer.data(), count, MPI_FLOAT, MPI_SUM, mpi.comm());
+    for (int w = 0; w < 5; ++w) MPI_Allreduce(MPI_IN_PLACE, buffer.data(), count, MPI_FLOAT, MPI_SUM, mpi.comm());
     std::vector<double> t(static_cast<std::size_t>(reps));
     for (int r = 0; r < reps; ++r) {
       MPI_Barrier(mpi.comm());  // every repetition starts together; the slowest rank's time counts
@@ -530,9 +534,10 @@ void run_allreduce(const Args& a, const cf::mpi::Environment& mpi) {
     const double slope = sxy / sxx;  // seconds per byte = 2(N-1)/N / bandwidth
     bandwidth = 2 * (N - 1) / N / slope;
   }
-  std::printf("{\"label\": \"%s\", \"mode\": \"allreduce_fit\", \"ranks\": %d, \"alpha_us\": %.3f, "
-              "\"bandwidth_gbytes_per_s\": %.3f}\n",
-              a.label.c_str(), mpi.size(), alpha * 1e6, bandwidth / 1e9);
+  std::printf(
+      "{\"label\": \"%s\", \"mode\": \"allreduce_fit\", \"ranks\": %d, \"alpha_us\": %.3f, "
+      "\"bandwidth_gbytes_per_s\": %.3f}\n",
+      a.label.c_str(), mpi.size(), alpha * 1e6, bandwidth / 1e9);
   std::fflush(stdout);
 }
 
