@@ -15,6 +15,8 @@
 //                bitwise where the uninterrupted run ends; only rank 0 writes files
 //   mismatch     a different model or learning rate on one rank: every rank throws the same
 //                ConsistencyError naming the rank and the difference
+//   stop         stop_training or set_learning_rate on one rank only: every rank stops at the
+//                same step, rank 0's learning rate stands
 //   abort        a rank that throws mid-training aborts the job with its message (the ctest
 //                checks the output and that the job ends; see CMakeLists.txt)
 #include <cellflow/cellflow.hpp>
@@ -347,6 +349,55 @@ void case_mismatch(const cf::mpi::Environment& mpi) {
   }
 }
 
+// Callbacks that decide on one rank alone: a stop from rank 0's on_batch_end, a stop from rank
+// 1's on_epoch_end, a learning rate set on rank 1 only. Every rank stops at the same step, with
+// the same history and weights, and rank 0's learning rate stands; nothing hangs.
+void case_stop(const cf::mpi::Environment& mpi) {
+  const auto train = make_data<float>(40, 4, 3, 3, false, 61);
+  cf::FitOptions options;
+  options.epochs = 5;
+  options.batch_size = 4;
+  options.verbose = false;
+  options.batch_threads = 1;
+  const auto same_everywhere = [&](double v, const std::string& what) {
+    std::vector<double> root{v};
+    cf::mpi::broadcast_values(root, mpi);
+    expect(root[0] == v, what + " is the same on every rank");
+  };
+  {
+    cf::Rng rng(1);
+    cf::Model<float> model(3, {cf::GRU(6)}, 3, rng);
+    cf::AdamOptimizer<float> adam(0.01f);
+    cf::LambdaCallback limit;
+    limit.batch_end = [](cf::FitContext& ctx, const cf::BatchLogs& b) {
+      if (ctx.is_root() && b.epoch == 2 && b.batch == 3) ctx.stop_training("time limit on rank 0");
+    };
+    const cf::History h = cf::mpi::fit(mpi, model, adam, train, options, limit);
+    expect(h.stopped_early && h.epochs.size() == 2 && h.epochs.back().steps == 3,
+           "rank 0's mid-epoch stop ends every rank after the same step");
+    expect(h.stop_reason == (mpi.is_root() ? "time limit on rank 0" : "another rank stopped training"),
+           "the stop reason: " + h.stop_reason);
+    double sum = 0;
+    for (const auto& v : model.variables()) sum += static_cast<double>(v.value->cast<double>().sum());
+    same_everywhere(sum, "the weights after a stop");
+  }
+  {
+    cf::Rng rng(1);
+    cf::Model<float> model(3, {cf::GRU(6)}, 3, rng);
+    cf::AdamOptimizer<float> adam(0.01f);
+    cf::LambdaCallback odd;
+    odd.epoch_end = [](cf::FitContext& ctx, const cf::EpochLogs& e) {
+      if (ctx.rank() == 1) ctx.set_learning_rate(0.5);  // ignored: rank 0's rate stands
+      if (ctx.rank() == 1 && e.epoch == 3) ctx.stop_training("rank 1 had enough");
+    };
+    const cf::History h = cf::mpi::fit(mpi, model, adam, train, options, odd);
+    expect(h.stopped_early && h.epochs.size() == 3, "rank 1's stop at an epoch's end ends every rank there");
+    expect(adam.learning_rate() == 0.01f, "rank 0's learning rate stands");
+    same_everywhere(h.epochs.back().loss, "the last epoch's loss");
+  }
+  if (mpi.is_root()) std::printf("stop: a stop on one rank stops every rank at the same step\n");
+}
+
 void case_abort(const cf::mpi::Environment& mpi) {
   const auto train = make_data<float>(32, 4, 3, 3, false, 51);
   cf::FitOptions options;
@@ -368,9 +419,13 @@ void case_abort(const cf::mpi::Environment& mpi) {
 
 int main(int argc, char** argv) {
   cf::mpi::Environment mpi(argc, argv);
-  const std::map<std::string, void (*)(const cf::mpi::Environment&)> cases{
-      {"equivalence", case_equivalence}, {"broadcast", case_broadcast}, {"sharding", case_sharding},
-      {"resume", case_resume},           {"mismatch", case_mismatch},   {"abort", case_abort}};
+  const std::map<std::string, void (*)(const cf::mpi::Environment&)> cases{{"equivalence", case_equivalence},
+                                                                           {"broadcast", case_broadcast},
+                                                                           {"sharding", case_sharding},
+                                                                           {"resume", case_resume},
+                                                                           {"mismatch", case_mismatch},
+                                                                           {"abort", case_abort},
+                                                                           {"stop", case_stop}};
   if (argc != 2 || cases.count(argv[1]) == 0) {
     if (mpi.is_root()) {
       std::fprintf(stderr, "usage: mpirun -np 2 %s CASE\ncases:", argv[0]);

@@ -102,6 +102,13 @@ class FitContextImpl final : public FitContext {
   const FitGroup* group_;
 };
 
+/// Data-parallel: every rank stops when any rank's callbacks called stop_training (a collective).
+inline void agree_on_stop(FitGroup& group, FitContext& ctx) {
+  std::vector<double> stop{ctx.stop_requested() ? 1.0 : 0.0};
+  group.sum(stop);
+  if (stop[0] > 0 && !ctx.stop_requested()) ctx.stop_training("another rank stopped training");
+}
+
 template <class T>
 History fit_impl(Model<T>& model, Optimizer<T>& optimizer, const data::Dataset<T>& train,
                  const data::Dataset<T>* validation, const FitOptions& options, std::vector<Callback*> callbacks,
@@ -217,6 +224,7 @@ History fit_impl(Model<T>& model, Optimizer<T>& optimizer, const data::Dataset<T
         b.skipped = r.skipped;
         b.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         for (Callback* c : callbacks) c->on_batch_end(ctx, b);
+        if (group) agree_on_stop(*group, ctx);  // one rank's stop_training stops them all here
         if (ctx.stop_requested()) break;
       }
       logs.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -275,11 +283,12 @@ History fit_impl(Model<T>& model, Optimizer<T>& optimizer, const data::Dataset<T
       }
       if (first_error) std::rethrow_exception(first_error);
       if (group) {
-        // The ranks' callbacks saw the same logs and decide alike; rank 0's decision stands.
-        std::vector<double> decision{ctx.stop_requested() ? 1.0 : 0.0, ctx.learning_rate()};
-        group->broadcast(decision);
-        if (decision[0] != 0 && !ctx.stop_requested()) ctx.stop_training("rank 0 stopped training");
-        if (decision[1] != ctx.learning_rate()) ctx.set_learning_rate(decision[1]);
+        // The ranks' callbacks saw the same logs and decide alike; should one rank's callback
+        // decide otherwise, a stop on any rank stops every rank and rank 0's learning rate stands.
+        agree_on_stop(*group, ctx);
+        std::vector<double> rate{ctx.learning_rate()};
+        group->broadcast(rate);
+        if (rate[0] != ctx.learning_rate()) ctx.set_learning_rate(rate[0]);
       }
     }
     history.stopped_early = ctx.stop_requested();
