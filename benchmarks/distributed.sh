@@ -198,10 +198,11 @@ def train_table(labels, base, title):
     print("step ms: median step (the slowest rank's); fwd/bwd: rank 0's forward and backward passes; exposed: mean")
     print("seconds per step in MPI after backward (GradientAllreduce::last_wait_seconds, mean over steps and ranks);")
     print("skew: median gap between the first and the last rank's end of backward (the first waits that long);")
+    print("unhidden: median over steps of the last rank's wait (it waits for no compute: the communication overlap left);")
     print("copy: one copy of every gradient into a buffer and back (what packing and unpacking the buckets costs).")
     print()
-    print("| | configuration | buckets (bytes) | samples/s (range) | GFLOP/s | vs (" + base + ") (range) | step ms | fwd ms | bwd ms | exposed ms (range) | exposed / step | skew ms | copy ms |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| | configuration | buckets (bytes) | samples/s (range) | GFLOP/s | vs (" + base + ") (range) | step ms | fwd ms | bwd ms | exposed ms (range) | exposed / step | skew ms | unhidden ms (range) | copy ms |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     by_repeat = {}
     for r in train:
         by_repeat.setdefault(r["repeat"], {})[r["label"]] = r
@@ -218,10 +219,13 @@ def train_table(labels, base, title):
         exposed = f"{med(wait):.1f} ({rng(wait, '{:.1f}')})" if runs[0]["allreduce"] else "-"
         share = f"{med(wait) / step:.0%}" if runs[0]["allreduce"] else "-"
         skew = f"{med([r['skew_ms_median'] for r in runs]):.2f}" if runs[0]["allreduce"] else "-"
+        unhidden = [r.get("unhidden_ms_median") for r in runs]
+        unhidden = (f"{med(unhidden):.2f} ({rng(unhidden, '{:.2f}')})"
+                    if runs[0]["allreduce"] and None not in unhidden else "-")
         print(f"| {label} | {names.get(label, label)} | {buckets} | {med(sps):,.0f} ({rng(sps)}) | "
               f"{med([r['gflops'] for r in runs]):.1f} | {med(ratios):.2f}x ({rng(ratios, '{:.2f}')}) | {step:.1f} | "
               f"{med([r['forward_ms'] for r in runs]):.1f} | {med([r['backward_ms'] for r in runs]):.1f} | "
-              f"{exposed} | {share} | {skew} | {med([r['copy_ms'] for r in runs]):.2f} |")
+              f"{exposed} | {share} | {skew} | {unhidden} | {med([r['copy_ms'] for r in runs]):.2f} |")
     print()
 
 train_table(["a", "b", "c", "d", "e", "f"], "a", "Seed model")

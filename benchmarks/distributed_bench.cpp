@@ -304,9 +304,12 @@ void run_train(const Args& a, const cf::mpi::Environment& mpi, int threads) {
     c = seconds(t0, Clock::now());
   }
   // A step is as long as its slowest rank's; the parts are rank 0's, the waits every rank's mean.
-  std::vector<double> step_max = step, lib_wait_sum = lib_wait;
+  std::vector<double> step_max = step, lib_wait_sum = lib_wait, lib_wait_min = lib_wait;
   MPI_Allreduce(MPI_IN_PLACE, step_max.data(), static_cast<int>(n), MPI_DOUBLE, MPI_MAX, mpi.comm());
   MPI_Allreduce(MPI_IN_PLACE, lib_wait_sum.data(), static_cast<int>(n), MPI_DOUBLE, MPI_SUM, mpi.comm());
+  // The smallest wait of a step is the wait of the rank that ended its backward pass last: it
+  // waits for no other rank's compute, only for the communication that overlap did not hide.
+  MPI_Allreduce(MPI_IN_PLACE, lib_wait_min.data(), static_cast<int>(n), MPI_DOUBLE, MPI_MIN, mpi.comm());
   for (auto& w : lib_wait_sum) w /= mpi.size();
   if (!mpi.is_root()) return;
 
@@ -325,14 +328,14 @@ void run_train(const Args& a, const cf::mpi::Environment& mpi, int threads) {
                 "\"step_ms_max\": %.3f, \"samples_per_s\": %.2f, \"gflops\": %.2f, \"forward_ms\": %.3f, "
                 "\"backward_ms\": %.3f, \"exchange_ms\": %.3f, \"wait_ms_mean\": %.3f, \"wait_ms_median\": %.3f, "
                 "\"update_ms\": %.3f, \"skew_ms_median\": %.3f, \"skew_ms_mean\": %.3f, \"copy_ms\": %.3f, "
-                "\"loss_first\": %.4f, \"loss_last\": %.4f",
+                "\"loss_first\": %.4f, \"loss_last\": %.4f, \"unhidden_ms_median\": %.3f",
                 static_cast<long>(a.batch), static_cast<long>(count), o.batch_threads, exchange ? "true" : "false",
                 a.overlap ? "true" : "false", a.bucket_bytes, buckets.c_str(), med * 1e3,
                 *std::min_element(step_max.begin(), step_max.end()) * 1e3,
                 *std::max_element(step_max.begin(), step_max.end()) * 1e3, sps, flops_per_train_sample(a) * sps / 1e9,
                 median(fwd) * 1e3, median(bwd) * 1e3, median(wait) * 1e3, mean(lib_wait_sum) * 1e3,
                 median(lib_wait_sum) * 1e3, median(update) * 1e3, median(skew) * 1e3, mean(skew) * 1e3,
-                median(copy) * 1e3, loss_first, loss_last);
+                median(copy) * 1e3, loss_first, loss_last, median(lib_wait_min) * 1e3);
   std::printf("{%s%s}\n", common_fields(a, mpi, threads, model).c_str(), buf);
   std::fflush(stdout);
 }
