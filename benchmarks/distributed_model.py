@@ -2,7 +2,7 @@
 """The cost model of docs/distributed.md: the step time of data-parallel training on N ranks,
 from figures measured by benchmarks/distributed.sh. Python 3 standard library only.
 
-    benchmarks/distributed_model.py [RESULTS]          default: the newest
+    benchmarks/distributed_model.py [RESULTS]          default: the newest with compute runs
                                                        benchmarks/results/distributed-*.txt
         --net NAME:GBITS:ALPHA_US ...   networks (default 10G:10:20 100G:100:5)
         --efficiency F                  share of the line rate an allreduce reaches (default 0.9)
@@ -242,8 +242,12 @@ def main():
     if args.results is None:
         here = os.path.dirname(os.path.abspath(__file__))
         found = sorted(glob.glob(os.path.join(here, "results", "distributed-*.txt")))
+        # The newest full run: one with the per-batch compute measurements (distributed.sh
+        # --no-compute leaves them out).
+        found = [f for f in found if any(r["mode"] == "compute" for r in load(f))]
         if not found:
-            raise SystemExit("distributed_model.py: no benchmarks/results/distributed-*.txt; run distributed.sh")
+            raise SystemExit("distributed_model.py: no benchmarks/results/distributed-*.txt with compute runs; "
+                             "run distributed.sh")
         args.results = found[-1]
     args.ranks = [int(x) for x in args.ranks.split(",")]
     nets = []
