@@ -19,10 +19,12 @@
 // aborts the job with its message (Environment::abort) rather than leaving the others blocked.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <type_traits>
 #include <vector>
 
@@ -120,7 +122,12 @@ History fit_impl(const Environment& env, Model<T>& model, Optimizer<T>& optimize
     check_same_everywhere(env, describe_training(model, optimizer, train, validation, options));
     broadcast_variables(model.variables(), env, 0, &optimizer);
     MpiFitGroup<T> group(env, model);
-    return cellflow::detail::fit_impl<T>(model, optimizer, train, validation, options, std::move(callbacks), &group);
+    // batch_threads 0: this machine's cores shared by the ranks on it, not every core each.
+    FitOptions shared = options;
+    if (shared.batch_threads == 0)
+      shared.batch_threads = std::max(
+          1, static_cast<int>(std::max(1u, std::thread::hardware_concurrency())) / std::max(1, env.local_size()));
+    return cellflow::detail::fit_impl<T>(model, optimizer, train, validation, shared, std::move(callbacks), &group);
   } catch (const ConsistencyError&) {
     throw;  // thrown by every rank alike
   } catch (const std::exception& e) {
@@ -132,8 +139,9 @@ History fit_impl(const Environment& env, Model<T>& model, Optimizer<T>& optimize
 
 /// cellflow::fit, data-parallel over the ranks of `env` (see the top of this header): every rank
 /// calls it with the same model, optimizer, options and data; options.batch_size is the global
-/// batch. Returns the same History on every rank. ConsistencyError (every rank) when the ranks
-/// differ; any other error aborts the job with its message.
+/// batch, options.batch_threads the threads of each rank (0: the machine's cores divided by the
+/// ranks on it, Environment::local_size()). Returns the same History on every rank. ConsistencyError (every rank) when
+/// the ranks differ; any other error aborts the job with its message.
 template <class T, class... Callbacks>
 History fit(const Environment& env, Model<T>& model, Optimizer<T>& optimizer, const data::Dataset<T>& train,
             const FitOptions& options, Callbacks&&... callbacks) {
