@@ -9,7 +9,7 @@
 #   3. runs each libFuzzer target (IDX, checkpoint, .npz readers) for FUZZ_SECONDS (default 30)
 #      from its seed corpus (scripts/fuzz.sh).
 #
-#   scripts/test.sh              all three (about 15 minutes on 2 cores: 425 + 381 + 73 s)
+#   scripts/test.sh              all three (about 18 minutes on 2 cores: 603 + 400 + 72 s)
 #   scripts/test.sh --quick      step 1 only
 #   scripts/test.sh -R gradcheck extra arguments go to ctest in steps 1 and 2
 set -euo pipefail
