@@ -106,7 +106,8 @@ class Environment {
   }
 
   /// Uses `comm`, a communicator of an initialised MPI that the application owns (it is neither
-  /// freed nor finalised here). Error when MPI is not initialised.
+  /// freed nor finalised here). A collective: every rank of `comm` builds one. Error when MPI is
+  /// not initialised.
   explicit Environment(MPI_Comm comm) : comm_(comm) {
     int initialized = 0;
     detail::check(MPI_Initialized(&initialized), "MPI_Initialized");
