@@ -17,6 +17,7 @@
 //                ConsistencyError naming the rank and the difference
 //   stop         stop_training or set_learning_rate on one rank only: every rank stops at the
 //                same step, rank 0's learning rate stands
+//   communicator Environment(comm): a duplicate of the world, a communicator of one rank
 //   abort        a rank that throws mid-training aborts the job with its message (the ctest
 //                checks the output and that the job ends; see CMakeLists.txt)
 #include <cellflow/cellflow.hpp>
@@ -398,6 +399,43 @@ void case_stop(const cf::mpi::Environment& mpi) {
   if (mpi.is_root()) std::printf("stop: a stop on one rank stops every rank at the same step\n");
 }
 
+// Environment(comm) wraps communicators the application made: a duplicate of the world trains as
+// the world does, and a communicator of one rank (MPI_Comm_split by rank) trains exactly as
+// cellflow::fit in one process.
+void case_communicator(const cf::mpi::Environment& mpi) {
+  const auto train = make_data<double>(24, 5, 3, 3, true, 71);
+  cf::FitOptions options;
+  options.epochs = 2;
+  options.batch_size = 6;
+  options.verbose = false;
+  options.batch_threads = 1;
+  const auto run = [&](const cf::mpi::Environment* env) {
+    cf::Rng rng(3);
+    cf::Model<double> model(3, {cf::GRU(5)}, 3, rng);
+    cf::AdamOptimizer<double> adam(0.01);
+    if (env)
+      cf::mpi::fit(*env, model, adam, train, options);
+    else
+      cf::fit(model, adam, train, options);
+    return model;
+  };
+  MPI_Comm dup = MPI_COMM_NULL, alone = MPI_COMM_NULL;
+  MPI_Comm_dup(mpi.comm(), &dup);
+  MPI_Comm_split(mpi.comm(), mpi.rank(), 0, &alone);
+  {
+    const cf::mpi::Environment world_copy(dup), single(alone);
+    expect(world_copy.size() == mpi.size() && world_copy.rank() == mpi.rank(), "the duplicate has the world's ranks");
+    expect(single.size() == 1 && single.rank() == 0 && single.is_root(), "a communicator of one rank");
+    cf::Model<double> on_world = run(&mpi), on_copy = run(&world_copy), on_one = run(&single), plain = run(nullptr);
+    expect(same_bits(on_copy, on_world), "a duplicate of the world trains as the world does, bitwise");
+    expect(same_bits(on_one, plain), "one rank trains as fit in one process, bitwise");
+    expect(weight_difference(on_world, plain) <= 1e-12, "the world's 2 ranks as one process within 1e-12");
+  }  // the environments are gone before the communicators they wrap
+  MPI_Comm_free(&dup);
+  MPI_Comm_free(&alone);
+  if (mpi.is_root()) std::printf("communicator: wrapped communicators train as expected\n");
+}
+
 void case_abort(const cf::mpi::Environment& mpi) {
   const auto train = make_data<float>(32, 4, 3, 3, false, 51);
   cf::FitOptions options;
@@ -425,7 +463,8 @@ int main(int argc, char** argv) {
                                                                            {"resume", case_resume},
                                                                            {"mismatch", case_mismatch},
                                                                            {"abort", case_abort},
-                                                                           {"stop", case_stop}};
+                                                                           {"stop", case_stop},
+                                                                           {"communicator", case_communicator}};
   if (argc != 2 || cases.count(argv[1]) == 0) {
     if (mpi.is_root()) {
       std::fprintf(stderr, "usage: mpirun -np 2 %s CASE\ncases:", argv[0]);
