@@ -18,7 +18,7 @@
 // process and with --allreduce 0, stands in for it and combines nothing); it records when the
 // forward pass ends (begin_backward), when each layer's gradients are final (gradients_ready),
 // and how long end_backward takes: the forward, backward and exposed-communication parts of a
-// step. FLOPs per sample follow cellflow_bench (../shared/peers/FLOPS.md: 2*M*N*K per product,
+// step. FLOPs per sample follow cellflow_bench (2*M*N*K per matrix product,
 // all steps counted, no input gradient of layer 1 in training): 77.5 MFLOP per seed-model sample.
 #include <algorithm>
 #include <chrono>
