@@ -2,8 +2,9 @@
 //
 //   namespace cellflow           the model layer (Model, fit and its callbacks, ModelStream,
 //                                load_model) and the math under it: cells, MultiRNNCell, dynamic_rnn and
-//                                RNNStream, Dense, the loss, argmax, in_top_k, the optimizers (Optimizer,
-//                                AdamOptimizer, GradientDescentOptimizer, clip_by_global_norm),
+//                                RNNStream, Dense, Embedding, the losses (sparse softmax
+//                                cross-entropy, sequence_loss), argmax, in_top_k, the optimizers
+//                                (Optimizer, AdamOptimizer, GradientDescentOptimizer, clip_by_global_norm),
 //                                numeric guards, variables, tensor helpers (core/tensors.hpp),
 //                                errors, Rng, the version
 //   namespace cellflow::io       checkpoints (io/checkpoint.hpp), .npy arrays (io/npy.hpp),
@@ -39,7 +40,9 @@
 #include "cellflow/io/checkpoint.hpp"
 #include "cellflow/io/npy.hpp"
 #include "cellflow/layers/dense.hpp"
+#include "cellflow/layers/embedding.hpp"
 #include "cellflow/layers/softmax.hpp"
+#include "cellflow/losses/sequence_loss.hpp"
 #include "cellflow/losses/sparse_softmax_cross_entropy.hpp"
 #include "cellflow/metrics/argmax.hpp"
 #include "cellflow/metrics/in_top_k.hpp"

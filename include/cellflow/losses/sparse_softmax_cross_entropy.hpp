@@ -6,6 +6,7 @@
 //   backprop = softmax(logits[b]) - onehot(label_b)      (d loss[b] / d logits[b])
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <type_traits>
 #include <vector>
@@ -14,6 +15,28 @@
 #include "cellflow/core/types.hpp"
 
 namespace cellflow {
+
+namespace detail {
+
+/// One row of the fused kernel: the loss of `label` (in [0, classes), checked by the caller) for
+/// the row `logits` of `classes` values, and softmax - onehot written to `backprop`.
+template <class T>
+T softmax_xent_row(const T* logits, Index classes, Index label, T* backprop) {
+  T mx = logits[0];
+  for (Index j = 1; j < classes; ++j) mx = std::max(mx, logits[j]);
+  T sum = 0;
+  for (Index j = 0; j < classes; ++j) {
+    const T e = std::exp(logits[j] - mx);
+    backprop[j] = e;
+    sum += e;
+  }
+  const T loss = std::log(sum) - (logits[label] - mx);
+  for (Index j = 0; j < classes; ++j) backprop[j] /= sum;
+  backprop[label] -= T(1);
+  return loss;
+}
+
+}  // namespace detail
 
 template <class T>
 /// What sparse_softmax_cross_entropy_with_logits returns: the per-example losses and their gradient
@@ -50,19 +73,10 @@ SoftmaxCrossEntropy<T> sparse_softmax_cross_entropy_with_logits(const std::vecto
   SoftmaxCrossEntropy<T> r;
   r.loss.resize(batch);
   r.backprop.resize(batch, classes);
-  for (Index b = 0; b < batch; ++b) {
-    const T mx = logits.row(b).maxCoeff();
-    T sum = 0;
-    for (Index j = 0; j < classes; ++j) {
-      const T e = std::exp(logits(b, j) - mx);
-      r.backprop(b, j) = e;
-      sum += e;
-    }
-    const Index label = static_cast<Index>(labels[static_cast<std::size_t>(b)]);
-    r.loss(b) = std::log(sum) - (logits(b, label) - mx);
-    r.backprop.row(b) /= sum;
-    r.backprop(b, label) -= T(1);
-  }
+  for (Index b = 0; b < batch; ++b)
+    r.loss(b) = detail::softmax_xent_row(logits.data() + b * classes, classes,
+                                         static_cast<Index>(labels[static_cast<std::size_t>(b)]),
+                                         r.backprop.data() + b * classes);
   return r;
 }
 
