@@ -1,4 +1,4 @@
-// Command-line options for the example programs (mnist_rnn, classify_digit): "--name VALUE" or
+// Command-line options for the example programs (mnist_rnn, classify_digit, char_rnn): "--name VALUE" or
 // "--name=VALUE", every value checked strictly when it is read.
 //
 //   support::ArgParser args("mnist_rnn", kUsage);
@@ -68,6 +68,11 @@ class ArgParser {
       if (v.empty()) fail(name + " expects " + what + ", given an empty string");
       out = v;
     });
+  }
+
+  /// Any text, the empty string included (char_rnn's --prime).
+  ArgParser& text(const std::string& name, std::string& out) {
+    return add(name, [&out](const std::string& v) { out = v; });
   }
 
   /// One of `choices`, exactly.

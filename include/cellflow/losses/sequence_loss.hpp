@@ -124,12 +124,13 @@ struct SequenceLoss {
 
 /// tf.contrib.seq2seq.sequence_loss(logits, targets, weights, ...) (TF 1.15; see the top of this
 /// header): logits [batch, time, classes], targets [batch, time] (any Eigen matrix of integers,
-/// e.g. Eigen::MatrixXi), weights [batch, time]. ShapeError for shapes that do not agree,
-/// ValueError for a target outside [0, classes) (naming its position) and for an average and a
-/// sum requested over the same axis.
+/// e.g. Eigen::MatrixXi), weights [batch, time] (a Matrix<T> or any Eigen expression of one). ShapeError for shapes
+/// that do not agree, ValueError for a target outside [0, classes) (naming its position) and for an average and a sum
+/// requested over the same axis.
 template <class T, class Derived>
 SequenceLoss<T> sequence_loss(const Tensor3<T>& logits, const Eigen::DenseBase<Derived>& targets,
-                              const Matrix<T>& weights, const SequenceLossOptions& options = {}) {
+                              const std::common_type_t<Matrix<T>>& weights,  // not deduced: takes expressions
+                              const SequenceLossOptions& options = {}) {
   static_assert(std::is_integral_v<typename Derived::Scalar>, "sequence_loss: targets must be integers");
   const Index B = logits.dimension(0), time = logits.dimension(1), C = logits.dimension(2);
   const auto dims = [](Index r, Index c) { return detail::concat("[", r, ", ", c, "]"); };
