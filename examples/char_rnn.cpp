@@ -54,11 +54,11 @@ bits per character of a bigram model for comparison.
 
   --text FILE          a UTF-8 (or ASCII) text file   [the KJV's Genesis and Exodus in data/kjv]
   --layers N           stacked LSTM layers, 1..16                            [2]
-  --units N            units per layer                                       [256]
+  --units N            units per layer                                       [512]
   --embedding N        embedding size                                        [64]
   --steps N            characters per chunk (truncated BPTT length)          [50]
   --batch N            streams read side by side                             [32]
-  --epochs N           passes over the training text (0: no training)        [5]
+  --epochs N           passes over the training text (0: no training)        [8]
   --lr X               Adam learning rate, > 0                               [0.002]
   --clip-norm X        clip the gradients to global norm X, > 0              [5]
                        (tf.clip_by_global_norm)
@@ -92,8 +92,8 @@ command line.
 struct Options {
   std::string text = CELLFLOW_DEFAULT_TEXT;
   int layers = 2;
-  Index units = 256, embedding = 64, steps = 50, batch = 32;
-  int epochs = 5;
+  Index units = 512, embedding = 64, steps = 50, batch = 32;
+  int epochs = 8;
   float lr = 0.002f;
   bool lr_given = false;
   float clip_norm = 5.0f;

@@ -163,7 +163,7 @@ TEST_CASE("Embedding: the variable 'embedding' [V, D], glorot_uniform, in a Vari
   CHECK(bitwise_equal(dense2.kernel().value, dense.kernel().value));
 }
 
-TEST_CASE("embedding_lookup: an id outside [0, V) names the id, its position and V",
+TEST_CASE("embedding_lookup: an id outside 0..V-1 names the id, its position and V",
           "[sequence_heads][embedding][errors]") {
   cf::Rng rng(13);
   cf::Embedding<double> emb(5, 2, rng);
