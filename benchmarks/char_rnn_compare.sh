@@ -16,6 +16,7 @@ shift $(($# < 2 ? $# : 2))
 threads=("$@")
 [ ${#threads[@]} -eq 0 ] && threads=(1 2)
 here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
 out="$here/results/char-rnn-$(date -u +%Y%m%d-%H%M%S).txt"
 mkdir -p "$here/results"
 summary=""
@@ -23,7 +24,7 @@ summary=""
   echo "# char_rnn vs PyTorch: $steps training steps of the default model, then the validation pass"
   echo "# $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo "# machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) hardware threads ($(lscpu | sed -n 's/^Thread(s) per core: *//p') per core)"
-  echo "# cellflow: $bin --epochs 1 --max-steps $steps --threads N"
+  echo "# cellflow: $(basename "$bin") --epochs 1 --max-steps $steps --threads N"
   echo "# torch:    /usr/bin/python3 benchmarks/char_rnn_torch.py --max-steps $steps --threads N"
   for n in "${threads[@]}"; do
     echo
@@ -45,5 +46,5 @@ summary=""
   echo "| threads | cellflow chars/s | PyTorch chars/s | cellflow val loss | PyTorch val loss |"
   echo "|---|---|---|---|---|"
   printf '%s' "$summary"
-} | tee "$out"
-echo "written to $out"
+} | sed "s|$root/||g" | tee "$out"   # paths relative to the repository
+echo "written to ${out#"$root"/}"
