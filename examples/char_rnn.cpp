@@ -287,6 +287,9 @@ void chunk(const Streams& s, Index k, Index steps, Eigen::MatrixXi& inputs, Eige
 
 using Stack = cf::MultiRNNCell<float>;
 
+// MultiRNNCell([BasicLSTMCell(units) for _ in range(layers)]). With --dropout, each layer becomes
+// DropoutWrapper(BasicLSTMCell(units), output_keep_prob=KEEP) here (a MultiRNNCell of mixed kinds
+// takes wrapped cells), active in training only: evaluate() and the sample run without it.
 Stack make_stack(int layers, Index input, Index units, cf::Rng& rng) {
   std::vector<cf::BasicLSTMCell<float>> cells;
   for (int l = 0; l < layers; ++l) cells.emplace_back(l == 0 ? input : units, units, rng);
