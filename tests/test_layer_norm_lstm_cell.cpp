@@ -271,6 +271,21 @@ TEST_CASE("LayerNormBasicLSTMCell dropout: rate, scale, draws and batch_threads"
       CHECK(max_abs_diff(rs.outputs, r.outputs) <= 1e-12);
     }
   }
+  SECTION("in a stack (through AnyCell and MultiRNNCell): the same numbers for any batch_threads") {
+    Options<double> top = o;
+    top.dropout_prob_seed = 5;
+    cf::MultiRNNCell<double> stack(cell, Cell<double>(U, 3, top, rng));
+    randomize_variables(stack, rng, 0.8);
+    cf::RNNOptions split = opts;
+    split.sequence_length = std::vector<Index>(static_cast<std::size_t>(B), T - 2);
+    auto one = cf::dynamic_rnn(stack, X, split);
+    split.batch_threads = 3;
+    auto three = cf::dynamic_rnn(stack, X, split);
+    CHECK(max_abs_diff(three.outputs, one.outputs) <= 1e-12);
+    cf::RNNOptions infer = split;
+    infer.training = false;
+    CHECK(max_abs_diff(cf::dynamic_rnn(stack, X, infer).outputs, one.outputs) > 1e-3);  // the stack drops
+  }
   SECTION("inference never drops: it equals the cell without dropout") {
     Options<double> none = o;
     none.dropout_keep_prob = 1;

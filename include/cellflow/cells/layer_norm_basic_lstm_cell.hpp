@@ -33,7 +33,9 @@
 // never drops. The mask of example b, step t, unit u is keyed_uniform01(seed, draw, example, t * U
 // + u) < keep ? 1/keep : 0 with example = args.first_example + b (core/random.hpp), so it does
 // not depend on batch_threads; seed is dropout_prob_seed (0 when unset: cells that drop in one
-// model should be given different seeds, or they drop the same positions in the same draw).
+// model should be given different seeds, or they drop the same positions in the same draw). A
+// loop of cell_forward calls (rnn/step.hpp) runs each step as step 0 of draw 0, so it would drop
+// the same units at every step: run dropout through dynamic_rnn.
 //
 // Only TF's default activation, tanh, is supported.
 //
