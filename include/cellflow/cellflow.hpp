@@ -19,6 +19,7 @@
 #include "cellflow/cells/cell_state.hpp"
 #include "cellflow/cells/cell_traits.hpp"
 #include "cellflow/cells/gru_cell.hpp"
+#include "cellflow/cells/layer_norm_basic_lstm_cell.hpp"
 #include "cellflow/cells/lstm_cell.hpp"
 #include "cellflow/cells/lstm_state.hpp"
 #include "cellflow/cells/state.hpp"
