@@ -255,6 +255,24 @@ TEST_CASE("LayerNormBasicLSTMCell dropout: rate, scale, draws and batch_threads"
     auto o3 = cf::dynamic_rnn(cell2, X, opts);
     CHECK((o3.tape.split.slice(0).tape.mask.array() != mask.array()).count() > mask.size() / 5);
   }
+  SECTION("without a seed, each cell draws its own from its Rng and records it") {
+    Options<double> unseeded = o;
+    unseeded.dropout_prob_seed.reset();
+    cf::Rng r1(11);
+    Cell<double> a(D, U, unseeded, r1), b(D, U, unseeded, r1);
+    REQUIRE(a.options().dropout_prob_seed.has_value());
+    REQUIRE(b.options().dropout_prob_seed.has_value());
+    CHECK(*a.options().dropout_prob_seed != *b.options().dropout_prob_seed);
+    CHECK(*a.options().dropout_prob_seed < (std::uint64_t(1) << 53));
+    CHECK(a.config().get("dropout_prob_seed") == static_cast<double>(*a.options().dropout_prob_seed));
+    cf::Rng r2(11);
+    Cell<double> a2(D, U, unseeded, r2);  // the same Rng seed: the same drawn seed
+    CHECK(*a2.options().dropout_prob_seed == *a.options().dropout_prob_seed);
+    Options<double> no_dropout = unseeded;
+    no_dropout.dropout_keep_prob = 1;
+    Cell<double> c(D, U, no_dropout, r2);  // nothing drops: nothing drawn
+    CHECK_FALSE(c.options().dropout_prob_seed.has_value());
+  }
   SECTION("batch_threads: the same masks for every example and the same numbers") {
     for (int threads : {2, 3}) {
       INFO("batch_threads " << threads);

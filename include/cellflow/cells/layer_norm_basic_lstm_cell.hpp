@@ -32,8 +32,9 @@
 // drops only in training runs (SequenceArgs::training): inference (predict, RNNStream, cell(x, s))
 // never drops. The mask of example b, step t, unit u is keyed_uniform01(seed, draw, example, t * U
 // + u) < keep ? 1/keep : 0 with example = args.first_example + b (core/random.hpp), so it does
-// not depend on batch_threads; seed is dropout_prob_seed (0 when unset: cells that drop in one
-// model should be given different seeds, or they drop the same positions in the same draw). A
+// not depend on batch_threads; seed is dropout_prob_seed, or, when it is unset, a seed the
+// constructor draws from its Rng (after the weights; recorded in options() and config(), so a
+// saved model drops the same units after load_model): two cells never share masks by accident. A
 // loop of cell_forward calls (rnn/step.hpp) runs each step as step 0 of draw 0, so it would drop
 // the same units at every step: run dropout through dynamic_rnn.
 //
@@ -72,8 +73,9 @@ struct LayerNormBasicLSTMOptions {
   T norm_gain = T(1);          ///< initial value of every gamma (used with layer_norm)
   T norm_shift = T(0);         ///< initial value of every beta (used with layer_norm)
   T dropout_keep_prob = T(1);  ///< keep probability of the candidate's recurrent dropout, in (0, 1]
-  /// The seed of the dropout masks (TF's dropout_prob_seed); unset draws with seed 0. An integer
-  /// below 2^53, so that it survives a model's architecture text exactly.
+  /// The seed of the dropout masks (TF's dropout_prob_seed). Unset: with dropout, the constructor
+  /// draws one from its Rng. An integer below 2^53, so that it survives a model's architecture
+  /// text exactly.
   std::optional<std::uint64_t> dropout_prob_seed;
 };
 
@@ -132,6 +134,7 @@ class LayerNormBasicLSTMCell {
     validate();
     kernel_.init_glorot(rng);
     if (!opt_.layer_norm) bias_.init_glorot(rng);
+    if (opt_.dropout_keep_prob < T(1) && !opt_.dropout_prob_seed) opt_.dropout_prob_seed = rng.next_u64() >> 11;
   }
   /// TF: LayerNormBasicLSTMCell(num_units) with the default options (layer norm on, no dropout).
   LayerNormBasicLSTMCell(Index input_depth, Index num_units, Rng& rng)
@@ -162,7 +165,7 @@ class LayerNormBasicLSTMCell {
   /// The variable scope TF gives the cell: "layer_norm_basic_lstm_cell".
   std::string scope_name() const { return "layer_norm_basic_lstm_cell"; }
 
-  /// TF's class and its options (dropout_prob_seed only when set).
+  /// TF's class and its options (dropout_prob_seed when set or drawn).
   CellConfig config() const {
     CellConfig c;
     c.kind = "LayerNormBasicLSTMCell";
