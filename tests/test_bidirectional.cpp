@@ -7,6 +7,7 @@
 // TF's variable names through a checkpoint round trip, and the errors of bad input.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <limits>
@@ -23,6 +24,7 @@
 #include "cellflow/io/checkpoint.hpp"
 #include "support/gradcheck.hpp"
 #include "support/states.hpp"
+#include "support/temp_dir.hpp"
 #include "support/test_util.hpp"
 
 namespace test_bidirectional {
@@ -633,6 +635,113 @@ TEST_CASE("bidirectional: bad input is a clear error", "[bidirectional][errors]"
   const Ten<double> d_bad_s(2, 3, 3);
   CHECK_THAT(message_of<cf::ShapeError>([&] { cf::stack_bidirectional_dynamic_rnn_backward(fw, bw, rs, &d_bad_s); }),
              Contains("d_outputs is [2, 3, 3], the outputs is [2, 3, 4]"));
+}
+
+}  // namespace test_bidirectional
+
+namespace test_bidirectional {
+
+// ---- the model layer: a bidirectional Model ----
+
+cf::ModelConfig bidi_config() { return cf::bidirectional_classifier(3, {cf::GRU(4), cf::LSTM(3)}, 5); }
+
+TEST_CASE("a bidirectional Model trains bitwise as the hand-written stack_bidirectional loop",
+          "[bidirectional][model]") {
+  cf::Rng rng(21);
+  cf::Model<double> model(bidi_config(), rng);
+  REQUIRE(model.bidirectional());
+  // The same layers and head, by hand (deep copies of the model's initial weights).
+  Stack<double> fw = model.cells_fw(), bw = model.cells_bw();
+  cf::Dense<double> dense = model.head();
+  cf::VariableList<double> vars;
+  cf::add_stack_bidirectional(vars, fw, bw).add(dense);
+  std::vector<std::string> names, model_names;
+  for (auto& v : vars) names.push_back(v.name);
+  for (auto& v : model.variables()) model_names.push_back(v.name);
+  CHECK(names == model_names);
+  CHECK(model_names.front() == "stack_bidirectional_rnn/cell_0/bidirectional_rnn/fw/gru_cell/gates/kernel");
+  CHECK(model_names[4] == "stack_bidirectional_rnn/cell_0/bidirectional_rnn/bw/gru_cell/gates/kernel");
+  CHECK(model_names[8] == "stack_bidirectional_rnn/cell_1/bidirectional_rnn/fw/lstm_cell/kernel");
+  CHECK(model_names.back() == "dense/bias");
+  CHECK(model.head().input_size() == 6);  // [h_fw, h_bw] of the top layer
+
+  cf::AdamOptimizer<double> adam_model(0.01), adam_hand(0.01);
+  const std::vector<Index> lens{4, 1, 0, 3};
+  const std::vector<int> y{0, 4, 2, 1};
+  for (int step = 0; step < 2; ++step) {
+    INFO("step " << step);
+    const Ten<double> x = random_tensor<double>(4, 4, 3, rng);
+    cf::TrainOptions to;
+    to.sequence_length = lens;
+    to.batch_threads = 1;
+    const auto sr = model.train_step(x, y, adam_model, to);
+
+    vars.zero_grad();
+    cf::BidirectionalOptions o;
+    o.sequence_length = lens;
+    auto r = cf::stack_bidirectional_dynamic_rnn(fw, bw, x, o);
+    const cf::Matrix<double>& hf = r.final_states_fw.back().h();
+    const cf::Matrix<double>& hb = r.final_states_bw.back().h();
+    cf::Matrix<double> h(4, hf.cols() + hb.cols());
+    h << hf, hb;  // tf.concat([state_fw.h, state_bw.h], 1)
+    const auto xent = cf::sparse_softmax_cross_entropy_with_logits(y, dense(h));
+    const cf::Matrix<double> d_h = dense.backward(h, xent.mean_gradient());
+    std::vector<cf::CellState<double>> d_fw, d_bw;
+    for (std::size_t l = 0; l < 2; ++l) {
+      d_fw.push_back(fw[l].zero_state(4));
+      d_bw.push_back(bw[l].zero_state(4));
+    }
+    d_fw.back().h() = d_h.leftCols(hf.cols());
+    d_bw.back().h() = d_h.rightCols(hb.cols());
+    cf::stack_bidirectional_dynamic_rnn_backward(fw, bw, r, nullptr, &d_fw, &d_bw);
+    adam_hand.apply_gradients(vars);
+    CHECK(sr.loss == xent.mean());
+    for (std::size_t k = 0; k < vars.size(); ++k) {
+      INFO(vars[k].name);
+      CHECK(bitwise_equal(*vars[k].value, *model.variables()[k].value));
+      CHECK(vars[k].value->cwiseAbs().maxCoeff() > 0.0);
+    }
+  }
+}
+
+TEST_CASE("a bidirectional Model: architecture, save and load_model, inference, refusals", "[bidirectional][model]") {
+  cf::Rng rng(22);
+  cf::Model<float> model(bidi_config(), rng);
+  const std::string text = cf::to_text(model.config());
+  CHECK_THAT(text, Contains("rnn scope=stack_bidirectional_rnn multi_rnn_cell=1 bidirectional=1"));
+  CHECK(cf::differences(cf::model_config_from_text(text), model.config()).empty());
+  const cf::ModelConfig plain = cf::classifier(3, {cf::GRU(4), cf::LSTM(3)}, 5);
+  CHECK_THAT(cf::to_text(plain), !Contains("bidirectional"));
+  const auto d = cf::differences(plain, model.config());
+  CHECK(std::find(d.begin(), d.end(), "bidirectional: no in a, yes in b") != d.end());
+  CHECK(model.config().cells[1].input_depth == 8);  // layer 1 reads [fw, bw] of 4 + 4
+  CHECK_THAT(model.summary(), Contains("bidirectional GRUCell(4)") && Contains("[batch, 6]"));
+
+  const Ten<float> x = random_tensor<float>(5, 4, 3, rng);
+  cf::InferenceOptions io;
+  io.sequence_length = {4, 2, 0, 1, 3};
+  const cf::Matrix<float> logits = model.logits(x, io);
+  io.batch_size = 2;  // in chunks: the same bits
+  CHECK(bitwise_equal(model.logits(x, io), logits));
+
+  TempDir dir;
+  model.save(dir.file("bidi.ckpt"));
+  const cf::Model<float> back = cf::load_model<float>(dir.file("bidi.ckpt"));
+  CHECK(back.bidirectional());
+  CHECK(bitwise_equal(back.logits(x, io), logits));
+  const cf::Model<float> copy = model;  // a deep copy
+  CHECK(bitwise_equal(copy.logits(x, io), logits));
+  cf::Model<float> other(plain, rng);
+  CHECK_THAT(message_of<cf::ValueError>([&] { other.load_weights(dir.file("bidi.ckpt")); }),
+             Contains("bidirectional: yes in the file, no in the model"));
+
+  CHECK_THAT(message_of<cf::ValueError>([&] { cf::ModelStream<float> s(model); }),
+             Contains("a bidirectional model cannot stream"));
+  CHECK_THAT(message_of<cf::ValueError>([&] { (void)model.rnn(); }), Contains("cells_fw() and cells_bw()"));
+  CHECK_THAT(message_of<cf::ValueError>([&] { (void)other.cells_fw(); }), Contains("not bidirectional"));
+  cf::ModelConfig bad = bidi_config();
+  bad.multi_rnn_cell = false;
+  CHECK_THAT(message_of<cf::ValueError>([&] { bad.validate(); }), Contains("multi_rnn_cell = false does not apply"));
 }
 
 }  // namespace test_bidirectional

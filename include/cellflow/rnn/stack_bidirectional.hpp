@@ -68,6 +68,12 @@ struct StackBidirectionalGradients {
 
 namespace detail {
 
+/// T itself, in a context that does not deduce it (so that a nullptr argument is accepted).
+template <class T>
+struct no_deduce {
+  using type = T;
+};
+
 /// The checks of a stack that do not depend on the inputs: one backward cell per forward cell,
 /// at least one layer, and each layer's input depth equal to the layer below's fw + bw outputs.
 template <class T>
@@ -116,8 +122,9 @@ void split_features(const Tensor3<T>& d, Index a, Tensor3<T>& da, Tensor3<T>& db
 template <class T>
 StackBidirectionalResult<T> stack_bidirectional_dynamic_rnn(
     const std::vector<AnyCell<T>>& cells_fw, const std::vector<AnyCell<T>>& cells_bw, const Tensor3<T>& inputs,
-    const BidirectionalOptions& options = {}, const std::vector<CellState<T>>* initial_states_fw = nullptr,
-    const std::vector<CellState<T>>* initial_states_bw = nullptr) {
+    const BidirectionalOptions& options = {},
+    const typename detail::no_deduce<std::vector<CellState<T>>>::type* initial_states_fw = nullptr,
+    const typename detail::no_deduce<std::vector<CellState<T>>>::type* initial_states_bw = nullptr) {
   constexpr const char* op = "stack_bidirectional_dynamic_rnn";
   detail::check_stack_bidirectional(op, cells_fw, cells_bw);
   const std::size_t N = cells_fw.size();
@@ -149,8 +156,9 @@ StackBidirectionalResult<T> stack_bidirectional_dynamic_rnn(
 template <class T>
 StackBidirectionalGradients<T> stack_bidirectional_dynamic_rnn_backward(
     std::vector<AnyCell<T>>& cells_fw, std::vector<AnyCell<T>>& cells_bw, StackBidirectionalResult<T>& result,
-    const Tensor3<T>* d_outputs, const std::vector<CellState<T>>* d_final_states_fw = nullptr,
-    const std::vector<CellState<T>>* d_final_states_bw = nullptr) {
+    const typename detail::no_deduce<Tensor3<T>>::type* d_outputs,
+    const typename detail::no_deduce<std::vector<CellState<T>>>::type* d_final_states_fw = nullptr,
+    const typename detail::no_deduce<std::vector<CellState<T>>>::type* d_final_states_bw = nullptr) {
   constexpr const char* op = "stack_bidirectional_dynamic_rnn_backward";
   detail::check_stack_bidirectional(op, cells_fw, cells_bw);
   const std::size_t N = cells_fw.size();
