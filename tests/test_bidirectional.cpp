@@ -704,6 +704,38 @@ TEST_CASE("a bidirectional Model trains bitwise as the hand-written stack_bidire
   }
 }
 
+/// A data-parallel hook for one rank: the batch is the global batch; records what it hears.
+struct OneRankHook final : cf::GradientHook {
+  std::vector<std::pair<std::size_t, std::size_t>> ready;
+  Index begin_backward(const cf::BatchStats& local) override { return local.examples; }
+  void gradients_ready(std::size_t first, std::size_t last) override { ready.emplace_back(first, last); }
+  void end_backward(cf::BatchStats&) override {}
+};
+
+TEST_CASE("a bidirectional Model under a gradient hook: the same step, every layer reported",
+          "[bidirectional][model]") {
+  cf::Rng rng(23);
+  cf::Model<double> a(bidi_config(), rng);
+  cf::Model<double> b = a;
+  cf::AdamOptimizer<double> adam_a(0.01), adam_b(0.01);
+  const Ten<double> x = random_tensor<double>(3, 4, 3, rng);
+  const std::vector<int> y{1, 0, 3};
+  cf::TrainOptions to;
+  to.sequence_length = {4, 0, 2};
+  to.batch_threads = 1;
+  const auto ra = a.train_step(x, y, adam_a, to);
+  OneRankHook hook;
+  to.gradient_hook = &hook;
+  const auto rb = b.train_step(x, y, adam_b, to);
+  CHECK(ra.loss == Approx(rb.loss).epsilon(1e-14));
+  for (std::size_t k = 0; k < a.variables().size(); ++k)
+    CHECK(bitwise_equal(*a.variables()[k].value, *b.variables()[k].value));
+  // The head first, then layer 1 (both directions), then layer 0: every variable once.
+  const std::vector<std::pair<std::size_t, std::size_t>> expected{{12, 14}, {8, 12}, {0, 8}};
+  CHECK(hook.ready == expected);
+  CHECK(b.gradient_groups() == expected);
+}
+
 TEST_CASE("a bidirectional Model: architecture, save and load_model, inference, refusals", "[bidirectional][model]") {
   cf::Rng rng(22);
   cf::Model<float> model(bidi_config(), rng);
