@@ -58,8 +58,14 @@ TEST_CASE("the layer helpers describe TF's classes", "[architecture]") {
   CHECK(cf::GRU(6).kind == "GRUCell");
   CHECK(cf::GRU(6).options.empty());
   CHECK(cf::CudnnCompatibleGRU(6).kind == "CudnnCompatibleGRUCell");
-  CHECK(cf::known_cell_kinds() ==
-        std::vector<std::string>{"BasicLSTMCell", "LSTMCell", "GRUCell", "CudnnCompatibleGRUCell"});
+  CHECK(cf::LayerNormBasicLSTM(6).kind == "LayerNormBasicLSTMCell");
+  CHECK(cf::LayerNormBasicLSTM(6).options == std::map<std::string, double>{{"forget_bias", 1.0},
+                                                                           {"layer_norm", 1},
+                                                                           {"norm_gain", 1.0},
+                                                                           {"norm_shift", 0.0},
+                                                                           {"dropout_keep_prob", 1.0}});
+  CHECK(cf::known_cell_kinds() == std::vector<std::string>{"BasicLSTMCell", "LSTMCell", "GRUCell",
+                                                           "CudnnCompatibleGRUCell", "LayerNormBasicLSTMCell"});
 }
 
 TEST_CASE("make_cell builds the cell a hand-written program builds, from the same Rng", "[architecture]") {

@@ -251,9 +251,44 @@ struct Elman : KindDefaults {
   static constexpr bool bitwise_across_row_counts = false;           // Eigen's products
 };
 
+struct LayerNormLSTM : KindDefaults {
+  static constexpr const char* name = "LayerNormBasicLSTMCell(norm_gain 1.3, norm_shift -0.2, forget_bias 0.6)";
+  using Cell = cf::LayerNormBasicLSTMCell<double>;
+  static Cell make(cf::Rng& rng) {
+    cf::LayerNormBasicLSTMOptions<double> o;
+    o.norm_gain = 1.3;
+    o.norm_shift = -0.2;
+    o.forget_bias = 0.6;
+    return Cell(kDepth, 4, o, rng);
+  }
+  static std::vector<Var> variables() {
+    const std::string s = "rnn/layer_norm_basic_lstm_cell/";
+    std::vector<Var> v = {{s + "kernel", {7, 16}}};
+    for (const char* n : {"input", "transform", "forget", "output", "state"}) {
+      v.push_back({s + n + "/gamma", {4}});
+      v.push_back({s + n + "/beta", {4}});
+    }
+    return v;
+  }
+};
+
+struct LayerNormLSTMOff : KindDefaults {
+  static constexpr const char* name = "LayerNormBasicLSTMCell(layer_norm false)";
+  using Cell = cf::LayerNormBasicLSTMCell<double>;
+  static Cell make(cf::Rng& rng) {
+    cf::LayerNormBasicLSTMOptions<double> o;
+    o.layer_norm = false;
+    return Cell(kDepth, 3, o, rng);
+  }
+  static std::vector<Var> variables() {
+    return {{"rnn/layer_norm_basic_lstm_cell/kernel", {6, 12}}, {"rnn/layer_norm_basic_lstm_cell/bias", {12}}};
+  }
+};
+
 // Every kind, in one list: a new cell is one more entry.
-#define CELLFLOW_CELL_CONTRACT_KINDS \
-  BasicLSTM, PeepholeLSTM, FullLSTM, GRU, CudnnGRU, MixedStack, VectorStack, BareAnyCell, Elman
+#define CELLFLOW_CELL_CONTRACT_KINDS                                                                            \
+  BasicLSTM, PeepholeLSTM, FullLSTM, GRU, CudnnGRU, MixedStack, VectorStack, BareAnyCell, Elman, LayerNormLSTM, \
+      LayerNormLSTMOff
 using AllKinds = std::tuple<CELLFLOW_CELL_CONTRACT_KINDS>;
 
 /// A cell of the kind with random weights (biases and peepholes too).

@@ -14,6 +14,7 @@
 
 #include <cerrno>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <limits>
@@ -25,6 +26,7 @@
 
 #include "cellflow/cells/cell_traits.hpp"
 #include "cellflow/cells/gru_cell.hpp"
+#include "cellflow/cells/layer_norm_basic_lstm_cell.hpp"
 #include "cellflow/cells/lstm_cell.hpp"
 #include "cellflow/core/error.hpp"
 #include "cellflow/core/random.hpp"
@@ -74,9 +76,25 @@ inline CellConfig CudnnCompatibleGRU(Index num_units) {
   return c;
 }
 
+/// tf.contrib.rnn.LayerNormBasicLSTMCell(num_units, forget_bias, layer_norm, norm_gain,
+/// norm_shift, dropout_keep_prob, dropout_prob_seed) as a layer of a model (activation tanh).
+inline CellConfig LayerNormBasicLSTM(Index num_units, const LayerNormBasicLSTMOptions<double>& options = {}) {
+  CellConfig c;
+  c.kind = "LayerNormBasicLSTMCell";
+  c.num_units = c.output_size = num_units;
+  c.options["forget_bias"] = options.forget_bias;
+  c.options["layer_norm"] = options.layer_norm ? 1 : 0;
+  c.options["norm_gain"] = options.norm_gain;
+  c.options["norm_shift"] = options.norm_shift;
+  c.options["dropout_keep_prob"] = options.dropout_keep_prob;
+  if (options.dropout_prob_seed) c.options["dropout_prob_seed"] = static_cast<double>(*options.dropout_prob_seed);
+  return c;
+}
+
 /// The cell kinds make_cell builds and load_model reads, by TF class name.
 inline const std::vector<std::string>& known_cell_kinds() {
-  static const std::vector<std::string> kinds = {"BasicLSTMCell", "LSTMCell", "GRUCell", "CudnnCompatibleGRUCell"};
+  static const std::vector<std::string> kinds = {"BasicLSTMCell", "LSTMCell", "GRUCell", "CudnnCompatibleGRUCell",
+                                                 "LayerNormBasicLSTMCell"};
   return kinds;
 }
 
@@ -92,6 +110,8 @@ inline std::string known_kinds_list() {
 inline std::vector<std::string> allowed_options(const std::string& kind) {
   if (kind == "BasicLSTMCell") return {"forget_bias"};
   if (kind == "LSTMCell") return {"forget_bias", "use_peepholes", "cell_clip", "num_proj", "proj_clip"};
+  if (kind == "LayerNormBasicLSTMCell")
+    return {"forget_bias", "layer_norm", "norm_gain", "norm_shift", "dropout_keep_prob", "dropout_prob_seed"};
   return {};
 }
 
@@ -136,6 +156,17 @@ inline void check_cell_config(const CellConfig& c, const std::string& where) {
       throw ValueError(concat(where, ": LSTMCell ", clip, " must be > 0, given ", c.get(clip)));
   if (c.has("use_peepholes") && c.get("use_peepholes") != 0 && c.get("use_peepholes") != 1)
     throw ValueError(concat(where, ": LSTMCell use_peepholes must be 0 or 1, given ", c.get("use_peepholes")));
+  if (c.has("layer_norm") && c.get("layer_norm") != 0 && c.get("layer_norm") != 1)
+    throw ValueError(concat(where, ": LayerNormBasicLSTMCell layer_norm must be 0 or 1, given ", c.get("layer_norm")));
+  if (c.has("dropout_keep_prob") && !(c.get("dropout_keep_prob") > 0 && c.get("dropout_keep_prob") <= 1))
+    throw ValueError(concat(where, ": LayerNormBasicLSTMCell dropout_keep_prob must be in (0, 1], given ",
+                            c.get("dropout_keep_prob")));
+  if (c.has("dropout_prob_seed")) {
+    const double s = c.get("dropout_prob_seed");
+    if (!(s >= 0 && s < 9007199254740992.0 && s == std::floor(s)))
+      throw ValueError(
+          concat(where, ": LayerNormBasicLSTMCell dropout_prob_seed must be an integer in [0, 2^53), given ", s));
+  }
 }
 
 /// ValueError unless `name` (a variable scope) can be written into an architecture text and
@@ -176,6 +207,16 @@ AnyCell<T> make_cell(const CellConfig& c, Index input_depth, Rng& rng) {
     return LSTMCell<T>(input_depth, c.num_units, o, rng);
   }
   if (c.kind == "GRUCell") return GRUCell<T>(input_depth, c.num_units, rng);
+  if (c.kind == "LayerNormBasicLSTMCell") {
+    LayerNormBasicLSTMOptions<T> o;
+    o.forget_bias = static_cast<T>(c.get("forget_bias", 1.0));
+    o.layer_norm = c.get("layer_norm", 1) != 0;
+    o.norm_gain = static_cast<T>(c.get("norm_gain", 1.0));
+    o.norm_shift = static_cast<T>(c.get("norm_shift", 0.0));
+    o.dropout_keep_prob = static_cast<T>(c.get("dropout_keep_prob", 1.0));
+    if (c.has("dropout_prob_seed")) o.dropout_prob_seed = static_cast<std::uint64_t>(c.get("dropout_prob_seed"));
+    return LayerNormBasicLSTMCell<T>(input_depth, c.num_units, o, rng);
+  }
   return CudnnCompatibleGRUCell<T>(input_depth, c.num_units, rng);
 }
 
@@ -432,10 +473,12 @@ inline ModelConfig model_config_from_text(const std::string& text, const std::st
 
 /// `c` with every option value rounded to T and back (what a model of T holds): a float model
 /// built with cell_clip 0.1 and one built from LSTMOptions<float>{cell_clip = 0.1f} compare equal.
+/// An integer seed (dropout_prob_seed) is kept as it is: a cell holds it as an integer.
 template <class T>
 ModelConfig rounded_to(ModelConfig c) {
   for (auto& cell : c.cells)
-    for (auto& [name, value] : cell.options) value = static_cast<double>(static_cast<T>(value));
+    for (auto& [name, value] : cell.options)
+      if (name != "dropout_prob_seed") value = static_cast<double>(static_cast<T>(value));
   return c;
 }
 
