@@ -52,6 +52,9 @@ softmax head on the top layer's final h (sparse softmax cross-entropy, Adam).
   --cell basic|peephole|gru   BasicLSTMCell, LSTMCell(use_peepholes), GRUCell   [basic]
   --layers N                  stacked layers, 1..64                             [3]
   --units N                   units per layer                                   [150]
+  --bidirectional             a forward and a backward cell per layer, as TF's
+                              stack_bidirectional_dynamic_rnn; the head reads both
+                              directions' final h                               [off]
   --epochs N                  passes over the training set (0: only evaluate)   [10]
   --batch N                   batch size                                        [150]
   --lr X                      Adam learning rate, > 0                           [0.001]
@@ -67,7 +70,7 @@ softmax head on the top layer's final h (sparse softmax cross-entropy, Adam).
                               the step and the variable, or that step is skipped  [stop]
   --load FILE                 start from a model saved with --save: resume training (at its
                               learning rate unless --lr is given), or with --epochs 0 only
-                              evaluate it; --cell/--layers/--units must match
+                              evaluate it; --cell/--layers/--units/--bidirectional must match
   --save FILE                 save the model and Adam's state after every epoch
   --csv FILE                  write the metrics of every epoch as CSV (after every epoch)
   --plot FILE.svg             chart the training loss and test accuracy per epoch (at the end)
@@ -96,6 +99,7 @@ struct Options {
   std::string cell = "basic";
   int layers = 3;
   Index units = 150;
+  bool bidirectional = false;
   int epochs = 10;
   Index batch = 150;
   float lr = 0.001f;
@@ -132,6 +136,7 @@ Options parse_options(int argc, char** argv) {
   args.choice("--cell", o.cell, {"basic", "peephole", "gru"})
       .integer("--layers", o.layers, 1, 64)
       .integer("--units", o.units, 1, 1 << 16)
+      .flag("--bidirectional", o.bidirectional)
       .integer("--epochs", o.epochs, 0, 100000)
       .integer("--batch", o.batch, 1, 1 << 20)
       .positive("--lr", o.lr)
@@ -235,7 +240,8 @@ class Output : public cf::Callback {
 /// Refuses --load when the file's model is not the one --cell/--layers/--units (over rows of
 /// `inputs` pixels) describe, listing every difference.
 void refuse_other_model(const Options& o, const cf::ModelConfig& file, Index inputs) {
-  const std::string d = support::differences(file, support::mnist_config(o.cell, o.layers, o.units, inputs));
+  const std::string d =
+      support::differences(file, support::mnist_config(o.cell, o.layers, o.units, inputs, 10, o.bidirectional));
   if (!d.empty())
     throw cf::ValueError("--load '" + o.load + "' holds another model (" + d +
                          "); pass the options it was trained with, or train a new model without --load");
@@ -276,7 +282,7 @@ int run(const Options& o, const Ranks& ranks) {
   // resumed run draws the weights all the same (and replaces them with the file's), so that its
   // batch orders go on as the saved run's would have.
   cf::Rng rng(o.seed);
-  cf::Model<float> model(support::mnist_config(o.cell, o.layers, o.units, D), rng);
+  cf::Model<float> model(support::mnist_config(o.cell, o.layers, o.units, D, 10, o.bidirectional), rng);
   cf::AdamOptimizer<float> adam(o.lr);
   int epochs_before = 0;
   if (!o.load.empty()) {

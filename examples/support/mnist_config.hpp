@@ -19,9 +19,11 @@
 namespace support {
 
 /// The stack of --cell (basic, peephole, gru), --layers and --units over rows of `inputs`
-/// pixels, with a dense head of `classes` outputs.
+/// pixels, with a dense head of `classes` outputs; `bidirectional` (--bidirectional): every
+/// layer a forward and a backward cell, the head on both directions' final h.
 inline cellflow::ModelConfig mnist_config(const std::string& cell, int layers, cellflow::Index units,
-                                          cellflow::Index inputs = 28, cellflow::Index classes = 10) {
+                                          cellflow::Index inputs = 28, cellflow::Index classes = 10,
+                                          bool bidirectional = false) {
   cellflow::CellConfig layer;
   if (cell == "basic") {
     layer = cellflow::BasicLSTM(units);
@@ -34,8 +36,9 @@ inline cellflow::ModelConfig mnist_config(const std::string& cell, int layers, c
   } else {
     throw cellflow::ValueError("--cell must be basic, peephole or gru, given '" + cell + "'");
   }
-  return cellflow::classifier(inputs, std::vector<cellflow::CellConfig>(static_cast<std::size_t>(layers), layer),
-                              classes);
+  std::vector<cellflow::CellConfig> cells(static_cast<std::size_t>(layers), layer);
+  if (bidirectional) return cellflow::bidirectional_classifier(inputs, std::move(cells), classes);
+  return cellflow::classifier(inputs, std::move(cells), classes);
 }
 
 /// Whether `info` is a file of Model::save (it holds its architecture).
@@ -117,11 +120,12 @@ inline std::string layer_text(const cellflow::CellConfig& c) {
 inline std::string describe(const cellflow::ModelConfig& c) {
   std::vector<std::string> layers;
   for (const auto& layer : c.cells) layers.push_back(layer_text(layer));
+  const std::string bi = c.bidirectional ? "bidirectional " : "";
   if (std::set<std::string>(layers.begin(), layers.end()).size() == 1)
-    return std::to_string(layers.size()) + " x " + layers.front();
+    return std::to_string(layers.size()) + " x " + bi + layers.front();
   std::string d;
   for (const auto& l : layers) d += (d.empty() ? "" : ", ") + l;
-  return d;
+  return bi + d;
 }
 
 /// What differs between the model in a file and the one a run asks for, in the terms of
@@ -141,10 +145,14 @@ inline std::string differences(const cellflow::ModelConfig& file, const cellflow
       for (const auto& x : v) s += (s.empty() ? "" : ",") + x;
       return s;
     };
-    return std::vector<std::string>{list(cells), std::to_string(c.cells.size()), list(units),
-                                    std::to_string(c.input_depth), std::to_string(c.classes)};
+    return std::vector<std::string>{list(cells),
+                                    std::to_string(c.cells.size()),
+                                    list(units),
+                                    c.bidirectional ? "on" : "off",
+                                    std::to_string(c.input_depth),
+                                    std::to_string(c.classes)};
   };
-  const char* what[] = {"--cell", "--layers", "--units", "pixels per row (the data)", "classes"};
+  const char* what[] = {"--cell", "--layers", "--units", "--bidirectional", "pixels per row (the data)", "classes"};
   const std::vector<std::string> f = options(file), r = options(run);
   std::string d;
   for (std::size_t k = 0; k < f.size(); ++k)

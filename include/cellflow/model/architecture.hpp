@@ -232,7 +232,14 @@ struct ModelConfig {
   /// (TF's MultiRNNCell, also for one layer), "<scope>/<cell scope>/..." without it (a single
   /// cell given straight to dynamic_rnn; needs exactly one layer).
   std::string scope = "rnn";
-  bool multi_rnn_cell = true;       ///< see `scope`
+  bool multi_rnn_cell = true;  ///< see `scope`
+  /// A bidirectional stack (tf.contrib.rnn.stack_bidirectional_dynamic_rnn): every entry of
+  /// `cells` is one layer of a forward and a backward cell of that kind; layer l > 0 reads layer
+  /// l - 1's concatenated [fw, bw] outputs and the head reads the top layer's final [h_fw, h_bw]
+  /// (TF: tf.concat([state_fw.h, state_bw.h], 1)). Variables
+  /// "<scope>/cell_<l>/bidirectional_rnn/fw|bw/<cell scope>/..." (TF's default scope is
+  /// "stack_bidirectional_rnn"; multi_rnn_cell must stay true). bidirectional_classifier sets both.
+  bool bidirectional = false;
   std::string head_name = "dense";  ///< the dense head's scope: "<head_name>/kernel", "<head_name>/bias"
   std::string loss = "sparse_softmax_cross_entropy";  ///< the only loss today
 
@@ -245,6 +252,10 @@ struct ModelConfig {
     if (classes < 1 || classes > (Index(1) << 24))
       throw ValueError(detail::concat("ModelConfig: classes must be in [1, 2^24], given ", classes));
     if (cells.empty()) throw ValueError("ModelConfig: needs at least one recurrent layer (cells is empty)");
+    if (bidirectional && !multi_rnn_cell)
+      throw ValueError(
+          "ModelConfig: a bidirectional model names its variables as stack_bidirectional_dynamic_rnn "
+          "(\"<scope>/cell_<l>/bidirectional_rnn/...\"); multi_rnn_cell = false does not apply");
     if (!multi_rnn_cell && cells.size() != 1)
       throw ValueError(detail::concat("ModelConfig: multi_rnn_cell = false names the variables of a single cell; the ",
                                       "model has ", cells.size(), " layers"));
@@ -258,12 +269,15 @@ struct ModelConfig {
       cells[l].input_depth = depth;
       detail::check_cell_config(cells[l], where(l));
       cells[l].output_size = detail::config_output_size(cells[l]);
-      depth = cells[l].output_size;
+      depth = bidirectional ? 2 * cells[l].output_size : cells[l].output_size;
     }
   }
 
-  /// The output size of the top recurrent layer (what the head reads).
-  Index rnn_output_size() const { return cells.empty() ? 0 : detail::config_output_size(cells.back()); }
+  /// The output size of the top recurrent layer (what the head reads): twice the top cell's for
+  /// a bidirectional model (forward and backward h side by side).
+  Index rnn_output_size() const {
+    return cells.empty() ? 0 : (bidirectional ? 2 : 1) * detail::config_output_size(cells.back());
+  }
 };
 
 /// A classifier: `cells` over inputs of `input_depth` features, a dense head with `classes`
@@ -273,6 +287,20 @@ inline ModelConfig classifier(Index input_depth, std::vector<CellConfig> cells, 
   c.input_depth = input_depth;
   c.cells = std::move(cells);
   c.classes = classes;
+  c.validate();
+  return c;
+}
+
+/// A bidirectional classifier: each entry of `cells` a layer of a forward and a backward cell of
+/// that kind (stack_bidirectional_dynamic_rnn, scope "stack_bidirectional_rnn"), a dense head on
+/// the top layer's [h_fw, h_bw] with `classes` outputs, sparse softmax cross-entropy; validated.
+inline ModelConfig bidirectional_classifier(Index input_depth, std::vector<CellConfig> cells, Index classes) {
+  ModelConfig c;
+  c.input_depth = input_depth;
+  c.cells = std::move(cells);
+  c.classes = classes;
+  c.bidirectional = true;
+  c.scope = "stack_bidirectional_rnn";
   c.validate();
   return c;
 }
@@ -306,7 +334,10 @@ inline std::string exact_number(double v) {
 inline std::string to_text(const ModelConfig& c) {
   std::string s = detail::concat("cellflow-model ", detail::kModelTextVersion, "\n");
   s += detail::concat("input_depth ", c.input_depth, "\n");
-  s += detail::concat("rnn scope=", c.scope, " multi_rnn_cell=", c.multi_rnn_cell ? 1 : 0, "\n");
+  // "bidirectional=1" only when set: a unidirectional model's text is unchanged (older readers
+  // read it), and an older reader refuses a bidirectional one ("unknown rnn setting").
+  s += detail::concat("rnn scope=", c.scope, " multi_rnn_cell=", c.multi_rnn_cell ? 1 : 0,
+                      c.bidirectional ? " bidirectional=1" : "", "\n");
   for (const auto& cell : c.cells) {
     // A user's cell may name its kind with spaces ("elman_cell(num_units=4)"): one word here,
     // which load_model then reports as an unknown kind.
@@ -385,6 +416,8 @@ inline ModelConfig model_config_from_text(const std::string& text, const std::st
           c.scope = v;
         else if (k == "multi_rnn_cell")
           c.multi_rnn_cell = integer(v, "multi_rnn_cell") != 0;
+        else if (k == "bidirectional")
+          c.bidirectional = integer(v, "bidirectional") != 0;
         else
           throw fail(concat("unknown rnn setting '", k, "'"));
       }
@@ -471,6 +504,7 @@ inline std::vector<std::string> differences(const ModelConfig& a, const ModelCon
   cmp("classes", std::to_string(a.classes), std::to_string(b.classes));
   cmp("scope", a.scope, b.scope);
   cmp("multi_rnn_cell", a.multi_rnn_cell ? "yes" : "no", b.multi_rnn_cell ? "yes" : "no");
+  cmp("bidirectional", a.bidirectional ? "yes" : "no", b.bidirectional ? "yes" : "no");
   cmp("head name", a.head_name, b.head_name);
   cmp("loss", a.loss, b.loss);
   return d;
