@@ -55,6 +55,7 @@
 #include "cellflow/optimizers/optimizer.hpp"
 #include "cellflow/rnn/any_cell.hpp"
 #include "cellflow/rnn/batch_split.hpp"
+#include "cellflow/rnn/dropout_wrapper.hpp"
 #include "cellflow/rnn/dynamic_rnn.hpp"
 #include "cellflow/rnn/multi_rnn_cell.hpp"
 #include "cellflow/rnn/scan.hpp"
