@@ -416,6 +416,10 @@ TEST_CASE("DropoutWrapper composes: in a MultiRNNCell, around another wrapper, c
   REQUIRE(c.wrapped.size() == 1);
   CHECK(c.wrapped[0].kind == "GRUCell");
   CHECK(stack.layer(0).scope_name() == "basic_lstm_cell");
+  // Converters see the wrapped cell (the variables are its own).
+  CHECK(cf::convert::detail::layer_info(stack.layer(1)).kind == cf::convert::detail::LayerKind::gru);
+  CHECK(cf::convert::detail::layer_info(stack.layer(0)).kind == cf::convert::detail::LayerKind::lstm);
+  CHECK(cf::convert::lstm_weights(stack.layer(0)).kernel == *vars[0].value);
 
   // A wrapper of a wrapper: both masks apply (output dropout only: y'' = y * m1 / p1 * m2 / p2).
   cf::GRUCell<double> g(3, 6, rng);
