@@ -22,6 +22,7 @@
 #include "support/fixture.hpp"
 #include "support/gradcheck.hpp"
 #include "support/states.hpp"
+#include "support/temp_dir.hpp"
 #include "support/test_util.hpp"
 
 namespace test_dropout_wrapper {
@@ -487,6 +488,82 @@ TEST_CASE("DropoutWrapper in float", "[dropout][float]") {
   cf::Tensor3<float> dY = random_tensor<float>(2, 3, 4, rng);
   auto g = cf::dynamic_rnn_backward(w, r, &dY);
   CHECK(max_abs(g.d_inputs) > 0);
+}
+
+TEST_CASE("Model layers with dropout: training drops, inference does not, the architecture keeps it",
+          "[dropout][model]") {
+  cf::Rng rng(20);
+  const std::vector<cf::CellConfig> layers{cf::with_dropout(cf::GRU(6), 0.5),
+                                           cf::with_dropout(cf::BasicLSTM(5), 0.7, 0.9, 0.8, true)};
+  cf::Model<double> model(3, layers, 4, rng);
+  const cf::ModelConfig& c = model.config();
+  CHECK(c.cells[0].kind == "GRUCell");
+  CHECK(c.cells[0].get("output_keep_prob") == 0.5);
+  CHECK(c.cells[0].get("dropout_seed") == 0);  // the layer's index
+  CHECK(c.cells[1].get("dropout_seed") == 1);
+  CHECK(c.cells[1].get("variational_recurrent") == 1);
+  REQUIRE(model.rnn().layer(0).as<cf::DropoutWrapper<cf::GRUCell<double>>>() != nullptr);
+  REQUIRE(model.rnn().layer(1).as<cf::DropoutWrapper<cf::BasicLSTMCell<double>>>() != nullptr);
+  const std::string text = cf::to_text(c);
+  CHECK(text.find("cell GRUCell num_units=6 dropout_seed=0 output_keep_prob=0.5") != std::string::npos);
+  CHECK(cf::differences(cf::model_config_from_text(text), c).empty());
+
+  // The same weights without dropout: inference is bitwise the same, training is not.
+  cf::Rng rng2(20);
+  cf::Model<double> plain(3, {cf::GRU(6), cf::BasicLSTM(5)}, 4, rng2);
+  REQUIRE(plain.variables().size() == model.variables().size());
+  for (std::size_t k = 0; k < plain.variables().size(); ++k)
+    CHECK(*plain.variables()[k].value == *model.variables()[k].value);  // the same draws
+  const Ten X = random_tensor<double>(6, 4, 3, rng);
+  const std::vector<int> y{0, 1, 2, 3, 0, 1};
+  CHECK(bitwise(model.logits(X), plain.logits(X)));
+  cf::Model<double> a = model, b = model, p = plain;
+  cf::GradientDescentOptimizer<double> sgd(0.1);
+  cf::TrainOptions o;
+  o.batch_threads = 1;
+  o.draw = 5;
+  const double la = a.train_step(X, y, sgd, o).loss;
+  const double lb = b.train_step(X, y, sgd, o).loss;  // the same draw: the same units, bitwise
+  CHECK(la == lb);
+  CHECK(bitwise(a.logits(X), b.logits(X)));
+  CHECK(la != p.train_step(X, y, sgd, o).loss);
+  o.draw = 6;
+  cf::Model<double> d = model;
+  CHECK(d.train_step(X, y, sgd, o).loss != la);
+  // Unset draw: the model's step count, so a copy stepping in the same order drops the same units.
+  o.draw.reset();
+  cf::Model<double> e = model, f = model;
+  CHECK(e.train_step(X, y, sgd, o).loss == f.train_step(X, y, sgd, o).loss);
+  o.batch_threads = 3;  // and whatever batch_threads is
+  cf::Model<double> g = model;
+  g.train_step(X, y, sgd, o);
+  CHECK(rel_diff(g.logits(X), e.logits(X)) <= 1e-12);
+
+  // load_model rebuilds the wrappers from the file.
+  TempDir dir;
+  const std::string path = dir.file("model.ckpt");
+  model.save(path);
+  const cf::Model<double> loaded = cf::load_model<double>(path);
+  CHECK(cf::differences(loaded.config(), model.config()).empty());
+  CHECK(loaded.rnn().layer(1).as<cf::DropoutWrapper<cf::BasicLSTMCell<double>>>() != nullptr);
+  CHECK(bitwise(loaded.logits(X), model.logits(X)));
+  cf::Model<double> h = loaded, i = model;
+  o.draw = 9;
+  CHECK(h.train_step(X, y, sgd, o).loss == i.train_step(X, y, sgd, o).loss);
+
+  // A model built from wrapped cells records the same flat layers.
+  cf::Rng rng3(21);
+  cf::Model<double> by_hand(cf::MultiRNNCell<double>(cf::DropoutWrapper<cf::GRUCell<double>>(
+                                cf::GRUCell<double>(3, 6, rng3), 1.0, 0.5, 1.0, false, 0)),
+                            cf::Dense<double>(6, 4, rng3));
+  CHECK(by_hand.config().cells[0].kind == "GRUCell");
+  CHECK(by_hand.config().cells[0].get("output_keep_prob") == 0.5);
+  CHECK(cf::model_config_from_text(cf::to_text(by_hand.config())).cells[0].get("dropout_seed") == 0);
+
+  // Bad keep probabilities in a layer.
+  for (double bad : {0.0, -1.0, 2.0, std::numeric_limits<double>::quiet_NaN()})
+    CHECK_THROWS_WITH(cf::Model<double>(3, {cf::with_dropout(cf::GRU(4), bad)}, 2, rng),
+                      Catch::Contains("output_keep_prob") && Catch::Contains("GRUCell"));
 }
 
 }  // namespace test_dropout_wrapper
