@@ -566,4 +566,39 @@ TEST_CASE("Model layers with dropout: training drops, inference does not, the ar
                       Catch::Contains("output_keep_prob") && Catch::Contains("GRUCell"));
 }
 
+TEST_CASE("fit with dropout layers: a resumed run drops the units the uninterrupted one does", "[dropout][model]") {
+  cf::Rng data_rng(22);
+  cf::data::Dataset<double> train;
+  train.images = random_tensor<double>(24, 5, 3, data_rng);
+  for (int i = 0; i < 24; ++i) train.labels.push_back(i % 3);
+  cf::FitOptions fo;
+  fo.batch_size = 8;
+  fo.seed = 3;
+  fo.batch_threads = 1;
+  fo.verbose = false;
+  const auto make = [] {
+    cf::Rng rng(23);
+    return cf::Model<double>(3, {cf::with_dropout(cf::GRU(5), 0.6, 0.8)}, 3, rng);
+  };
+  cf::Model<double> whole = make();
+  cf::AdamOptimizer<double> adam_whole(0.05);
+  fo.epochs = 2;
+  cf::fit(whole, adam_whole, train, fo);
+
+  cf::Model<double> first = make();
+  cf::AdamOptimizer<double> adam_first(0.05);
+  fo.epochs = 1;
+  cf::fit(first, adam_first, train, fo);
+  TempDir dir;
+  first.save(dir.file("epoch1.ckpt"), &adam_first);
+  cf::AdamOptimizer<double> adam_resumed(0.05);
+  cf::Model<double> resumed = cf::load_model<double>(dir.file("epoch1.ckpt"), &adam_resumed);
+  fo.initial_epoch = 1;
+  cf::fit(resumed, adam_resumed, train, fo);
+  bool same = true;
+  for (std::size_t k = 0; k < whole.variables().size(); ++k)
+    same = same && *whole.variables()[k].value == *resumed.variables()[k].value;
+  CHECK(same);
+}
+
 }  // namespace test_dropout_wrapper
