@@ -285,10 +285,27 @@ struct LayerNormLSTMOff : KindDefaults {
   }
 };
 
+struct Dropout : KindDefaults {
+  // Keep probabilities 1: the contract must hold exactly (dropout itself: test_dropout_wrapper.cpp).
+  static constexpr const char* name = "DropoutWrapper(LSTMCell(peepholes, num_proj 3)), keep 1";
+  using Cell = cf::DropoutWrapper<cf::LSTMCell<double>>;
+  static Cell make(cf::Rng& rng) {
+    cf::LSTMOptions<double> o;
+    o.use_peepholes = true;
+    o.num_proj = 3;
+    return Cell(cf::LSTMCell<double>(kDepth, 4, o, rng), 1.0, 1.0, 1.0, true, 7);
+  }
+  static std::vector<Var> variables() {
+    return {{"rnn/lstm_cell/kernel", {6, 16}}, {"rnn/lstm_cell/bias", {16}},
+            {"rnn/lstm_cell/w_f_diag", {4}},   {"rnn/lstm_cell/w_i_diag", {4}},
+            {"rnn/lstm_cell/w_o_diag", {4}},   {"rnn/lstm_cell/projection/kernel", {4, 3}}};
+  }
+};
+
 // Every kind, in one list: a new cell is one more entry.
 #define CELLFLOW_CELL_CONTRACT_KINDS                                                                            \
   BasicLSTM, PeepholeLSTM, FullLSTM, GRU, CudnnGRU, MixedStack, VectorStack, BareAnyCell, Elman, LayerNormLSTM, \
-      LayerNormLSTMOff
+      LayerNormLSTMOff, Dropout
 using AllKinds = std::tuple<CELLFLOW_CELL_CONTRACT_KINDS>;
 
 /// A cell of the kind with random weights (biases and peepholes too).

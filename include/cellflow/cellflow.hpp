@@ -62,6 +62,7 @@
 #include "cellflow/rnn/any_cell.hpp"
 #include "cellflow/rnn/batch_split.hpp"
 #include "cellflow/rnn/bidirectional.hpp"
+#include "cellflow/rnn/dropout_wrapper.hpp"
 #include "cellflow/rnn/dynamic_rnn.hpp"
 #include "cellflow/rnn/multi_rnn_cell.hpp"
 #include "cellflow/rnn/scan.hpp"

@@ -175,6 +175,17 @@ class GRUCore {
   /// The gradient of the state in slot 0, once every step has gone backward.
   State initial_state_grad(const Tape& tp) const { return tp.dh_next; }
 
+  /// State dropout's part of state slot t (optional contract member, cells/cell_traits.hpp): all
+  /// of h, [batch, num_units].
+  Eigen::Map<Matrix<T>> droppable_state(Tape& tp, Index t) const {
+    return Eigen::Map<Matrix<T>>(tp.h.data() + slot(tp, t) * tp.batch * units_, tp.batch, units_);
+  }
+  /// The running gradient of h (optional contract member): the gradient of slot t + 1 before
+  /// backward_step(tp, t).
+  Eigen::Map<Matrix<T>> droppable_state_grad(Tape& tp) const {
+    return Eigen::Map<Matrix<T>>(tp.dh_next.data(), tp.batch, units_);
+  }
+
  protected:
   GRUCore(std::string kind, std::string scope, Index input_depth, Index num_units)
       : kind_(std::move(kind)), scope_(std::move(scope)), depth_(input_depth), units_(num_units) {

@@ -429,6 +429,17 @@ class LSTMCore {
   /// The gradient of the state in slot 0, once every step has gone backward.
   State initial_state_grad(const Tape& tp) const { return State{tp.dc_next, tp.dh_next}; }
 
+  /// State dropout's part of state slot t (optional contract member, cells/cell_traits.hpp): h
+  /// [batch, output_size], never c (TF's default dropout_state_filter_visitor).
+  Eigen::Map<Matrix<T>> droppable_state(Tape& tp, Index t) const {
+    return Eigen::Map<Matrix<T>>(tp.h.data() + slot(tp, t) * tp.batch * hsize_, tp.batch, hsize_);
+  }
+  /// The running gradient of h (optional contract member): the gradient of slot t + 1's h before
+  /// backward_step(tp, t).
+  Eigen::Map<Matrix<T>> droppable_state_grad(Tape& tp) const {
+    return Eigen::Map<Matrix<T>>(tp.dh_next.data(), tp.batch, hsize_);
+  }
+
  protected:
   /// A cell of `num_units` reading `input_depth` features, variables drawn from `rng`.
   LSTMCore(std::string scope, Index input_depth, Index num_units, const LSTMOptions<T>& opt, Rng& rng)

@@ -183,11 +183,16 @@ struct LayerInfo {
 };
 
 /// A layer's LayerInfo from its CellConfig (cells/cell_traits.hpp): any cell, an AnyCell layer
-/// included, describes itself, so no converter needs to know the layer's static type.
+/// included, describes itself, so no converter needs to know the layer's static type. A wrapper
+/// is described by the cell it wraps (its variables are that cell's).
 template <class Cell>
 LayerInfo<typename Cell::Scalar> layer_info(const Cell& cell) {
   using T = typename Cell::Scalar;
-  const CellConfig c = config_of(cell);
+  CellConfig c = config_of(cell);
+  while (!c.wrapped.empty()) {  // a wrapper (DropoutWrapper) holds its wrapped cell's variables
+    CellConfig inner = c.wrapped.front();
+    c = std::move(inner);
+  }
   LayerInfo<T> i;
   i.name = cell.cell_name();
   i.input_depth = c.input_depth;

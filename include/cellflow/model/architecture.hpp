@@ -19,6 +19,7 @@
 #include <cstdlib>
 #include <limits>
 #include <map>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <utility>
@@ -33,6 +34,7 @@
 #include "cellflow/core/types.hpp"
 #include "cellflow/detail/bytes.hpp"
 #include "cellflow/rnn/any_cell.hpp"
+#include "cellflow/rnn/dropout_wrapper.hpp"
 #include "cellflow/version.hpp"
 
 namespace cellflow {
@@ -91,6 +93,21 @@ inline CellConfig LayerNormBasicLSTM(Index num_units, const LayerNormBasicLSTMOp
   return c;
 }
 
+/// `cell` wrapped in tf.nn.rnn_cell.DropoutWrapper(cell, input_keep_prob, output_keep_prob,
+/// state_keep_prob, variational_recurrent) as a layer of a model: the layer's CellConfig gets
+/// those options (the ones that are not the default), make_cell builds a DropoutWrapper around
+/// the cell, and the architecture text records them, so load_model rebuilds it. The seed of the
+/// masks is the option dropout_seed, which a ModelConfig sets to the layer's index when it is not
+/// given. Keep probabilities must be in (0, 1].
+inline CellConfig with_dropout(CellConfig cell, double output_keep_prob, double input_keep_prob = 1.0,
+                               double state_keep_prob = 1.0, bool variational_recurrent = false) {
+  if (input_keep_prob != 1.0) cell.options["input_keep_prob"] = input_keep_prob;
+  if (output_keep_prob != 1.0) cell.options["output_keep_prob"] = output_keep_prob;
+  if (state_keep_prob != 1.0) cell.options["state_keep_prob"] = state_keep_prob;
+  if (variational_recurrent) cell.options["variational_recurrent"] = 1;
+  return cell;
+}
+
 /// The cell kinds make_cell builds and load_model reads, by TF class name.
 inline const std::vector<std::string>& known_cell_kinds() {
   static const std::vector<std::string> kinds = {"BasicLSTMCell", "LSTMCell", "GRUCell", "CudnnCompatibleGRUCell",
@@ -106,7 +123,21 @@ inline std::string known_kinds_list() {
   return s;
 }
 
-/// The options each kind takes; any other is an error (a typo must not be ignored).
+/// The options of a layer's DropoutWrapper (with_dropout), which every kind takes.
+inline const std::vector<std::string>& dropout_options() {
+  static const std::vector<std::string> o = {"input_keep_prob", "output_keep_prob", "state_keep_prob",
+                                             "variational_recurrent", "dropout_seed"};
+  return o;
+}
+
+/// Whether a layer's config asks for a DropoutWrapper (a keep probability or variational_recurrent set).
+inline bool has_dropout(const CellConfig& c) {
+  return c.has("input_keep_prob") || c.has("output_keep_prob") || c.has("state_keep_prob") ||
+         c.has("variational_recurrent");
+}
+
+/// The options each kind takes besides dropout_options(); any other is an error (a typo must not
+/// be ignored).
 inline std::vector<std::string> allowed_options(const std::string& kind) {
   if (kind == "BasicLSTMCell") return {"forget_bias"};
   if (kind == "LSTMCell") return {"forget_bias", "use_peepholes", "cell_clip", "num_proj", "proj_clip"};
@@ -132,6 +163,7 @@ inline void check_cell_config(const CellConfig& c, const std::string& where) {
   for (const auto& [name, value] : c.options) {
     bool ok = false;
     for (const auto& a : allowed) ok = ok || a == name;
+    for (const auto& a : dropout_options()) ok = ok || a == name;
     if (!ok)
       throw ValueError(concat(
           where, ": ", c.kind, " has no option '", name, "' (",
@@ -142,7 +174,12 @@ inline void check_cell_config(const CellConfig& c, const std::string& where) {
                                   for (const auto& a : allowed) s += (s.empty() ? "" : ", ") + a;
                                   return s;
                                 }(),
-          ")"));
+          "); any layer also takes with_dropout's ",
+          [] {
+            std::string s;
+            for (const auto& a : dropout_options()) s += (s.empty() ? "" : ", ") + a;
+            return s;
+          }()));
     if (!std::isfinite(value)) throw ValueError(concat(where, ": ", c.kind, " option ", name, " is ", value));
   }
   if (c.has("num_proj")) {
@@ -167,6 +204,29 @@ inline void check_cell_config(const CellConfig& c, const std::string& where) {
       throw ValueError(
           concat(where, ": LayerNormBasicLSTMCell dropout_prob_seed must be an integer in [0, 2^53), given ", s));
   }
+  for (const char* keep : {"input_keep_prob", "output_keep_prob", "state_keep_prob"})
+    if (c.has(keep) && !(c.get(keep) > 0 && c.get(keep) <= 1))
+      throw ValueError(concat(where, ": ", c.kind, " ", keep, " must be in (0, 1], given ", c.get(keep)));
+  if (c.has("variational_recurrent") && c.get("variational_recurrent") != 0 && c.get("variational_recurrent") != 1)
+    throw ValueError(
+        concat(where, ": ", c.kind, " variational_recurrent must be 0 or 1, given ", c.get("variational_recurrent")));
+  if (c.has("dropout_seed")) {
+    const double seed = c.get("dropout_seed");
+    if (!(seed >= 0 && seed < 9007199254740992.0 && seed == std::floor(seed)))
+      throw ValueError(concat(where, ": ", c.kind, " dropout_seed must be an integer in [0, 2^53), given ", seed));
+  }
+}
+
+/// The flat layer config of a cell: a DropoutWrapper around a known kind is its wrapped cell's
+/// config with the dropout options (with_dropout's, and dropout_seed); any other config as it is.
+inline CellConfig flat_cell_config(const CellConfig& c) {
+  if (c.kind != "DropoutWrapper" || c.wrapped.size() != 1 || !c.wrapped.front().wrapped.empty()) return c;
+  CellConfig r = c.wrapped.front();
+  for (const char* keep : {"input_keep_prob", "output_keep_prob", "state_keep_prob"})
+    if (c.get(keep, 1.0) != 1.0) r.options[keep] = c.get(keep);
+  if (c.get("variational_recurrent") != 0) r.options["variational_recurrent"] = 1;
+  if (has_dropout(r)) r.options["dropout_seed"] = c.get("seed");
+  return r;
 }
 
 /// ValueError unless `name` (a variable scope) can be written into an architecture text and
@@ -195,8 +255,17 @@ AnyCell<T> make_cell(const CellConfig& c, Index input_depth, Rng& rng) {
   detail::check_cell_config(checked, "make_cell");
   if (input_depth <= 0)
     throw ValueError(detail::concat("make_cell: input_depth must be positive, given ", input_depth));
+  // The cell, wrapped in a DropoutWrapper when the config asks for one (with_dropout).
+  const auto finish = [&c](auto cell) -> AnyCell<T> {
+    if (!detail::has_dropout(c)) return AnyCell<T>(std::move(cell));
+    std::optional<std::uint64_t> seed;
+    if (c.has("dropout_seed")) seed = static_cast<std::uint64_t>(c.get("dropout_seed"));
+    return AnyCell<T>(DropoutWrapper<decltype(cell)>(std::move(cell), c.get("input_keep_prob", 1.0),
+                                                     c.get("output_keep_prob", 1.0), c.get("state_keep_prob", 1.0),
+                                                     c.get("variational_recurrent") != 0, seed));
+  };
   if (c.kind == "BasicLSTMCell")
-    return BasicLSTMCell<T>(input_depth, c.num_units, rng, static_cast<T>(c.get("forget_bias", 1.0)));
+    return finish(BasicLSTMCell<T>(input_depth, c.num_units, rng, static_cast<T>(c.get("forget_bias", 1.0))));
   if (c.kind == "LSTMCell") {
     LSTMOptions<T> o;
     o.forget_bias = static_cast<T>(c.get("forget_bias", 1.0));
@@ -204,9 +273,9 @@ AnyCell<T> make_cell(const CellConfig& c, Index input_depth, Rng& rng) {
     if (c.has("cell_clip")) o.cell_clip = static_cast<T>(c.get("cell_clip"));
     if (c.has("num_proj")) o.num_proj = static_cast<Index>(c.get("num_proj"));
     if (c.has("proj_clip")) o.proj_clip = static_cast<T>(c.get("proj_clip"));
-    return LSTMCell<T>(input_depth, c.num_units, o, rng);
+    return finish(LSTMCell<T>(input_depth, c.num_units, o, rng));
   }
-  if (c.kind == "GRUCell") return GRUCell<T>(input_depth, c.num_units, rng);
+  if (c.kind == "GRUCell") return finish(GRUCell<T>(input_depth, c.num_units, rng));
   if (c.kind == "LayerNormBasicLSTMCell") {
     LayerNormBasicLSTMOptions<T> o;
     o.forget_bias = static_cast<T>(c.get("forget_bias", 1.0));
@@ -215,9 +284,9 @@ AnyCell<T> make_cell(const CellConfig& c, Index input_depth, Rng& rng) {
     o.norm_shift = static_cast<T>(c.get("norm_shift", 0.0));
     o.dropout_keep_prob = static_cast<T>(c.get("dropout_keep_prob", 1.0));
     if (c.has("dropout_prob_seed")) o.dropout_prob_seed = static_cast<std::uint64_t>(c.get("dropout_prob_seed"));
-    return LayerNormBasicLSTMCell<T>(input_depth, c.num_units, o, rng);
+    return finish(LayerNormBasicLSTMCell<T>(input_depth, c.num_units, o, rng));
   }
-  return CudnnCompatibleGRUCell<T>(input_depth, c.num_units, rng);
+  return finish(CudnnCompatibleGRUCell<T>(input_depth, c.num_units, rng));
 }
 
 /// A model's whole architecture: what Model<T> is built from and what its checkpoints record.
@@ -267,6 +336,9 @@ struct ModelConfig {
     Index depth = input_depth;
     for (std::size_t l = 0; l < cells.size(); ++l) {
       cells[l].input_depth = depth;
+      // A layer with dropout and no seed: its index (two layers never share masks).
+      if (detail::has_dropout(cells[l]) && !cells[l].has("dropout_seed"))
+        cells[l].options["dropout_seed"] = static_cast<double>(l);
       detail::check_cell_config(cells[l], where(l));
       cells[l].output_size = detail::config_output_size(cells[l]);
       depth = bidirectional ? 2 * cells[l].output_size : cells[l].output_size;

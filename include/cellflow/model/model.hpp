@@ -42,6 +42,7 @@
 #include <cstdint>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -93,6 +94,10 @@ struct TrainOptions {
   /// MPI): the step's gradients and statistics become the global batch's before the non-finite
   /// check, clipping and the update. Null: this batch alone.
   GradientHook* gradient_hook = nullptr;
+  /// The random draw of the layers' dropout masks (RNNOptions::draw; with_dropout layers). Unset:
+  /// the model's training step count (steps()). fit sets it to the step's index in the whole
+  /// run, so a run resumed with initial_epoch drops the units the uninterrupted run would have.
+  std::optional<std::uint64_t> draw;
 };
 
 /// Options of Model::evaluate, predict, predict_proba and logits (forward only).
@@ -175,7 +180,8 @@ class Model {
       throw ShapeError(detail::concat("Model: the head reads ", head_->input_size(), " features, the stack outputs ",
                                       rnn_->output_size()));
     config_.input_depth = rnn_->input_depth();
-    for (Index l = 0; l < rnn_->num_layers(); ++l) config_.cells.push_back(rnn_->layer(l).config());
+    for (Index l = 0; l < rnn_->num_layers(); ++l)
+      config_.cells.push_back(detail::flat_cell_config(rnn_->layer(l).config()));
     config_.classes = head_->output_size();
     config_.scope = std::move(scope);
     config_.head_name = head_->name();
@@ -237,6 +243,7 @@ class Model {
     ro.batch_threads = detail::resolve_threads(options.batch_threads, op);
     ro.training = true;
     ++steps_;
+    ro.draw = options.draw ? *options.draw : static_cast<std::uint64_t>(steps_);
     vars_.zero_grad();
     const Matrix<T>& h = forward_for_training(inputs, ro);  // TF: states[-1][1] (LSTM), states[-1] (GRU)
     const Matrix<T> logits = (*head_)(h);
@@ -411,8 +418,8 @@ class Model {
     for (Index l = 0; l < num_layers(); ++l) {
       Index params = 0;
       self.for_each_layer_variable(l, "", [&](const std::string&, Parameter<T>& p) { params += p.size(); });
-      const CellConfig c =
-          config_.bidirectional ? (*fw_)[static_cast<std::size_t>(l)].config() : rnn_->layer(l).config();
+      const CellConfig c = detail::flat_cell_config(config_.bidirectional ? (*fw_)[static_cast<std::size_t>(l)].config()
+                                                                          : rnn_->layer(l).config());
       if (config_.bidirectional)
         row(detail::concat("bidirectional ", c.kind, "(", c.num_units, ")"),
             detail::concat("[batch, ", 2 * c.output_size, "]"), params);

@@ -54,7 +54,7 @@ struct RNNOptions {
   /// counter (next_random_draw()), so every call drops other units, and a program that makes the
   /// same calls in the same order drops the same ones, as TF's seeded ops do. Set: the masks
   /// depend only on this value, the examples' positions in the batch and the cells' seeds (not on
-  /// batch_threads): Model::train_step sets it to the optimizer's step, so a resumed run drops
+  /// batch_threads): fit sets it from the step's index in the whole run, so a resumed run drops
   /// the same units as an uninterrupted one.
   std::optional<std::uint64_t> draw;
 };
