@@ -250,8 +250,8 @@ class Output : public cf::Callback {
 /// Refuses --load when the file's model is not the one --cell/--layers/--units/--dropout (over rows of
 /// `inputs` pixels) describe, listing every difference.
 void refuse_other_model(const Options& o, const cf::ModelConfig& file, Index inputs) {
-  const std::string d =
-      support::differences(file, support::mnist_config(o.cell, o.layers, o.units, inputs, 10, o.bidirectional, o.dropout));
+  const std::string d = support::differences(
+      file, support::mnist_config(o.cell, o.layers, o.units, inputs, 10, o.bidirectional, o.dropout));
   if (!d.empty())
     throw cf::ValueError("--load '" + o.load + "' holds another model (" + d +
                          "); pass the options it was trained with, or train a new model without --load");

@@ -776,4 +776,33 @@ TEST_CASE("a bidirectional Model: architecture, save and load_model, inference, 
   CHECK_THAT(message_of<cf::ValueError>([&] { bad.validate(); }), Contains("multi_rnn_cell = false does not apply"));
 }
 
+TEST_CASE("a bidirectional Model with dropout: the two directions draw different masks",
+          "[bidirectional][model][dropout]") {
+  cf::Rng rng(23);
+  const cf::ModelConfig config =
+      cf::bidirectional_classifier(3, {cf::with_dropout(cf::GRU(4), 0.7), cf::with_dropout(cf::LSTM(3), 0.6)}, 5);
+  cf::Model<float> model(config, rng);
+  for (std::size_t l = 0; l < 2; ++l) {
+    const cf::CellConfig fw = model.cells_fw()[l].config(), bw = model.cells_bw()[l].config();
+    REQUIRE(fw.kind == "DropoutWrapper");
+    REQUIRE(bw.kind == "DropoutWrapper");
+    CHECK(fw.get("seed") == static_cast<double>(l));  // the layer's index
+    CHECK(bw.get("seed") != fw.get("seed"));
+    CHECK(bw.get("seed") < 9007199254740992.0);  // exact in the architecture text
+  }
+  CHECK(model.cells_bw()[0].config().get("seed") != model.cells_bw()[1].config().get("seed"));
+  // It trains, and the saved architecture rebuilds the same seeds.
+  const Ten<float> x = random_tensor<float>(6, 4, 3, rng);
+  const std::vector<cf::Index> y = {0, 1, 2, 3, 4, 0};
+  cf::AdamOptimizer<float> adam(0.01f);
+  const auto step = model.train_step(x, y, adam, {});
+  CHECK(std::isfinite(step.loss));
+  TempDir dir;
+  model.save(dir.file("bidi_dropout.ckpt"));
+  const cf::Model<float> back = cf::load_model<float>(dir.file("bidi_dropout.ckpt"));
+  for (std::size_t l = 0; l < 2; ++l)
+    CHECK(back.cells_bw()[l].config().get("seed") == model.cells_bw()[l].config().get("seed"));
+  CHECK(bitwise_equal(back.logits(x, {}), model.logits(x, {})));  // inference never drops
+}
+
 }  // namespace test_bidirectional

@@ -179,7 +179,7 @@ inline std::string differences(const cellflow::ModelConfig& file, const cellflow
                                     std::to_string(c.input_depth),
                                     std::to_string(c.classes)};
   };
-  const char* what[] = {"--cell",    "--layers", "--units", "--bidirectional", "--dropout", "pixels per row (the data)",
+  const char* what[] = {"--cell", "--layers", "--units", "--bidirectional", "--dropout", "pixels per row (the data)",
                         "classes"};
   const std::vector<std::string> f = options(file), r = options(run);
   std::string d;

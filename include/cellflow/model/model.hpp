@@ -155,7 +155,13 @@ class Model {
       bw_ = std::make_unique<std::vector<AnyCell<T>>>();
       for (const auto& c : config_.cells) {
         fw_->push_back(make_cell<T>(c, c.input_depth, rng));
-        bw_->push_back(make_cell<T>(c, c.input_depth, rng));
+        // The backward cell's dropout masks must not repeat the forward cell's: its seed is the
+        // layer's dropout_seed with bit 52 flipped (still below 2^53, and no layer's own seed).
+        CellConfig bw = c;
+        if (detail::has_dropout(bw))
+          bw.options["dropout_seed"] =
+              static_cast<double>(static_cast<std::uint64_t>(c.get("dropout_seed")) ^ (std::uint64_t(1) << 52));
+        bw_->push_back(make_cell<T>(bw, c.input_depth, rng));
       }
     } else {
       std::vector<AnyCell<T>> cells;
