@@ -16,6 +16,7 @@
 // Including single headers instead compiles less.
 #pragma once
 
+#include "cellflow/cells/basic_rnn_cell.hpp"
 #include "cellflow/cells/cell_state.hpp"
 #include "cellflow/cells/cell_traits.hpp"
 #include "cellflow/cells/gru_cell.hpp"
@@ -57,6 +58,7 @@
 #include "cellflow/rnn/batch_split.hpp"
 #include "cellflow/rnn/dynamic_rnn.hpp"
 #include "cellflow/rnn/multi_rnn_cell.hpp"
+#include "cellflow/rnn/residual_wrapper.hpp"
 #include "cellflow/rnn/scan.hpp"
 #include "cellflow/rnn/sequence.hpp"
 #include "cellflow/rnn/step.hpp"
