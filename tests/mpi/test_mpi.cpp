@@ -348,6 +348,13 @@ void case_mismatch(const cf::mpi::Environment& mpi) {
     cf::AdamOptimizer<float> adam(mpi.rank() == 0 ? 0.01f : 0.02f);
     expect_consistency_error(model, adam, "learning_rate");
   }
+  {  // the same variables, another activation: the layer lines differ
+    cf::Rng rng(1);
+    cf::Model<float> model(3, {cf::BasicRNN(8, mpi.rank() == 0 ? cf::ActivationKind::relu : cf::ActivationKind::tanh)},
+                           3, rng);
+    cf::AdamOptimizer<float> adam(0.01f);
+    expect_consistency_error(model, adam, "layer 0 BasicRNNCell num_units 8 activation 1");
+  }
 }
 
 // Callbacks that decide on one rank alone: a stop from rank 0's on_batch_end, a stop from rank

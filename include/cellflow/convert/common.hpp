@@ -179,7 +179,9 @@ struct LayerInfo {
   T forget_bias = T(0);
   Index input_depth = 0, num_units = 0, output_size = 0;
   bool projection = false;
-  std::string name;  // cell_name()
+  std::string name;                 // cell_name()
+  std::string activation = "tanh";  // the cell's `activation` option: "tanh", "relu" or "custom"
+  std::string config_kind;          // CellConfig::kind
 };
 
 /// A layer's LayerInfo from its CellConfig (cells/cell_traits.hpp): any cell, an AnyCell layer
@@ -193,6 +195,9 @@ LayerInfo<typename Cell::Scalar> layer_info(const Cell& cell) {
   i.input_depth = c.input_depth;
   i.num_units = c.num_units;
   i.output_size = c.output_size;
+  i.config_kind = c.kind;
+  const double act = c.get("activation", 0);
+  i.activation = act == 0 ? "tanh" : act == 1 ? "relu" : "custom";
   if (c.kind == "BasicLSTMCell" || c.kind == "LSTMCell") {
     i.kind = c.has("use_peepholes") ? LayerKind::lstm_peephole : LayerKind::lstm;
     i.forget_bias = static_cast<T>(c.get("forget_bias", 1.0));

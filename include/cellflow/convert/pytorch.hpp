@@ -278,6 +278,9 @@ Index layer_count(const Cell&) {
 
 template <class T>
 std::string torch_kind_error(const std::string& op, Index l, const LayerInfo<T>& info) {
+  if (info.config_kind == "BasicRNNCell")
+    return detail::concat(op, ": layer ", l, " is ", info.name,
+                          ", a BasicRNNCell; this converter maps nn.LSTM and nn.GRU only (not nn.RNN)");
   if (info.kind == LayerKind::gru)
     return detail::concat(
         op, ": layer ", l, " is ", info.name,
@@ -287,6 +290,14 @@ std::string torch_kind_error(const std::string& op, Index l, const LayerInfo<T>&
     return detail::concat(op, ": layer ", l, " is ", info.name,
                           " with peepholes, which PyTorch's nn.LSTM does not have");
   return detail::concat(op, ": layer ", l, " is ", info.name, ", which has no PyTorch nn.LSTM/nn.GRU counterpart");
+}
+
+/// ValueError unless the layer's activation is tanh: nn.LSTM and nn.GRU have no other.
+template <class T>
+void check_torch_activation(const std::string& op, Index l, const LayerInfo<T>& info) {
+  if (info.activation != "tanh")
+    throw ValueError(detail::concat(op, ": layer ", l, " is ", info.name, " with activation ", info.activation,
+                                    "; PyTorch's nn.LSTM and nn.GRU compute tanh only"));
 }
 
 /// Whether layer kinds (LSTM vs GRU) and sizes are uniform, as one PyTorch module needs.
@@ -340,6 +351,7 @@ void plan_torch_layer(const std::string& op, Cell& cell, Index l, const StateDic
   const std::string ctx = detail::concat("layer ", l, ", ", info.name);
   const bool lstm = info.kind == LayerKind::lstm;
   if (!lstm && info.kind != LayerKind::gru_reset_after) throw ValueError(torch_kind_error(op, l, info));
+  check_torch_activation(op, l, info);
   const Index G = lstm ? 4 : 3, H = info.num_units, D = info.input_depth;
   const Index P = lstm ? info.output_size : H;
   auto take = [&](const char* base, Index rows, Index cols, bool one_d) {
@@ -414,6 +426,7 @@ StateDict<T> export_torch(const std::string& op, Model& model, Field field) {
     const auto& info = infos.back();
     if (info.kind != LayerKind::lstm && info.kind != LayerKind::gru_reset_after)
       throw ValueError(torch_kind_error(op, l, info));
+    check_torch_activation(op, l, info);
   });
   check_uniform(op, infos);
   StateDict<T> sd;
