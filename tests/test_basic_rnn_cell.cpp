@@ -10,7 +10,8 @@
 //     hold an activation;
 //   * the model layer: BasicRNN and activations through save / load_model; a user's activation
 //     refused by Model::save with the layer named, and its weights round trip by name;
-//   * the converters: no PyTorch mapping for a BasicRNNCell or a relu LSTM.
+//   * the converters: a real torch.nn.RNN(relu) module's state_dict (outputs, h_n and gradients)
+//     through BasicRNNCells and back; no PyTorch mapping for a relu LSTM or a residual layer.
 // The cell contract test (test_cell_contract.cpp) runs BasicRNNCell (tanh, relu), ResidualWrapper
 // and a stack of them with user activations through everything else.
 #include <catch2/catch.hpp>
@@ -111,8 +112,9 @@ void run_case(const FixtureCase& fc, Cell& cell) {
 TEMPLATE_TEST_CASE("BasicRNNCell, activations and ResidualWrapper match the torch reference", "[basic_rnn][reference]",
                    float, double) {
   using T = TestType;
-  REQUIRE(cases().size() == 6);
+  REQUIRE(cases().size() == 7);
   for (const auto& [name, fc] : cases()) {
+    if (fc.config_str("kind") == "torch_nn_rnn") continue;  // the converter's case, below
     INFO("fixture case " << name << ", " << (sizeof(T) == 4 ? "float" : "double"));
     cf::Rng rng(1);
     const std::string kind = fc.config_str("kind");
@@ -375,11 +377,62 @@ TEST_CASE("Model: a ResidualWrapper layer saves and loads by variable name; load
 
 // ---- converters ----
 
-TEST_CASE("converters: BasicRNNCell and non-tanh LSTMs have no PyTorch mapping", "[basic_rnn][convert]") {
+TEST_CASE("converters: a torch.nn.RNN(relu) module's state_dict into BasicRNNCells and back", "[basic_rnn][convert]") {
+  const FixtureCase& fc = cases().at("torch_rnn_relu");
+  cf::Rng rng(11);
+  const auto relu = cf::Activation<double>::relu();
+  cf::MultiRNNCell<double> multi(cf::BasicRNNCell<double>(3, 4, rng, relu), cf::BasicRNNCell<double>(4, 4, rng, relu));
+  cf::convert::StateDict<double> sd;
+  for (const char* base : {"weight_ih", "weight_hh", "bias_ih", "bias_hh"})
+    for (int l = 0; l < 2; ++l) {
+      const std::string key = std::string(base) + "_l" + std::to_string(l);
+      sd[key] = to_matrix<double>(fc.tensor(key));
+    }
+  cf::convert::load_pytorch_state_dict(multi, sd);
+  const cf::Tensor3<double> X = to_tensor3<double>(fc.tensor("inputs")),
+                            dY = to_tensor3<double>(fc.tensor("w_outputs"));
+  auto s0 = multi.zero_state(3), dF = multi.zero_state(3);
+  for (Index l = 0; l < 2; ++l) {
+    s0[static_cast<std::size_t>(l)].h() = layer_of<double>(fc.tensor("h0"), l);
+    dF[static_cast<std::size_t>(l)].h() = layer_of<double>(fc.tensor("w_h_n"), l);
+  }
+  auto r = cf::dynamic_rnn(multi, X, s0);
+  expect_close("outputs", r.outputs, fc.tensor("outputs"), 1e-12, 1e-13);
+  for (Index l = 0; l < 2; ++l) {
+    const cf::Matrix<double> hn = layer_of<double>(fc.tensor("h_n"), l);
+    CHECK(max_diff(r.final_state[static_cast<std::size_t>(l)].h(), hn) <= 1e-13);
+  }
+  cf::zero_grad(multi);
+  auto g = cf::dynamic_rnn_backward(multi, r, &dY, &dF);
+  expect_close("grad/inputs", g.d_inputs, fc.tensor("grad/inputs"), 1e-10, 1e-11);
+  const auto grads = cf::convert::pytorch_gradients(multi);
+  REQUIRE(grads.size() == 8);
+  for (const auto& [key, m] : grads) expect_close("grad/" + key, m, fc.tensor("grad/" + key), 1e-10, 1e-11);
+  // Back to PyTorch: the same weights, the bias summed into bias_ih (bias_hh 0).
+  const auto back = cf::convert::pytorch_state_dict(multi);
+  for (int l = 0; l < 2; ++l) {
+    const std::string s = "_l" + std::to_string(l);
+    CHECK(bitwise_equal(back.at("weight_ih" + s), sd.at("weight_ih" + s)));
+    CHECK(bitwise_equal(back.at("weight_hh" + s), sd.at("weight_hh" + s)));
+    CHECK(bitwise_equal(back.at("bias_ih" + s), cf::Matrix<double>(sd.at("bias_ih" + s) + sd.at("bias_hh" + s))));
+    CHECK(back.at("bias_hh" + s).isZero(0));
+  }
+  // One nonlinearity per module; a user's function has none.
+  cf::MultiRNNCell<double> mixed(cf::BasicRNNCell<double>(3, 4, rng, relu), cf::BasicRNNCell<double>(4, 4, rng));
+  CHECK_THROWS_MATCHES(
+      cf::convert::pytorch_state_dict(mixed), cf::ValueError,
+      what_contains<cf::ValueError>("one nonlinearity; layer 0 has activation relu, layer 1 has tanh"));
+  cf::BasicRNNCell<double> user(3, 4, rng, bump());
+  CHECK_THROWS_MATCHES(
+      cf::convert::pytorch_state_dict(user), cf::ValueError,
+      what_contains<cf::ValueError>("user-supplied activation; PyTorch's nn.RNN computes tanh or relu"));
+  cf::MultiRNNCell<double> lstm_and_rnn(cf::BasicLSTMCell<double>(3, 4, rng), cf::BasicRNNCell<double>(4, 4, rng));
+  CHECK_THROWS_MATCHES(cf::convert::pytorch_state_dict(lstm_and_rnn), cf::ValueError,
+                       what_contains<cf::ValueError>("all nn.LSTM, all nn.GRU or all nn.RNN layers"));
+}
+
+TEST_CASE("converters: non-tanh LSTMs and residual layers have no PyTorch mapping", "[basic_rnn][convert]") {
   cf::Rng rng(9);
-  cf::BasicRNNCell<double> rnn(3, 4, rng);
-  CHECK_THROWS_MATCHES(cf::convert::pytorch_state_dict(rnn), cf::ValueError,
-                       what_contains<cf::ValueError>("BasicRNNCell; this converter maps nn.LSTM and nn.GRU only"));
   cf::BasicLSTMCell<double> relu(3, 4, rng, 1.0, cf::Activation<double>::relu());
   CHECK_THROWS_MATCHES(
       cf::convert::pytorch_state_dict(relu), cf::ValueError,
@@ -390,7 +443,7 @@ TEST_CASE("converters: BasicRNNCell and non-tanh LSTMs have no PyTorch mapping",
                        what_contains<cf::ValueError>("with activation relu"));
   cf::ResidualWrapper<cf::BasicLSTMCell<double>> res(cf::BasicLSTMCell<double>(4, 4, rng));
   CHECK_THROWS_MATCHES(cf::convert::pytorch_state_dict(res), cf::ValueError,
-                       what_contains<cf::ValueError>("no PyTorch nn.LSTM/nn.GRU counterpart"));
+                       what_contains<cf::ValueError>("no PyTorch nn.LSTM/nn.GRU/nn.RNN counterpart"));
 }
 
 }  // namespace test_basic_rnn_cell
