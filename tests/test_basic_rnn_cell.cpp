@@ -11,7 +11,8 @@
 //   * the model layer: BasicRNN and activations through save / load_model; a user's activation
 //     refused by Model::save with the layer named, and its weights round trip by name;
 //   * the converters: a real torch.nn.RNN(relu) module's state_dict (outputs, h_n and gradients)
-//     through BasicRNNCells and back; no PyTorch mapping for a relu LSTM or a residual layer.
+//     through BasicRNNCells and back, the same as Keras SimpleRNN weights; no PyTorch mapping for a
+//     relu LSTM or a residual layer.
 // The cell contract test (test_cell_contract.cpp) runs BasicRNNCell (tanh, relu), ResidualWrapper
 // and a stack of them with user activations through everything else.
 #include <catch2/catch.hpp>
@@ -377,7 +378,9 @@ TEST_CASE("Model: a ResidualWrapper layer saves and loads by variable name; load
 
 // ---- converters ----
 
-TEST_CASE("converters: a torch.nn.RNN(relu) module's state_dict into BasicRNNCells and back", "[basic_rnn][convert]") {
+TEST_CASE(
+    "converters: a torch.nn.RNN(relu) module's state_dict (and Keras SimpleRNN weights) into BasicRNNCells and back",
+    "[basic_rnn][convert]") {
   const FixtureCase& fc = cases().at("torch_rnn_relu");
   cf::Rng rng(11);
   const auto relu = cf::Activation<double>::relu();
@@ -417,6 +420,27 @@ TEST_CASE("converters: a torch.nn.RNN(relu) module's state_dict into BasicRNNCel
     CHECK(bitwise_equal(back.at("bias_ih" + s), cf::Matrix<double>(sd.at("bias_ih" + s) + sd.at("bias_hh" + s))));
     CHECK(back.at("bias_hh" + s).isZero(0));
   }
+  // Keras SimpleRNN(activation='relu') layers hold the same function: kernel = W_ih^T,
+  // recurrent_kernel = W_hh^T, bias = b_ih + b_hh.
+  std::vector<cf::convert::KerasSimpleRNNWeights<double>> keras;
+  for (int l = 0; l < 2; ++l) {
+    const std::string s = "_l" + std::to_string(l);
+    keras.push_back({sd.at("weight_ih" + s).transpose(), sd.at("weight_hh" + s).transpose(),
+                     sd.at("bias_ih" + s) + sd.at("bias_hh" + s)});
+  }
+  cf::MultiRNNCell<double> from_keras(cf::BasicRNNCell<double>(3, 4, rng, relu),
+                                      cf::BasicRNNCell<double>(4, 4, rng, relu));
+  cf::convert::load_keras(from_keras, keras);
+  expect_close("outputs from Keras weights", cf::dynamic_rnn(from_keras, X, s0).outputs, fc.tensor("outputs"), 1e-12,
+               1e-13);
+  const auto k0 = cf::convert::simple_rnn_to_keras(cf::convert::basic_rnn_weights(from_keras.layer(0)));
+  CHECK(bitwise_equal(k0.kernel, keras[0].kernel));
+  CHECK(bitwise_equal(k0.recurrent_kernel, keras[0].recurrent_kernel));
+  CHECK_THROWS_MATCHES(cf::convert::load_keras(multi.layer(0), cf::convert::KerasLSTMWeights<double>{}), cf::ValueError,
+                       what_contains<cf::ValueError>("cannot take Keras LSTM weights"));
+  CHECK_THROWS_MATCHES(
+      cf::convert::load_keras(multi.layer(1), keras[0]), cf::ShapeError,
+      what_contains<cf::ShapeError>("kernel (basic_rnn_cell(num_units=4)) expected [4, 4], given [3, 4]"));
   // One nonlinearity per module; a user's function has none.
   cf::MultiRNNCell<double> mixed(cf::BasicRNNCell<double>(3, 4, rng, relu), cf::BasicRNNCell<double>(4, 4, rng));
   CHECK_THROWS_MATCHES(
