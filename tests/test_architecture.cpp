@@ -65,7 +65,8 @@ TEST_CASE("the layer helpers describe TF's classes", "[architecture]") {
                                                                            {"norm_shift", 0.0},
                                                                            {"dropout_keep_prob", 1.0}});
   CHECK(cf::known_cell_kinds() == std::vector<std::string>{"BasicLSTMCell", "LSTMCell", "GRUCell",
-                                                           "CudnnCompatibleGRUCell", "LayerNormBasicLSTMCell"});
+                                                           "CudnnCompatibleGRUCell", "LayerNormBasicLSTMCell",
+                                                           "BasicRNNCell"});
 }
 
 TEST_CASE("make_cell builds the cell a hand-written program builds, from the same Rng", "[architecture]") {
@@ -141,11 +142,13 @@ TEST_CASE("ModelConfig::validate fills in the depths and names every problem", "
   CHECK_THAT(validate_error(c), Contains("layer 1") && Contains("unknown cell kind 'FancyCell'"));
   c = ok;
   c.cells[1].options["forget_bias"] = 1;
-  CHECK_THAT(validate_error(c), Contains("layer 1") && Contains("GRUCell has no option 'forget_bias' (it takes none)"));
+  CHECK_THAT(validate_error(c),
+             Contains("layer 1") && Contains("GRUCell has no option 'forget_bias' (it takes activation)"));
   c = ok;
   c.cells[0].options["peepholes"] = 1;
-  CHECK_THAT(validate_error(c), Contains("layer 0") && Contains("LSTMCell has no option 'peepholes'") &&
-                                    Contains("it takes forget_bias, use_peepholes, cell_clip, num_proj, proj_clip"));
+  CHECK_THAT(validate_error(c),
+             Contains("layer 0") && Contains("LSTMCell has no option 'peepholes'") &&
+                 Contains("it takes forget_bias, use_peepholes, cell_clip, num_proj, proj_clip, activation"));
   c = ok;
   c.cells[0].options.erase("num_proj");
   CHECK_THAT(validate_error(c), Contains("layer 0") && Contains("proj_clip needs num_proj"));

@@ -16,6 +16,7 @@
 // Including single headers instead compiles less.
 #pragma once
 
+#include "cellflow/cells/basic_rnn_cell.hpp"
 #include "cellflow/cells/cell_state.hpp"
 #include "cellflow/cells/cell_traits.hpp"
 #include "cellflow/cells/gru_cell.hpp"
@@ -65,6 +66,7 @@
 #include "cellflow/rnn/dropout_wrapper.hpp"
 #include "cellflow/rnn/dynamic_rnn.hpp"
 #include "cellflow/rnn/multi_rnn_cell.hpp"
+#include "cellflow/rnn/residual_wrapper.hpp"
 #include "cellflow/rnn/scan.hpp"
 #include "cellflow/rnn/sequence.hpp"
 #include "cellflow/rnn/stack_bidirectional.hpp"

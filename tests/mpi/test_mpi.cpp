@@ -382,6 +382,13 @@ void case_mismatch(const cf::mpi::Environment& mpi) {
       expect(std::string(e.what()).find("centered") != std::string::npos, std::string("names the option: ") + e.what());
     }
   }
+  {  // the same variables, another activation: the layer lines differ
+    cf::Rng rng(1);
+    cf::Model<float> model(3, {cf::BasicRNN(8, mpi.rank() == 0 ? cf::ActivationKind::relu : cf::ActivationKind::tanh)},
+                           3, rng);
+    cf::AdamOptimizer<float> adam(0.01f);
+    expect_consistency_error(model, adam, "layer 0 BasicRNNCell num_units 8 activation 1");
+  }
 }
 
 // Callbacks that decide on one rank alone: a stop from rank 0's on_batch_end, a stop from rank

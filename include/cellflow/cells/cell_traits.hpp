@@ -81,12 +81,13 @@ namespace cellflow {
 /// What a cell is, in TensorFlow's words: its class and the constructor arguments that are set.
 /// Converters read it to know how to translate a layer's weights, whatever its static type.
 struct CellConfig {
-  /// TF's class name: "BasicLSTMCell", "LSTMCell", "GRUCell", "CudnnCompatibleGRUCell", "DropoutWrapper"
+  /// TF's class name: "BasicLSTMCell", "LSTMCell", "GRUCell", "CudnnCompatibleGRUCell", "BasicRNNCell",
+  /// "LayerNormBasicLSTMCell", "DropoutWrapper", "ResidualWrapper"
   std::string kind;
   Index input_depth = 0, num_units = 0, output_size = 0;  ///< the sizes; num_units stays 0 for a cell without config()
   /// Options that are set, by TF's argument name: "forget_bias", "use_peepholes" (1), "cell_clip",
-  /// "num_proj", "proj_clip". Every value is exact as a double (float/double values, booleans,
-  /// integers below 2^53).
+  /// "num_proj", "proj_clip", "activation" (1 relu, -1 a user's function; tanh is not written). Every value is exact as
+  /// a double (float/double values, booleans, integers below 2^53).
   std::map<std::string, double> options;
   /// A wrapper's wrapped cell (DropoutWrapper: one entry, the inner cell's config); empty for a
   /// plain cell. A wrapper adds no variables: its variables are those of the cell it wraps.

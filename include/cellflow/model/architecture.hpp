@@ -7,9 +7,11 @@
 //   cf::AnyCell<float> cell = cf::make_cell<float>(cf::LSTM(150, peepholes), /*input_depth=*/28, rng);
 //
 // The layer helpers are named as TF's classes without "Cell": BasicLSTM(150) describes
-// tf.nn.rnn_cell.BasicLSTMCell(150), GRU(64) tf.nn.rnn_cell.GRUCell(64). Their input depth is
-// left 0: the model fills it in (the first layer reads the inputs, every other one the layer
-// below).
+// tf.nn.rnn_cell.BasicLSTMCell(150), GRU(64) tf.nn.rnn_cell.GRUCell(64), BasicRNN(64,
+// ActivationKind::relu) tf.nn.rnn_cell.BasicRNNCell(64, activation=tf.nn.relu). Their input depth
+// is left 0: the model fills it in (the first layer reads the inputs, every other one the layer
+// below). An architecture holds built-in activations only (tanh, relu): a cell with a user's
+// activation function is built in code, and Model::save refuses to write its architecture.
 #pragma once
 
 #include <cerrno>
@@ -25,6 +27,8 @@
 #include <utility>
 #include <vector>
 
+#include "cellflow/cells/activations.hpp"
+#include "cellflow/cells/basic_rnn_cell.hpp"
 #include "cellflow/cells/cell_traits.hpp"
 #include "cellflow/cells/gru_cell.hpp"
 #include "cellflow/cells/layer_norm_basic_lstm_cell.hpp"
@@ -39,12 +43,22 @@
 
 namespace cellflow {
 
-/// tf.nn.rnn_cell.BasicLSTMCell(num_units, forget_bias) as a layer of a model.
-inline CellConfig BasicLSTM(Index num_units, double forget_bias = 1.0) {
+namespace detail {
+/// Records a built-in activation in c.options["activation"] (nothing for tanh, the default).
+inline void set_activation(CellConfig& c, ActivationKind activation) {
+  if (activation != ActivationKind::tanh) c.options["activation"] = static_cast<double>(static_cast<int>(activation));
+}
+}  // namespace detail
+
+/// tf.nn.rnn_cell.BasicLSTMCell(num_units, forget_bias, activation) as a layer of a model
+/// (activation tanh or relu: an architecture holds no user function).
+inline CellConfig BasicLSTM(Index num_units, double forget_bias = 1.0,
+                            ActivationKind activation = ActivationKind::tanh) {
   CellConfig c;
   c.kind = "BasicLSTMCell";
   c.num_units = c.output_size = num_units;
   c.options["forget_bias"] = forget_bias;
+  detail::set_activation(c, activation);
   return c;
 }
 
@@ -60,21 +74,33 @@ inline CellConfig LSTM(Index num_units, const LSTMOptions<double>& options = {})
   if (options.cell_clip) c.options["cell_clip"] = *options.cell_clip;
   if (options.num_proj) c.options["num_proj"] = static_cast<double>(*options.num_proj);
   if (options.proj_clip) c.options["proj_clip"] = *options.proj_clip;
+  detail::set_activation(c, options.activation.kind());
   return c;
 }
 
-/// tf.nn.rnn_cell.GRUCell(num_units) as a layer of a model.
-inline CellConfig GRU(Index num_units) {
+/// tf.nn.rnn_cell.GRUCell(num_units, activation) as a layer of a model.
+inline CellConfig GRU(Index num_units, ActivationKind activation = ActivationKind::tanh) {
   CellConfig c;
   c.kind = "GRUCell";
   c.num_units = c.output_size = num_units;
+  detail::set_activation(c, activation);
+  return c;
+}
+
+/// tf.nn.rnn_cell.BasicRNNCell(num_units, activation) as a layer of a model.
+inline CellConfig BasicRNN(Index num_units, ActivationKind activation = ActivationKind::tanh) {
+  CellConfig c;
+  c.kind = "BasicRNNCell";
+  c.num_units = c.output_size = num_units;
+  detail::set_activation(c, activation);
   return c;
 }
 
 /// tf.contrib.cudnn_rnn.CudnnCompatibleGRUCell(num_units) (reset after the matmul) as a layer.
 inline CellConfig CudnnCompatibleGRU(Index num_units) {
-  CellConfig c = GRU(num_units);
+  CellConfig c;
   c.kind = "CudnnCompatibleGRUCell";
+  c.num_units = c.output_size = num_units;
   return c;
 }
 
@@ -110,8 +136,8 @@ inline CellConfig with_dropout(CellConfig cell, double output_keep_prob, double 
 
 /// The cell kinds make_cell builds and load_model reads, by TF class name.
 inline const std::vector<std::string>& known_cell_kinds() {
-  static const std::vector<std::string> kinds = {"BasicLSTMCell", "LSTMCell", "GRUCell", "CudnnCompatibleGRUCell",
-                                                 "LayerNormBasicLSTMCell"};
+  static const std::vector<std::string> kinds = {
+      "BasicLSTMCell", "LSTMCell", "GRUCell", "CudnnCompatibleGRUCell", "LayerNormBasicLSTMCell", "BasicRNNCell"};
   return kinds;
 }
 
@@ -139,8 +165,9 @@ inline bool has_dropout(const CellConfig& c) {
 /// The options each kind takes besides dropout_options(); any other is an error (a typo must not
 /// be ignored).
 inline std::vector<std::string> allowed_options(const std::string& kind) {
-  if (kind == "BasicLSTMCell") return {"forget_bias"};
-  if (kind == "LSTMCell") return {"forget_bias", "use_peepholes", "cell_clip", "num_proj", "proj_clip"};
+  if (kind == "BasicLSTMCell") return {"forget_bias", "activation"};
+  if (kind == "LSTMCell") return {"forget_bias", "use_peepholes", "cell_clip", "num_proj", "proj_clip", "activation"};
+  if (kind == "GRUCell" || kind == "BasicRNNCell") return {"activation"};
   if (kind == "LayerNormBasicLSTMCell")
     return {"forget_bias", "layer_norm", "norm_gain", "norm_shift", "dropout_keep_prob", "dropout_prob_seed"};
   return {};
@@ -215,6 +242,21 @@ inline void check_cell_config(const CellConfig& c, const std::string& where) {
     if (!(seed >= 0 && seed < 9007199254740992.0 && seed == std::floor(seed)))
       throw ValueError(concat(where, ": ", c.kind, " dropout_seed must be an integer in [0, 2^53), given ", seed));
   }
+  if (c.has("activation")) {
+    const double a = c.get("activation");
+    if (a == -1)
+      throw ValueError(concat(where, ": ", c.kind, " has a user-supplied activation function, which an architecture ",
+                              "cannot hold (only tanh and relu); build that cell in code"));
+    if (a != 0 && a != 1)
+      throw ValueError(concat(where, ": ", c.kind, " activation code ", a, " is unknown (0 = tanh, 1 = relu)"));
+  }
+}
+
+/// Index of the first layer of `cells` whose activation is a user's function, or -1.
+inline Index first_custom_activation(const std::vector<CellConfig>& cells) {
+  for (std::size_t l = 0; l < cells.size(); ++l)
+    if (cells[l].get("activation", 0) == -1) return static_cast<Index>(l);
+  return -1;
 }
 
 /// The flat layer config of a cell: a DropoutWrapper around a known kind is its wrapped cell's
@@ -255,6 +297,7 @@ AnyCell<T> make_cell(const CellConfig& c, Index input_depth, Rng& rng) {
   detail::check_cell_config(checked, "make_cell");
   if (input_depth <= 0)
     throw ValueError(detail::concat("make_cell: input_depth must be positive, given ", input_depth));
+  const Activation<T> activation = Activation<T>::from_code(c.get("activation", 0), "make_cell");
   // The cell, wrapped in a DropoutWrapper when the config asks for one (with_dropout).
   const auto finish = [&c](auto cell) -> AnyCell<T> {
     if (!detail::has_dropout(c)) return AnyCell<T>(std::move(cell));
@@ -265,7 +308,8 @@ AnyCell<T> make_cell(const CellConfig& c, Index input_depth, Rng& rng) {
                                                      c.get("variational_recurrent") != 0, seed));
   };
   if (c.kind == "BasicLSTMCell")
-    return finish(BasicLSTMCell<T>(input_depth, c.num_units, rng, static_cast<T>(c.get("forget_bias", 1.0))));
+    return finish(
+        BasicLSTMCell<T>(input_depth, c.num_units, rng, static_cast<T>(c.get("forget_bias", 1.0)), activation));
   if (c.kind == "LSTMCell") {
     LSTMOptions<T> o;
     o.forget_bias = static_cast<T>(c.get("forget_bias", 1.0));
@@ -273,9 +317,11 @@ AnyCell<T> make_cell(const CellConfig& c, Index input_depth, Rng& rng) {
     if (c.has("cell_clip")) o.cell_clip = static_cast<T>(c.get("cell_clip"));
     if (c.has("num_proj")) o.num_proj = static_cast<Index>(c.get("num_proj"));
     if (c.has("proj_clip")) o.proj_clip = static_cast<T>(c.get("proj_clip"));
+    o.activation = activation;
     return finish(LSTMCell<T>(input_depth, c.num_units, o, rng));
   }
-  if (c.kind == "GRUCell") return finish(GRUCell<T>(input_depth, c.num_units, rng));
+  if (c.kind == "GRUCell") return finish(GRUCell<T>(input_depth, c.num_units, rng, activation));
+  if (c.kind == "BasicRNNCell") return finish(BasicRNNCell<T>(input_depth, c.num_units, rng, activation));
   if (c.kind == "LayerNormBasicLSTMCell") {
     LayerNormBasicLSTMOptions<T> o;
     o.forget_bias = static_cast<T>(c.get("forget_bias", 1.0));
@@ -392,6 +438,13 @@ inline std::string exact_number(double v) {
   return buf;
 }
 
+/// An option as the architecture text writes it: "activation" by name (tanh, relu), every other
+/// option as the shortest exact number.
+inline std::string option_value_text(const std::string& name, double value) {
+  if (name == "activation" && (value == 0 || value == 1)) return value == 0 ? "tanh" : "relu";
+  return exact_number(value);
+}
+
 }  // namespace detail
 
 /// The architecture as the text a checkpoint stores (metadata key "cellflow.model"), one line per
@@ -403,7 +456,15 @@ inline std::string exact_number(double v) {
 ///   cell BasicLSTMCell num_units=150 forget_bias=1
 ///   head dense name=dense classes=10
 ///   loss sparse_softmax_cross_entropy
+///
+/// A built-in activation other than tanh is written by name ("cell BasicRNNCell num_units=64
+/// activation=relu"). ValueError naming the layer when a cell has a user's activation function,
+/// which no text can hold.
 inline std::string to_text(const ModelConfig& c) {
+  if (const Index l = detail::first_custom_activation(c.cells); l >= 0)
+    throw ValueError(detail::concat("the architecture of layer ", l, " (", c.cells[static_cast<std::size_t>(l)].kind,
+                                    ") cannot be written: its activation is a user-supplied function, which no ",
+                                    "architecture text can hold (tanh and relu can)"));
   std::string s = detail::concat("cellflow-model ", detail::kModelTextVersion, "\n");
   s += detail::concat("input_depth ", c.input_depth, "\n");
   // "bidirectional=1" only when set: a unidirectional model's text is unchanged (older readers
@@ -417,7 +478,7 @@ inline std::string to_text(const ModelConfig& c) {
     for (char& ch : kind)
       if (static_cast<unsigned char>(ch) <= ' ' || ch == '=') ch = '_';
     s += detail::concat("cell ", kind, " num_units=", cell.num_units);
-    for (const auto& [name, value] : cell.options) s += " " + name + "=" + detail::exact_number(value);
+    for (const auto& [name, value] : cell.options) s += " " + name + "=" + detail::option_value_text(name, value);
     s += "\n";
   }
   s += detail::concat("head dense name=", c.head_name, " classes=", c.classes, "\n");
@@ -505,6 +566,10 @@ inline ModelConfig model_config_from_text(const std::string& text, const std::st
       for (const auto& [k, v] : pairs(2)) {
         if (k == "num_units")
           cell.num_units = integer(v, "num_units");
+        else if (k == "activation" && (v == "tanh" || v == "relu"))
+          cell.options[k] = v == "tanh" ? 0 : 1;
+        else if (k == "activation")
+          throw fail(concat("unknown activation '", v, "' (this cellflow knows tanh and relu)"));
         else
           cell.options[k] = number(v, k);
       }
@@ -563,7 +628,7 @@ inline std::vector<std::string> differences(const ModelConfig& a, const ModelCon
   std::vector<std::string> d;
   const auto cell_text = [](const CellConfig& c) {
     std::string s = concat(c.kind, "(", c.num_units);
-    for (const auto& [k, v] : c.options) s += concat(", ", k, "=", detail::exact_number(v));
+    for (const auto& [k, v] : c.options) s += concat(", ", k, "=", detail::option_value_text(k, v));
     return s + ")";
   };
   const auto cmp = [&](const std::string& what, const std::string& x, const std::string& y) {

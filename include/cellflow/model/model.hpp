@@ -447,16 +447,20 @@ class Model {
   /// and `metadata` (keys other than "cellflow.model").
   std::vector<std::uint8_t> checkpoint_bytes(const Optimizer<T>* optimizer = nullptr,
                                              io::CheckpointMetadata metadata = {}) const {
-    metadata[kArchitectureKey] = to_text(config_);
+    metadata[kArchitectureKey] = architecture_text("Model::checkpoint_bytes");
     return io::checkpoint_bytes(vars_, optimizer, metadata);
   }
 
   /// Saves the model (architecture, weights), `optimizer`'s whole state when given (to resume
   /// training) and `metadata`, atomically: a failed save leaves a previous file intact
-  /// (io::save_checkpoint's policy).
+  /// (io::save_checkpoint's policy). ValueError naming the layer, and no file written, when a cell
+  /// has a user-supplied activation function (cells/activations.hpp): no architecture can hold
+  /// one, so load_model could not rebuild the model. Save such a model's weights with
+  /// io::save_checkpoint(path, model.variables()), and load them into a model built in code with
+  /// load_weights.
   void save(const std::string& path, const Optimizer<T>* optimizer = nullptr,
             io::CheckpointMetadata metadata = {}) const {
-    metadata[kArchitectureKey] = to_text(config_);
+    metadata[kArchitectureKey] = architecture_text("Model::save");
     io::save_checkpoint(path, vars_, optimizer, metadata);
   }
 
@@ -470,7 +474,9 @@ class Model {
     const auto it = info.metadata.find(kArchitectureKey);
     // A file whose architecture this cellflow cannot read (a user's cell kind, a newer version)
     // still loads by variable name, which lists any mismatch itself.
-    if (it != info.metadata.end() && it->second != to_text(config_) && readable_architecture(it->second)) {
+    // A model with a user's activation function has no architecture text: it loads by name.
+    if (it != info.metadata.end() && detail::first_custom_activation(config_.cells) < 0 &&
+        it->second != to_text(config_) && readable_architecture(it->second)) {
       const ModelConfig file = model_config_from_text(it->second, detail::concat("load_weights: '", path, "'"));
       const std::vector<std::string> d =
           differences(rounded_to<T>(file), rounded_to<T>(config_), "the file", "the model");
@@ -490,6 +496,18 @@ class Model {
   friend class ModelStream;
 
   static const char* scalar_name() { return std::is_same_v<T, float> ? "float" : "double"; }
+
+  /// to_text(config_), or ValueError starting with `op` when a layer's activation is a user's
+  /// function (no text can hold it).
+  std::string architecture_text(const char* op) const {
+    if (const Index l = detail::first_custom_activation(config_.cells); l >= 0)
+      throw ValueError(detail::concat(op, ": layer ", l, " (", rnn_->layer(l).cell_name(),
+                                      ") has a user-supplied activation function, which a checkpoint's architecture ",
+                                      "cannot hold (load_model could not rebuild it); save the weights with ",
+                                      "io::save_checkpoint(path, model.variables()) and load them into a model built ",
+                                      "in code with load_weights"));
+    return to_text(config_);
+  }
 
   static bool readable_architecture(const std::string& text) {
     try {
