@@ -52,6 +52,9 @@ softmax head on the top layer's final h (sparse softmax cross-entropy, Adam).
   --cell basic|peephole|gru   BasicLSTMCell, LSTMCell(use_peepholes), GRUCell   [basic]
   --layers N                  stacked layers, 1..64                             [3]
   --units N                   units per layer                                   [150]
+  --bidirectional             a forward and a backward cell per layer, as TF's
+                              stack_bidirectional_dynamic_rnn; the head reads both
+                              directions' final h                               [off]
   --epochs N                  passes over the training set (0: only evaluate)   [10]
   --batch N                   batch size                                        [150]
   --lr X                      Adam learning rate, > 0                           [0.001]
@@ -63,11 +66,14 @@ softmax head on the top layer's final h (sparse softmax cross-entropy, Adam).
   --limit N                   train on the first N training digits only (quick runs)
   --clip-norm X               clip the gradients to global norm X, > 0          [off]
                               (tf.clip_by_global_norm)
+  --dropout KEEP              keep each layer's outputs with probability KEEP   [1: off]
+                              in training, in (0, 1] (tf.nn.rnn_cell.DropoutWrapper)
   --on-nonfinite stop|skip    a NaN/Inf loss or gradient stops the run with an error naming
                               the step and the variable, or that step is skipped  [stop]
   --load FILE                 start from a model saved with --save: resume training (at its
                               learning rate unless --lr is given), or with --epochs 0 only
-                              evaluate it; --cell/--layers/--units must match
+                              evaluate it; --cell/--layers/--units/--bidirectional/--dropout
+                              must match
   --save FILE                 save the model and Adam's state after every epoch
   --csv FILE                  write the metrics of every epoch as CSV (after every epoch)
   --plot FILE.svg             chart the training loss and test accuracy per epoch (at the end)
@@ -96,6 +102,7 @@ struct Options {
   std::string cell = "basic";
   int layers = 3;
   Index units = 150;
+  bool bidirectional = false;
   int epochs = 10;
   Index batch = 150;
   float lr = 0.001f;
@@ -106,6 +113,7 @@ struct Options {
   Index limit = 0;
   std::string csv, plot, save, load;
   float clip_norm = 0;
+  float dropout = 1;  // output keep probability of every layer (1: no dropout)
   bool skip_nonfinite = false;
   bool distributed = false;
 };
@@ -132,6 +140,7 @@ Options parse_options(int argc, char** argv) {
   args.choice("--cell", o.cell, {"basic", "peephole", "gru"})
       .integer("--layers", o.layers, 1, 64)
       .integer("--units", o.units, 1, 1 << 16)
+      .flag("--bidirectional", o.bidirectional)
       .integer("--epochs", o.epochs, 0, 100000)
       .integer("--batch", o.batch, 1, 1 << 20)
       .positive("--lr", o.lr)
@@ -140,6 +149,7 @@ Options parse_options(int argc, char** argv) {
       .path("--data", o.data, "a directory")
       .integer("--limit", o.limit, 1, 1LL << 40)
       .positive("--clip-norm", o.clip_norm)
+      .positive("--dropout", o.dropout)
       .choice("--on-nonfinite", on_nonfinite, {"stop", "skip"})
       .path("--load", o.load, "a checkpoint file")
       .path("--save", o.save, "a file")
@@ -153,6 +163,11 @@ Options parse_options(int argc, char** argv) {
         "--distributed: this mnist_rnn was built without MPI (install Open MPI, e.g. apt-get install "
         "openmpi-bin libopenmpi-dev, and build again)");
 #endif
+  if (!(o.dropout <= 1)) {
+    char v[32];
+    std::snprintf(v, sizeof v, "%g", static_cast<double>(o.dropout));
+    args.fail(std::string("--dropout expects a keep probability in (0, 1], given ") + v);
+  }
   o.skip_nonfinite = on_nonfinite == "skip";
   o.lr_given = args.given("--lr");
   if (o.epochs == 0 && (!o.csv.empty() || !o.plot.empty()))
@@ -232,10 +247,11 @@ class Output : public cf::Callback {
   bool failed_ = false;
 };
 
-/// Refuses --load when the file's model is not the one --cell/--layers/--units (over rows of
+/// Refuses --load when the file's model is not the one --cell/--layers/--units/--dropout (over rows of
 /// `inputs` pixels) describe, listing every difference.
 void refuse_other_model(const Options& o, const cf::ModelConfig& file, Index inputs) {
-  const std::string d = support::differences(file, support::mnist_config(o.cell, o.layers, o.units, inputs));
+  const std::string d = support::differences(
+      file, support::mnist_config(o.cell, o.layers, o.units, inputs, 10, o.bidirectional, o.dropout));
   if (!d.empty())
     throw cf::ValueError("--load '" + o.load + "' holds another model (" + d +
                          "); pass the options it was trained with, or train a new model without --load");
@@ -276,7 +292,7 @@ int run(const Options& o, const Ranks& ranks) {
   // resumed run draws the weights all the same (and replaces them with the file's), so that its
   // batch orders go on as the saved run's would have.
   cf::Rng rng(o.seed);
-  cf::Model<float> model(support::mnist_config(o.cell, o.layers, o.units, D), rng);
+  cf::Model<float> model(support::mnist_config(o.cell, o.layers, o.units, D, 10, o.bidirectional, o.dropout), rng);
   cf::AdamOptimizer<float> adam(o.lr);
   int epochs_before = 0;
   if (!o.load.empty()) {

@@ -6,7 +6,7 @@
 #      own targets only, in build-asan/) and without MPI (-DCMAKE_DISABLE_FIND_PACKAGE_MPI=ON),
 #      and runs every test but the build checks there: so CI also proves that cellflow builds and
 #      passes its tests where MPI is missing;
-#   3. runs each libFuzzer target (IDX, checkpoint, .npz readers) for FUZZ_SECONDS (default 30)
+#   3. runs each libFuzzer target (IDX, checkpoint, .npz readers) for FUZZ_SECONDS (default 20)
 #      from its seed corpus (scripts/fuzz.sh).
 #
 #   scripts/test.sh              all three (about 18 minutes on 2 cores: 603 + 400 + 72 s)
@@ -61,6 +61,6 @@ else
   ctest --test-dir build-asan --output-on-failure -j"$jobs" -E "^(headers_self_contained|package_.*|docs_.*|format_check)$" "$@"
 fi
 
-echo "== 3/3 fuzzing, ${FUZZ_SECONDS:-30} s per target ($(($(date +%s) - start)) s so far)"
-scripts/fuzz.sh "${FUZZ_SECONDS:-30}"
+echo "== 3/3 fuzzing, ${FUZZ_SECONDS:-20} s per target ($(($(date +%s) - start)) s so far)"
+scripts/fuzz.sh "${FUZZ_SECONDS:-20}"
 echo "== all passed in $(($(date +%s) - start)) s"

@@ -58,8 +58,15 @@ TEST_CASE("the layer helpers describe TF's classes", "[architecture]") {
   CHECK(cf::GRU(6).kind == "GRUCell");
   CHECK(cf::GRU(6).options.empty());
   CHECK(cf::CudnnCompatibleGRU(6).kind == "CudnnCompatibleGRUCell");
-  CHECK(cf::known_cell_kinds() ==
-        std::vector<std::string>{"BasicLSTMCell", "LSTMCell", "GRUCell", "CudnnCompatibleGRUCell"});
+  CHECK(cf::LayerNormBasicLSTM(6).kind == "LayerNormBasicLSTMCell");
+  CHECK(cf::LayerNormBasicLSTM(6).options == std::map<std::string, double>{{"forget_bias", 1.0},
+                                                                           {"layer_norm", 1},
+                                                                           {"norm_gain", 1.0},
+                                                                           {"norm_shift", 0.0},
+                                                                           {"dropout_keep_prob", 1.0}});
+  CHECK(cf::known_cell_kinds() == std::vector<std::string>{"BasicLSTMCell", "LSTMCell", "GRUCell",
+                                                           "CudnnCompatibleGRUCell", "LayerNormBasicLSTMCell",
+                                                           "BasicRNNCell"});
 }
 
 TEST_CASE("make_cell builds the cell a hand-written program builds, from the same Rng", "[architecture]") {
@@ -135,11 +142,13 @@ TEST_CASE("ModelConfig::validate fills in the depths and names every problem", "
   CHECK_THAT(validate_error(c), Contains("layer 1") && Contains("unknown cell kind 'FancyCell'"));
   c = ok;
   c.cells[1].options["forget_bias"] = 1;
-  CHECK_THAT(validate_error(c), Contains("layer 1") && Contains("GRUCell has no option 'forget_bias' (it takes none)"));
+  CHECK_THAT(validate_error(c),
+             Contains("layer 1") && Contains("GRUCell has no option 'forget_bias' (it takes activation)"));
   c = ok;
   c.cells[0].options["peepholes"] = 1;
-  CHECK_THAT(validate_error(c), Contains("layer 0") && Contains("LSTMCell has no option 'peepholes'") &&
-                                    Contains("it takes forget_bias, use_peepholes, cell_clip, num_proj, proj_clip"));
+  CHECK_THAT(validate_error(c),
+             Contains("layer 0") && Contains("LSTMCell has no option 'peepholes'") &&
+                 Contains("it takes forget_bias, use_peepholes, cell_clip, num_proj, proj_clip, activation"));
   c = ok;
   c.cells[0].options.erase("num_proj");
   CHECK_THAT(validate_error(c), Contains("layer 0") && Contains("proj_clip needs num_proj"));

@@ -676,8 +676,8 @@ TEST_CASE("convert: cells PyTorch cannot express are refused with the reason", "
     cf::MultiRNNCell<T> mixed(cf::BasicLSTMCell<T>(3, 4, rng), cf::CudnnCompatibleGRUCell<T>(4, 4, rng));
     REQUIRE_THROWS_MATCHES(
         cv::pytorch_state_dict(mixed), cf::ValueError,
-        Catch::Matchers::Message("pytorch_state_dict: one PyTorch module is all nn.LSTM or all nn.GRU "
-                                 "layers; layer 0 is basic_lstm_cell(num_units=4), layer 1 is "
+        Catch::Matchers::Message("pytorch_state_dict: one PyTorch module is all nn.LSTM, all nn.GRU or all "
+                                 "nn.RNN layers; layer 0 is basic_lstm_cell(num_units=4), layer 1 is "
                                  "cudnn_compatible_gru_cell(num_units=4)"));
     cf::MultiRNNCell<T> sizes(cf::BasicLSTMCell<T>(3, 4, rng), cf::BasicLSTMCell<T>(4, 5, rng));
     REQUIRE_THROWS_WITH(cv::pytorch_state_dict(sizes),

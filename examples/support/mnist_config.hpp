@@ -1,6 +1,7 @@
 // The models mnist_rnn builds, as cellflow::ModelConfig, and the architecture of its checkpoints:
 //
 //   --cell basic|peephole|gru --layers N --units U   ->   N x BasicLSTM(U) | LSTM(U, peepholes) | GRU(U)
+//   --dropout KEEP                                   ->   each layer with_dropout(layer, KEEP)
 //
 // over rows of 28 pixels (the data's width), a dense head with 10 classes. A checkpoint written
 // by Model::save (mnist_rnn --save today) holds its architecture (metadata "cellflow.model"); one
@@ -19,9 +20,12 @@
 namespace support {
 
 /// The stack of --cell (basic, peephole, gru), --layers and --units over rows of `inputs`
-/// pixels, with a dense head of `classes` outputs.
+/// pixels, with a dense head of `classes` outputs; `bidirectional` (--bidirectional): every
+/// layer a forward and a backward cell, the head on both directions' final h; --dropout KEEP < 1
+/// wraps every layer in a DropoutWrapper(output_keep_prob = KEEP).
 inline cellflow::ModelConfig mnist_config(const std::string& cell, int layers, cellflow::Index units,
-                                          cellflow::Index inputs = 28, cellflow::Index classes = 10) {
+                                          cellflow::Index inputs = 28, cellflow::Index classes = 10,
+                                          bool bidirectional = false, double keep = 1.0) {
   cellflow::CellConfig layer;
   if (cell == "basic") {
     layer = cellflow::BasicLSTM(units);
@@ -34,8 +38,10 @@ inline cellflow::ModelConfig mnist_config(const std::string& cell, int layers, c
   } else {
     throw cellflow::ValueError("--cell must be basic, peephole or gru, given '" + cell + "'");
   }
-  return cellflow::classifier(inputs, std::vector<cellflow::CellConfig>(static_cast<std::size_t>(layers), layer),
-                              classes);
+  if (keep != 1.0) layer = cellflow::with_dropout(layer, keep);
+  std::vector<cellflow::CellConfig> cells(static_cast<std::size_t>(layers), layer);
+  if (bidirectional) return cellflow::bidirectional_classifier(inputs, std::move(cells), classes);
+  return cellflow::classifier(inputs, std::move(cells), classes);
 }
 
 /// Whether `info` is a file of Model::save (it holds its architecture).
@@ -80,10 +86,22 @@ inline cellflow::ModelConfig checkpoint_config(const cellflow::io::CheckpointInf
                       get_int("inputs", 1, 1 << 16), get_int("classes", 2, 1 << 16));
 }
 
-/// A layer's options as text: ", cell_clip=3, forget_bias=1".
+/// Whether `option` belongs to a layer's DropoutWrapper (cellflow::with_dropout), not its cell.
+inline bool dropout_option(const std::string& option) {
+  for (const char* d :
+       {"input_keep_prob", "output_keep_prob", "state_keep_prob", "variational_recurrent", "dropout_seed"})
+    if (option == d) return true;
+  return false;
+}
+
+/// A layer's --dropout: its output keep probability (1: none).
+inline double keep_of(const cellflow::CellConfig& c) { return c.get("output_keep_prob", 1.0); }
+
+/// A layer's options as text, without its dropout's: ", cell_clip=3, forget_bias=1".
 inline std::string option_text(const cellflow::CellConfig& c) {
   std::string s;
   for (const auto& [name, value] : c.options) {
+    if (dropout_option(name)) continue;
     char v[32];
     std::snprintf(v, sizeof v, "%g", value);
     s += ", " + name + "=" + v;
@@ -95,7 +113,9 @@ inline std::string option_text(const cellflow::CellConfig& c) {
 inline std::string flag_name(const cellflow::CellConfig& c) {
   for (const char* name : {"basic", "peephole", "gru"}) {
     const cellflow::CellConfig ours = mnist_config(name, 1, c.num_units).cells[0];
-    if (c.kind == ours.kind && c.options == ours.options) return name;
+    auto options = c.options;  // the cell's own, without its dropout's
+    for (auto it = options.begin(); it != options.end();) it = dropout_option(it->first) ? options.erase(it) : ++it;
+    if (c.kind == ours.kind && options == ours.options) return name;
   }
   return "";
 }
@@ -106,34 +126,44 @@ inline std::string cell_name(const cellflow::CellConfig& c) {
   return !name.empty() ? name : c.kind + "(" + (options.empty() ? "" : options.substr(2)) + ")";
 }
 
-/// A layer as "basic(150)", or "LSTMCell(150, cell_clip=3, forget_bias=1)" for one mnist_rnn does
-/// not build.
+/// A layer as "basic(150)", "gru(64, dropout 0.8)", or "LSTMCell(150, cell_clip=3, forget_bias=1)"
+/// for one mnist_rnn does not build.
 inline std::string layer_text(const cellflow::CellConfig& c) {
   const std::string name = flag_name(c), units = std::to_string(c.num_units);
-  return !name.empty() ? name + "(" + units + ")" : c.kind + "(" + units + option_text(c) + ")";
+  std::string dropout;
+  if (keep_of(c) != 1.0) {
+    char v[32];
+    std::snprintf(v, sizeof v, "%g", keep_of(c));
+    dropout = std::string(", dropout ") + v;
+  }
+  return !name.empty() ? name + "(" + units + dropout + ")" : c.kind + "(" + units + option_text(c) + dropout + ")";
 }
 
 /// "3 x basic(150)", or each layer for a stack of different ones ("gru(64), basic(32)").
 inline std::string describe(const cellflow::ModelConfig& c) {
   std::vector<std::string> layers;
   for (const auto& layer : c.cells) layers.push_back(layer_text(layer));
+  const std::string bi = c.bidirectional ? "bidirectional " : "";
   if (std::set<std::string>(layers.begin(), layers.end()).size() == 1)
-    return std::to_string(layers.size()) + " x " + layers.front();
+    return std::to_string(layers.size()) + " x " + bi + layers.front();
   std::string d;
   for (const auto& l : layers) d += (d.empty() ? "" : ", ") + l;
-  return d;
+  return bi + d;
 }
 
 /// What differs between the model in a file and the one a run asks for, in the terms of
-/// --cell, --layers and --units (a stack of different layers: each layer's kind or size,
+/// --cell, --layers, --units and --dropout (a stack of different layers: each layer's kind or size,
 /// comma-separated), e.g. "--cell: the file has gru, this run basic; --units: the file has 64,
 /// this run 150"; empty when they are the same.
 inline std::string differences(const cellflow::ModelConfig& file, const cellflow::ModelConfig& run) {
   const auto options = [](const cellflow::ModelConfig& c) {
-    std::vector<std::string> cells, units;
+    std::vector<std::string> cells, units, keeps;
     for (const auto& layer : c.cells) {
       cells.push_back(cell_name(layer));
       units.push_back(std::to_string(layer.num_units));
+      char v[32];
+      std::snprintf(v, sizeof v, "%g", keep_of(layer));
+      keeps.push_back(v);
     }
     const auto list = [](const std::vector<std::string>& v) {
       if (std::set<std::string>(v.begin(), v.end()).size() == 1) return v.front();
@@ -141,10 +171,16 @@ inline std::string differences(const cellflow::ModelConfig& file, const cellflow
       for (const auto& x : v) s += (s.empty() ? "" : ",") + x;
       return s;
     };
-    return std::vector<std::string>{list(cells), std::to_string(c.cells.size()), list(units),
-                                    std::to_string(c.input_depth), std::to_string(c.classes)};
+    return std::vector<std::string>{list(cells),
+                                    std::to_string(c.cells.size()),
+                                    list(units),
+                                    c.bidirectional ? "on" : "off",
+                                    list(keeps),
+                                    std::to_string(c.input_depth),
+                                    std::to_string(c.classes)};
   };
-  const char* what[] = {"--cell", "--layers", "--units", "pixels per row (the data)", "classes"};
+  const char* what[] = {"--cell", "--layers", "--units", "--bidirectional", "--dropout", "pixels per row (the data)",
+                        "classes"};
   const std::vector<std::string> f = options(file), r = options(run);
   std::string d;
   for (std::size_t k = 0; k < f.size(); ++k)

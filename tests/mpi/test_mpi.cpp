@@ -9,7 +9,7 @@
 //                hand-written backward pass, and mpi::fit against fit (uneven last batches,
 //                validation, clipping). double within 1e-12 relative; float within a bound
 //                measured here (see kFloatBound).
-//   broadcast    weights and Adam's state from rank 0 reach every rank
+//   broadcast    weights and the state of Adam, Momentum, RMSProp, Adagrad from rank 0 reach every rank
 //   sharding     every example exactly once per epoch across the ranks, each global batch whole
 //   resume       a distributed run resumed from rank 0's checkpoint (loaded by every rank) ends
 //                bitwise where the uninterrupted run ends; only rank 0 writes files
@@ -243,6 +243,29 @@ void case_broadcast(const cf::mpi::Environment& mpi) {
   cf::mpi::broadcast_values(after_root, mpi);
   expect(after[0] == after_root[0], "a step from the broadcast state is the same on every rank");
   if (mpi.is_root()) std::printf("broadcast: weights and Adam's state reached every rank\n");
+
+  // The other optimizers' states travel the same way (their kind, options and slots by name).
+  // Every rank made its optimizer with other hyper-parameters: rank 0's replace them.
+  const float other = mpi.is_root() ? 0.0f : 1.0f;
+  cf::MomentumOptimizer<float> momentum(0.05f + other, 0.9f - other * 0.5f, !mpi.is_root());
+  cf::RMSPropOptimizer<float> rmsprop(0.01f + other, 0.9f, 0.5f, 1e-6f, mpi.is_root());
+  cf::AdagradOptimizer<float> adagrad(0.1f + other, 0.1f + other);
+  for (cf::Optimizer<float>* opt : std::vector<cf::Optimizer<float>*>{&momentum, &rmsprop, &adagrad}) {
+    cf::Rng r(7 + static_cast<unsigned>(mpi.rank()));
+    cf::Model<float> m(3, {cf::GRU(6), cf::BasicLSTM(5)}, 4, r);
+    if (mpi.is_root())
+      for (int s = 0; s < 2; ++s) m.train_step(data.images, data.labels, *opt);
+    cf::mpi::broadcast_variables(m.variables(), mpi, 0, opt);
+    cf::mpi::check_same_everywhere(mpi, cf::mpi::describe(m, opt));  // kind, options, step agree
+    expect(opt->export_state(m.variables()).counters.at("step") == 2, opt->kind() + "'s state arrived");
+    m.train_step(data.images, data.labels, *opt);
+    std::vector<double> mine_sum{0};
+    for (const auto& v : m.variables()) mine_sum[0] += static_cast<double>(v.value->cast<double>().sum());
+    std::vector<double> root_sum = mine_sum;
+    cf::mpi::broadcast_values(root_sum, mpi);
+    expect(mine_sum[0] == root_sum[0], "a " + opt->kind() + " step from the broadcast state is the same on every rank");
+  }
+  if (mpi.is_root()) std::printf("broadcast: Momentum, RMSProp and Adagrad states reached every rank\n");
 }
 
 void case_sharding(const cf::mpi::Environment& mpi) {
@@ -347,6 +370,24 @@ void case_mismatch(const cf::mpi::Environment& mpi) {
     cf::Model<float> model(3, {cf::GRU(8)}, 3, rng);
     cf::AdamOptimizer<float> adam(mpi.rank() == 0 ? 0.01f : 0.02f);
     expect_consistency_error(model, adam, "learning_rate");
+  }
+  {
+    cf::Rng rng(1);
+    cf::Model<float> model(3, {cf::GRU(8)}, 3, rng);
+    cf::RMSPropOptimizer<float> rmsprop(0.01f, 0.9f, 0.0f, 1e-10f, mpi.rank() == 1);
+    try {
+      cf::mpi::fit(mpi, model, rmsprop, train, options);
+      throw std::runtime_error("FAILED: no ConsistencyError for RMSProp's centered option");
+    } catch (const cf::mpi::ConsistencyError& e) {
+      expect(std::string(e.what()).find("centered") != std::string::npos, std::string("names the option: ") + e.what());
+    }
+  }
+  {  // the same variables, another activation: the layer lines differ
+    cf::Rng rng(1);
+    cf::Model<float> model(3, {cf::BasicRNN(8, mpi.rank() == 0 ? cf::ActivationKind::relu : cf::ActivationKind::tanh)},
+                           3, rng);
+    cf::AdamOptimizer<float> adam(0.01f);
+    expect_consistency_error(model, adam, "layer 0 BasicRNNCell num_units 8 activation 1");
   }
 }
 

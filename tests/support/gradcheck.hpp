@@ -16,7 +16,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <functional>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <utility>
@@ -115,9 +117,11 @@ inline std::vector<GradcheckConfig> gradcheck_configs(Index T) {
 
 /// The full check of one cell (see the top of this header). `valid`, when given, may reject a
 /// sample of inputs and initial state (it is then drawn again, up to 200 times).
+/// `draw`, when set, is every run's RNNOptions::draw (a DropoutWrapper's masks are then fixed).
 template <class Cell>
 void check_rnn_gradients(Cell& cell, const std::string& name, Index T, cf::Rng& rng,
-                         const GradcheckValidator<Cell>& valid = nullptr) {
+                         const GradcheckValidator<Cell>& valid = nullptr,
+                         std::optional<std::uint64_t> draw = std::nullopt) {
   using State = typename Cell::State;
   using Mat = cf::Matrix<double>;
   using Ten = cf::Tensor3<double>;
@@ -130,6 +134,7 @@ void check_rnn_gradients(Cell& cell, const std::string& name, Index T, cf::Rng& 
     const std::string label = name + ", " + sc.name + (sc.init_state ? ", initial_state" : ", zero state");
     INFO(label);
     cf::RNNOptions opt;
+    opt.draw = draw;
     if (!sc.lengths.empty()) opt.sequence_length = sc.lengths;
     const std::vector<Index> lens = sc.lengths.empty() ? std::vector<Index>(B, T) : sc.lengths;
 

@@ -48,12 +48,28 @@
 //
 // and a state type with the operations of cells/state.hpp (a Matrix and LSTMStateTuple have
 // them). Optional: `std::string scope_name() const`, `CellConfig config() const`, `void zero_grad()`.
+//
+// Optional for a step cell, for DropoutWrapper's state dropout (rnn/dropout_wrapper.hpp), which
+// must reach the state the cell hands to its next step and the gradient flowing back into it:
+//
+//   droppable_state(tape, t)             the part of state slot t that state dropout acts on, a
+//                                        writable [batch, width] row-major block (an
+//                                        Eigen::Map<Matrix<Scalar>>): TF's default
+//                                        dropout_state_filter_visitor drops every state except
+//                                        the c of an LSTMStateTuple, so h for the LSTM cells and
+//                                        the whole state for the GRU cells
+//   droppable_state_grad(tape)           the same part of the running state gradient (the
+//                                        gradient of slot t + 1 before backward_step(tape, t))
+//
+// A cell without them can be wrapped with input and output dropout; state_keep_prob < 1 on it
+// is a ValueError.
 #pragma once
 
 #include <map>
 #include <string>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "cellflow/core/gradients.hpp"
 #include "cellflow/core/sequence.hpp"
@@ -65,12 +81,17 @@ namespace cellflow {
 /// What a cell is, in TensorFlow's words: its class and the constructor arguments that are set.
 /// Converters read it to know how to translate a layer's weights, whatever its static type.
 struct CellConfig {
-  std::string kind;  ///< TF's class name: "BasicLSTMCell", "LSTMCell", "GRUCell", "CudnnCompatibleGRUCell"
+  /// TF's class name: "BasicLSTMCell", "LSTMCell", "GRUCell", "CudnnCompatibleGRUCell", "BasicRNNCell",
+  /// "LayerNormBasicLSTMCell", "DropoutWrapper", "ResidualWrapper"
+  std::string kind;
   Index input_depth = 0, num_units = 0, output_size = 0;  ///< the sizes; num_units stays 0 for a cell without config()
   /// Options that are set, by TF's argument name: "forget_bias", "use_peepholes" (1), "cell_clip",
-  /// "num_proj", "proj_clip". Every value is exact as a double (float/double values, booleans,
-  /// integers below 2^53).
+  /// "num_proj", "proj_clip", "activation" (1 relu, -1 a user's function; tanh is not written). Every value is exact as
+  /// a double (float/double values, booleans, integers below 2^53).
   std::map<std::string, double> options;
+  /// A wrapper's wrapped cell (DropoutWrapper: one entry, the inner cell's config); empty for a
+  /// plain cell. A wrapper adds no variables: its variables are those of the cell it wraps.
+  std::vector<CellConfig> wrapped;
 
   /// Whether the option is set (a key of `options`).
   bool has(const std::string& option) const { return options.count(option) != 0; }
@@ -156,6 +177,16 @@ using backward_sequence_t = decltype(std::declval<const C&>().backward_sequence(
     std::declval<typename C::Tape&>(), std::declval<const M<C>&>(), std::declval<const SequenceArgs&>(),
     std::declval<const M<C>*>(), std::declval<const typename C::State*>(), std::declval<M<C>*>(),
     std::declval<typename C::State&>(), std::declval<Gradients<typename C::Scalar>&>()));
+
+template <class C>
+using droppable_state_t = decltype(static_cast<Eigen::Map<M<C>>>(
+    std::declval<const C&>().droppable_state(std::declval<typename C::Tape&>(), Index{})));
+template <class C>
+using droppable_state_grad_t = decltype(static_cast<Eigen::Map<M<C>>>(
+    std::declval<const C&>().droppable_state_grad(std::declval<typename C::Tape&>())));
+/// Whether a step cell offers the optional state-dropout members (see the top of this header).
+template <class C>
+inline constexpr bool has_droppable_state_v = has_v<C, droppable_state_t>&& has_v<C, droppable_state_grad_t>;
 
 template <class C>
 using scope_name_t = decltype(std::string(std::declval<const C&>().scope_name()));

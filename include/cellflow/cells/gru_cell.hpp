@@ -4,8 +4,11 @@
 // GRUCell: tf.nn.rnn_cell.GRUCell, reset BEFORE the candidate matmul.
 //
 //   r, u = split_2(sigmoid([x, h_prev] @ gates/kernel + gates/bias))   r = reset, u = update
-//   c~   = tanh([x, r * h_prev] @ candidate/kernel + candidate/bias)
+//   c~   = act([x, r * h_prev] @ candidate/kernel + candidate/bias)   act: tanh by default
 //   h    = u * h_prev + (1 - u) * c~                                   output h, state h
+//
+//   act is TF's `activation` argument (cells/activations.hpp): tanh, relu or a user's function;
+//   the gates' sigmoid never changes.
 //
 //   Variable scope "gru_cell"; variables in TF's creation order: gates/kernel [D+U, 2U],
 //   gates/bias [2U] (initialised to 1.0), candidate/kernel [D+U, U], candidate/bias [U] (zeros).
@@ -80,8 +83,9 @@ struct GRUTape {
   /// [steps*B, U] GRUCell: r * h_prev, the candidate's recurrent input;
   /// CudnnCompatibleGRUCell: h_prev @ hidden_projection/kernel + its bias.
   Matrix<T> rh;
-  Matrix<T> dz;   ///< [steps*B, 3U] gradients of the pre-activations
-  Matrix<T> dhh;  ///< [steps*B, U] CudnnCompatibleGRUCell: gradient of the hidden projection
+  Matrix<T> c_raw;  ///< [steps*B, U] GRUCell: the candidate before its activation (only with a user's activation)
+  Matrix<T> dz;     ///< [steps*B, 3U] gradients of the pre-activations
+  Matrix<T> dhh;    ///< [steps*B, U] CudnnCompatibleGRUCell: gradient of the hidden projection
   /// [B, U] running gradients: of h after the step (next) and before it (prev), dh_sum = dh_next +
   /// the step's output gradient, drh (GRUCell) the gradient of r * h_prev.
   Matrix<T> dh_next, dh_prev, dh_sum, drh;
@@ -140,14 +144,18 @@ class GRUCore {
   /// "<scope>/gates/bias" (const cell).
   const Parameter<T>& gates_bias() const { return gates_bias_; }
 
-  /// TF's class name and the sizes (a GRU has no options).
+  /// TF's class name, the sizes and, unless tanh, the candidate's "activation" (GRUCell only).
   CellConfig config() const {
     CellConfig c;
     c.kind = kind_;
     c.input_depth = depth_;
     c.num_units = c.output_size = units_;
+    if (!act_.is_default()) c.options["activation"] = act_.code();
     return c;
   }
+
+  /// The candidate's activation (tanh unless given; always tanh in a CudnnCompatibleGRUCell).
+  const Activation<T>& activation() const { return act_; }
 
   /// Sets every variable's gradient to zero.
   void zero_grad() {
@@ -175,9 +183,24 @@ class GRUCore {
   /// The gradient of the state in slot 0, once every step has gone backward.
   State initial_state_grad(const Tape& tp) const { return tp.dh_next; }
 
+  /// State dropout's part of state slot t (optional contract member, cells/cell_traits.hpp): all
+  /// of h, [batch, num_units].
+  Eigen::Map<Matrix<T>> droppable_state(Tape& tp, Index t) const {
+    return Eigen::Map<Matrix<T>>(tp.h.data() + slot(tp, t) * tp.batch * units_, tp.batch, units_);
+  }
+  /// The running gradient of h (optional contract member): the gradient of slot t + 1 before
+  /// backward_step(tp, t).
+  Eigen::Map<Matrix<T>> droppable_state_grad(Tape& tp) const {
+    return Eigen::Map<Matrix<T>>(tp.dh_next.data(), tp.batch, units_);
+  }
+
  protected:
-  GRUCore(std::string kind, std::string scope, Index input_depth, Index num_units)
-      : kind_(std::move(kind)), scope_(std::move(scope)), depth_(input_depth), units_(num_units) {
+  GRUCore(std::string kind, std::string scope, Index input_depth, Index num_units, Activation<T> activation = {})
+      : kind_(std::move(kind)),
+        scope_(std::move(scope)),
+        depth_(input_depth),
+        units_(num_units),
+        act_(std::move(activation)) {
     check_scalar<T>();
     if (input_depth <= 0 || num_units <= 0)
       throw ValueError(concat(scope_, ": input_depth and num_units must be positive, given input_depth=", input_depth,
@@ -277,7 +300,10 @@ class GRUCore {
     const auto u = tp.z.block(row, U, B, U).array();
     const auto c = tp.z.block(row, 2 * U, B, U).array();
     tp.dz.block(row, U, B, U).array() = dh * (h - c) * u * (T(1) - u);
-    tp.dz.block(row, 2 * U, B, U).array() = dh * (T(1) - u) * (T(1) - c.square());
+    act_.visit([&](auto act) {
+      tp.dz.block(row, 2 * U, B, U).array() =
+          dh * (T(1) - u) * act.derivative(c, [&] { return tp.c_raw.middleRows(row, B).array(); });
+    });
     tp.dh_prev.array() = dh * u;
   }
 
@@ -306,6 +332,7 @@ class GRUCore {
 
   std::string kind_, scope_;
   Index depth_ = 0, units_ = 0;
+  Activation<T> act_;
   Parameter<T> gates_kernel_, gates_bias_;
 };
 
@@ -324,17 +351,19 @@ class GRUCell : public detail::GRUCore<T, GRUCell<T>> {
   using typename Core::State;
   using typename Core::Tape;
 
-  /// TF1 GRUCell(num_units); the input depth is given because variables are built eagerly.
-  GRUCell(Index input_depth, Index num_units, Rng& rng) : Core("GRUCell", "gru_cell", input_depth, num_units) {
+  /// TF1 GRUCell(num_units, activation): the candidate's activation is tanh unless given
+  /// (cells/activations.hpp); the input depth is given because variables are built eagerly.
+  GRUCell(Index input_depth, Index num_units, Rng& rng, Activation<T> activation = {})
+      : Core("GRUCell", "gru_cell", input_depth, num_units, std::move(activation)) {
     make_candidate();
     gates_kernel_.init_glorot(rng);
     cand_kernel_.init_glorot(rng);
   }
 
   /// From given weights, no Rng: the sizes follow from gates/kernel [D + U, 2U].
-  explicit GRUCell(const GRUWeights<T>& w)
+  explicit GRUCell(const GRUWeights<T>& w, Activation<T> activation = {})
       : Core("GRUCell", "gru_cell", Core::sizes_from("gru_cell", w.gates_kernel).first,
-             Core::sizes_from("gru_cell", w.gates_kernel).second) {
+             Core::sizes_from("gru_cell", w.gates_kernel).second, std::move(activation)) {
     make_candidate();
     set_weights(w);
   }
@@ -386,6 +415,7 @@ class GRUCell : public detail::GRUCore<T, GRUCell<T>> {
     check_variables(false);
     if (!this->begin_gates(tp, X, a, s0)) return;
     const Index U = units_;
+    if (this->act_.is_custom()) tp.c_raw.resize(a.steps * a.batch, U);
     detail::matmul(tp.z.rightCols(U), X.topRows(a.steps * a.batch), cand_kernel_.value.topRows(depth_));
     tp.z.rightCols(U).rowwise() += cand_bias_.value.row(0);
   }
@@ -400,7 +430,10 @@ class GRUCell : public detail::GRUCore<T, GRUCell<T>> {
     rh.array() = tp.z.block(t * B, 0, B, U).array() * hp.array();
     auto c = tp.z.block(t * B, 2 * U, B, U);
     detail::matmul(c, rh, cand_kernel_.value.bottomRows(U), true);
-    c.array() = c.array().tanh();
+    this->act_.visit([&](auto act) {
+      if constexpr (decltype(act)::keeps_input) tp.c_raw.middleRows(t * B, B) = c;
+      c.array() = act.value(c.array());
+    });
     this->step_update(tp, t, y);
   }
 

@@ -4,14 +4,15 @@
 //   z       = [x, h_prev] @ kernel + bias         kernel [D + H, 4U]: rows 0..D-1 act on x
 //   i, j, f, o = split_4(z)                       gate order i | j | f | o (TF's)
 //   c       = sigmoid(f + forget_bias [+ w_f_diag * c_prev]) * c_prev
-//           + sigmoid(i [+ w_i_diag * c_prev]) * tanh(j)
+//           + sigmoid(i [+ w_i_diag * c_prev]) * act(j)
 //   c       = clip(c, -cell_clip, cell_clip)      if cell_clip; the clipped c is the new state
-//   m       = sigmoid(o [+ w_o_diag * c]) * tanh(c)     output peephole sees the new c
+//   m       = sigmoid(o [+ w_o_diag * c]) * act(c)      output peephole sees the new c
 //   m       = m @ projection/kernel [U, P]        if num_proj (no bias), then clip by proj_clip
 //   output m, state (c, m)                        H = P with a projection, else U
 //
-// forget_bias is added at run time and never stored in `bias` (TF's convention). Variables in
-// TF's creation order: kernel, bias, w_f_diag, w_i_diag, w_o_diag, projection/kernel.
+// act is TF's `activation` argument (cells/activations.hpp): tanh by default, relu, or a user's
+// function; the gates' sigmoids never change. forget_bias is added at run time and never stored in `bias` (TF's
+// convention). Variables in TF's creation order: kernel, bias, w_f_diag, w_i_diag, w_o_diag, projection/kernel.
 // Defaults: glorot_uniform kernels (fans of the whole [D + H, 4U] matrix), peephole diagonals
 // glorot_uniform with fan U, projection glorot_uniform, zero bias.
 //
@@ -45,6 +46,7 @@ struct LSTMOptions {
   std::optional<Index> num_proj;  ///< project the output (and h) to num_proj units
   std::optional<T> proj_clip;     ///< clip the projected output; needs num_proj
   T forget_bias = T(1);           ///< added to the forget gate at run time, never stored in bias; finite
+  Activation<T> activation;       ///< act of the candidate j and of c in h = o * act(c); tanh by default
 };
 
 /// The variables of an LSTM cell, TF layout (1-D variables as 1 x n rows). Those an option does
@@ -68,7 +70,8 @@ struct LSTMTape {
   bool training = false;
   Matrix<T> gates;   ///< [steps*B, 4U]: x @ W_x + b, then per step the activations i, j, f, o
   Matrix<T> c, h;    ///< state slots: slot t holds the state before step t; [(steps+1)*B, U|H]
-  Matrix<T> tanh_c;  ///< [steps*B, U] tanh of the new c
+  Matrix<T> tanh_c;  ///< [steps*B, U] act(c) of the new c (tanh by default)
+  Matrix<T> j_raw;   ///< [steps*B, U] j before its activation (only with a user's activation)
   Matrix<T> c_raw;   ///< [steps*B, U] c before cell_clip (only with cell_clip)
   Matrix<T> m;       ///< [steps*B, U] output before the projection (only with num_proj)
   Matrix<T> r_raw;   ///< [steps*B, P] projection before proj_clip (only with proj_clip)
@@ -135,6 +138,7 @@ class LSTMCore {
     if (opt_.cell_clip) c.options["cell_clip"] = static_cast<double>(*opt_.cell_clip);
     if (opt_.num_proj) c.options["num_proj"] = static_cast<double>(*opt_.num_proj);
     if (opt_.proj_clip) c.options["proj_clip"] = static_cast<double>(*opt_.proj_clip);
+    if (!opt_.activation.is_default()) c.options["activation"] = opt_.activation.code();
     return c;
   }
 
@@ -259,6 +263,7 @@ class LSTMCore {
     if (opt_.cell_clip) tp.c_raw.resize(rows, units_);
     if (opt_.num_proj) tp.m.resize(rows, units_);
     if (opt_.num_proj && opt_.proj_clip) tp.r_raw.resize(rows, hsize_);
+    if (opt_.activation.is_custom()) tp.j_raw.resize(rows, units_);
     tp.c.topRows(batch) = s0.c;
     tp.h.topRows(batch) = s0.h;
     if (steps == 0) return;
@@ -286,18 +291,21 @@ class LSTMCore {
       zi += cp.rowwise() * w_i_.value.row(0).array();
       zf += cp.rowwise() * w_f_.value.row(0).array();
     }
-    zi = sigmoid(zi);
-    zj = zj.tanh();
-    zf = sigmoid(zf + opt_.forget_bias);
-    cn = zf * cp + zi * zj;
-    if (opt_.cell_clip) {
-      const T cc = *opt_.cell_clip;
-      tp.c_raw.middleRows(row, B) = cn.matrix();
-      cn = cn.max(-cc).min(cc);
-    }
-    if (opt_.use_peepholes) zo += cn.rowwise() * w_o_.value.row(0).array();
-    zo = sigmoid(zo);
-    tc = cn.tanh();
+    opt_.activation.visit([&](auto act) {
+      if constexpr (decltype(act)::keeps_input) tp.j_raw.middleRows(row, B) = zj.matrix();
+      zi = sigmoid(zi);
+      zj = act.value(zj);
+      zf = sigmoid(zf + opt_.forget_bias);
+      cn = zf * cp + zi * zj;
+      if (opt_.cell_clip) {
+        const T cc = *opt_.cell_clip;
+        tp.c_raw.middleRows(row, B) = cn.matrix();
+        cn = cn.max(-cc).min(cc);
+      }
+      if (opt_.use_peepholes) zo += cn.rowwise() * w_o_.value.row(0).array();
+      zo = sigmoid(zo);
+      tc = act.value(cn);
+    });
     if (opt_.num_proj) {
       tp.m.middleRows(row, B).array() = zo * tc;
       auto hn = tp.h.middleRows(next, B);
@@ -377,11 +385,14 @@ class LSTMCore {
     auto d_o = dg.rightCols(U).array();
     auto dc = tp.dc_prev.array();  // first the gradient of the new c, then of c_prev
     d_o = dm * tc * o * (T(1) - o);
-    dc = tp.dc_next.array() + dm * o * (T(1) - tc.square());
-    if (opt_.use_peepholes) dc += d_o.rowwise() * w_o_.value.row(0).array();
-    if (opt_.cell_clip) dc = (tp.c_raw.middleRows(row, B).array().abs() <= *opt_.cell_clip).select(dc, T(0));
-    di = dc * j * i * (T(1) - i);
-    dj = dc * i * (T(1) - j.square());
+    opt_.activation.visit([&](auto act) {
+      // act'(c) at the new (clipped) c in state slot t + 1; act'(j) at j before its activation.
+      dc = tp.dc_next.array() + dm * o * act.derivative(tc, [&] { return tp.c.middleRows(row + B, B).array(); });
+      if (opt_.use_peepholes) dc += d_o.rowwise() * w_o_.value.row(0).array();
+      if (opt_.cell_clip) dc = (tp.c_raw.middleRows(row, B).array().abs() <= *opt_.cell_clip).select(dc, T(0));
+      di = dc * j * i * (T(1) - i);
+      dj = dc * i * act.derivative(j, [&] { return tp.j_raw.middleRows(row, B).array(); });
+    });
     df = dc * cp * f * (T(1) - f);
     dc *= f;
     if (opt_.use_peepholes) dc += di.rowwise() * w_i_.value.row(0).array() + df.rowwise() * w_f_.value.row(0).array();
@@ -428,6 +439,17 @@ class LSTMCore {
 
   /// The gradient of the state in slot 0, once every step has gone backward.
   State initial_state_grad(const Tape& tp) const { return State{tp.dc_next, tp.dh_next}; }
+
+  /// State dropout's part of state slot t (optional contract member, cells/cell_traits.hpp): h
+  /// [batch, output_size], never c (TF's default dropout_state_filter_visitor).
+  Eigen::Map<Matrix<T>> droppable_state(Tape& tp, Index t) const {
+    return Eigen::Map<Matrix<T>>(tp.h.data() + slot(tp, t) * tp.batch * hsize_, tp.batch, hsize_);
+  }
+  /// The running gradient of h (optional contract member): the gradient of slot t + 1's h before
+  /// backward_step(tp, t).
+  Eigen::Map<Matrix<T>> droppable_state_grad(Tape& tp) const {
+    return Eigen::Map<Matrix<T>>(tp.dh_next.data(), tp.batch, hsize_);
+  }
 
  protected:
   /// A cell of `num_units` reading `input_depth` features, variables drawn from `rng`.
@@ -539,23 +561,28 @@ class LSTMCell : public detail::LSTMCore<T> {
 template <class T>
 class BasicLSTMCell : public detail::LSTMCore<T> {
  public:
-  /// TF: BasicLSTMCell(num_units, forget_bias); forget_bias of any arithmetic type, converted to T.
-  /// The input depth is given because variables are built eagerly, drawing from `rng`.
+  /// TF: BasicLSTMCell(num_units, forget_bias, activation); forget_bias of any arithmetic type,
+  /// converted to T; activation tanh unless given (cells/activations.hpp). The input depth is given
+  /// because variables are built eagerly, drawing from `rng`.
   template <class F = T, class = std::enable_if_t<std::is_arithmetic_v<F>>>
-  BasicLSTMCell(Index input_depth, Index num_units, Rng& rng, F forget_bias = F(1))
-      : detail::LSTMCore<T>("basic_lstm_cell", input_depth, num_units, make_options(static_cast<T>(forget_bias)), rng) {
-  }
+  BasicLSTMCell(Index input_depth, Index num_units, Rng& rng, F forget_bias = F(1), Activation<T> activation = {})
+      : detail::LSTMCore<T>("basic_lstm_cell", input_depth, num_units,
+                            make_options(static_cast<T>(forget_bias), std::move(activation)), rng) {}
   /// From given weights (kernel [D + U, 4U] and bias [4U]), no Rng.
   template <class F = T, class = std::enable_if_t<std::is_arithmetic_v<F>>>
-  explicit BasicLSTMCell(const LSTMWeights<T>& weights, F forget_bias = F(1))
-      : detail::LSTMCore<T>("basic_lstm_cell", weights, make_options(static_cast<T>(forget_bias))) {}
+  explicit BasicLSTMCell(const LSTMWeights<T>& weights, F forget_bias = F(1), Activation<T> activation = {})
+      : detail::LSTMCore<T>("basic_lstm_cell", weights,
+                            make_options(static_cast<T>(forget_bias), std::move(activation))) {}
   /// The forget_bias added at run time.
   T forget_bias() const { return this->options().forget_bias; }
+  /// The activation of j and of c (tanh unless given).
+  const Activation<T>& activation() const { return this->options().activation; }
 
  private:
-  static LSTMOptions<T> make_options(T forget_bias) {
+  static LSTMOptions<T> make_options(T forget_bias, Activation<T> activation) {
     LSTMOptions<T> o;
     o.forget_bias = forget_bias;
+    o.activation = std::move(activation);
     return o;
   }
 };

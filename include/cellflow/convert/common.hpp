@@ -20,6 +20,7 @@
 #include <utility>
 #include <vector>
 
+#include "cellflow/cells/basic_rnn_cell.hpp"
 #include "cellflow/cells/cell_traits.hpp"
 #include "cellflow/cells/gru_cell.hpp"
 #include "cellflow/cells/lstm_cell.hpp"
@@ -154,6 +155,10 @@ std::vector<std::pair<std::string, Matrix<T>>> named(const LSTMWeights<T>& w) {
   return n;
 }
 template <class T>
+std::vector<std::pair<std::string, Matrix<T>>> named(const BasicRNNWeights<T>& w) {
+  return {{"kernel", w.kernel}, {"bias", w.bias}};
+}
+template <class T>
 std::vector<std::pair<std::string, Matrix<T>>> named(const GRUWeights<T>& w) {
   return {{"gates/kernel", w.gates_kernel},
           {"gates/bias", w.gates_bias},
@@ -171,7 +176,7 @@ std::vector<std::pair<std::string, Matrix<T>>> named(const GRUResetAfterWeights<
 }
 
 /// What a converter needs to know about a layer, whatever its static type.
-enum class LayerKind { lstm, lstm_peephole, gru, gru_reset_after, unknown };
+enum class LayerKind { lstm, lstm_peephole, gru, gru_reset_after, rnn, unknown };
 
 template <class T>
 struct LayerInfo {
@@ -179,20 +184,30 @@ struct LayerInfo {
   T forget_bias = T(0);
   Index input_depth = 0, num_units = 0, output_size = 0;
   bool projection = false;
-  std::string name;  // cell_name()
+  std::string name;                 // cell_name()
+  std::string activation = "tanh";  // the cell's `activation` option: "tanh", "relu" or "custom"
+  std::string config_kind;          // CellConfig::kind
 };
 
 /// A layer's LayerInfo from its CellConfig (cells/cell_traits.hpp): any cell, an AnyCell layer
-/// included, describes itself, so no converter needs to know the layer's static type.
+/// included, describes itself, so no converter needs to know the layer's static type. A wrapper
+/// is described by the cell it wraps (its variables are that cell's).
 template <class Cell>
 LayerInfo<typename Cell::Scalar> layer_info(const Cell& cell) {
   using T = typename Cell::Scalar;
-  const CellConfig c = config_of(cell);
+  CellConfig c = config_of(cell);
+  while (!c.wrapped.empty()) {  // a wrapper (DropoutWrapper) holds its wrapped cell's variables
+    CellConfig inner = c.wrapped.front();
+    c = std::move(inner);
+  }
   LayerInfo<T> i;
   i.name = cell.cell_name();
   i.input_depth = c.input_depth;
   i.num_units = c.num_units;
   i.output_size = c.output_size;
+  i.config_kind = c.kind;
+  const double act = c.get("activation", 0);
+  i.activation = act == 0 ? "tanh" : act == 1 ? "relu" : "custom";
   if (c.kind == "BasicLSTMCell" || c.kind == "LSTMCell") {
     i.kind = c.has("use_peepholes") ? LayerKind::lstm_peephole : LayerKind::lstm;
     i.forget_bias = static_cast<T>(c.get("forget_bias", 1.0));
@@ -201,6 +216,8 @@ LayerInfo<typename Cell::Scalar> layer_info(const Cell& cell) {
     i.kind = LayerKind::gru;
   } else if (c.kind == "CudnnCompatibleGRUCell") {
     i.kind = LayerKind::gru_reset_after;
+  } else if (c.kind == "BasicRNNCell") {
+    i.kind = LayerKind::rnn;
   }
   return i;
 }
@@ -220,6 +237,14 @@ LSTMWeights<T> lstm_weights(Cell& cell, Field field = Field::value) {
   w.bias = cv.get(op, "bias", field);
   if (cv.has("projection/kernel")) w.projection = cv.get(op, "projection/kernel", field);
   return w;
+}
+
+/// The variables of a BasicRNNCell (or an AnyCell layer holding one).
+template <class Cell, class T = typename Cell::Scalar>
+BasicRNNWeights<T> basic_rnn_weights(Cell& cell, Field field = Field::value) {
+  const std::string op = "basic_rnn_weights";
+  detail::CellVariables<T> cv(cell);
+  return BasicRNNWeights<T>{cv.get(op, "kernel", field), cv.get(op, "bias", field)};
 }
 
 /// The variables of a reset-before GRUCell (or an AnyCell layer holding one).

@@ -1,4 +1,4 @@
-// Keras LSTM / GRU weights <-> cellflow (TensorFlow 1.x) variables.
+// Keras LSTM / GRU / SimpleRNN weights <-> cellflow (TensorFlow 1.x) variables.
 //
 // Keras layout (layer.get_weights() order), U = units:
 //   LSTM:                   kernel [D, 4U], recurrent_kernel [U, 4U], bias [4U]; columns
@@ -8,6 +8,9 @@
 //                           input, row 1 for the recurrent products); columns z | r | h.
 //                           Same equations as a reset-after CudnnCompatibleGRUCell.
 //   GRU(reset_after=False): same kernels, bias [3U]; same equations as TF1's GRUCell.
+//   SimpleRNN:              kernel [D, U], recurrent_kernel [U, U], bias [U]:
+//                           h = act(x kernel + h recurrent_kernel + bias), TF1's BasicRNNCell with
+//                           kernel [D + U, U] = [kernel; recurrent_kernel] (the same activation).
 // cellflow/TF1: LSTM kernel [D + U, 4U] columns i | j | f | o (j is Keras's c), GRU gate columns
 // r | u (u is Keras's z). use_bias=False is an empty bias matrix (zeros).
 // docs/converters.md has the tables.
@@ -35,6 +38,12 @@ struct KerasLSTMWeights {
 template <class T>
 struct KerasGRUWeights {
   Matrix<T> kernel, recurrent_kernel, bias;  ///< [D, 3U], [U, 3U] and bias as above; gate columns z | r | h
+};
+
+/// A Keras SimpleRNN layer's weights. Bias 1 x U; empty for use_bias=False.
+template <class T>
+struct KerasSimpleRNNWeights {
+  Matrix<T> kernel, recurrent_kernel, bias;  ///< [D, U], [U, U] and [U]
 };
 
 namespace detail {
@@ -256,7 +265,57 @@ KerasGRUWeights<T> gru_gradients_to_keras(const GRUResetAfterWeights<T>& grads) 
 
 // ---- into cells ----
 
+/// Keras SimpleRNN weights -> BasicRNNCell variables: kernel = [kernel; recurrent_kernel], the bias
+/// as it is (zeros for use_bias=False).
+template <class T>
+BasicRNNWeights<T> simple_rnn_from_keras(const KerasSimpleRNNWeights<T>& k) {
+  const std::string op = "simple_rnn_from_keras";
+  const Index U = detail::keras_units(op, k.recurrent_kernel, 1);
+  const Index D = detail::keras_depth(op, k.kernel, 1, U);
+  BasicRNNWeights<T> w;
+  w.kernel.resize(D + U, U);
+  w.kernel.topRows(D) = k.kernel;
+  w.kernel.bottomRows(U) = k.recurrent_kernel;
+  if (k.bias.size() == 0) {
+    w.bias.setZero(1, U);
+  } else {
+    detail::expect_vector(op, "bias", k.bias, U);
+    w.bias = k.bias;
+  }
+  return w;
+}
+
+/// BasicRNNCell variables (or their gradients) -> Keras SimpleRNN weights (build the layer with the
+/// cell's activation).
+template <class T>
+KerasSimpleRNNWeights<T> simple_rnn_to_keras(const BasicRNNWeights<T>& w) {
+  const std::string op = "simple_rnn_to_keras";
+  const Index U = w.kernel.cols(), D = w.kernel.rows() - U;
+  if (U <= 0 || D <= 0)
+    throw ShapeError(detail::concat(op, ": kernel expected [input_depth + num_units, num_units], given ",
+                                    detail::given_shape(w.kernel, false)));
+  detail::expect_vector(op, "bias", w.bias, U);
+  return KerasSimpleRNNWeights<T>{w.kernel.topRows(D), w.kernel.bottomRows(U), w.bias};
+}
+
 namespace detail {
+
+template <class T, class Cell>
+void plan_keras_layer(const std::string& op, Cell& cell, const std::string& where, const KerasSimpleRNNWeights<T>& k,
+                      std::vector<Write<T>>& writes) {
+  const LayerInfo<T> info = layer_info(cell);
+  if (info.kind != LayerKind::rnn)
+    throw ValueError(
+        detail::concat(op, ": ", where, info.name, " cannot take Keras SimpleRNN weights: it is not a BasicRNNCell"));
+  const Index D = info.input_depth, U = info.num_units;
+  const std::string ctx = detail::concat(" (", where, info.name, ")");
+  expect_shape(op, "kernel" + ctx, k.kernel, D, U);
+  expect_shape(op, "recurrent_kernel" + ctx, k.recurrent_kernel, U, U);
+  if (k.bias.size() > 0) expect_vector(op, "bias" + ctx, k.bias, U);
+  plan_writes<T>(
+      op, info.name, CellVariables<T>(cell), named(simple_rnn_from_keras(k)),
+      [&](const std::string& s) { return detail::concat("the Keras weights (", s, ")"); }, writes);
+}
 
 template <class T, class Cell>
 void plan_keras_layer(const std::string& op, Cell& cell, const std::string& where, const KerasLSTMWeights<T>& k,
@@ -311,7 +370,7 @@ void plan_keras_layer(const std::string& op, Cell& cell, const std::string& wher
 
 }  // namespace detail
 
-/// Loads a Keras LSTM or GRU layer's weights into `cell` (a cell, or a MultiRNNCell layer as
+/// Loads a Keras LSTM, GRU or SimpleRNN layer's weights into `cell` (a cell, or a MultiRNNCell layer as
 /// multi.layer(l)). LSTM cells subtract their own forget_bias; a GRU's variant must match the
 /// Keras bias (reset_after=True: [2, 3U]). Shapes are checked against the cell (ShapeError naming
 /// the Keras tensor); on any error the cell is unchanged.

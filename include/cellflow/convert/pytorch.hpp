@@ -1,9 +1,11 @@
-// PyTorch nn.LSTM / nn.GRU weights <-> cellflow (TensorFlow 1.x) variables, both directions.
+// PyTorch nn.LSTM / nn.GRU / nn.RNN weights <-> cellflow (TensorFlow 1.x) variables, both directions.
 //
 // PyTorch layout of layer l (state_dict keys with the suffix _l<l>), H = hidden_size:
 //   nn.LSTM: weight_ih [4H, D], weight_hh [4H, P], bias_ih [4H], bias_hh [4H], rows in gate
 //            order i | f | g | o; with proj_size P also weight_hr [P, H] (else P = H).
 //   nn.GRU:  weight_ih [3H, D], weight_hh [3H, H], bias_ih [3H], bias_hh [3H], rows r | z | n.
+//   nn.RNN:  weight_ih [H, D], weight_hh [H, H], bias_ih [H], bias_hh [H]: h = act(x W_ih^T + b_ih
+//            + h W_hh^T + b_hh), act = tanh or relu (the module's `nonlinearity`).
 // cellflow/TF1: LSTM kernel [D + P, 4U] columns i | j | f | o (j is PyTorch's g), bias [4U]
 // without forget_bias, projection/kernel [U, P]; GRU reset after (CudnnCompatibleGRUCell):
 // gates/kernel [D + U, 2U] columns r | u (u is PyTorch's z), gates/bias [2U],
@@ -12,6 +14,8 @@
 // Import: kernel = [weight_ih; weight_hh]^T with the gate blocks reordered; TF's single LSTM bias
 // = bias_ih + (bias_hh - forget_bias on the f block), because TF adds forget_bias at run time;
 // GRU gates/bias = bias_ih + bias_hh on r | z; the n biases stay apart (input / hidden projection).
+// BasicRNNCell (nn.RNN): kernel = [weight_ih; weight_hh]^T, bias = bias_ih + bias_hh; the cell's
+// activation must be the module's nonlinearity (not in the state_dict: build both alike).
 // Export: bias_ih = TF's bias (reordered), bias_hh = forget_bias on the f block and 0 elsewhere
 // (GRU: 0 on r | z, the hidden projection bias on n). So cellflow -> PyTorch -> cellflow is
 // bitwise exact; PyTorch -> cellflow -> PyTorch keeps bias_ih + bias_hh, not the split.
@@ -46,6 +50,12 @@ struct PyTorchLSTMLayer {
 template <class T>
 struct PyTorchGRULayer {
   Matrix<T> weight_ih, weight_hh, bias_ih, bias_hh;  ///< [3H, D], [3H, H], [3H] and [3H]; gate rows r | z | n
+};
+
+/// One layer of a PyTorch nn.RNN (nonlinearity 'tanh' or 'relu'). Empty biases mean bias=False.
+template <class T>
+struct PyTorchRNNLayer {
+  Matrix<T> weight_ih, weight_hh, bias_ih, bias_hh;  ///< [H, D], [H, H], [H] and [H]
 };
 
 /// A PyTorch state_dict: "weight_ih_l0", "bias_hh_l1", ... -> tensor (1-D as 1 x n).
@@ -251,6 +261,59 @@ PyTorchGRULayer<T> gru_gradients_to_pytorch(const GRUResetAfterWeights<T>& grads
   return detail::gru_to_pytorch_impl("gru_gradients_to_pytorch", grads, true);
 }
 
+/// PyTorch nn.RNN layer -> BasicRNNCell variables: kernel [D + H, H] = [weight_ih; weight_hh]^T,
+/// bias = bias_ih + bias_hh.
+template <class T>
+BasicRNNWeights<T> rnn_from_pytorch(const PyTorchRNNLayer<T>& p, const std::string& suffix = "") {
+  const std::string op = "rnn_from_pytorch";
+  const Index H = detail::torch_units(op, "weight_ih" + suffix, p.weight_ih, 1, "[hidden_size, input_size]");
+  const Index D = p.weight_ih.cols();
+  detail::expect_shape(op, "weight_hh" + suffix, p.weight_hh, H, H);
+  const bool bias = detail::check_bias_pair(op, "bias_ih" + suffix, p.bias_ih, "bias_hh" + suffix, p.bias_hh, H);
+  BasicRNNWeights<T> w;
+  w.kernel.resize(D + H, H);
+  w.kernel.topRows(D) = p.weight_ih.transpose();
+  w.kernel.bottomRows(H) = p.weight_hh.transpose();
+  if (bias)
+    w.bias = p.bias_ih + p.bias_hh;
+  else
+    w.bias.setZero(1, H);
+  return w;
+}
+
+namespace detail {
+
+template <class T>
+PyTorchRNNLayer<T> rnn_to_pytorch_impl(const std::string& op, const BasicRNNWeights<T>& w, bool grads) {
+  const Index H = w.kernel.cols(), D = w.kernel.rows() - H;
+  if (H <= 0 || D <= 0)
+    throw ShapeError(detail::concat(op, ": kernel expected [input_depth + num_units, num_units], given ",
+                                    given_shape(w.kernel, false)));
+  expect_vector(op, "bias", w.bias, H);
+  PyTorchRNNLayer<T> p;
+  p.weight_ih = w.kernel.topRows(D).transpose();
+  p.weight_hh = w.kernel.bottomRows(H).transpose();
+  p.bias_ih = w.bias;
+  p.bias_hh = grads ? Matrix<T>(w.bias) : Matrix<T>(Matrix<T>::Zero(1, H));
+  return p;
+}
+
+}  // namespace detail
+
+/// BasicRNNCell variables -> PyTorch nn.RNN layer (bias_hh = 0), so rnn_from_pytorch gives back
+/// the variables bitwise.
+template <class T>
+PyTorchRNNLayer<T> rnn_to_pytorch(const BasicRNNWeights<T>& w) {
+  return detail::rnn_to_pytorch_impl("rnn_to_pytorch", w, false);
+}
+
+/// Gradients of BasicRNNCell variables -> gradients of the PyTorch parameters (d bias_ih =
+/// d bias_hh = d bias).
+template <class T>
+PyTorchRNNLayer<T> rnn_gradients_to_pytorch(const BasicRNNWeights<T>& grads) {
+  return detail::rnn_to_pytorch_impl("rnn_gradients_to_pytorch", grads, true);
+}
+
 // ---- whole modules: a single cell (a one-layer module) or a MultiRNNCell ----
 
 namespace detail {
@@ -286,7 +349,27 @@ std::string torch_kind_error(const std::string& op, Index l, const LayerInfo<T>&
   if (info.kind == LayerKind::lstm_peephole)
     return detail::concat(op, ": layer ", l, " is ", info.name,
                           " with peepholes, which PyTorch's nn.LSTM does not have");
-  return detail::concat(op, ": layer ", l, " is ", info.name, ", which has no PyTorch nn.LSTM/nn.GRU counterpart");
+  return detail::concat(op, ": layer ", l, " is ", info.name,
+                        ", which has no PyTorch nn.LSTM/nn.GRU/nn.RNN counterpart");
+}
+
+/// Whether the layer is one of a PyTorch module: an LSTM without peepholes, a reset-after GRU, or a
+/// BasicRNNCell.
+template <class T>
+bool torch_kind(const LayerInfo<T>& info) {
+  return info.kind == LayerKind::lstm || info.kind == LayerKind::gru_reset_after || info.kind == LayerKind::rnn;
+}
+
+/// ValueError unless the layer's activation is one PyTorch has: tanh for nn.LSTM and nn.GRU,
+/// tanh or relu (the module's nonlinearity) for nn.RNN.
+template <class T>
+void check_torch_activation(const std::string& op, Index l, const LayerInfo<T>& info) {
+  if (info.kind == LayerKind::rnn && info.activation == "custom")
+    throw ValueError(detail::concat(op, ": layer ", l, " is ", info.name,
+                                    " with a user-supplied activation; PyTorch's nn.RNN computes tanh or relu"));
+  if (info.kind != LayerKind::rnn && info.activation != "tanh")
+    throw ValueError(detail::concat(op, ": layer ", l, " is ", info.name, " with activation ", info.activation,
+                                    "; PyTorch's nn.LSTM and nn.GRU compute tanh only"));
 }
 
 /// Whether layer kinds (LSTM vs GRU) and sizes are uniform, as one PyTorch module needs.
@@ -295,9 +378,12 @@ void check_uniform(const std::string& op, const std::vector<LayerInfo<T>>& infos
   for (std::size_t l = 1; l < infos.size(); ++l) {
     const auto& a = infos[0];
     const auto& b = infos[l];
-    if ((a.kind == LayerKind::lstm) != (b.kind == LayerKind::lstm))
-      throw ValueError(detail::concat(op, ": one PyTorch module is all nn.LSTM or all nn.GRU layers; layer 0 is ",
-                                      a.name, ", layer ", l, " is ", b.name));
+    if (a.kind != b.kind)
+      throw ValueError(detail::concat(op, ": one PyTorch module is all nn.LSTM, all nn.GRU or all nn.RNN layers; ",
+                                      "layer 0 is ", a.name, ", layer ", l, " is ", b.name));
+    if (a.activation != b.activation)
+      throw ValueError(detail::concat(op, ": a PyTorch nn.RNN has one nonlinearity; layer 0 has activation ",
+                                      a.activation, ", layer ", l, " has ", b.activation));
     if (a.num_units != b.num_units)
       throw ValueError(detail::concat(op, ": a PyTorch module has one hidden_size; layer 0 has num_units ", a.num_units,
                                       ", layer ", l, " has ", b.num_units));
@@ -338,9 +424,10 @@ void plan_torch_layer(const std::string& op, Cell& cell, Index l, const StateDic
                       std::set<std::string>& used, std::vector<Write<T>>& writes) {
   const LayerInfo<T> info = layer_info(cell);
   const std::string ctx = detail::concat("layer ", l, ", ", info.name);
-  const bool lstm = info.kind == LayerKind::lstm;
-  if (!lstm && info.kind != LayerKind::gru_reset_after) throw ValueError(torch_kind_error(op, l, info));
-  const Index G = lstm ? 4 : 3, H = info.num_units, D = info.input_depth;
+  const bool lstm = info.kind == LayerKind::lstm, rnn = info.kind == LayerKind::rnn;
+  if (!torch_kind(info)) throw ValueError(torch_kind_error(op, l, info));
+  check_torch_activation(op, l, info);
+  const Index G = lstm ? 4 : rnn ? 1 : 3, H = info.num_units, D = info.input_depth;
   const Index P = lstm ? info.output_size : H;
   auto take = [&](const char* base, Index rows, Index cols, bool one_d) {
     const std::string key = torch_key(base, l);
@@ -368,6 +455,15 @@ void plan_torch_layer(const std::string& op, Cell& cell, Index l, const StateDic
     }
     plan_writes<T>(op, info.name, cv, named(lstm_from_pytorch(p, info.forget_bias, detail::concat("_l", l))), source,
                    writes);
+  } else if (rnn) {
+    PyTorchRNNLayer<T> p;
+    p.weight_ih = take("weight_ih", H, D, false);
+    p.weight_hh = take("weight_hh", H, H, false);
+    if (has_bias) {
+      p.bias_ih = take("bias_ih", 1, H, true);
+      p.bias_hh = take("bias_hh", 1, H, true);
+    }
+    plan_writes<T>(op, info.name, cv, named(rnn_from_pytorch(p, detail::concat("_l", l))), source, writes);
   } else {
     PyTorchGRULayer<T> p;
     p.weight_ih = take("weight_ih", G * H, D, false);
@@ -382,10 +478,12 @@ void plan_torch_layer(const std::string& op, Cell& cell, Index l, const StateDic
 
 }  // namespace detail
 
-/// Loads a PyTorch nn.LSTM or nn.GRU state_dict into `model`: a MultiRNNCell (layer l from the
-/// keys ending in _l<l>) or a single cell (a one-layer module). LSTM layers must be
+/// Loads a PyTorch nn.LSTM, nn.GRU or nn.RNN state_dict into `model`: a MultiRNNCell (layer l
+/// from the keys ending in _l<l>) or a single cell (a one-layer module). LSTM layers must be
 /// BasicLSTMCell/LSTMCell without peepholes (with num_proj for proj_size; each cell's own
-/// forget_bias is subtracted), GRU layers CudnnCompatibleGRUCells. Every tensor's shape is checked
+/// forget_bias is subtracted) with activation tanh, GRU layers CudnnCompatibleGRUCells, nn.RNN
+/// layers BasicRNNCells whose activation is the module's nonlinearity (tanh or relu: the
+/// state_dict does not say which, so the cells must be built with it). Every tensor's shape is checked
 /// against the cell (ShapeError naming the key, the expected and the given shape); missing,
 /// unexpected or bidirectional keys are ValueErrors. On any error the model is unchanged.
 template <class Model, class T = typename Model::Scalar>
@@ -412,8 +510,8 @@ StateDict<T> export_torch(const std::string& op, Model& model, Field field) {
   for_each_layer(model, [&](Index l, auto& cell) {
     infos.push_back(layer_info(cell));
     const auto& info = infos.back();
-    if (info.kind != LayerKind::lstm && info.kind != LayerKind::gru_reset_after)
-      throw ValueError(torch_kind_error(op, l, info));
+    if (!torch_kind(info)) throw ValueError(torch_kind_error(op, l, info));
+    check_torch_activation(op, l, info);
   });
   check_uniform(op, infos);
   StateDict<T> sd;
@@ -428,6 +526,13 @@ StateDict<T> export_torch(const std::string& op, Model& model, Field field) {
       put("bias_ih", std::move(p.bias_ih));
       put("bias_hh", std::move(p.bias_hh));
       if (info.projection) put("weight_hr", std::move(p.weight_hr));
+    } else if (info.kind == LayerKind::rnn) {
+      const auto w = basic_rnn_weights(cell, field);
+      auto p = field == Field::value ? rnn_to_pytorch(w) : rnn_gradients_to_pytorch(w);
+      put("weight_ih", std::move(p.weight_ih));
+      put("weight_hh", std::move(p.weight_hh));
+      put("bias_ih", std::move(p.bias_ih));
+      put("bias_hh", std::move(p.bias_hh));
     } else {
       const auto w = gru_reset_after_weights(cell, field);
       auto p = field == Field::value ? gru_to_pytorch(w) : gru_gradients_to_pytorch(w);
@@ -442,10 +547,12 @@ StateDict<T> export_torch(const std::string& op, Model& model, Field field) {
 
 }  // namespace detail
 
-/// The state_dict of the PyTorch nn.LSTM / nn.GRU equal to `model` (a MultiRNNCell or a single
-/// cell): keys weight_ih_l<l>, weight_hh_l<l>, bias_ih_l<l>, bias_hh_l<l> (and weight_hr_l<l>
-/// with num_proj). Needs what one PyTorch module can express: all layers LSTM (no peepholes) or
-/// all reset-after GRU, one num_units and one num_proj; otherwise ValueError.
+/// The state_dict of the PyTorch nn.LSTM / nn.GRU / nn.RNN equal to `model` (a MultiRNNCell or a
+/// single cell): keys weight_ih_l<l>, weight_hh_l<l>, bias_ih_l<l>, bias_hh_l<l> (and
+/// weight_hr_l<l> with num_proj). Needs what one PyTorch module can express: all layers LSTM (no
+/// peepholes, tanh), all reset-after GRU (tanh) or all BasicRNNCell with one activation (tanh or
+/// relu: build the nn.RNN with that nonlinearity), one num_units and one num_proj; otherwise
+/// ValueError.
 template <class Model, class T = typename Model::Scalar>
 StateDict<T> pytorch_state_dict(Model& model) {
   return detail::export_torch("pytorch_state_dict", model, Field::value);

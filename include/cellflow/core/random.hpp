@@ -2,6 +2,7 @@
 // Rng&, so two models built from the same seed are identical on every platform.
 #pragma once
 
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <random>
@@ -72,6 +73,43 @@ template <class T>
 void glorot_uniform(Matrix<T>& m, Index fan_in, Index fan_out, Rng& rng) {
   const T limit = static_cast<T>(std::sqrt(6.0 / static_cast<double>(fan_in + fan_out)));
   for (Index k = 0; k < m.size(); ++k) m.data()[k] = rng.uniform<T>(-limit, limit);
+}
+
+namespace detail {
+
+/// SplitMix64's finaliser: a bijection of 64-bit values that mixes every input bit into every
+/// output bit.
+inline std::uint64_t mix64(std::uint64_t z) {
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+}  // namespace detail
+
+/// A random number that is a pure function of its key: uniform in [0, 1) with the precision of T
+/// (24 bits for float, 53 for double), the same on every platform, in any order and on any thread.
+/// Dropout draws its masks this way, keyed by (seed, draw, example, step * width + unit), so that
+/// a mask does not depend on how a batch is split over threads or how many steps run at once.
+template <class T>
+T keyed_uniform01(std::uint64_t seed, std::uint64_t draw, std::uint64_t example, std::uint64_t position) {
+  detail::check_scalar<T>();
+  std::uint64_t h = detail::mix64(seed + 0x9e3779b97f4a7c15ULL);
+  h = detail::mix64(h ^ (draw + 0x632be59bd9b4e019ULL));
+  h = detail::mix64(h ^ (example + 0x85157af5d0a9c1b3ULL));
+  h = detail::mix64(h ^ (position + 0xd6e8feb86659fd93ULL));
+  if constexpr (sizeof(T) <= 4) {
+    return static_cast<T>(h >> 40) * T(1.0 / 16777216.0);
+  } else {
+    return static_cast<T>(h >> 11) * T(1.0 / 9007199254740992.0);
+  }
+}
+
+/// The next value of a process-wide counter (1, 2, 3, ...; thread-safe): the random draw a
+/// training run makes when RNNOptions::draw is not set.
+inline std::uint64_t next_random_draw() {
+  static std::atomic<std::uint64_t> counter{0};
+  return counter.fetch_add(1, std::memory_order_relaxed) + 1;
 }
 
 }  // namespace cellflow

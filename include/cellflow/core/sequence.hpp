@@ -55,6 +55,14 @@ struct SequenceArgs {
   /// step. dynamic_rnn sets it when the batch runs as one slice (otherwise the layers finish
   /// together, when the slices' gradients are summed).
   BackwardObserver* observer = nullptr;
+  /// Position of this run's first example in the whole batch: a slice of a batch split over
+  /// threads starts at its offset. Per-example random draws (dropout masks) are keyed by
+  /// first_example + b, so they do not depend on how the batch is split.
+  Index first_example = 0;
+  /// Which draw of random masks (dropout) this run makes (RNNOptions::draw): a run with the same
+  /// draw, the same examples and the same seeds drops the same units; backward reads the draw its
+  /// forward pass made.
+  std::uint64_t draw = 0;
 
   /// Whether example b has ended before step t (t >= its length).
   bool ended(Index t, Index b) const { return lengths != nullptr && t >= lengths[static_cast<std::size_t>(b)]; }

@@ -61,10 +61,22 @@ std::string describe(const VariableList<T>& vars, const io::detail::identity_t<O
   return out.str();
 }
 
-/// As above, for a Model (anything with variables()).
+/// As above, for a Model (anything with variables() and config()), followed by every layer's
+/// CellConfig: its kind, num_units and every option by name (forget_bias, activation, ...), so
+/// that ranks whose cells compute differently with the same variables (another activation, say)
+/// are told apart.
 template <class Model, class = decltype(std::declval<Model&>().gradient_groups())>
 std::string describe(Model& model, const Optimizer<typename Model::Scalar>* optimizer = nullptr) {
-  return describe(model.variables(), optimizer);
+  std::ostringstream out;
+  out.precision(17);
+  out << describe(model.variables(), optimizer);
+  const auto& cells = model.config().cells;
+  for (std::size_t l = 0; l < cells.size(); ++l) {
+    out << "layer " << l << " " << cells[l].kind << " num_units " << cells[l].num_units;
+    for (const auto& [name, value] : cells[l].options) out << " " << name << " " << value;
+    out << "\n";
+  }
+  return out.str();
 }
 
 /// Compares `description` (lines of text) across the ranks by a 64-bit digest. Returns when

@@ -72,15 +72,15 @@ std::string describe_data(const data::Dataset<T>& d, const char* what) {
 }  // namespace detail
 
 /// What must be the same on every rank of mpi::fit, one item a line: the model (dtype, variable
-/// names and shapes), the optimizer (kind, hyper-parameters, step), the options that shape the
-/// run (epochs, batch size, seed or the generator's next draw, shuffling, clipping) and the data
-/// (sizes and a digest of the contents).
+/// names and shapes, each layer's kind and options), the optimizer (kind, hyper-parameters, step), the options that
+/// shape the run (epochs, batch size, seed or the generator's next draw, shuffling, clipping) and the data (sizes and a
+/// digest of the contents).
 template <class T>
 std::string describe_training(Model<T>& model, const Optimizer<T>& optimizer, const data::Dataset<T>& train,
                               const data::Dataset<T>* validation, const FitOptions& options) {
   std::ostringstream out;
   out.precision(17);
-  out << describe(model.variables(), &optimizer);
+  out << describe(model, &optimizer);  // the variables, the optimizer, every layer's kind and options
   out << "fit epochs " << options.epochs << ", initial_epoch " << options.initial_epoch << ", batch_size "
       << options.batch_size << ", shuffle " << options.shuffle << ", clip_norm " << options.clip_norm
       << ", on_nonfinite " << static_cast<int>(options.on_nonfinite) << "\n";

@@ -7,40 +7,58 @@
 //   cf::AnyCell<float> cell = cf::make_cell<float>(cf::LSTM(150, peepholes), /*input_depth=*/28, rng);
 //
 // The layer helpers are named as TF's classes without "Cell": BasicLSTM(150) describes
-// tf.nn.rnn_cell.BasicLSTMCell(150), GRU(64) tf.nn.rnn_cell.GRUCell(64). Their input depth is
-// left 0: the model fills it in (the first layer reads the inputs, every other one the layer
-// below).
+// tf.nn.rnn_cell.BasicLSTMCell(150), GRU(64) tf.nn.rnn_cell.GRUCell(64), BasicRNN(64,
+// ActivationKind::relu) tf.nn.rnn_cell.BasicRNNCell(64, activation=tf.nn.relu). Their input depth
+// is left 0: the model fills it in (the first layer reads the inputs, every other one the layer
+// below). An architecture holds built-in activations only (tanh, relu): a cell with a user's
+// activation function is built in code, and Model::save refuses to write its architecture.
 #pragma once
 
 #include <cerrno>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <limits>
 #include <map>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "cellflow/cells/activations.hpp"
+#include "cellflow/cells/basic_rnn_cell.hpp"
 #include "cellflow/cells/cell_traits.hpp"
 #include "cellflow/cells/gru_cell.hpp"
+#include "cellflow/cells/layer_norm_basic_lstm_cell.hpp"
 #include "cellflow/cells/lstm_cell.hpp"
 #include "cellflow/core/error.hpp"
 #include "cellflow/core/random.hpp"
 #include "cellflow/core/types.hpp"
 #include "cellflow/detail/bytes.hpp"
 #include "cellflow/rnn/any_cell.hpp"
+#include "cellflow/rnn/dropout_wrapper.hpp"
 #include "cellflow/version.hpp"
 
 namespace cellflow {
 
-/// tf.nn.rnn_cell.BasicLSTMCell(num_units, forget_bias) as a layer of a model.
-inline CellConfig BasicLSTM(Index num_units, double forget_bias = 1.0) {
+namespace detail {
+/// Records a built-in activation in c.options["activation"] (nothing for tanh, the default).
+inline void set_activation(CellConfig& c, ActivationKind activation) {
+  if (activation != ActivationKind::tanh) c.options["activation"] = static_cast<double>(static_cast<int>(activation));
+}
+}  // namespace detail
+
+/// tf.nn.rnn_cell.BasicLSTMCell(num_units, forget_bias, activation) as a layer of a model
+/// (activation tanh or relu: an architecture holds no user function).
+inline CellConfig BasicLSTM(Index num_units, double forget_bias = 1.0,
+                            ActivationKind activation = ActivationKind::tanh) {
   CellConfig c;
   c.kind = "BasicLSTMCell";
   c.num_units = c.output_size = num_units;
   c.options["forget_bias"] = forget_bias;
+  detail::set_activation(c, activation);
   return c;
 }
 
@@ -56,27 +74,70 @@ inline CellConfig LSTM(Index num_units, const LSTMOptions<double>& options = {})
   if (options.cell_clip) c.options["cell_clip"] = *options.cell_clip;
   if (options.num_proj) c.options["num_proj"] = static_cast<double>(*options.num_proj);
   if (options.proj_clip) c.options["proj_clip"] = *options.proj_clip;
+  detail::set_activation(c, options.activation.kind());
   return c;
 }
 
-/// tf.nn.rnn_cell.GRUCell(num_units) as a layer of a model.
-inline CellConfig GRU(Index num_units) {
+/// tf.nn.rnn_cell.GRUCell(num_units, activation) as a layer of a model.
+inline CellConfig GRU(Index num_units, ActivationKind activation = ActivationKind::tanh) {
   CellConfig c;
   c.kind = "GRUCell";
   c.num_units = c.output_size = num_units;
+  detail::set_activation(c, activation);
+  return c;
+}
+
+/// tf.nn.rnn_cell.BasicRNNCell(num_units, activation) as a layer of a model.
+inline CellConfig BasicRNN(Index num_units, ActivationKind activation = ActivationKind::tanh) {
+  CellConfig c;
+  c.kind = "BasicRNNCell";
+  c.num_units = c.output_size = num_units;
+  detail::set_activation(c, activation);
   return c;
 }
 
 /// tf.contrib.cudnn_rnn.CudnnCompatibleGRUCell(num_units) (reset after the matmul) as a layer.
 inline CellConfig CudnnCompatibleGRU(Index num_units) {
-  CellConfig c = GRU(num_units);
+  CellConfig c;
   c.kind = "CudnnCompatibleGRUCell";
+  c.num_units = c.output_size = num_units;
   return c;
+}
+
+/// tf.contrib.rnn.LayerNormBasicLSTMCell(num_units, forget_bias, layer_norm, norm_gain,
+/// norm_shift, dropout_keep_prob, dropout_prob_seed) as a layer of a model (activation tanh).
+inline CellConfig LayerNormBasicLSTM(Index num_units, const LayerNormBasicLSTMOptions<double>& options = {}) {
+  CellConfig c;
+  c.kind = "LayerNormBasicLSTMCell";
+  c.num_units = c.output_size = num_units;
+  c.options["forget_bias"] = options.forget_bias;
+  c.options["layer_norm"] = options.layer_norm ? 1 : 0;
+  c.options["norm_gain"] = options.norm_gain;
+  c.options["norm_shift"] = options.norm_shift;
+  c.options["dropout_keep_prob"] = options.dropout_keep_prob;
+  if (options.dropout_prob_seed) c.options["dropout_prob_seed"] = static_cast<double>(*options.dropout_prob_seed);
+  return c;
+}
+
+/// `cell` wrapped in tf.nn.rnn_cell.DropoutWrapper(cell, input_keep_prob, output_keep_prob,
+/// state_keep_prob, variational_recurrent) as a layer of a model: the layer's CellConfig gets
+/// those options (the ones that are not the default), make_cell builds a DropoutWrapper around
+/// the cell, and the architecture text records them, so load_model rebuilds it. The seed of the
+/// masks is the option dropout_seed, which a ModelConfig sets to the layer's index when it is not
+/// given. Keep probabilities must be in (0, 1].
+inline CellConfig with_dropout(CellConfig cell, double output_keep_prob, double input_keep_prob = 1.0,
+                               double state_keep_prob = 1.0, bool variational_recurrent = false) {
+  if (input_keep_prob != 1.0) cell.options["input_keep_prob"] = input_keep_prob;
+  if (output_keep_prob != 1.0) cell.options["output_keep_prob"] = output_keep_prob;
+  if (state_keep_prob != 1.0) cell.options["state_keep_prob"] = state_keep_prob;
+  if (variational_recurrent) cell.options["variational_recurrent"] = 1;
+  return cell;
 }
 
 /// The cell kinds make_cell builds and load_model reads, by TF class name.
 inline const std::vector<std::string>& known_cell_kinds() {
-  static const std::vector<std::string> kinds = {"BasicLSTMCell", "LSTMCell", "GRUCell", "CudnnCompatibleGRUCell"};
+  static const std::vector<std::string> kinds = {
+      "BasicLSTMCell", "LSTMCell", "GRUCell", "CudnnCompatibleGRUCell", "LayerNormBasicLSTMCell", "BasicRNNCell"};
   return kinds;
 }
 
@@ -88,10 +149,27 @@ inline std::string known_kinds_list() {
   return s;
 }
 
-/// The options each kind takes; any other is an error (a typo must not be ignored).
+/// The options of a layer's DropoutWrapper (with_dropout), which every kind takes.
+inline const std::vector<std::string>& dropout_options() {
+  static const std::vector<std::string> o = {"input_keep_prob", "output_keep_prob", "state_keep_prob",
+                                             "variational_recurrent", "dropout_seed"};
+  return o;
+}
+
+/// Whether a layer's config asks for a DropoutWrapper (a keep probability or variational_recurrent set).
+inline bool has_dropout(const CellConfig& c) {
+  return c.has("input_keep_prob") || c.has("output_keep_prob") || c.has("state_keep_prob") ||
+         c.has("variational_recurrent");
+}
+
+/// The options each kind takes besides dropout_options(); any other is an error (a typo must not
+/// be ignored).
 inline std::vector<std::string> allowed_options(const std::string& kind) {
-  if (kind == "BasicLSTMCell") return {"forget_bias"};
-  if (kind == "LSTMCell") return {"forget_bias", "use_peepholes", "cell_clip", "num_proj", "proj_clip"};
+  if (kind == "BasicLSTMCell") return {"forget_bias", "activation"};
+  if (kind == "LSTMCell") return {"forget_bias", "use_peepholes", "cell_clip", "num_proj", "proj_clip", "activation"};
+  if (kind == "GRUCell" || kind == "BasicRNNCell") return {"activation"};
+  if (kind == "LayerNormBasicLSTMCell")
+    return {"forget_bias", "layer_norm", "norm_gain", "norm_shift", "dropout_keep_prob", "dropout_prob_seed"};
   return {};
 }
 
@@ -112,6 +190,7 @@ inline void check_cell_config(const CellConfig& c, const std::string& where) {
   for (const auto& [name, value] : c.options) {
     bool ok = false;
     for (const auto& a : allowed) ok = ok || a == name;
+    for (const auto& a : dropout_options()) ok = ok || a == name;
     if (!ok)
       throw ValueError(concat(
           where, ": ", c.kind, " has no option '", name, "' (",
@@ -122,7 +201,12 @@ inline void check_cell_config(const CellConfig& c, const std::string& where) {
                                   for (const auto& a : allowed) s += (s.empty() ? "" : ", ") + a;
                                   return s;
                                 }(),
-          ")"));
+          "); any layer also takes with_dropout's ",
+          [] {
+            std::string s;
+            for (const auto& a : dropout_options()) s += (s.empty() ? "" : ", ") + a;
+            return s;
+          }()));
     if (!std::isfinite(value)) throw ValueError(concat(where, ": ", c.kind, " option ", name, " is ", value));
   }
   if (c.has("num_proj")) {
@@ -136,6 +220,55 @@ inline void check_cell_config(const CellConfig& c, const std::string& where) {
       throw ValueError(concat(where, ": LSTMCell ", clip, " must be > 0, given ", c.get(clip)));
   if (c.has("use_peepholes") && c.get("use_peepholes") != 0 && c.get("use_peepholes") != 1)
     throw ValueError(concat(where, ": LSTMCell use_peepholes must be 0 or 1, given ", c.get("use_peepholes")));
+  if (c.has("layer_norm") && c.get("layer_norm") != 0 && c.get("layer_norm") != 1)
+    throw ValueError(concat(where, ": LayerNormBasicLSTMCell layer_norm must be 0 or 1, given ", c.get("layer_norm")));
+  if (c.has("dropout_keep_prob") && !(c.get("dropout_keep_prob") > 0 && c.get("dropout_keep_prob") <= 1))
+    throw ValueError(concat(where, ": LayerNormBasicLSTMCell dropout_keep_prob must be in (0, 1], given ",
+                            c.get("dropout_keep_prob")));
+  if (c.has("dropout_prob_seed")) {
+    const double s = c.get("dropout_prob_seed");
+    if (!(s >= 0 && s < 9007199254740992.0 && s == std::floor(s)))
+      throw ValueError(
+          concat(where, ": LayerNormBasicLSTMCell dropout_prob_seed must be an integer in [0, 2^53), given ", s));
+  }
+  for (const char* keep : {"input_keep_prob", "output_keep_prob", "state_keep_prob"})
+    if (c.has(keep) && !(c.get(keep) > 0 && c.get(keep) <= 1))
+      throw ValueError(concat(where, ": ", c.kind, " ", keep, " must be in (0, 1], given ", c.get(keep)));
+  if (c.has("variational_recurrent") && c.get("variational_recurrent") != 0 && c.get("variational_recurrent") != 1)
+    throw ValueError(
+        concat(where, ": ", c.kind, " variational_recurrent must be 0 or 1, given ", c.get("variational_recurrent")));
+  if (c.has("dropout_seed")) {
+    const double seed = c.get("dropout_seed");
+    if (!(seed >= 0 && seed < 9007199254740992.0 && seed == std::floor(seed)))
+      throw ValueError(concat(where, ": ", c.kind, " dropout_seed must be an integer in [0, 2^53), given ", seed));
+  }
+  if (c.has("activation")) {
+    const double a = c.get("activation");
+    if (a == -1)
+      throw ValueError(concat(where, ": ", c.kind, " has a user-supplied activation function, which an architecture ",
+                              "cannot hold (only tanh and relu); build that cell in code"));
+    if (a != 0 && a != 1)
+      throw ValueError(concat(where, ": ", c.kind, " activation code ", a, " is unknown (0 = tanh, 1 = relu)"));
+  }
+}
+
+/// Index of the first layer of `cells` whose activation is a user's function, or -1.
+inline Index first_custom_activation(const std::vector<CellConfig>& cells) {
+  for (std::size_t l = 0; l < cells.size(); ++l)
+    if (cells[l].get("activation", 0) == -1) return static_cast<Index>(l);
+  return -1;
+}
+
+/// The flat layer config of a cell: a DropoutWrapper around a known kind is its wrapped cell's
+/// config with the dropout options (with_dropout's, and dropout_seed); any other config as it is.
+inline CellConfig flat_cell_config(const CellConfig& c) {
+  if (c.kind != "DropoutWrapper" || c.wrapped.size() != 1 || !c.wrapped.front().wrapped.empty()) return c;
+  CellConfig r = c.wrapped.front();
+  for (const char* keep : {"input_keep_prob", "output_keep_prob", "state_keep_prob"})
+    if (c.get(keep, 1.0) != 1.0) r.options[keep] = c.get(keep);
+  if (c.get("variational_recurrent") != 0) r.options["variational_recurrent"] = 1;
+  if (has_dropout(r)) r.options["dropout_seed"] = c.get("seed");
+  return r;
 }
 
 /// ValueError unless `name` (a variable scope) can be written into an architecture text and
@@ -164,8 +297,19 @@ AnyCell<T> make_cell(const CellConfig& c, Index input_depth, Rng& rng) {
   detail::check_cell_config(checked, "make_cell");
   if (input_depth <= 0)
     throw ValueError(detail::concat("make_cell: input_depth must be positive, given ", input_depth));
+  const Activation<T> activation = Activation<T>::from_code(c.get("activation", 0), "make_cell");
+  // The cell, wrapped in a DropoutWrapper when the config asks for one (with_dropout).
+  const auto finish = [&c](auto cell) -> AnyCell<T> {
+    if (!detail::has_dropout(c)) return AnyCell<T>(std::move(cell));
+    std::optional<std::uint64_t> seed;
+    if (c.has("dropout_seed")) seed = static_cast<std::uint64_t>(c.get("dropout_seed"));
+    return AnyCell<T>(DropoutWrapper<decltype(cell)>(std::move(cell), c.get("input_keep_prob", 1.0),
+                                                     c.get("output_keep_prob", 1.0), c.get("state_keep_prob", 1.0),
+                                                     c.get("variational_recurrent") != 0, seed));
+  };
   if (c.kind == "BasicLSTMCell")
-    return BasicLSTMCell<T>(input_depth, c.num_units, rng, static_cast<T>(c.get("forget_bias", 1.0)));
+    return finish(
+        BasicLSTMCell<T>(input_depth, c.num_units, rng, static_cast<T>(c.get("forget_bias", 1.0)), activation));
   if (c.kind == "LSTMCell") {
     LSTMOptions<T> o;
     o.forget_bias = static_cast<T>(c.get("forget_bias", 1.0));
@@ -173,10 +317,22 @@ AnyCell<T> make_cell(const CellConfig& c, Index input_depth, Rng& rng) {
     if (c.has("cell_clip")) o.cell_clip = static_cast<T>(c.get("cell_clip"));
     if (c.has("num_proj")) o.num_proj = static_cast<Index>(c.get("num_proj"));
     if (c.has("proj_clip")) o.proj_clip = static_cast<T>(c.get("proj_clip"));
-    return LSTMCell<T>(input_depth, c.num_units, o, rng);
+    o.activation = activation;
+    return finish(LSTMCell<T>(input_depth, c.num_units, o, rng));
   }
-  if (c.kind == "GRUCell") return GRUCell<T>(input_depth, c.num_units, rng);
-  return CudnnCompatibleGRUCell<T>(input_depth, c.num_units, rng);
+  if (c.kind == "GRUCell") return finish(GRUCell<T>(input_depth, c.num_units, rng, activation));
+  if (c.kind == "BasicRNNCell") return finish(BasicRNNCell<T>(input_depth, c.num_units, rng, activation));
+  if (c.kind == "LayerNormBasicLSTMCell") {
+    LayerNormBasicLSTMOptions<T> o;
+    o.forget_bias = static_cast<T>(c.get("forget_bias", 1.0));
+    o.layer_norm = c.get("layer_norm", 1) != 0;
+    o.norm_gain = static_cast<T>(c.get("norm_gain", 1.0));
+    o.norm_shift = static_cast<T>(c.get("norm_shift", 0.0));
+    o.dropout_keep_prob = static_cast<T>(c.get("dropout_keep_prob", 1.0));
+    if (c.has("dropout_prob_seed")) o.dropout_prob_seed = static_cast<std::uint64_t>(c.get("dropout_prob_seed"));
+    return finish(LayerNormBasicLSTMCell<T>(input_depth, c.num_units, o, rng));
+  }
+  return finish(CudnnCompatibleGRUCell<T>(input_depth, c.num_units, rng));
 }
 
 /// A model's whole architecture: what Model<T> is built from and what its checkpoints record.
@@ -191,7 +347,14 @@ struct ModelConfig {
   /// (TF's MultiRNNCell, also for one layer), "<scope>/<cell scope>/..." without it (a single
   /// cell given straight to dynamic_rnn; needs exactly one layer).
   std::string scope = "rnn";
-  bool multi_rnn_cell = true;       ///< see `scope`
+  bool multi_rnn_cell = true;  ///< see `scope`
+  /// A bidirectional stack (tf.contrib.rnn.stack_bidirectional_dynamic_rnn): every entry of
+  /// `cells` is one layer of a forward and a backward cell of that kind; layer l > 0 reads layer
+  /// l - 1's concatenated [fw, bw] outputs and the head reads the top layer's final [h_fw, h_bw]
+  /// (TF: tf.concat([state_fw.h, state_bw.h], 1)). Variables
+  /// "<scope>/cell_<l>/bidirectional_rnn/fw|bw/<cell scope>/..." (TF's default scope is
+  /// "stack_bidirectional_rnn"; multi_rnn_cell must stay true). bidirectional_classifier sets both.
+  bool bidirectional = false;
   std::string head_name = "dense";  ///< the dense head's scope: "<head_name>/kernel", "<head_name>/bias"
   std::string loss = "sparse_softmax_cross_entropy";  ///< the only loss today
 
@@ -204,6 +367,10 @@ struct ModelConfig {
     if (classes < 1 || classes > (Index(1) << 24))
       throw ValueError(detail::concat("ModelConfig: classes must be in [1, 2^24], given ", classes));
     if (cells.empty()) throw ValueError("ModelConfig: needs at least one recurrent layer (cells is empty)");
+    if (bidirectional && !multi_rnn_cell)
+      throw ValueError(
+          "ModelConfig: a bidirectional model names its variables as stack_bidirectional_dynamic_rnn "
+          "(\"<scope>/cell_<l>/bidirectional_rnn/...\"); multi_rnn_cell = false does not apply");
     if (!multi_rnn_cell && cells.size() != 1)
       throw ValueError(detail::concat("ModelConfig: multi_rnn_cell = false names the variables of a single cell; the ",
                                       "model has ", cells.size(), " layers"));
@@ -215,14 +382,20 @@ struct ModelConfig {
     Index depth = input_depth;
     for (std::size_t l = 0; l < cells.size(); ++l) {
       cells[l].input_depth = depth;
+      // A layer with dropout and no seed: its index (two layers never share masks).
+      if (detail::has_dropout(cells[l]) && !cells[l].has("dropout_seed"))
+        cells[l].options["dropout_seed"] = static_cast<double>(l);
       detail::check_cell_config(cells[l], where(l));
       cells[l].output_size = detail::config_output_size(cells[l]);
-      depth = cells[l].output_size;
+      depth = bidirectional ? 2 * cells[l].output_size : cells[l].output_size;
     }
   }
 
-  /// The output size of the top recurrent layer (what the head reads).
-  Index rnn_output_size() const { return cells.empty() ? 0 : detail::config_output_size(cells.back()); }
+  /// The output size of the top recurrent layer (what the head reads): twice the top cell's for
+  /// a bidirectional model (forward and backward h side by side).
+  Index rnn_output_size() const {
+    return cells.empty() ? 0 : (bidirectional ? 2 : 1) * detail::config_output_size(cells.back());
+  }
 };
 
 /// A classifier: `cells` over inputs of `input_depth` features, a dense head with `classes`
@@ -232,6 +405,20 @@ inline ModelConfig classifier(Index input_depth, std::vector<CellConfig> cells, 
   c.input_depth = input_depth;
   c.cells = std::move(cells);
   c.classes = classes;
+  c.validate();
+  return c;
+}
+
+/// A bidirectional classifier: each entry of `cells` a layer of a forward and a backward cell of
+/// that kind (stack_bidirectional_dynamic_rnn, scope "stack_bidirectional_rnn"), a dense head on
+/// the top layer's [h_fw, h_bw] with `classes` outputs, sparse softmax cross-entropy; validated.
+inline ModelConfig bidirectional_classifier(Index input_depth, std::vector<CellConfig> cells, Index classes) {
+  ModelConfig c;
+  c.input_depth = input_depth;
+  c.cells = std::move(cells);
+  c.classes = classes;
+  c.bidirectional = true;
+  c.scope = "stack_bidirectional_rnn";
   c.validate();
   return c;
 }
@@ -251,6 +438,13 @@ inline std::string exact_number(double v) {
   return buf;
 }
 
+/// An option as the architecture text writes it: "activation" by name (tanh, relu), every other
+/// option as the shortest exact number.
+inline std::string option_value_text(const std::string& name, double value) {
+  if (name == "activation" && (value == 0 || value == 1)) return value == 0 ? "tanh" : "relu";
+  return exact_number(value);
+}
+
 }  // namespace detail
 
 /// The architecture as the text a checkpoint stores (metadata key "cellflow.model"), one line per
@@ -262,10 +456,21 @@ inline std::string exact_number(double v) {
 ///   cell BasicLSTMCell num_units=150 forget_bias=1
 ///   head dense name=dense classes=10
 ///   loss sparse_softmax_cross_entropy
+///
+/// A built-in activation other than tanh is written by name ("cell BasicRNNCell num_units=64
+/// activation=relu"). ValueError naming the layer when a cell has a user's activation function,
+/// which no text can hold.
 inline std::string to_text(const ModelConfig& c) {
+  if (const Index l = detail::first_custom_activation(c.cells); l >= 0)
+    throw ValueError(detail::concat("the architecture of layer ", l, " (", c.cells[static_cast<std::size_t>(l)].kind,
+                                    ") cannot be written: its activation is a user-supplied function, which no ",
+                                    "architecture text can hold (tanh and relu can)"));
   std::string s = detail::concat("cellflow-model ", detail::kModelTextVersion, "\n");
   s += detail::concat("input_depth ", c.input_depth, "\n");
-  s += detail::concat("rnn scope=", c.scope, " multi_rnn_cell=", c.multi_rnn_cell ? 1 : 0, "\n");
+  // "bidirectional=1" only when set: a unidirectional model's text is unchanged (older readers
+  // read it), and an older reader refuses a bidirectional one ("unknown rnn setting").
+  s += detail::concat("rnn scope=", c.scope, " multi_rnn_cell=", c.multi_rnn_cell ? 1 : 0,
+                      c.bidirectional ? " bidirectional=1" : "", "\n");
   for (const auto& cell : c.cells) {
     // A user's cell may name its kind with spaces ("elman_cell(num_units=4)"): one word here,
     // which load_model then reports as an unknown kind.
@@ -273,7 +478,7 @@ inline std::string to_text(const ModelConfig& c) {
     for (char& ch : kind)
       if (static_cast<unsigned char>(ch) <= ' ' || ch == '=') ch = '_';
     s += detail::concat("cell ", kind, " num_units=", cell.num_units);
-    for (const auto& [name, value] : cell.options) s += " " + name + "=" + detail::exact_number(value);
+    for (const auto& [name, value] : cell.options) s += " " + name + "=" + detail::option_value_text(name, value);
     s += "\n";
   }
   s += detail::concat("head dense name=", c.head_name, " classes=", c.classes, "\n");
@@ -344,6 +549,8 @@ inline ModelConfig model_config_from_text(const std::string& text, const std::st
           c.scope = v;
         else if (k == "multi_rnn_cell")
           c.multi_rnn_cell = integer(v, "multi_rnn_cell") != 0;
+        else if (k == "bidirectional")
+          c.bidirectional = integer(v, "bidirectional") != 0;
         else
           throw fail(concat("unknown rnn setting '", k, "'"));
       }
@@ -359,6 +566,10 @@ inline ModelConfig model_config_from_text(const std::string& text, const std::st
       for (const auto& [k, v] : pairs(2)) {
         if (k == "num_units")
           cell.num_units = integer(v, "num_units");
+        else if (k == "activation" && (v == "tanh" || v == "relu"))
+          cell.options[k] = v == "tanh" ? 0 : 1;
+        else if (k == "activation")
+          throw fail(concat("unknown activation '", v, "' (this cellflow knows tanh and relu)"));
         else
           cell.options[k] = number(v, k);
       }
@@ -399,10 +610,12 @@ inline ModelConfig model_config_from_text(const std::string& text, const std::st
 
 /// `c` with every option value rounded to T and back (what a model of T holds): a float model
 /// built with cell_clip 0.1 and one built from LSTMOptions<float>{cell_clip = 0.1f} compare equal.
+/// An integer seed (dropout_prob_seed) is kept as it is: a cell holds it as an integer.
 template <class T>
 ModelConfig rounded_to(ModelConfig c) {
   for (auto& cell : c.cells)
-    for (auto& [name, value] : cell.options) value = static_cast<double>(static_cast<T>(value));
+    for (auto& [name, value] : cell.options)
+      if (name != "dropout_prob_seed") value = static_cast<double>(static_cast<T>(value));
   return c;
 }
 
@@ -415,7 +628,7 @@ inline std::vector<std::string> differences(const ModelConfig& a, const ModelCon
   std::vector<std::string> d;
   const auto cell_text = [](const CellConfig& c) {
     std::string s = concat(c.kind, "(", c.num_units);
-    for (const auto& [k, v] : c.options) s += concat(", ", k, "=", detail::exact_number(v));
+    for (const auto& [k, v] : c.options) s += concat(", ", k, "=", detail::option_value_text(k, v));
     return s + ")";
   };
   const auto cmp = [&](const std::string& what, const std::string& x, const std::string& y) {
@@ -428,6 +641,7 @@ inline std::vector<std::string> differences(const ModelConfig& a, const ModelCon
   cmp("classes", std::to_string(a.classes), std::to_string(b.classes));
   cmp("scope", a.scope, b.scope);
   cmp("multi_rnn_cell", a.multi_rnn_cell ? "yes" : "no", b.multi_rnn_cell ? "yes" : "no");
+  cmp("bidirectional", a.bidirectional ? "yes" : "no", b.bidirectional ? "yes" : "no");
   cmp("head name", a.head_name, b.head_name);
   cmp("loss", a.loss, b.loss);
   return d;

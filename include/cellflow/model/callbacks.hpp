@@ -372,6 +372,38 @@ class LearningRateScheduler : public Callback {
   std::function<double(int, double)> schedule_;
 };
 
+/// Sets the learning rate before every training step from the global step, as a TF1 program that
+/// passes global_step to minimize() and a decayed rate to its optimizer: lr = schedule(step).
+/// The global step counts the steps (batches) fit has run, from initial_epoch *
+/// batches_per_epoch() for a resumed run (so it goes on where the uninterrupted run would be); a
+/// skipped step (NonFinitePolicy::skip) counts too. Step k (from 0) runs with schedule(k).
+///
+///   cf::PerStepLearningRateScheduler decay(cf::ExponentialDecay<float>(0.1, 1000, 0.96, true));
+///
+/// It overrides any other rate change (LearningRateScheduler, ReduceLROnPlateau) at the next step.
+class PerStepLearningRateScheduler : public Callback {
+ public:
+  /// `schedule(global_step)` returns the rate of that step (any callable taking a long long and
+  /// returning a number: ExponentialDecay, PiecewiseConstant, a lambda).
+  explicit PerStepLearningRateScheduler(std::function<double(long long global_step)> schedule)
+      : schedule_(std::move(schedule)) {
+    if (!schedule_) throw ValueError("PerStepLearningRateScheduler: the schedule is empty");
+  }
+  /// Starts the count at initial_epoch * batches_per_epoch() and sets the first step's rate.
+  void on_train_begin(FitContext& ctx) override {
+    step_ = static_cast<long long>(ctx.options().initial_epoch) * static_cast<long long>(ctx.batches_per_epoch());
+    ctx.set_learning_rate(schedule_(step_));
+  }
+  /// Counts the step and sets the next one's rate.
+  void on_batch_end(FitContext& ctx, const BatchLogs&) override { ctx.set_learning_rate(schedule_(++step_)); }
+  /// The global step of the next training step.
+  long long global_step() const { return step_; }
+
+ private:
+  std::function<double(long long)> schedule_;
+  long long step_ = 0;
+};
+
 /// Multiplies the learning rate by `factor` when `monitor` has not improved (by more than
 /// min_delta) for `patience` epochs, never below min_lr; after a reduction it waits `cooldown`
 /// epochs before counting again (Keras's ReduceLROnPlateau).

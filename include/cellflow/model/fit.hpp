@@ -205,6 +205,9 @@ History fit_impl(Model<T>& model, Optimizer<T>& optimizer, const data::Dataset<T
         else
           step_options.sequence_length = lengths;
         if (group) step_options.gradient_hook = &group->hook(global_sizes[k]);
+        // The dropout draw: the step's index in the whole run (resumable), one per rank.
+        const auto global_step = static_cast<std::uint64_t>(epoch - 1) * plan.size() + k;
+        step_options.draw = global_step * static_cast<std::uint64_t>(ranks) + static_cast<std::uint64_t>(rank) + 1;
         const StepResult r = model.train_step(x, y, optimizer, step_options);
         const Index m = global_sizes[k];  // the step's loss and accuracy are the global batch's
         ++logs.steps;

@@ -23,6 +23,18 @@
 //
 // save() writes a checkpoint (io/checkpoint.hpp) whose metadata also holds the architecture
 // (model/architecture.hpp); load_model<T>(path) rebuilds the model from the file alone.
+//
+// A bidirectional model (ModelConfig::bidirectional, bidirectional_classifier) runs its layers
+// as tf.contrib.rnn.stack_bidirectional_dynamic_rnn (rnn/stack_bidirectional.hpp), one forward
+// and one backward cell per layer, and its head reads the top layer's final h of both
+// directions side by side, as the TF1 program
+//
+//   outputs, states_fw, states_bw = tf.contrib.rnn.stack_bidirectional_dynamic_rnn(
+//       cells_fw, cells_bw, X, sequence_length=lengths, dtype=tf.float32)
+//   logits = tf.layers.dense(tf.concat([states_fw[-1].h, states_bw[-1].h], 1), 10)
+//
+// (`states[-1]` itself for GRU cells). It cannot stream (ModelStream): its backward direction
+// reads every sequence from its end.
 #pragma once
 
 #include <algorithm>
@@ -30,6 +42,7 @@
 #include <cstdint>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -55,6 +68,7 @@
 #include "cellflow/optimizers/optimizer.hpp"
 #include "cellflow/rnn/dynamic_rnn.hpp"
 #include "cellflow/rnn/multi_rnn_cell.hpp"
+#include "cellflow/rnn/stack_bidirectional.hpp"
 #include "cellflow/train/gradient_hook.hpp"
 #include "cellflow/train/numeric_guard.hpp"
 
@@ -80,6 +94,10 @@ struct TrainOptions {
   /// MPI): the step's gradients and statistics become the global batch's before the non-finite
   /// check, clipping and the update. Null: this batch alone.
   GradientHook* gradient_hook = nullptr;
+  /// The random draw of the layers' dropout masks (RNNOptions::draw; with_dropout layers). Unset:
+  /// the model's training step count (steps()). fit sets it to the step's index in the whole
+  /// run, so a run resumed with initial_epoch drops the units the uninterrupted run would have.
+  std::optional<std::uint64_t> draw;
 };
 
 /// Options of Model::evaluate, predict, predict_proba and logits (forward only).
@@ -127,12 +145,29 @@ class Model {
 
   /// The model `config` describes, its weights drawn from `rng` with TF's initializers (layer 0
   /// first, then the head: the order a hand-written program creates them in).
+  /// A bidirectional config draws layer 0's forward cell, its backward cell, then layer 1's, ...
+  /// (TF's creation order).
   Model(ModelConfig config, Rng& rng) : config_(std::move(config)) {
     detail::check_scalar<T>();
     config_.validate();
-    std::vector<AnyCell<T>> cells;
-    for (const auto& c : config_.cells) cells.push_back(make_cell<T>(c, c.input_depth, rng));
-    rnn_ = std::make_unique<MultiRNNCell<T>>(std::move(cells));
+    if (config_.bidirectional) {
+      fw_ = std::make_unique<std::vector<AnyCell<T>>>();
+      bw_ = std::make_unique<std::vector<AnyCell<T>>>();
+      for (const auto& c : config_.cells) {
+        fw_->push_back(make_cell<T>(c, c.input_depth, rng));
+        // The backward cell's dropout masks must not repeat the forward cell's: its seed is the
+        // layer's dropout_seed with bit 52 flipped (still below 2^53, and no layer's own seed).
+        CellConfig bw = c;
+        if (detail::has_dropout(bw))
+          bw.options["dropout_seed"] =
+              static_cast<double>(static_cast<std::uint64_t>(c.get("dropout_seed")) ^ (std::uint64_t(1) << 52));
+        bw_->push_back(make_cell<T>(bw, c.input_depth, rng));
+      }
+    } else {
+      std::vector<AnyCell<T>> cells;
+      for (const auto& c : config_.cells) cells.push_back(make_cell<T>(c, c.input_depth, rng));
+      rnn_ = std::make_unique<MultiRNNCell<T>>(std::move(cells));
+    }
     head_ = std::make_unique<Dense<T>>(config_.rnn_output_size(), config_.classes, rng, config_.head_name);
     bind();
   }
@@ -151,7 +186,8 @@ class Model {
       throw ShapeError(detail::concat("Model: the head reads ", head_->input_size(), " features, the stack outputs ",
                                       rnn_->output_size()));
     config_.input_depth = rnn_->input_depth();
-    for (Index l = 0; l < rnn_->num_layers(); ++l) config_.cells.push_back(rnn_->layer(l).config());
+    for (Index l = 0; l < rnn_->num_layers(); ++l)
+      config_.cells.push_back(detail::flat_cell_config(rnn_->layer(l).config()));
     config_.classes = head_->output_size();
     config_.scope = std::move(scope);
     config_.head_name = head_->name();
@@ -173,7 +209,9 @@ class Model {
   /// A deep copy: the copy owns its own weights (and no training buffers).
   Model(const Model& o)
       : config_(o.config_),
-        rnn_(std::make_unique<MultiRNNCell<T>>(*o.rnn_)),
+        rnn_(o.rnn_ ? std::make_unique<MultiRNNCell<T>>(*o.rnn_) : nullptr),
+        fw_(o.fw_ ? std::make_unique<std::vector<AnyCell<T>>>(*o.fw_) : nullptr),
+        bw_(o.bw_ ? std::make_unique<std::vector<AnyCell<T>>>(*o.bw_) : nullptr),
         head_(std::make_unique<Dense<T>>(*o.head_)),
         steps_(o.steps_),
         skipped_(o.skipped_) {
@@ -211,10 +249,9 @@ class Model {
     ro.batch_threads = detail::resolve_threads(options.batch_threads, op);
     ro.training = true;
     ++steps_;
+    ro.draw = options.draw ? *options.draw : static_cast<std::uint64_t>(steps_);
     vars_.zero_grad();
-    if (!cache_) cache_ = std::make_unique<RNNResult<MultiRNNCell<T>>>();
-    dynamic_rnn_into(*cache_, *rnn_, inputs, ro);
-    const Matrix<T>& h = cache_->final_state.back().h();  // TF: states[-1][1] (LSTM), states[-1] (GRU)
+    const Matrix<T>& h = forward_for_training(inputs, ro);  // TF: states[-1][1] (LSTM), states[-1] (GRU)
     const Matrix<T> logits = (*head_)(h);
     const auto xent = sparse_softmax_cross_entropy_with_logits(labels, logits);
     StepResult r;
@@ -226,9 +263,7 @@ class Model {
         if (options.on_nonfinite == NonFinitePolicy::stop) check_finite_loss(r.loss, steps_);
         return skip(r);
       }
-      auto d_state = rnn_->zero_state(h.rows());
-      d_state.back().h() = head_->backward(h, xent.mean_gradient());
-      dynamic_rnn_backward(*rnn_, *cache_, nullptr, &d_state);
+      backward_rnn(head_->backward(h, xent.mean_gradient()), nullptr);
     } else {
       // Every rank goes through the whole backward pass, even with a non-finite loss: the others
       // wait for its gradients, and the NaN they carry makes every rank see the same step.
@@ -240,8 +275,7 @@ class Model {
       if (global < stats.examples)
         throw ValueError(detail::concat(op, ": the gradient hook says the global batch has ", global,
                                         " examples, fewer than this rank's ", stats.examples));
-      auto d_state = rnn_->zero_state(h.rows());
-      d_state.back().h() = head_->backward(h, xent.backprop / static_cast<T>(global));
+      const Matrix<T> d_h = head_->backward(h, xent.backprop / static_cast<T>(global));
       hook->gradients_ready(groups_.front().first, groups_.front().second);
       struct LayerDone final : BackwardObserver {
         GradientHook* hook;
@@ -254,7 +288,7 @@ class Model {
       } observer;
       observer.hook = hook;
       observer.groups = &groups_;
-      dynamic_rnn_backward(*rnn_, *cache_, nullptr, &d_state, &observer);
+      backward_rnn(d_h, &observer);
       hook->end_backward(stats);
       r.loss = stats.examples > 0 ? stats.loss_sum / static_cast<double>(stats.examples) : 0.0;
       r.accuracy = stats.examples > 0 ? stats.correct / static_cast<double>(stats.examples) : 0.0;
@@ -328,13 +362,24 @@ class Model {
   /// The architecture (what save() records and load_model rebuilds).
   const ModelConfig& config() const { return config_; }
   /// Features per time step the model reads.
-  Index input_depth() const { return rnn_->input_depth(); }
+  Index input_depth() const { return config_.input_depth; }
   /// Number of classes (outputs of the head).
   Index classes() const { return head_->output_size(); }
-  /// The recurrent stack (layer(l) gives each cell; TF: the MultiRNNCell).
-  MultiRNNCell<T>& rnn() { return *rnn_; }
-  /// The recurrent stack, read-only.
-  const MultiRNNCell<T>& rnn() const { return *rnn_; }
+  /// The recurrent stack (layer(l) gives each cell; TF: the MultiRNNCell). ValueError for a
+  /// bidirectional model (it has cells_fw() and cells_bw() instead).
+  MultiRNNCell<T>& rnn() { return *checked_rnn("Model::rnn()"); }
+  /// The recurrent stack, read-only; ValueError for a bidirectional model.
+  const MultiRNNCell<T>& rnn() const { return *checked_rnn("Model::rnn()"); }
+  /// Whether the recurrent part is a bidirectional stack (ModelConfig::bidirectional).
+  bool bidirectional() const { return config_.bidirectional; }
+  /// A bidirectional model's forward cells, layer 0 first (TF's cells_fw); ValueError otherwise.
+  const std::vector<AnyCell<T>>& cells_fw() const { return *checked_cells(fw_, "Model::cells_fw()"); }
+  /// A bidirectional model's forward cells, to change their weights; ValueError otherwise.
+  std::vector<AnyCell<T>>& cells_fw() { return *checked_cells(fw_, "Model::cells_fw()"); }
+  /// A bidirectional model's backward cells, layer 0 first (TF's cells_bw); ValueError otherwise.
+  const std::vector<AnyCell<T>>& cells_bw() const { return *checked_cells(bw_, "Model::cells_bw()"); }
+  /// A bidirectional model's backward cells, to change their weights; ValueError otherwise.
+  std::vector<AnyCell<T>>& cells_bw() { return *checked_cells(bw_, "Model::cells_bw()"); }
   /// The dense head on the top layer's final output.
   Dense<T>& head() { return *head_; }
   /// The dense head, read-only.
@@ -349,7 +394,9 @@ class Model {
   /// Visits every variable as (TF name, Parameter&), as cells do.
   template <class F>
   void for_each_variable(const std::string& scope, F&& f) {
-    if (config_.multi_rnn_cell)
+    if (config_.bidirectional) {
+      for (std::size_t l = 0; l < fw_->size(); ++l) for_each_layer_variable(static_cast<Index>(l), scope, f);
+    } else if (config_.multi_rnn_cell)
       rnn_->for_each_variable(detail::join_scope(scope, config_.scope), f);
     else
       rnn_->layer(0).for_each_variable(detail::join_scope(scope, config_.scope), std::ref(f));
@@ -374,11 +421,16 @@ class Model {
       total += params;
     };
     auto& self = const_cast<Model&>(*this);  // for_each_variable only reads here
-    for (Index l = 0; l < rnn_->num_layers(); ++l) {
+    for (Index l = 0; l < num_layers(); ++l) {
       Index params = 0;
-      self.rnn_->layer(l).for_each_variable("", [&](const std::string&, Parameter<T>& p) { params += p.size(); });
-      const CellConfig c = rnn_->layer(l).config();
-      row(detail::concat(c.kind, "(", c.num_units, ")"), detail::concat("[batch, ", c.output_size, "]"), params);
+      self.for_each_layer_variable(l, "", [&](const std::string&, Parameter<T>& p) { params += p.size(); });
+      const CellConfig c = detail::flat_cell_config(config_.bidirectional ? (*fw_)[static_cast<std::size_t>(l)].config()
+                                                                          : rnn_->layer(l).config());
+      if (config_.bidirectional)
+        row(detail::concat("bidirectional ", c.kind, "(", c.num_units, ")"),
+            detail::concat("[batch, ", 2 * c.output_size, "]"), params);
+      else
+        row(detail::concat(c.kind, "(", c.num_units, ")"), detail::concat("[batch, ", c.output_size, "]"), params);
     }
     row(detail::concat("Dense(", classes(), ") '", head_->name(), "'"), detail::concat("[batch, ", classes(), "]"),
         head_->kernel().size() + head_->bias().size());
@@ -395,16 +447,20 @@ class Model {
   /// and `metadata` (keys other than "cellflow.model").
   std::vector<std::uint8_t> checkpoint_bytes(const Optimizer<T>* optimizer = nullptr,
                                              io::CheckpointMetadata metadata = {}) const {
-    metadata[kArchitectureKey] = to_text(config_);
+    metadata[kArchitectureKey] = architecture_text("Model::checkpoint_bytes");
     return io::checkpoint_bytes(vars_, optimizer, metadata);
   }
 
   /// Saves the model (architecture, weights), `optimizer`'s whole state when given (to resume
   /// training) and `metadata`, atomically: a failed save leaves a previous file intact
-  /// (io::save_checkpoint's policy).
+  /// (io::save_checkpoint's policy). ValueError naming the layer, and no file written, when a cell
+  /// has a user-supplied activation function (cells/activations.hpp): no architecture can hold
+  /// one, so load_model could not rebuild the model. Save such a model's weights with
+  /// io::save_checkpoint(path, model.variables()), and load them into a model built in code with
+  /// load_weights.
   void save(const std::string& path, const Optimizer<T>* optimizer = nullptr,
             io::CheckpointMetadata metadata = {}) const {
-    metadata[kArchitectureKey] = to_text(config_);
+    metadata[kArchitectureKey] = architecture_text("Model::save");
     io::save_checkpoint(path, vars_, optimizer, metadata);
   }
 
@@ -418,7 +474,9 @@ class Model {
     const auto it = info.metadata.find(kArchitectureKey);
     // A file whose architecture this cellflow cannot read (a user's cell kind, a newer version)
     // still loads by variable name, which lists any mismatch itself.
-    if (it != info.metadata.end() && it->second != to_text(config_) && readable_architecture(it->second)) {
+    // A model with a user's activation function has no architecture text: it loads by name.
+    if (it != info.metadata.end() && detail::first_custom_activation(config_.cells) < 0 &&
+        it->second != to_text(config_) && readable_architecture(it->second)) {
       const ModelConfig file = model_config_from_text(it->second, detail::concat("load_weights: '", path, "'"));
       const std::vector<std::string> d =
           differences(rounded_to<T>(file), rounded_to<T>(config_), "the file", "the model");
@@ -438,6 +496,18 @@ class Model {
   friend class ModelStream;
 
   static const char* scalar_name() { return std::is_same_v<T, float> ? "float" : "double"; }
+
+  /// to_text(config_), or ValueError starting with `op` when a layer's activation is a user's
+  /// function (no text can hold it).
+  std::string architecture_text(const char* op) const {
+    if (const Index l = detail::first_custom_activation(config_.cells); l >= 0)
+      throw ValueError(detail::concat(op, ": layer ", l, " (", rnn_->layer(l).cell_name(),
+                                      ") has a user-supplied activation function, which a checkpoint's architecture ",
+                                      "cannot hold (load_model could not rebuild it); save the weights with ",
+                                      "io::save_checkpoint(path, model.variables()) and load them into a model built ",
+                                      "in code with load_weights"));
+    return to_text(config_);
+  }
 
   static bool readable_architecture(const std::string& text) {
     try {
@@ -460,14 +530,96 @@ class Model {
     // Layer by layer, in variables() order (the layers, then the head), then reversed.
     groups_.clear();
     std::size_t first = 0;
-    for (Index l = 0; l < rnn_->num_layers(); ++l) {
+    for (Index l = 0; l < num_layers(); ++l) {
       std::size_t n = 0;
-      rnn_->layer(l).for_each_variable("", [&n](const std::string&, Parameter<T>&) { ++n; });
+      for_each_layer_variable(l, "", [&n](const std::string&, Parameter<T>&) { ++n; });
       groups_.emplace_back(first, first + n);
       first += n;
     }
     groups_.emplace_back(first, vars_.size());
     std::reverse(groups_.begin(), groups_.end());
+  }
+
+  Index num_layers() const { return config_.bidirectional ? static_cast<Index>(fw_->size()) : rnn_->num_layers(); }
+
+  /// Layer l's variables under their full names (both cells of a bidirectional layer, fw first).
+  template <class F>
+  void for_each_layer_variable(Index l, const std::string& scope, F&& f) {
+    if (!config_.bidirectional) {
+      rnn_->layer(l).for_each_variable("", std::ref(f));
+      return;
+    }
+    const auto k = static_cast<std::size_t>(l);
+    const std::string s =
+        detail::join_scope(detail::join_scope(scope, config_.scope), detail::concat("cell_", l, "/bidirectional_rnn"));
+    (*fw_)[k].for_each_variable(s + "/fw", std::ref(f));
+    (*bw_)[k].for_each_variable(s + "/bw", std::ref(f));
+  }
+
+  const MultiRNNCell<T>* checked_rnn(const char* op) const {
+    if (!rnn_)
+      throw ValueError(detail::concat(op, ": this model is bidirectional: it has no MultiRNNCell; its layers are ",
+                                      "cells_fw() and cells_bw()"));
+    return rnn_.get();
+  }
+  MultiRNNCell<T>* checked_rnn(const char* op) {
+    return const_cast<MultiRNNCell<T>*>(static_cast<const Model&>(*this).checked_rnn(op));
+  }
+  static std::vector<AnyCell<T>>* checked_cells(const std::unique_ptr<std::vector<AnyCell<T>>>& cells, const char* op) {
+    if (!cells) throw ValueError(detail::concat(op, ": this model is not bidirectional (its layers are rnn())"));
+    return cells.get();
+  }
+
+  /// [h_fw, h_bw] of a bidirectional stack's top layer (what the head reads).
+  static Matrix<T> top_h(const StackBidirectionalResult<T>& r) {
+    const Matrix<T>& f = r.final_states_fw.back().h();
+    const Matrix<T>& b = r.final_states_bw.back().h();
+    Matrix<T> h(f.rows(), f.cols() + b.cols());
+    h.leftCols(f.cols()) = f;
+    h.rightCols(b.cols()) = b;
+    return h;
+  }
+
+  /// train_step's forward pass of the recurrent part; returns the top h the head reads.
+  const Matrix<T>& forward_for_training(const Tensor3<T>& inputs, const RNNOptions& ro) {
+    if (!config_.bidirectional) {
+      if (!cache_) cache_ = std::make_unique<RNNResult<MultiRNNCell<T>>>();
+      dynamic_rnn_into(*cache_, *rnn_, inputs, ro);
+      return cache_->final_state.back().h();
+    }
+    if (!bcache_) bcache_ = std::make_unique<StackBidirectionalResult<T>>();
+    *bcache_ = stack_bidirectional_dynamic_rnn(*fw_, *bw_, inputs, BidirectionalOptions(ro));
+    top_h_ = top_h(*bcache_);
+    return top_h_;
+  }
+
+  /// Backward through the recurrent part from the gradient of the top h; `observer`, if given,
+  /// hears of every layer (the top one first).
+  void backward_rnn(const Matrix<T>& d_h, BackwardObserver* observer) {
+    if (!config_.bidirectional) {
+      auto d_state = rnn_->zero_state(d_h.rows());
+      d_state.back().h() = d_h;
+      dynamic_rnn_backward(*rnn_, *cache_, nullptr, &d_state, observer);
+      return;
+    }
+    std::vector<CellState<T>> d_fw, d_bw;
+    for (std::size_t l = 0; l < fw_->size(); ++l) {
+      d_fw.push_back((*fw_)[l].zero_state(d_h.rows()));
+      d_bw.push_back((*bw_)[l].zero_state(d_h.rows()));
+    }
+    const Index split = d_fw.back().h().cols();
+    d_fw.back().h() = d_h.leftCols(split);
+    d_bw.back().h() = d_h.rightCols(d_h.cols() - split);
+    stack_bidirectional_dynamic_rnn_backward(*fw_, *bw_, *bcache_, nullptr, &d_fw, &d_bw);
+    if (observer)
+      for (Index l = num_layers(); l-- > 0;) observer->layer_done(l);
+  }
+
+  /// The top h of an inference pass (training = false) over x.
+  Matrix<T> inference_h(const Tensor3<T>& x, const RNNOptions& ro, RNNResult<MultiRNNCell<T>>& r) const {
+    if (config_.bidirectional) return top_h(stack_bidirectional_dynamic_rnn(*fw_, *bw_, x, BidirectionalOptions(ro)));
+    dynamic_rnn_into(r, *rnn_, x, ro);
+    return r.final_state.back().h();
   }
 
   void check_inputs(const Tensor3<T>& x, const SequenceLengths& lengths, const char* op) const {
@@ -505,8 +657,7 @@ class Model {
     RNNResult<MultiRNNCell<T>> r;
     if (n <= chunk) {
       ro.sequence_length = options.sequence_length;
-      dynamic_rnn_into(r, *rnn_, x, ro);
-      f(Index(0), (*head_)(r.final_state.back().h()));
+      f(Index(0), (*head_)(inference_h(x, ro, r)));
       return;
     }
     Tensor3<T> part;
@@ -517,17 +668,19 @@ class Model {
       if (options.sequence_length)
         ro.sequence_length =
             std::vector<Index>(options.sequence_length->begin() + start, options.sequence_length->begin() + start + m);
-      dynamic_rnn_into(r, *rnn_, part, ro);
-      f(start, (*head_)(r.final_state.back().h()));
+      f(start, (*head_)(inference_h(part, ro, r)));
     }
   }
 
   ModelConfig config_;
-  std::unique_ptr<MultiRNNCell<T>> rnn_;  // on the heap: a move keeps every Parameter's address
+  std::unique_ptr<MultiRNNCell<T>> rnn_;              // on the heap: a move keeps every Parameter's address
+  std::unique_ptr<std::vector<AnyCell<T>>> fw_, bw_;  // a bidirectional model's layers (rnn_ is null)
   std::unique_ptr<Dense<T>> head_;
   VariableList<T> vars_;
   std::vector<std::pair<std::size_t, std::size_t>> groups_;  // gradient_groups()
   std::unique_ptr<RNNResult<MultiRNNCell<T>>> cache_;        // train_step's buffers, reused
+  std::unique_ptr<StackBidirectionalResult<T>> bcache_;      // the same, bidirectional
+  Matrix<T> top_h_;                                          // train_step's [h_fw, h_bw] (bidirectional)
   long long steps_ = 0, skipped_ = 0;
 };
 

@@ -30,7 +30,8 @@ template <class T>
 class ModelStream {
  public:
   /// `streams` independent sequences over `model`, each from the zero state.
-  explicit ModelStream(const Model<T>& model, Index streams = 1) : model_(&model), rnn_(model.rnn(), streams) {}
+  explicit ModelStream(const Model<T>& model, Index streams = 1)
+      : model_(&model), rnn_(streamable(model).rnn(), streams) {}
 
   /// Feeds one time step to every stream: x is [streams, input_depth]. Returns the logits
   /// [streams, classes] after it, valid until the next call.
@@ -87,6 +88,14 @@ class ModelStream {
   RNNStream<MultiRNNCell<T>>& rnn_stream() { return rnn_; }
 
  private:
+  static const Model<T>& streamable(const Model<T>& model) {
+    if (model.bidirectional())
+      throw ValueError(
+          "ModelStream: a bidirectional model cannot stream: its backward direction reads every sequence "
+          "from its end (run the whole sequence with predict or logits)");
+    return model;
+  }
+
   const Matrix<T>& update() {
     model_->head().forward_into(rnn_.state().back().h(), logits_);  // no allocation once sized
     return logits_;

@@ -1,4 +1,5 @@
-// The optimizer interface every optimizer implements (AdamOptimizer, GradientDescentOptimizer),
+// The optimizer interface every optimizer implements (AdamOptimizer, GradientDescentOptimizer,
+// MomentumOptimizer, RMSPropOptimizer, AdagradOptimizer),
 // and an optimizer's whole state as named tensors (OptimizerState), which is what checkpoints
 // store: io/checkpoint.hpp saves and restores any optimizer through this interface, without
 // knowing its type.
@@ -111,7 +112,8 @@ class Optimizer {
   /// anything changes.
   virtual void apply_gradients(VariableList<T>& vars) = 0;
 
-  /// The kind of optimizer, as checkpoints record it: "adam", "gradient_descent".
+  /// The kind of optimizer, as checkpoints record it: "adam", "gradient_descent", "momentum",
+  /// "rmsprop", "adagrad".
   virtual std::string kind() const = 0;
 
   /// The learning rate, in T.

@@ -16,6 +16,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <exception>
 #include <vector>
@@ -153,14 +154,16 @@ class BatchSplit {
   /// The lengths of slice p's examples, or null without lengths.
   const Index* lengths(Index p) const { return has_lengths_ ? lengths_.data() + slice(p).b0 : nullptr; }
 
-  /// The SequenceArgs of slice p.
-  SequenceArgs args(Index p, bool training) const {
+  /// The SequenceArgs of slice p, making random draw `draw`.
+  SequenceArgs args(Index p, bool training, std::uint64_t draw) const {
     SequenceArgs a;
     a.time = time_;
     a.batch = slice(p).n;
     a.steps = slice(p).steps;
     a.lengths = lengths(p);
     a.training = training;
+    a.first_example = slice(p).b0;
+    a.draw = draw;
     return a;
   }
 

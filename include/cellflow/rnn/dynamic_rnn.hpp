@@ -14,6 +14,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cstdint>
 #include <optional>
 #include <type_traits>
 #include <utility>
@@ -24,6 +25,7 @@
 #include "cellflow/core/build_check.hpp"
 #include "cellflow/core/error.hpp"
 #include "cellflow/core/gradients.hpp"
+#include "cellflow/core/random.hpp"
 #include "cellflow/core/sequence.hpp"
 #include "cellflow/core/types.hpp"
 #include "cellflow/rnn/batch_split.hpp"
@@ -47,6 +49,14 @@ struct RNNOptions {
   /// weight gradients once. Results equal the unsplit run up to float rounding. Without OpenMP
   /// (-fopenmp) the slices run one after another.
   int batch_threads = 1;
+  /// Which draw of random masks a training run makes (the dropout of DropoutWrapper and
+  /// LayerNormBasicLSTMCell; nothing else is random). Unset: the next draw of a process-wide
+  /// counter (next_random_draw()), so every call drops other units, and a program that makes the
+  /// same calls in the same order drops the same ones, as TF's seeded ops do. Set: the masks
+  /// depend only on this value, the examples' positions in the batch and the cells' seeds (not on
+  /// batch_threads): fit sets it from the step's index in the whole run, so a resumed run drops
+  /// the same units as an uninterrupted one.
+  std::optional<std::uint64_t> draw;
 };
 
 /// What dynamic_rnn returns: outputs, final state, and the tape for dynamic_rnn_backward.
@@ -67,7 +77,8 @@ struct RNNResult {
     detail::BatchSplit<Cell> split;  // the slices, their tapes and buffers
     const Cell* producer = nullptr;  // the cell whose forward pass filled the tape
     bool time_major = false, training = false;
-  } tape;  ///< written by dynamic_rnn and dynamic_rnn_into, read by dynamic_rnn_backward
+    std::uint64_t draw = 0;  // the random draw of the forward pass, which backward repeats
+  } tape;                    ///< written by dynamic_rnn and dynamic_rnn_into, read by dynamic_rnn_backward
 };
 
 /// Gradients dynamic_rnn_backward returns (variable gradients are accumulated into the cell).
@@ -120,12 +131,13 @@ void dynamic_rnn_impl(RNNResult<Cell>& r, const Cell& cell, const Tensor3<typena
   tp.producer = nullptr;  // set again once the forward pass completed
   tp.time_major = opts.time_major;
   tp.training = opts.training;
+  tp.draw = opts.draw ? *opts.draw : next_random_draw();
   auto& split = tp.split;
   split.plan(time, batch, opts.batch_threads, opts.sequence_length ? &*opts.sequence_length : nullptr);
   resize_like(r.outputs, time, batch, cell.output_size(), opts.time_major);
   split.run([&](Index p, BatchSlice<Cell>& s) {
     to_time_major(inputs, opts.time_major, s.b0, s.n, s.inputs, split.lengths(p));
-    const SequenceArgs args = split.args(p, opts.training);
+    const SequenceArgs args = split.args(p, opts.training, tp.draw);
     if (initial_state && split.whole())
       run_sequence(cell, s.tape, s.inputs, args, *initial_state, s.outputs);
     else if (initial_state)
@@ -222,7 +234,7 @@ RNNGradients<Cell> dynamic_rnn_backward(Cell& cell, RNNResult<Cell>& result,
   split.begin_backward();
   split.run([&](Index p, detail::BatchSlice<Cell>& s) {
     if (d_outputs) detail::to_time_major(*d_outputs, tp.time_major, s.b0, s.n, s.d_outputs, split.lengths(p));
-    SequenceArgs args = split.args(p, true);
+    SequenceArgs args = split.args(p, true, tp.draw);
     if (split.whole()) args.observer = observer;
     const auto* dY = d_outputs ? &s.d_outputs : nullptr;
     auto& d0 = d_initial[static_cast<std::size_t>(p)];

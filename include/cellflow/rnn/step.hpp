@@ -12,13 +12,22 @@
 // dynamic_rnn's bitwise. The weight gradients equal dynamic_rnn_backward's to rounding only:
 // dynamic_rnn_backward forms each as one product over all steps, a loop of cell_backward adds one
 // product per step, and floating-point sums in another order round differently.
+//
+// cell_forward is a training step: a DropoutWrapper in the cell drops units, keyed by the step's
+// random draw (the `draw` argument, or the next next_random_draw() when it is not given; the
+// batch's examples are examples 0 .. batch - 1 and the step is step 0). A loop over the steps of
+// a sequence that wants TF's variational_recurrent masks passes the same draw to every step;
+// cell_backward reuses the draw of its cell_forward.
 #pragma once
 
+#include <cstdint>
+#include <optional>
 #include <string>
 
 #include "cellflow/cells/step_output.hpp"
 #include "cellflow/core/error.hpp"
 #include "cellflow/core/gradients.hpp"
+#include "cellflow/core/random.hpp"
 #include "cellflow/core/sequence.hpp"
 #include "cellflow/core/types.hpp"
 #include "cellflow/rnn/sequence.hpp"
@@ -43,7 +52,8 @@ struct CellStep {
     Matrix<T> input;
     typename Cell::Tape cell;
     const Cell* producer = nullptr;
-  } tape;  ///< written by cell_forward, read by cell_backward
+    std::uint64_t draw = 0;  // the random draw of the forward step, which backward repeats
+  } tape;                    ///< written by cell_forward, read by cell_backward
 };
 
 /// The gradients cell_backward returns (the weight gradients go into the cell's variables).
@@ -55,11 +65,12 @@ struct CellStepGradients {
 
 namespace detail {
 
-inline SequenceArgs one_step(Index batch, bool training) {
+inline SequenceArgs one_step(Index batch, bool training, std::uint64_t draw = 0) {
   SequenceArgs a;
   a.time = a.steps = 1;
   a.batch = batch;
   a.training = training;
+  a.draw = draw;
   return a;
 }
 
@@ -76,14 +87,17 @@ StepOutput<T, typename Cell::State> run_step(const Cell& cell, const Matrix<T>& 
 
 }  // namespace detail
 
-/// One step of `cell` from `state` on x [batch, input_depth], keeping what cell_backward needs.
+/// One step of `cell` from `state` on x [batch, input_depth], keeping what cell_backward needs;
+/// `draw` is the random draw of its dropout masks (unset: next_random_draw(), see the top of this
+/// header).
 template <class Cell>
-CellStep<Cell> cell_forward(const Cell& cell, const Matrix<typename Cell::Scalar>& x,
-                            const typename Cell::State& state) {
+CellStep<Cell> cell_forward(const Cell& cell, const Matrix<typename Cell::Scalar>& x, const typename Cell::State& state,
+                            std::optional<std::uint64_t> draw = std::nullopt) {
   detail::check_step_input(cell, x, state, "cell_forward");
   CellStep<Cell> s;
   s.tape.input = x;
-  run_sequence(cell, s.tape.cell, s.tape.input, detail::one_step(x.rows(), true), state, s.output);
+  s.tape.draw = draw ? *draw : next_random_draw();
+  run_sequence(cell, s.tape.cell, s.tape.input, detail::one_step(x.rows(), true, s.tape.draw), state, s.output);
   s.state = cell.final_state(s.tape.cell);
   s.tape.producer = &cell;
   return s;
@@ -107,8 +121,8 @@ CellStepGradients<Cell> cell_backward(Cell& cell, CellStep<Cell>& step,
   if (d_state) cell.check_state(*d_state, batch, "cell_backward: d_state");
   CellStepGradients<Cell> g;
   Gradients<typename Cell::Scalar> grads;
-  run_sequence_backward(cell, step.tape.cell, step.tape.input, detail::one_step(batch, true), d_output, d_state,
-                        &g.d_input, g.d_state, grads);
+  run_sequence_backward(cell, step.tape.cell, step.tape.input, detail::one_step(batch, true, step.tape.draw), d_output,
+                        d_state, &g.d_input, g.d_state, grads);
   return g;
 }
 
