@@ -62,6 +62,8 @@ bits per character of a bigram model for comparison.
   --lr X               Adam learning rate, > 0                               [0.002]
   --clip-norm X        clip the gradients to global norm X, > 0              [5]
                        (tf.clip_by_global_norm)
+  --dropout KEEP       keep each layer's outputs with probability KEEP in    [1: off]
+                       training, in (0, 1] (tf.nn.rnn_cell.DropoutWrapper)
   --seed N             seed of the weights and of the sample                 [42]
   --threads N          threads, each running a slice of the streams          [0: all cores]
   --max-steps N        stop training after N steps in all (a benchmark: the partial epoch is
@@ -105,8 +107,7 @@ struct Options {
   float temperature = 1.0f;
   std::string prime;
   bool prime_given = false;
-  // --dropout KEEP (tf.nn.rnn_cell.DropoutWrapper on each layer, training only) goes here, with
-  // the wrapper applied where the stack is built (make_stack below).
+  float dropout = 1;  // output keep probability of every layer in training (1: no dropout)
 };
 
 Options parse_options(int argc, char** argv) {
@@ -121,6 +122,7 @@ Options parse_options(int argc, char** argv) {
       .integer("--epochs", o.epochs, 0, 100000)
       .positive("--lr", o.lr)
       .positive("--clip-norm", o.clip_norm)
+      .positive("--dropout", o.dropout)
       .integer("--seed", o.seed, 0, 1LL << 62)
       .integer("--threads", o.threads, 0, 1024)
       .integer("--max-steps", o.max_steps, 1, 1LL << 50)
@@ -134,6 +136,11 @@ Options parse_options(int argc, char** argv) {
   args.parse(argc, argv);
   o.prime_given = args.given("--prime");
   o.lr_given = args.given("--lr");
+  if (!(o.dropout <= 1)) {
+    char v[32];
+    std::snprintf(v, sizeof v, "%g", static_cast<double>(o.dropout));
+    args.fail(std::string("--dropout expects a keep probability in (0, 1], given ") + v);
+  }
   if (o.epochs == 0 && (!o.csv.empty() || !o.plot.empty()))
     args.fail("--csv and --plot record epochs; with --epochs 0 there is none");
   if (o.epochs == 0 && o.load.empty() && o.sample > 0)
@@ -287,12 +294,16 @@ void chunk(const Streams& s, Index k, Index steps, Eigen::MatrixXi& inputs, Eige
 
 using Stack = cf::MultiRNNCell<float>;
 
-// MultiRNNCell([BasicLSTMCell(units) for _ in range(layers)]). With --dropout, each layer becomes
-// DropoutWrapper(BasicLSTMCell(units), output_keep_prob=KEEP) here (a MultiRNNCell of mixed kinds
-// takes wrapped cells), active in training only: evaluate() and the sample run without it.
-Stack make_stack(int layers, Index input, Index units, cf::Rng& rng) {
-  std::vector<cf::BasicLSTMCell<float>> cells;
-  for (int l = 0; l < layers; ++l) cells.emplace_back(l == 0 ? input : units, units, rng);
+// MultiRNNCell([DropoutWrapper(BasicLSTMCell(units), output_keep_prob=KEEP, seed=l) for l in
+// range(layers)]): --dropout KEEP drops each layer's outputs in training runs only (evaluate() and
+// the sample run with training = false and drop nothing); with KEEP = 1 the wrapper is exactly the
+// bare cell. The wrapper has no variables, so a checkpoint is the same with or without it.
+Stack make_stack(int layers, Index input, Index units, float keep, cf::Rng& rng) {
+  std::vector<cf::DropoutWrapper<cf::BasicLSTMCell<float>>> cells;
+  for (int l = 0; l < layers; ++l)
+    cells.emplace_back(cf::BasicLSTMCell<float>(l == 0 ? input : units, units, rng), /*input_keep_prob=*/1.0,
+                       /*output_keep_prob=*/keep, /*state_keep_prob=*/1.0, /*variational_recurrent=*/false,
+                       /*seed=*/static_cast<std::uint64_t>(l));
   return Stack(std::move(cells));
 }
 
@@ -305,7 +316,7 @@ struct CharModel {
 
   CharModel(Index vocab, const Options& o, cf::Rng& rng)
       : embedding(vocab, o.embedding, rng),
-        stack(make_stack(o.layers, o.embedding, o.units, rng)),
+        stack(make_stack(o.layers, o.embedding, o.units, o.dropout, rng)),
         head(o.units, vocab, rng) {
     vars.add(embedding).add(stack, "rnn").add(head);
   }
@@ -534,13 +545,16 @@ int run(const Options& given, int argc, char** argv) {
     std::printf("loaded %s: trained for %d epoch%s, %lld Adam steps\n", o.load.c_str(), epochs_before,
                 epochs_before == 1 ? "" : "s", steps_before);
   }
+  char dropout_text[40] = "";
+  if (o.dropout < 1) std::snprintf(dropout_text, sizeof dropout_text, ", dropout %g", static_cast<double>(o.dropout));
   std::printf(
       "char_rnn: embedding(%ld) + %d x basic_lstm(%ld) + dense(%ld), %ld parameters; %s: %zu characters (%zu "
-      "train, %zu validation), vocabulary %ld; batch %ld x %ld steps, Adam(%g), clip_norm %g, %d thread%s\n",
+      "train, %zu validation), vocabulary %ld; batch %ld x %ld steps, Adam(%g), clip_norm %g%s, %d thread%s\n",
       static_cast<long>(o.embedding), o.layers, static_cast<long>(o.units), static_cast<long>(V),
       static_cast<long>(m.vars.num_scalars()), o.text.c_str(), ids.size(), train_ids.size(), val_ids.size(),
       static_cast<long>(V), static_cast<long>(o.batch), static_cast<long>(o.steps),
-      static_cast<double>(adam.learning_rate()), static_cast<double>(o.clip_norm), threads, threads == 1 ? "" : "s");
+      static_cast<double>(adam.learning_rate()), static_cast<double>(o.clip_norm), dropout_text, threads,
+      threads == 1 ? "" : "s");
   std::fflush(stdout);
 
   const auto save = [&](int epochs_done) {
@@ -576,6 +590,7 @@ int run(const Options& given, int argc, char** argv) {
       chunk(train, k, o.steps, inputs, targets);
       m.vars.zero_grad();
       const cf::Tensor3<float> x = m.embedding(inputs);
+      train_opts.draw = static_cast<std::uint64_t>(step);  // --dropout's masks: by the global step (resumable)
       cf::dynamic_rnn_into(rnn, m.stack, x, train_opts, &state);
       const auto xent = cf::sequence_loss(m.head(rnn.outputs), targets, weights);
       const cf::Tensor3<float> d_outputs = m.head.backward(rnn.outputs, xent.gradient());

@@ -54,6 +54,15 @@ head -c 4000 "$shipped" > "$work/small.txt"
   > "$work/resumed.log" 2>&1
 check "the resumed run numbers its epoch on" grep -q "^epoch 2/2: " "$work/resumed.log"
 check "1 + 1 resumed epochs == 2 epochs, byte for byte" cmp -s "$work/two.ckpt" "$work/resumed.ckpt"
+# With --dropout the masks are keyed by the global step: resuming drops what the uninterrupted
+# run dropped (byte for byte again), and the weights differ from the run without dropout.
+"$bin" --text "$work/small.txt" "${tiny[@]}" --dropout 0.7 --epochs 2 --save "$work/two_d.ckpt" > "$work/two_d.log" 2>&1
+"$bin" --text "$work/small.txt" "${tiny[@]}" --dropout 0.7 --epochs 1 --save "$work/one_d.ckpt" > /dev/null 2>&1
+"$bin" --text "$work/small.txt" "${tiny[@]}" --dropout 0.7 --epochs 1 --load "$work/one_d.ckpt" \
+  --save "$work/resumed_d.ckpt" > /dev/null 2>&1
+check "--dropout is reported" grep -q "clip_norm 5, dropout 0.7, 1 thread" "$work/two_d.log"
+check "--dropout: 1 + 1 resumed epochs == 2 epochs, byte for byte" cmp -s "$work/two_d.ckpt" "$work/resumed_d.ckpt"
+check "--dropout changes the training" bash -c "! cmp -s '$work/two.ckpt' '$work/two_d.ckpt'"
 
 # 4. Bad input: exit 1 and one line naming the problem.
 one_line_error() {  # one_line_error PATTERN ARGS...: exit status 1 and one line on stderr matching PATTERN
@@ -85,6 +94,8 @@ check "--load with other sizes" one_line_error "holds another model (--units: th
 check "--load of a file that is not a checkpoint" one_line_error "error: --load: read_checkpoint_info: .*not a cellflow checkpoint" --text "$work/small.txt" --load "$work/small.txt"
 check "a text too short for --batch x --steps" one_line_error "has 3600 characters; --batch 64 x --steps 60 needs at least 3841" \
   --text "$work/small.txt" --batch 64 --steps 60 --epochs 1
+"$bin" --dropout 1.5 > /dev/null 2>&1
+check "--dropout 1.5 is a bad command line (exit 2)" test $? -eq 2
 "$bin" --temperature 0 > /dev/null 2>&1
 check "--temperature 0 is a bad command line (exit 2)" test $? -eq 2
 "$bin" --epochs 0 --sample 5 > /dev/null 2>&1
