@@ -601,4 +601,32 @@ TEST_CASE("fit with dropout layers: a resumed run drops the units the uninterrup
   CHECK(same);
 }
 
+TEST_CASE("a dropout-wrapped layer-norm LSTM in a mixed stack with a residual BasicRNNCell", "[dropout][gradcheck]") {
+  // The issue's composition: DropoutWrapper(LayerNormBasicLSTMCell with its own recurrent
+  // dropout), a GRUCell, and ResidualWrapper(BasicRNNCell(relu)) in one MultiRNNCell; gradients
+  // by central differences at a fixed draw, and inference dropping nothing.
+  cf::Rng rng(19);
+  cf::LayerNormBasicLSTMOptions<double> ln;
+  ln.dropout_keep_prob = 0.75;
+  ln.dropout_prob_seed = 12;
+  using LN = cf::LayerNormBasicLSTMCell<double>;
+  cf::MultiRNNCell<double> stack(cf::DropoutWrapper<LN>(LN(3, 4, ln, rng), 0.8, 0.7, 1.0, false, 9),
+                                 cf::GRUCell<double>(4, 5, rng),
+                                 cf::ResidualWrapper<cf::BasicRNNCell<double>>(
+                                     cf::BasicRNNCell<double>(5, 5, rng, cf::Activation<double>::tanh())));
+  randomize_variables(stack, rng);
+  check_rnn_gradients(stack, "MultiRNNCell(DropoutWrapper(LayerNormBasicLSTMCell), GRUCell, ResidualWrapper)", 3, rng,
+                      {}, 43);
+  const Ten X = random_tensor<double>(3, 4, 3, rng);
+  cf::RNNOptions train, infer;
+  train.training = true;
+  train.draw = 2;
+  infer.training = false;
+  const auto dropped = cf::dynamic_rnn(stack, X, train);
+  const auto kept = cf::dynamic_rnn(stack, X, infer);
+  CHECK(max_abs_diff(dropped.outputs, kept.outputs) > 1e-3);  // training drops
+  cf::RNNStream<cf::MultiRNNCell<double>> stream(stack, 3);
+  CHECK(bitwise_equal(stream.feed(X), kept.outputs));  // inference drops nothing, streamed or not
+}
+
 }  // namespace test_dropout_wrapper
