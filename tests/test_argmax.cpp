@@ -47,7 +47,7 @@ TEST_CASE("argmax agrees with in_top_k(k = 1) on random rows", "[argmax][in_top_
   }
 }
 
-TEST_CASE("argmax of no rows is empty; of rows without classes, an error", "[argmax][errors]") {
+TEST_CASE("argmax of no rows is empty, of rows without classes, an error", "[argmax][errors]") {
   CHECK(cf::argmax(cf::Matrix<float>(0, 3)).empty());
   CHECK_THROWS_MATCHES(cf::argmax(cf::Matrix<float>(2, 0)), cf::ShapeError,
                        what_contains<cf::ShapeError>("argmax: the scores are [2, 0]: no class to choose"));

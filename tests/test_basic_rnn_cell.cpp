@@ -331,7 +331,7 @@ TEST_CASE("Model: BasicRNN and activations survive save and load_model", "[basic
                        what_contains<cf::ValueError>("unknown activation 'elu'"));
 }
 
-TEST_CASE("Model: a user's activation is refused by save, naming the layer; weights load by name",
+TEST_CASE("Model: a user's activation is refused by save, naming the layer, weights load by name",
           "[basic_rnn][model]") {
   cf::Rng rng(8);
   cf::MultiRNNCell<double> stack(cf::GRUCell<double>(3, 4, rng), cf::BasicRNNCell<double>(4, 4, rng, bump()));
@@ -356,7 +356,7 @@ TEST_CASE("Model: a user's activation is refused by save, naming the layer; weig
   CHECK(bitwise_equal(other.logits(X), model.logits(X)));
 }
 
-TEST_CASE("Model: a ResidualWrapper layer saves and loads by variable name; load_model says it cannot rebuild it",
+TEST_CASE("Model: a ResidualWrapper layer saves and loads by variable name, load_model says it cannot rebuild it",
           "[basic_rnn][model][residual]") {
   cf::Rng rng(10);
   cf::MultiRNNCell<double> stack(cf::GRUCell<double>(3, 4, rng),

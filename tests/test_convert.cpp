@@ -572,7 +572,7 @@ TEMPLATE_TEST_CASE("convert: cellflow -> PyTorch layout -> cellflow is bitwise",
 // Bad input
 // =============================================================================================
 
-TEST_CASE("convert: state_dict errors name the tensor, expected and given shapes; a failed load changes nothing",
+TEST_CASE("convert: state_dict errors name the tensor, expected and given shapes, a failed load changes nothing",
           "[convert]") {
   using T = double;
   const auto& c = fixture_case("torch_lstm");
@@ -749,7 +749,7 @@ TEST_CASE("convert: layer converters validate their tensors", "[convert]") {
                          Catch::Matchers::Message("lstm_from_keras: kernel expected [input_dim, 8], given [3, 6]"));
 }
 
-TEST_CASE("convert: Keras loads check the cell kind, the GRU variant and every shape; failures change nothing",
+TEST_CASE("convert: Keras loads check the cell kind, the GRU variant and every shape, failures change nothing",
           "[convert]") {
   using T = float;
   cf::Rng rng(47);

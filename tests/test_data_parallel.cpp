@@ -94,7 +94,7 @@ TEST_CASE("ShuffleBatches::epoch(rank, ranks): the ranks' parts of every batch m
   CHECK(a.epoch() == b.epoch());  // the failed call drew nothing
 }
 
-TEST_CASE("train_step with a hook: begin, every group once (head first, layers top down), end; nothing changes",
+TEST_CASE("train_step with a hook: begin, every group once (head first, layers top down), end, nothing changes",
           "[data_parallel][model]") {
   for (const int threads : {1, 2}) {
     CAPTURE(threads);

@@ -14,7 +14,7 @@ using namespace cellflow_test;
 using Catch::Matchers::Contains;
 using Mat = cf::Matrix<double>;
 
-TEST_CASE("Dense: y = x @ kernel + bias; backward adds x^T dy and sum(dy), returns dy @ kernel^T", "[dense][head]") {
+TEST_CASE("Dense: y = x @ kernel + bias, backward adds x^T dy and sum(dy), returns dy @ kernel^T", "[dense][head]") {
   cf::Rng rng(91);
   cf::Dense<double> dense(4, 3, rng);
   dense.bias().value = random_matrix<double>(1, 3, rng);

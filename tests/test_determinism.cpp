@@ -56,7 +56,7 @@ TEST_CASE("same seed, same batch_threads: bitwise-identical weights after traini
   }
 }
 
-TEST_CASE("keyed_uniform01 is a pure function of its key, uniform in [0, 1)", "[determinism][random]") {
+TEST_CASE("keyed_uniform01 is a pure function of its key, uniform on the unit interval", "[determinism][random]") {
   // Same key, same number (in double and float); any key component changed, another number.
   CHECK(cf::keyed_uniform01<double>(7, 3, 11, 5) == cf::keyed_uniform01<double>(7, 3, 11, 5));
   CHECK(cf::keyed_uniform01<double>(7, 3, 11, 5) != cf::keyed_uniform01<double>(8, 3, 11, 5));
@@ -87,7 +87,7 @@ TEST_CASE("keyed_uniform01 is a pure function of its key, uniform in [0, 1)", "[
   for (int c : bins) CHECK(std::abs(c - n / 10) < n / 10 * 0.03);
 }
 
-TEST_CASE("next_random_draw counts up; dynamic_rnn keeps the draw it made for backward", "[determinism][random]") {
+TEST_CASE("next_random_draw counts up, dynamic_rnn keeps the draw it made for backward", "[determinism][random]") {
   const std::uint64_t a = cf::next_random_draw(), b = cf::next_random_draw();
   CHECK(b == a + 1);
   cf::Rng rng(3);

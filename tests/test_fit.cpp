@@ -145,7 +145,7 @@ TEST_CASE("fit draws the batch order from FitOptions::rng when given, else from 
   CHECK_FALSE(same_weights(a, c));
 }
 
-TEST_CASE("fit numbers epochs from 1; a resumed run (initial_epoch) equals the uninterrupted one", "[fit]") {
+TEST_CASE("fit numbers epochs from 1, a resumed run (initial_epoch) equals the uninterrupted one", "[fit]") {
   TempDir dir;
   const auto train = make_data(50, 4), val = make_data(20, 5);
   cf::Model<float> whole = make_model();
@@ -197,7 +197,7 @@ TEST_CASE("BatchLogs count the batches and examples of the epoch", "[fit]") {
   CHECK(rec.epochs[0].learning_rate == Approx(0.1));
 }
 
-TEST_CASE("CSVLogger writes a row per epoch, numbered as fit numbers them; append keeps earlier rows", "[fit]") {
+TEST_CASE("CSVLogger writes a row per epoch, numbered as fit numbers them, append keeps earlier rows", "[fit]") {
   TempDir dir;
   const std::string csv = dir.file("log.csv");
   const auto train = make_data(40, 7), val = make_data(20, 8);

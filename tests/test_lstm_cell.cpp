@@ -113,7 +113,7 @@ TEMPLATE_TEST_CASE("LSTMCell with num_proj == num_units applies the projection",
   CHECK(state_diff(r1.final_state, r2.final_state) <= rounding_tol<T>());
 }
 
-TEMPLATE_TEST_CASE("cell_clip bounds |c| in every state; proj_clip bounds every output", "[lstm_cell][composition]",
+TEMPLATE_TEST_CASE("cell_clip bounds |c| in every state, proj_clip bounds every output", "[lstm_cell][composition]",
                    float, double) {
   using T = TestType;
   const T cclip = T(0.3), pclip = T(0.2);

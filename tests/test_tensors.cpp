@@ -86,7 +86,7 @@ TEST_CASE("a padded batch through dynamic_rnn equals each sequence run alone", "
   }
 }
 
-TEMPLATE_TEST_CASE("stack_steps and time_step are inverse; example_of reads one example", "[tensors]", float, double) {
+TEMPLATE_TEST_CASE("stack_steps and time_step are inverse, example_of reads one example", "[tensors]", float, double) {
   using T = TestType;
   cf::Rng rng(5);
   const cf::Tensor3<T> x = random_tensor<T>(3, 4, 2, rng);
