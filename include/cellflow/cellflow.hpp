@@ -78,3 +78,6 @@
 #include "cellflow/train/gradient_hook.hpp"
 #include "cellflow/train/numeric_guard.hpp"
 #include "cellflow/version.hpp"
+
+// Last: the explicit instantiation declarations, only with CELLFLOW_EXTERN_TEMPLATES (cellflow::compiled).
+#include "cellflow/extern_templates.hpp"

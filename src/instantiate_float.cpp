@@ -1,0 +1,7 @@
+// cellflow::compiled: the explicit instantiation definitions for float of the templates that
+// cellflow/extern_templates.hpp declares (see there), compiled once for every program that links
+// the companion library.
+#define CELLFLOW_DEFINE_EXTERN_TEMPLATES
+#include "cellflow/cellflow.hpp"
+
+CELLFLOW_DETAIL_INSTANTIATE(, float)
