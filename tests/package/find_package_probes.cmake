@@ -64,7 +64,7 @@ endif()
 
 # Unknown component.
 cellflow_probe(p PREFIX "${PREFIX}" LANGUAGES NONE ARGS COMPONENTS bogus)
-if(p_FOUND OR NOT (p_MESSAGE MATCHES "cellflow has no component 'bogus' \\(it has: io, mpi\\)"))
+if(p_FOUND OR NOT (p_MESSAGE MATCHES "cellflow has no component 'bogus' \\(it has: io, mpi, compiled\\)"))
   message(FATAL_ERROR "find_package(cellflow CONFIG COMPONENTS bogus): found=${p_FOUND}, message '${p_MESSAGE}'")
 endif()
 

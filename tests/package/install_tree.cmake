@@ -1,10 +1,10 @@
 # ctest package_install: `cmake --install <BUILD_DIR> --prefix <PREFIX>` of the current build, then
 # checks the tree: every public header (and nothing else) under include/, byte for byte; the CMake
-# package, cellflow.pc and the docs under share/; nothing under lib/ (header-only). The other
+# package, cellflow.pc and the docs under share/; nothing under lib/ but the static library of cellflow::compiled when it was built. The other
 # package tests use this tree (ctest fixture cellflow_install).
 #
 #   cmake -DSOURCE_DIR=<cellflow source> -DBUILD_DIR=<its build> -DPREFIX=<install tree>
-#         -DHAS_IO=<ON|OFF> -DHAS_MPI=<ON|OFF> [-DCONFIG=<config>] -P install_tree.cmake
+#         -DHAS_IO=<ON|OFF> -DHAS_MPI=<ON|OFF> [-DHAS_COMPILED=<ON|OFF>] [-DCONFIG=<config>] -P install_tree.cmake
 cmake_minimum_required(VERSION 3.16)
 include(${CMAKE_CURRENT_LIST_DIR}/common.cmake)
 foreach(var SOURCE_DIR BUILD_DIR PREFIX HAS_IO HAS_MPI)
@@ -20,11 +20,19 @@ if(CONFIG)
 endif()
 cellflow_run("cmake --install" ${CMAKE_COMMAND} --install "${BUILD_DIR}" --prefix "${PREFIX}" ${config_args})
 
-# Header-only: include/ and share/ only.
+# Header-only: include/ and share/ only; and the companion static library when it was built
+# (HAS_COMPILED, -DCELLFLOW_COMPILED=ON), the only file under the library directory.
 file(GLOB top RELATIVE "${PREFIX}" "${PREFIX}/*")
 list(SORT top)
+if(HAS_COMPILED)
+  list(FILTER top EXCLUDE REGEX "^lib(32|64|x32)?$")  # GNUInstallDirs' CMAKE_INSTALL_LIBDIR
+  file(GLOB_RECURSE libs RELATIVE "${PREFIX}" "${PREFIX}/lib*/*")
+  if(NOT (libs MATCHES "^lib[^;]*/libcellflow_compiled\\.a$"))
+    message(FATAL_ERROR "install tree ${PREFIX}: the library directory holds '${libs}', expected libcellflow_compiled.a alone")
+  endif()
+endif()
 if(NOT ("${top}" STREQUAL "include;share"))
-  message(FATAL_ERROR "install tree ${PREFIX}: top-level entries are '${top}', expected 'include;share' (nothing under lib/)")
+  message(FATAL_ERROR "install tree ${PREFIX}: top-level entries are '${top}', expected 'include;share' (and the library directory with cellflow::compiled)")
 endif()
 
 # Every public header, identical, and nothing else.
@@ -72,8 +80,8 @@ foreach(f IN LISTS required)
   endif()
 endforeach()
 # The optional components' export files: there exactly when the component was built.
-foreach(component io mpi)
-  string(TOUPPER "${component}" upper)             # HAS_IO, HAS_MPI
+foreach(component io mpi compiled)
+  string(TOUPPER "${component}" upper)             # HAS_IO, HAS_MPI, HAS_COMPILED
   string(SUBSTRING "${upper}" 0 1 first)
   string(SUBSTRING "${component}" 1 -1 rest)
   set(targets "${PREFIX}/share/cellflow/cmake/cellflow${first}${rest}Targets.cmake")  # cellflowIoTargets.cmake
@@ -84,4 +92,4 @@ foreach(component io mpi)
   endif()
 endforeach()
 list(LENGTH required n_files)
-message(STATUS "install tree ${PREFIX}: ${n_headers} headers, ${n_files} package and doc files, io=${HAS_IO}, mpi=${HAS_MPI}")
+message(STATUS "install tree ${PREFIX}: ${n_headers} headers, ${n_files} package and doc files, io=${HAS_IO}, mpi=${HAS_MPI}, compiled=${HAS_COMPILED}")
