@@ -56,9 +56,13 @@ foreach(request IN LISTS refused)
   endif()
 endforeach()
 
-# ARCH_INDEPENDENT: a consumer whose pointers are 4 bytes still accepts the package.
+# ARCH_INDEPENDENT: a consumer whose pointers are 4 bytes still accepts the package; unless it
+# holds cellflow::compiled (HAS_COMPILED), a library built for this build's pointer size.
 cellflow_probe(p PREFIX "${PREFIX}" LANGUAGES NONE REQUEST "${major}.${minor}" DEFINES -DCMAKE_SIZEOF_VOID_P=4)
-if(NOT (p_FOUND))
+if(HAS_COMPILED AND p_FOUND)
+  message(FATAL_ERROR "with CMAKE_SIZEOF_VOID_P=4 find_package(cellflow) accepted a package that holds cellflow::compiled "
+                      "(a static library for another pointer size)\n${p_LOG}")
+elseif(NOT HAS_COMPILED AND NOT p_FOUND)
   message(FATAL_ERROR "with CMAKE_SIZEOF_VOID_P=4 find_package(cellflow) refused the package: its version file is not ARCH_INDEPENDENT\n${p_LOG}")
 endif()
 
