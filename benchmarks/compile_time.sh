@@ -1,18 +1,29 @@
 #!/usr/bin/env bash
 # How long one translation unit that uses cellflow takes to compile (g++ -O2 -c, wall time),
-# for translation units with the same training code and different includes, and two baselines:
+# for translation units with the same training code and different includes, the getting-started
+# program, the same TUs against the compiled companion library, and two baselines:
 #   umbrella   #include <cellflow/cellflow.hpp>, builds and trains a 3-layer LSTM (one Adam step)
 #   single     the same code, including only the headers it needs (cells/lstm_cell.hpp,
 #              rnn/multi_rnn_cell.hpp, rnn/dynamic_rnn.hpp, layers/dense.hpp,
 #              losses/sparse_softmax_cross_entropy.hpp, optimizers/adam.hpp)
 #   model      the same training step through the model layer: #include <cellflow/model/model.hpp>,
 #              cf::Model (3 x BasicLSTM(150), dense head) and one Model::train_step with Adam
+#   started    the first program of docs/getting-started.md (Model of two GRUs, fit, save),
+#              extracted from the Markdown file
+#   umbrella+c, model+c, started+c
+#              the same three TUs as a program linking cellflow::compiled compiles them: with
+#              -DCELLFLOW_EXTERN_TEMPLATES (model+c includes <cellflow/cellflow.hpp>, which
+#              brings the declarations; model/model.hpp alone does not)
 #   parse      #include <cellflow/cellflow.hpp> and an empty main: what parsing the headers costs
 #   eigen      #include <Eigen/Core> and one small matrix product: the floor
-# Each is compiled RUNS times (default 3), interleaved (umbrella, single, model, parse, eigen, ...)
-# so that load changes hit all of them alike; the script prints the median and the range of the wall
-# times, the median CPU time (user + system, less sensitive to other load on the machine), the
-# load average before and after, and the compiler. The results are in docs/compile-time.md.
+# Each is compiled RUNS times (default 3), interleaved (umbrella, single, model, ...) so that load
+# changes hit all of them alike; the script prints the median and the range of the wall times, the
+# median CPU time (user + system, less sensitive to other load on the machine), the load average
+# before and after, the compiler and the CPU. The companion library's own two files
+# (src/instantiate_float.cpp, src/instantiate_double.cpp: the one-time cost of cellflow::compiled)
+# are compiled once, with the same flags, and the +c TUs linked against them and run (umbrella+c
+# and model+c: one training step each), which checks that the declarations match the library.
+# The results are in docs/compile-time.md.
 #
 #   benchmarks/compile_time.sh                   3 runs, g++
 #   RUNS=5 CXX=clang++ benchmarks/compile_time.sh
@@ -77,6 +88,16 @@ int main() {
   return model.train_step(x, y, adam).loss > 0 ? 0 : 1;
 }
 EOF
+# The getting-started program: the first ```cpp block after "## A first program" in
+# docs/getting-started.md (it trains for 4 epochs; only compiled here).
+awk '/^## A first program/ { found = 1 } found && /^```cpp/ { inside = 1; next }
+     inside && /^```/ { exit } inside { print }' "$root/docs/getting-started.md" > "$work/started.cpp"
+grep -q 'int main(' "$work/started.cpp" ||
+  { echo "compile_time.sh: no program found under '## A first program' in docs/getting-started.md" >&2; exit 1; }
+# The companion variants: the same sources; model+c through the umbrella header (see the top).
+cp "$work/umbrella.cpp" "$work/umbrella+c.cpp"
+sed 's|#include <cellflow/model/model.hpp>|#include <cellflow/cellflow.hpp>|' "$work/model.cpp" > "$work/model+c.cpp"
+cp "$work/started.cpp" "$work/started+c.cpp"
 printf '#include <cellflow/cellflow.hpp>\nint main() { return 0; }\n' > "$work/parse.cpp"
 cat > "$work/eigen.cpp" <<'EOF'
 #include <Eigen/Core>
@@ -86,19 +107,34 @@ int main() {
 }
 EOF
 
-names=(umbrella single model parse eigen)
+names=(umbrella single model started umbrella+c model+c started+c parse eigen)
 declare -A times cputimes
-compile() {  # prints "wall cpu" seconds of one compile (cpu = user + system)
-  local TIMEFORMAT='%R %U %S' t
+compile() {  # compile <source> [<flag>...]: prints "wall cpu" seconds of one compile (cpu = user + system)
+  local TIMEFORMAT='%R %U %S' t src=$1 extra=()
+  shift
+  extra=("$@")
+  case $src in *+c.cpp) extra+=(-DCELLFLOW_EXTERN_TEMPLATES) ;; esac
   # shellcheck disable=SC2086
-  t=$( { time "$cxx" -std=c++17 $flags -I"$root/include" -I"$eigen" -c "$work/$1.cpp" -o "$work/$1.o" 2>&3; } 3>&2 2>&1 )
+  t=$( { time "$cxx" -std=c++17 $flags "${extra[@]}" -I"$root/include" -I"$eigen" -c "$src" -o "$work/$(basename "${src%.cpp}").o" 2>&3; } 3>&2 2>&1 )
   awk -v t="$t" 'BEGIN { split(t, f, " "); printf "%.2f %.2f", f[1], f[2] + f[3] }'
 }
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
-for name in "${names[@]}"; do compile "$name" > /dev/null; done  # warm the file cache; checks it compiles
+# The companion library's two files, once (also warms the file cache).
+declare -A companion
+for type in float double; do
+  read -r wall cpu <<< "$(compile "$root/src/instantiate_$type.cpp")"
+  companion[$type]="$wall $cpu"
+  echo "companion: src/instantiate_$type.cpp ${wall} s wall, ${cpu} s cpu" >&2
+done
+for name in "${names[@]}"; do compile "$work/$name.cpp" > /dev/null; done  # warm the file cache; checks it compiles
+for name in umbrella+c model+c; do  # the declarations match the library's definitions: links and runs
+  "$cxx" "$work/$name.o" "$work/instantiate_float.o" "$work/instantiate_double.o" -o "$work/$name" ||
+    { echo "compile_time.sh: $name does not link against the companion's objects" >&2; exit 1; }
+  "$work/$name" || { echo "compile_time.sh: $name linked against the companion failed" >&2; exit 1; }
+done
 for ((r = 1; r <= runs; r++)); do
   for name in "${names[@]}"; do
-    read -r wall cpu <<< "$(compile "$name")"
+    read -r wall cpu <<< "$(compile "$work/$name.cpp")"
     times[$name]="${times[$name]:-} $wall"
     cputimes[$name]="${cputimes[$name]:-} $cpu"
     echo "run $r: $name ${wall} s wall, ${cpu} s cpu" >&2
@@ -113,6 +149,11 @@ stats() {  # median min max of the numbers given
 }
 echo "compiler: $("$cxx" --version | head -1); flags: -std=c++17 $flags -c; $runs runs each, interleaved"
 echo "machine: $(nproc) cores; load average (1, 5, 15 min) before: $load_before, after: $load_after"
+echo "cpu: $(lscpu 2> /dev/null | sed -n 's/^Model name: *//p' | head -1)"
+echo "isa flags: $(grep -m1 '^flags' /proc/cpuinfo 2> /dev/null | tr ' ' '\n' |
+  grep -E '^(sse4_2|avx|avx2|fma|avx512f|avx512bw|avx512vl|avx512_bf16|avx512_vnni|amx_tile|asimd|sve)$' | tr '\n' ' ')"
+echo "companion library (once; cellflow::compiled): src/instantiate_float.cpp ${companion[float]% *} s wall," \
+  "${companion[float]#* } s cpu; src/instantiate_double.cpp ${companion[double]% *} s wall, ${companion[double]#* } s cpu"
 echo
 echo "| translation unit | median wall time | range | median CPU time (user + sys) |"
 echo "|---|---|---|---|"
@@ -125,6 +166,10 @@ for name in "${names[@]}"; do
     umbrella) label='`#include <cellflow/cellflow.hpp>`, trains a 3-layer LSTM' ;;
     single) label='the same code, only the 6 headers it needs' ;;
     model) label='the same step through `cf::Model` (`model/model.hpp`, `optimizers/adam.hpp`)' ;;
+    started) label='the getting-started program (`Model` of 2 GRUs, `fit`, `save`)' ;;
+    umbrella+c) label='umbrella, linking `cellflow::compiled` (`-DCELLFLOW_EXTERN_TEMPLATES`)' ;;
+    model+c) label='model through `cellflow/cellflow.hpp`, linking `cellflow::compiled`' ;;
+    started+c) label='getting-started program, linking `cellflow::compiled`' ;;
     parse) label='`#include <cellflow/cellflow.hpp>` and no code (parsing alone)' ;;
     eigen) label='`#include <Eigen/Core>` only (the floor)' ;;
   esac
