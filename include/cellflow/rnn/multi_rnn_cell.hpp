@@ -94,6 +94,13 @@ class MultiRNNCell {
   std::string cell_name() const { return detail::concat("multi_rnn_cell(", layers_.size(), " layers)"); }
   /// "multi_rnn_cell": the variable scope.
   std::string scope_name() const { return "multi_rnn_cell"; }
+  /// Whether every layer skips the rows of ended examples (cells/cell_traits.hpp): only then does
+  /// dynamic_rnn sort the rows for row skipping.
+  bool skips_ended_rows() const {
+    for (const auto& c : layers_)
+      if (!c.skips_ended_rows()) return false;
+    return true;
+  }
 
   /// Layer l (0 = the bottom); ValueError outside [0, num_layers()).
   AnyCell<T>& layer(Index l) { return layers_[checked(l)]; }

@@ -94,6 +94,9 @@ class ResidualWrapper {
   }
   /// The wrapped cell's CellConfig.
   CellConfig wrapped_config() const { return config_of(cell_); }
+  /// Whether the wrapped cell skips the rows of ended examples (cells/cell_traits.hpp); the
+  /// residual sum already touches only the rows that ran.
+  bool skips_ended_rows() const { return skips_ended_rows_of(cell_); }
 
   /// The wrapped cell's zero state.
   State zero_state(Index batch) const { return cell_.zero_state(batch); }
