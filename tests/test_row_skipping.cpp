@@ -5,12 +5,18 @@
 //   - weight gradients: equal up to the order of the sum (1e-13 relative in double);
 //   - dropout masks: the same units dropped (the forward results are bitwise equal with every
 //     keep probability below 1);
-// for every built-in cell kind, a 2-layer MultiRNNCell, an AnyCell, wrappers and a
-// bidirectional run; lengths with 0, 1 and time, ties, sorted and reverse-sorted batches;
-// batch_threads 1 and 2; initial_state and d_final_state given. And a central-difference
-// gradient check of the row-skipping path of a stack with ragged lengths.
+// for every built-in cell kind (LayerNormBasicLSTMCell with its dropout too), a 2-layer MultiRNNCell, an AnyCell,
+// wrappers and a bidirectional run; lengths with 0, 1 and time, ties, sorted and reverse-sorted batches; batch_threads
+// 1 and 2; initial_state and d_final_state given. And a central-difference gradient check of the row-skipping path of a
+// stack with ragged lengths.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <mutex>
+#include <utility>
+#include <vector>
+
+#include "support/elman_cell.hpp"
 #include "support/gradcheck.hpp"
 #include "support/states.hpp"
 #include "support/test_util.hpp"
@@ -126,6 +132,14 @@ TEST_CASE("row skipping: every built-in step cell equals the every-row run", "[r
   }
   SECTION("GRUCell") { check(cf::GRUCell<double>(3, 4, rng), rng); }
   SECTION("CudnnCompatibleGRUCell") { check(cf::CudnnCompatibleGRUCell<double>(3, 4, rng), rng); }
+  SECTION("LayerNormBasicLSTMCell with recurrent dropout: the same masks") {
+    cf::LayerNormBasicLSTMOptions<double> o;
+    o.dropout_keep_prob = 0.6;
+    o.dropout_prob_seed = 4;
+    check(cf::LayerNormBasicLSTMCell<double>(3, 4, o, rng), rng);
+    o.layer_norm = false;
+    check(cf::LayerNormBasicLSTMCell<double>(3, 4, o, rng), rng);
+  }
 }
 
 TEST_CASE("row skipping: stacks, erased cells and wrappers", "[row_skipping]") {
@@ -146,13 +160,65 @@ TEST_CASE("row skipping: stacks, erased cells and wrappers", "[row_skipping]") {
   }
 }
 
+/// A BasicRNNCell that records what dynamic_rnn tells each slice: its rows' examples and the
+/// active counts per step.
+struct RecordingCell : cf::BasicRNNCell<double> {
+  using cf::BasicRNNCell<double>::BasicRNNCell;
+  using Record = std::pair<std::vector<cf::Index>, std::vector<cf::Index>>;  // examples, active
+  std::vector<Record>* log = nullptr;
+  std::mutex* mutex = nullptr;
+  void forward_begin(Tape& tp, const cf::Matrix<double>& X, const cf::SequenceArgs& a, const State& s0) const {
+    Record r;
+    for (cf::Index b = 0; b < a.batch; ++b) r.first.push_back(a.example(b));
+    if (a.active) r.second.assign(a.active, a.active + a.steps);
+    {
+      std::lock_guard<std::mutex> lock(*mutex);
+      log->push_back(r);
+    }
+    cf::BasicRNNCell<double>::forward_begin(tp, X, a, s0);
+  }
+};
+
+TEST_CASE("row skipping: the rows are sorted by length and only the running ones are active", "[row_skipping]") {
+  cf::Rng rng(520);
+  std::vector<RecordingCell::Record> log;
+  std::mutex mutex;
+  RecordingCell cell(2, 3, rng);
+  cell.log = &log;
+  cell.mutex = &mutex;
+  const auto x = random_tensor<double>(5, 4, 2, rng);
+  cf::RNNOptions opts;
+  opts.sequence_length = std::vector<cf::Index>{1, 3, 0, 3, 2};
+  using V = std::vector<cf::Index>;
+  cf::dynamic_rnn(cell, x, opts);
+  REQUIRE(log.size() == 1);
+  CHECK(log[0].first == V{1, 3, 4, 0, 2});  // longest first, ties in the caller's order
+  CHECK(log[0].second == V{4, 3, 2});       // steps 0, 1, 2 (the longest length is 3)
+  log.clear();
+  opts.skip_ended_rows = false;
+  cf::dynamic_rnn(cell, x, opts);
+  REQUIRE(log.size() == 1);
+  CHECK(log[0].first == V{0, 1, 2, 3, 4});
+  CHECK(log[0].second.empty());
+  log.clear();
+  opts.skip_ended_rows = true;
+  opts.batch_threads = 2;  // dealt: slice 0 takes sorted positions 0, 2, 4, slice 1 positions 1, 3
+  cf::dynamic_rnn(cell, x, opts);
+  REQUIRE(log.size() == 2);
+  std::sort(log.begin(), log.end(), [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
+  CHECK(log[0].first == V{1, 4, 2});
+  CHECK(log[0].second == V{2, 2, 1});
+  CHECK(log[1].first == V{3, 0});
+  CHECK(log[1].second == V{2, 1, 1});
+}
+
 TEST_CASE("row skipping: a cell that does not opt in keeps the rows in order", "[row_skipping]") {
   cf::Rng rng(517);
-  // LayerNormBasicLSTMCell computes every row (it has no skips_ended_rows()), and so does a
-  // stack holding one: dynamic_rnn then runs today's path, bitwise.
-  cf::MultiRNNCell<double> stack(cf::BasicLSTMCell<double>(3, 4, rng), cf::LayerNormBasicLSTMCell<double>(4, 3, rng));
+  // A user's cell without skips_ended_rows() computes every row, and so does a stack holding
+  // one: dynamic_rnn then runs the every-row path, bitwise.
+  cf::MultiRNNCell<double> stack(cf::BasicLSTMCell<double>(3, 4, rng), mycells::ElmanCell<double>(4, 3, rng));
   REQUIRE_FALSE(cf::skips_ended_rows_of(stack));
-  REQUIRE_FALSE(cf::skips_ended_rows_of(cf::LayerNormBasicLSTMCell<double>(4, 3, rng)));
+  REQUIRE_FALSE(cf::skips_ended_rows_of(mycells::ElmanCell<double>(4, 3, rng)));
   const auto x = random_tensor<double>(4, 3, 3, rng);
   cf::RNNOptions opts;
   opts.sequence_length = std::vector<cf::Index>{1, 3, 0, 2};
