@@ -228,6 +228,30 @@ TEST_CASE("row skipping: a cell that does not opt in keeps the rows in order", "
   require_bitwise(a.outputs, b.outputs, "outputs");
 }
 
+TEST_CASE("row skipping: float, forward bitwise and gradients close", "[row_skipping]") {
+  cf::Rng rng(521);
+  cf::GRUCell<float> cell(3, 5, rng);
+  const auto x = random_tensor<float>(6, 4, 3, rng);
+  const auto dy = random_tensor<float>(6, 4, 5, rng);
+  cf::RNNOptions opts;
+  opts.sequence_length = std::vector<int>{4, 1, 0, 3, 4, 2};
+  auto run_float = [&](bool skip) {
+    opts.skip_ended_rows = skip;
+    cf::VariableList<float> vars;
+    vars.add(cell);
+    vars.zero_grad();
+    auto r = cf::dynamic_rnn(cell, x, opts);
+    auto g = cf::dynamic_rnn_backward(cell, r, &dy);
+    return std::make_tuple(r.outputs, g.d_inputs, cf::Matrix<float>(*vars[0].grad));
+  };
+  const auto [y0, dx0, g0] = run_float(false);
+  const auto [y1, dx1, g1] = run_float(true);
+  require_bitwise(y1, y0, "outputs");
+  require_bitwise(dx1, dx0, "d_inputs");
+  REQUIRE((g1 - g0).cwiseAbs().maxCoeff() <= 1e-5f * g0.cwiseAbs().maxCoeff());
+  REQUIRE(g0.cwiseAbs().maxCoeff() > 0.0f);
+}
+
 TEST_CASE("row skipping: bidirectional_dynamic_rnn", "[row_skipping]") {
   cf::Rng rng(518);
   cf::BasicLSTMCell<double> fw(3, 4, rng);
