@@ -1,4 +1,4 @@
-// cellflow's side of the peer benchmark (../shared/peers): the seed model's full training step
+// cellflow's side of the peer benchmark (benchmarks/peers/): the seed model's full training step
 // (3 x RNN(150) over 28 steps of 28 inputs, dense 10-way head on the top h, sparse softmax
 // cross-entropy, Adam), its inference pass, and single-sequence streaming latency. Prints one
 // JSON line per configuration, with the same fields as the peers' programs.
@@ -108,7 +108,7 @@ cf::MultiRNNCell<float> build(const Args& a, cf::Rng& rng) {
   return cf::MultiRNNCell<float>(std::move(cells));
 }
 
-/// GEMM FLOPs per sample, the peers' convention (../shared/peers/FLOPS.md): 2*M*N*K per
+/// GEMM FLOPs per sample, the peers' convention (benchmarks/peers/FLOPS.md): 2*M*N*K per
 /// product, all steps counted, no input gradient of layer 1 in training.
 void flops_per_sample(const Args& a, double& train, double& infer) {
   const double G = a.cell == "gru" ? 3 : 4, H = static_cast<double>(a.hidden), T = static_cast<double>(a.steps);
