@@ -23,6 +23,7 @@ py=${PYTHON:-/usr/bin/python3}
 bf16_args=${CELLFLOW_BF16_ARGS:---dtype bf16}
 repeats=3 threads="2 1" cells="lstm gru peephole" iters=30 warmup=5 stream=1 bf16=1 baseline=""
 gemm_opts="--samples 7 --min-ms 25" stream_iters=100 stream_warmup=10 stream_steps=2000
+cmdline="benchmarks/compare.sh $*"
 while [ $# -gt 0 ]; do
   case $1 in
     --quick)
@@ -83,7 +84,7 @@ raw=$out/raw.jsonl log=$out/run.log
   commit=$(git -C "$root" rev-parse --short HEAD 2> /dev/null || echo unknown)
   if [ -n "$(git -C "$root" status --porcelain --untracked-files=no 2> /dev/null)" ]; then commit="$commit (with uncommitted changes)"; fi
   echo "commit: $commit"
-  echo "command: benchmarks/compare.sh $*"
+  echo "command: $cmdline"
   if [ -n "$baseline" ]; then echo "baseline: $baseline"; fi
   lscpu | grep -m1 'Model name' | sed 's/  */ /g'
   echo "nproc: $(nproc); threads measured: $threads"

@@ -54,6 +54,7 @@ def main(path):
         print()
 
     # The SGEMM peak of this sitting: per thread count, the best backend's median 2048^3 rate.
+    raw_gemm = [r for r in rows if r.get("bench") == "gemm"]
     gemm = defaultdict(list)
     for r in rows:
         if r.get("bench") == "gemm" and r.get("shape") == "square":
@@ -167,6 +168,22 @@ def main(path):
             if cf:
                 line += f"; cellflow LSTM / floor = {statistics.median(cf) / statistics.median(v):.2f}x"
             print(line)
+
+    shapes = defaultdict(list)
+    for r in raw_gemm:
+        if r.get("shape") != "square":
+            shapes[(r["shape"], r.get("backend", "?"), int(r["threads"]))].append(float(r["gflops_median"]))
+    if shapes:
+        cols = sorted({k[1:] for k in shapes}, key=lambda c: (c[0], -c[1]))
+        print()
+        print("SGEMM at the seed model's shapes (benchmarks/peers/gemm_peak --set rnn), GFLOP/s, median:")
+        print()
+        print("| shape | M x N x K | " + " | ".join(f"{b} {t}T" for b, t in cols) + " |")
+        print("|---|---|" + "---|" * len(cols))
+        dims = {r["shape"]: f"{r['M']} x {r['N']} x {r['K']}" for r in raw_gemm}
+        for shape in sorted({k[0] for k in shapes}, key=lambda s: (s.split(".")[0] != "lstm", s)):
+            vals = [shapes.get((shape,) + c) for c in cols]
+            print(f"| {shape} | {dims[shape]} | " + " | ".join(f"{statistics.median(v):.0f}" if v else "-" for v in vals) + " |")
 
     if errors:
         print()

@@ -10,6 +10,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 peers=$root/benchmarks/peers
 py=${PYTHON:-/usr/bin/python3}
 threads=2 iters=8
+cmdline="benchmarks/sweep.sh $*"
 while [ $# -gt 0 ]; do
   case $1 in
     --threads) threads=$2; shift 2 ;;
@@ -26,7 +27,7 @@ raw=$out/raw.jsonl
 {
   echo "date: $(date -Is)"
   echo "commit: $(git -C "$root" rev-parse --short HEAD 2> /dev/null || echo unknown)"
-  echo "command: benchmarks/sweep.sh $*"
+  echo "command: $cmdline"
   lscpu | grep -m1 'Model name' | sed 's/  */ /g'
   echo "ISA:$(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -xE 'avx2|fma|avx512f|avx512bw|avx512vl|avx512_vnni|avx512_bf16|avx512_fp16|amx_tile|amx_bf16|amx_int8' | tr '\n' ' ')"
   echo "torch: $("$py" -c 'import torch; print(torch.__version__)' 2> /dev/null)"
