@@ -136,11 +136,12 @@ def main(path):
             print(f"| {cell} | {thr} | {ratio('cellflow-bf16', 'cellflow', m, cell, thr)} | "
                   f"{ratio('onednn-bf16', 'onednn', m, cell, thr)} | {ratio('cellflow-bf16', 'onednn-bf16', m, cell, thr)} | "
                   f"{ratio('cellflow', 'onednn-bf16', m, cell, thr)} |")
-        impls = sorted({r.get("impl_fwd_infer", "") + " on " + r.get("isa", "?") for r in rows
+        impls = sorted({(r["cell"], r.get("impl_fwd_infer", "?"), r.get("isa", "?")) for r in rows
                         if r.get("dtype") == "bf16" and r["impl"] == "onednn" and "infer_samples_per_s" in r})
         if impls:
             print()
-            print("oneDNN bf16 implementation (primitive, ISA): " + ", ".join(impls))
+            print("oneDNN's bf16 inference primitives (cell: implementation on ISA): "
+                  + ", ".join(f"{c}: {i} on {isa}" for c, i, isa in impls))
 
     if any(k[0] == "cellflow-baseline" for k in med):
         print()
