@@ -29,7 +29,7 @@ raw=$out/raw.jsonl
   echo "commit: $(git -C "$root" rev-parse --short HEAD 2> /dev/null || echo unknown)"
   echo "command: $cmdline"
   lscpu | grep -m1 'Model name' | sed 's/  */ /g'
-  echo "ISA:$(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -xE 'avx2|fma|avx512f|avx512bw|avx512vl|avx512_vnni|avx512_bf16|avx512_fp16|amx_tile|amx_bf16|amx_int8' | tr '\n' ' ')"
+  echo "ISA: $(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -xE 'avx2|fma|avx512f|avx512bw|avx512vl|avx512_vnni|avx512_bf16|avx512_fp16|amx_tile|amx_bf16|amx_int8' | tr '\n' ' ')"
   echo "torch: $("$py" -c 'import torch; print(torch.__version__)' 2> /dev/null)"
 } > "$out/machine.txt"
 bench() { OMP_NUM_THREADS=$threads "$build/benchmarks/cellflow_bench" --threads "$threads" --iters "$iters" --warmup 2 "$@" >> "$raw"; }
