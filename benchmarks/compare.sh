@@ -5,7 +5,8 @@
 #
 #   benchmarks/compare.sh                 3 repeats x threads {2,1} x cells {lstm,gru,peephole},
 #                                         bf16 inference and 1-thread streaming (~15 min on 2 cores)
-#   benchmarks/compare.sh --quick         1 repeat, few iterations, same coverage (a few minutes)
+#   benchmarks/compare.sh --quick         1 repeat, few iterations, same coverage (a few minutes;
+#                                         7 min on the 2-core VM at load average 7, 2026-12-07)
 #   benchmarks/compare.sh --repeats 5 --threads 2 --cells lstm --iters 30
 #   benchmarks/compare.sh --baseline OLD/cellflow_bench   also runs another build of cellflow_bench
 #                         (e.g. of the commit before a change), interleaved, as "cellflow-baseline"
