@@ -1,5 +1,5 @@
 // TensorFlow's own published expectations: the hard-coded numbers of TF 1.x's unit tests for the
-// recurrent stack, xent, in_top_k and Adam (rnn_cell_test.py, xent_op_test.py,
+// recurrent stack, xent, in_top_k and Adam (rnn_cell_test.py, rnn_test.py, sparse_xent_op_test.py,
 // in_topk_op_test.py, adam_test.py and their neighbours), each reproduced here with the test's
 // own tolerance. The numbers are transcribed as literals; every TEST_CASE names the golden id and
 // the TF test.
