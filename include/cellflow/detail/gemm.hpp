@@ -210,6 +210,54 @@ void tail_columns(Index i0, Index i1, Index n0, Index N, Index k0, Index kc, con
   }
 }
 
+// One row of C, columns [0, n_full) (whole packets), k chunk [k0, k0 + kc): the product of a
+// single sequence (batch-1 streaming), where every weight is read once per call and the time is
+// the time to stream B from the cache that holds it. B is read row after row, in long contiguous
+// runs the hardware prefetchers follow, into a block of C's columns kept in a small buffer: for
+// every element the sum runs over k in the same order, from zero, as in the register tiles, so
+// the result is bitwise the same as for the same row inside a larger product.
+template <class T, bool TransA>
+void gemm_row_chunk(Index n_full, Index k0, Index kc, const T* A, Index lda, const T* B, Index ldb, T* C, bool load_c) {
+  using P = Packet<T>;
+  constexpr int L = packet_size<T>();
+  constexpr Index NB = 1024;  // columns per block: the block (4 KB of floats) stays in L1
+  alignas(64) T acc[NB];
+  auto a_at = [&](Index k) { return TransA ? A[k * lda] : A[k]; };
+  for (Index j0 = 0; j0 < n_full; j0 += NB) {
+    const Index nb = std::min(NB, n_full - j0);
+    std::fill(acc, acc + nb, T(0));
+    Index k = k0;
+    for (; k + 4 <= k0 + kc; k += 4) {
+      const P a0 = Eigen::internal::pset1<P>(a_at(k)), a1 = Eigen::internal::pset1<P>(a_at(k + 1));
+      const P a2 = Eigen::internal::pset1<P>(a_at(k + 2)), a3 = Eigen::internal::pset1<P>(a_at(k + 3));
+      const T* b0 = B + k * ldb + j0;
+      for (Index j = 0; j < nb; j += L) {
+#if defined(__GNUC__)
+        if (k + 12 <= k0 + kc) __builtin_prefetch(b0 + 8 * ldb + j);
+#endif
+        P c = Eigen::internal::pload<P>(acc + j);
+        c = Eigen::internal::pmadd(a0, Eigen::internal::ploadu<P>(b0 + j), c);
+        c = Eigen::internal::pmadd(a1, Eigen::internal::ploadu<P>(b0 + ldb + j), c);
+        c = Eigen::internal::pmadd(a2, Eigen::internal::ploadu<P>(b0 + 2 * ldb + j), c);
+        c = Eigen::internal::pmadd(a3, Eigen::internal::ploadu<P>(b0 + 3 * ldb + j), c);
+        Eigen::internal::pstore(acc + j, c);
+      }
+    }
+    for (; k < k0 + kc; ++k) {
+      const P a = Eigen::internal::pset1<P>(a_at(k));
+      const T* b = B + k * ldb + j0;
+      for (Index j = 0; j < nb; j += L)
+        Eigen::internal::pstore(
+            acc + j, Eigen::internal::pmadd(a, Eigen::internal::ploadu<P>(b + j), Eigen::internal::pload<P>(acc + j)));
+    }
+    T* c = C + j0;
+    for (Index j = 0; j < nb; j += L) {
+      const P v = Eigen::internal::pload<P>(acc + j);
+      Eigen::internal::pstoreu(c + j, load_c ? Eigen::internal::padd(Eigen::internal::ploadu<P>(c + j), v) : v);
+    }
+  }
+}
+
 // Rows [i0, i1) of C, all columns, all of K.
 template <class T, bool TransA>
 void gemm_rows(Index i0, Index i1, Index N, Index K, const T* A, Index lda, const T* B, Index ldb, T* C, Index ldc,
@@ -234,6 +282,10 @@ void gemm_rows(Index i0, Index i1, Index N, Index K, const T* A, Index lda, cons
     const T* a = TransA ? A + k0 * lda : A + k0;
     const T* b = B + k0 * ldb;
     Index j = 0;
+    if (i1 - i0 == 1) {  // a single row: streamed through gemm_row_chunk
+      gemm_row_chunk<T, TransA>(n_full, k0, kc, TransA ? A + i0 : A + i0 * lda, lda, B, ldb, C + i0 * ldc, load_c);
+      j = n_full;
+    }
     for (; j + NR <= n_full; j += NR)
       panel_rows<T, kNP, TransA>(0, i1 - i0, kc, TransA ? a + i0 : a + i0 * lda, lda, b + j, ldb, C + i0 * ldc + j, ldc,
                                  load_c);
