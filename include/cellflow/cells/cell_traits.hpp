@@ -63,6 +63,13 @@
 //
 // A cell without them can be wrapped with input and output dropout; state_keep_prob < 1 on it
 // is a ValueError.
+//
+// Optional for any cell, for streaming without allocation (RNNStream::step):
+//
+//   final_state_into(tape, state)        the final state written into an existing State, reusing
+//                                        its buffers (no allocation when it has the right shape)
+//
+// Without it the stream assigns final_state(tape), which allocates a new state every call.
 #pragma once
 
 #include <map>
@@ -138,6 +145,10 @@ using for_each_variable_t = decltype(std::declval<C&>().for_each_variable(
 template <class C>
 using final_state_t = decltype(static_cast<typename C::State>(
     std::declval<const C&>().final_state(std::declval<const typename C::Tape&>())));
+
+template <class C>
+using final_state_into_t = decltype(std::declval<const C&>().final_state_into(std::declval<const typename C::Tape&>(),
+                                                                              std::declval<typename C::State&>()));
 
 template <class C>
 using forward_begin_t = decltype(std::declval<const C&>().forward_begin(
