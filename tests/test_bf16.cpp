@@ -100,6 +100,39 @@ TEST_CASE("bf16: float to bfloat16 rounds to nearest even, keeps NaN, inf and su
   }
 }
 
+TEST_CASE("bf16: the AVX-512 packing of A gives the bits of float_to_bf16", "[bf16]") {
+#if CELLFLOW_HAS_BF16_X86
+  if (!cellflow::cpu_has_bf16()) return;
+  // Rows of random bit patterns (NaNs, infinities, subnormals, ties included) at every length up
+  // to 70 (odd ones leave the k past K), in two chunks of pairs.
+  Matrix<float> A(3, 70);
+  unsigned s = 11;
+  for (Index i = 0; i < A.size(); ++i) {
+    s = s * 1664525u + 1013904223u;
+    std::uint32_t u = s;
+    if (i % 3 == 0) u = (u & 0xFFFF0000u) | 0x8000u;  // a tie
+    if (i % 7 == 0) u &= 0x807FFFFFu;                 // a subnormal
+    if (i % 11 == 0) u |= 0x7F800000u;                // an infinity or a NaN
+    A.data()[i] = detail::bits_float(u);
+  }
+  for (Index K = 1; K <= 70; ++K) {
+    const Index pairs = (K + 1) / 2;
+    for (Index p0 : {Index(0), pairs / 2}) {
+      const Index pc = pairs - p0;
+      if (pc == 0) continue;
+      std::vector<std::uint32_t> scalar(std::size_t(3 * pc) + 1, 0xDEADBEEFu), simd = scalar;
+      detail::bf16_impl::pack_a(A.data(), A.cols(), 0, 3, K, p0, pc, scalar.data());
+      detail::bf16_impl::pack_a_avx512(A.data(), A.cols(), 0, 3, K, p0, pc, simd.data());
+      INFO("K " << K << " p0 " << p0);
+      REQUIRE(simd == scalar);
+      REQUIRE(scalar.back() == 0xDEADBEEFu);  // nothing written past the block
+    }
+  }
+#else
+  WARN("no AVX512-BF16 kernel in this build");
+#endif
+}
+
 TEST_CASE("bf16: packed weights round trip for odd K and N not a multiple of 16, padding is zero", "[bf16]") {
   for (Index K : {0, 1, 2, 3, 28, 151}) {
     for (Index N : {0, 1, 15, 16, 17, 33}) {

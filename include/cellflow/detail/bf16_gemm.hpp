@@ -184,6 +184,7 @@ constexpr Index kRowBlock = 24;
 // Row tile and strips per tile of the two kernels.
 constexpr int kMR = 6;
 constexpr int kNS = 4;
+constexpr int kNarrowNS = 8;  // strips per tile when the product has at most 2 rows
 // Portable: as many strips as fill detail/gemm.hpp's tile width (kNP packets).
 constexpr int kPortableMR = 4;
 constexpr int kPortableNS = std::max(1, gemm_impl::kNP* gemm_impl::packet_size<float>() / 16);
@@ -262,6 +263,44 @@ void tile_portable(Index pc, const std::uint32_t* a, const std::uint32_t* const*
 // ---- AVX512-BF16 kernel ----
 
 #if CELLFLOW_HAS_BF16_X86
+// float_to_bf16 on 16 lanes, the result in the high half of each lane.
+CELLFLOW_BF16_TARGET inline __m512i round_bf16_avx512(__m512i u) {
+  const __mmask16 nan =
+      _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7FFFFFFF)), _mm512_set1_epi32(0x7F800000));
+  // + 0x7FFF, + 1 more where the lowest kept bit (bit 16) is set (no shifts: GCC 12 warns about
+  // the undefined source of their intrinsics).
+  const __mmask16 odd = _mm512_test_epi32_mask(u, _mm512_set1_epi32(0x10000));
+  const __m512i r0 = _mm512_add_epi32(u, _mm512_set1_epi32(0x7FFF));
+  const __m512i r = _mm512_mask_add_epi32(r0, odd, r0, _mm512_set1_epi32(1));
+  return _mm512_mask_or_epi32(r, nan, u, _mm512_set1_epi32(0x00400000));
+}
+
+// pack_a with AVX-512 integer operations, the same bits as float_to_bf16: 32 floats (16 pairs) at
+// a time; the floats past K are loaded as zeros.
+CELLFLOW_BF16_TARGET inline void pack_a_avx512(const float* A, Index lda, Index r0, Index rows, Index K, Index p0,
+                                               Index pc, std::uint32_t* out) {
+  // The high halves of the 32 lanes of two vectors, in order: 16-bit elements 1, 3, ..., 63.
+  alignas(64) std::int16_t odd[32];
+  for (int i = 0; i < 32; ++i) odd[i] = static_cast<std::int16_t>(2 * i + 1);
+  const __m512i index = _mm512_load_si512(odd);
+
+  const Index k0 = 2 * p0, k1 = std::min(K, 2 * (p0 + pc));  // the floats of the chunk
+  for (Index r = 0; r < rows; ++r) {
+    const float* a = A + (r0 + r) * lda;
+    std::uint32_t* o = out + r * pc;
+    for (Index k = k0; k < k1; k += 32) {
+      const Index n = std::min<Index>(32, k1 - k);
+      const __mmask16 m0 = static_cast<__mmask16>(n >= 16 ? 0xFFFFu : (1u << n) - 1u);
+      const __mmask16 m1 = static_cast<__mmask16>(n >= 32 ? 0xFFFFu : n <= 16 ? 0u : (1u << (n - 16)) - 1u);
+      const __m512i lo = round_bf16_avx512(_mm512_maskz_loadu_epi32(m0, a + k));
+      const __m512i hi = round_bf16_avx512(_mm512_maskz_loadu_epi32(m1, a + k + 16));
+      const __m512i words = _mm512_permutex2var_epi16(lo, index, hi);
+      const Index w = (n + 1) / 2;  // pairs written
+      _mm512_mask_storeu_epi32(o + (k - k0) / 2, static_cast<__mmask16>(w >= 16 ? 0xFFFFu : (1u << w) - 1u), words);
+    }
+  }
+}
+
 template <int MR, int NS>
 CELLFLOW_BF16_TARGET void tile_avx512(Index pc, const std::uint32_t* a, const std::uint32_t* const* b, float* C,
                                       Index ldc, Index N, Index s0, bool load_c) {
@@ -331,11 +370,11 @@ void tile_shape(int rows, int ns, Index pc, const std::uint32_t* a, const std::u
 }
 
 // Rows [i0, i1) of C (+)= A B.
-template <bool Avx>
-void gemm_rows(Index i0, Index i1, const float* A, Index lda, const Bf16Weights& B, float* C, Index ldc,
-               bool accumulate) {
-  constexpr int MR = Avx ? kMR : kPortableMR;
-  constexpr int NS = Avx ? kNS : kPortableNS;
+// Rows [i0, i1) of C (+)= A B with tiles of MR rows x NS strips. The tile shape does not change
+// any sum (each element's order is fixed by the header comment), only the speed.
+template <bool Avx, int MR, int NS>
+void gemm_rows_tiled(Index i0, Index i1, const float* A, Index lda, const Bf16Weights& B, float* C, Index ldc,
+                     bool accumulate) {
   const Index K = B.rows(), N = B.cols(), P = B.pairs(), S = B.strips();
   if (i1 <= i0 || N == 0) return;
   if (K == 0) {
@@ -351,7 +390,12 @@ void gemm_rows(Index i0, Index i1, const float* A, Index lda, const Bf16Weights&
     for (Index p0 = 0; p0 < P; p0 += pc_even) {
       const Index pc = std::min(pc_even, P - p0);
       const bool load_c = accumulate || p0 > 0;
-      pack_a(A, lda, r0, rows, K, p0, pc, abuf);
+#if CELLFLOW_HAS_BF16_X86
+      if constexpr (Avx)
+        pack_a_avx512(A, lda, r0, rows, K, p0, pc, abuf);
+      else
+#endif
+        pack_a(A, lda, r0, rows, K, p0, pc, abuf);
       for (Index s0 = 0; s0 < S; s0 += NS) {
         const int ns = int(std::min<Index>(NS, S - s0));
         const std::uint32_t* b[NS];
@@ -362,6 +406,21 @@ void gemm_rows(Index i0, Index i1, const float* A, Index lda, const Bf16Weights&
         }
       }
     }
+  }
+}
+
+// Rows [i0, i1) of C (+)= A B. One or two rows (streaming) take tiles of 8 strips, so that
+// more independent accumulators hide vdpbf16ps's latency while the weights stream past.
+template <bool Avx>
+void gemm_rows(Index i0, Index i1, const float* A, Index lda, const Bf16Weights& B, float* C, Index ldc,
+               bool accumulate) {
+  if constexpr (Avx) {
+    if (i1 - i0 <= 2)
+      gemm_rows_tiled<true, 2, kNarrowNS>(i0, i1, A, lda, B, C, ldc, accumulate);
+    else
+      gemm_rows_tiled<true, kMR, kNS>(i0, i1, A, lda, B, C, ldc, accumulate);
+  } else {
+    gemm_rows_tiled<false, kPortableMR, kPortableNS>(i0, i1, A, lda, B, C, ldc, accumulate);
   }
 }
 
