@@ -224,14 +224,26 @@ int main(int argc, char** argv) {
           report(kernel == cf::Bf16Kernel::avx512_bf16 ? "bf16_avx512" : "bf16_portable", t16, w16[0].bytes(),
                  M == 1 ? &floor16 : nullptr);
         }
-        // The per-call conversion of A to bf16 pairs alone (part of every bf16 product above).
+        // The per-call conversion of A to bf16 pairs alone (part of every bf16 product above),
+        // scalar (the portable kernel's) and AVX-512 (the avx512_bf16 kernel's).
         std::vector<std::uint32_t> packed(std::size_t(M * ((K + 1) / 2)));
         const Timing tpack = measure(args, 1, [&] {
           detail::bf16_impl::pack_a(A.data(), K, 0, M, K, 0, (K + 1) / 2, packed.data());
           g_sink = float(packed[0]);
         });
-        std::printf("{\"record\": \"pack_a\", \"M\": %ld, \"K\": %ld, \"us\": %.3f}\n", long(M), long(K),
-                    tpack.median_s * 1e6);
+        double avx_us = -1;
+#if CELLFLOW_HAS_BF16_X86
+        if (cf::cpu_has_bf16())
+          avx_us = measure(args, 1,
+                           [&] {
+                             detail::bf16_impl::pack_a_avx512(A.data(), K, 0, M, K, 0, (K + 1) / 2, packed.data());
+                             g_sink = float(packed[0]);
+                           })
+                       .median_s *
+                   1e6;
+#endif
+        std::printf("{\"record\": \"pack_a\", \"M\": %ld, \"K\": %ld, \"scalar_us\": %.3f, \"avx512_us\": %.3f}\n",
+                    long(M), long(K), tpack.median_s * 1e6, avx_us);
       }
     }
   return 0;

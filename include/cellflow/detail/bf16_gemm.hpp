@@ -465,6 +465,14 @@ inline void bf16_gemm(MutView<float> C, ConstView<float> A, const Bf16Weights& B
   run(0, M);
 }
 
+/// Not available: the bf16 product takes and gives float only (its sums are float by design);
+/// a double model's inputs and state must be converted to float for it.
+template <class T>
+void bf16_gemm(MutView<T>, ConstView<T>, const Bf16Weights&, bool, Bf16Kernel = Bf16Kernel::portable) {
+  static_assert(dependent_false<T>,
+                "cellflow: the bf16 product is float-only (float sums by design): convert double operands to float");
+}
+
 /// C (+)= A B on this CPU's best kernel (`choose_bf16_kernel()`: avx512_bf16 when the CPU has
 /// it, else portable).
 inline void bf16_gemm(MutView<float> C, ConstView<float> A, const Bf16Weights& B, bool accumulate) {
