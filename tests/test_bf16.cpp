@@ -172,6 +172,10 @@ TEST_CASE("bf16: packed weights round trip for odd K and N not a multiple of 16,
   // The layout of one word: B(2p, j) in the low half, B(2p + 1, j) in the high half.
   const detail::Bf16Weights W(B);
   REQUIRE(W.strip(1)[1 * 16 + 2] == detail::bf16_pair(B(2, 18), B(3, 18)));
+  // From a strided view (a block of a larger matrix), and a view of negative shape refused.
+  const Matrix<float> big = random_matrix(9, 30, 4);
+  REQUIRE(detail::Bf16Weights(detail::cview(big.block(2, 3, 5, 19))).to_float() == rounded(big.block(2, 3, 5, 19)));
+  CHECK_THROWS_AS(detail::Bf16Weights(detail::ConstView<float>{big.data(), -1, 4, 30}), cellflow::ShapeError);
 }
 
 // C (+)= A B on a block of a larger C for one kernel, against double sums of the rounded
