@@ -209,6 +209,25 @@ inline int strip_width(Index s, Index N) {
 
 // ---- portable kernel ----
 
+// The integer packet of T's packet (Eigen's SSE, AVX, AVX-512, NEON, AltiVec and SVE
+// packets have one). GCC warns that a vector type's attributes are dropped as a template
+// argument; they do not matter here.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wignored-attributes"
+#endif
+template <class T, bool Vectorized = (gemm_impl::packet_size<T>() > 1)>
+struct int_packet {
+  using type = typename Eigen::internal::unpacket_traits<gemm_impl::Packet<T>>::integer_packet;
+};
+template <class T>
+struct int_packet<T, false> {  // no SIMD (EIGEN_DONT_VECTORIZE): unused
+  using type = int;
+};
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+
 // C(r, s*16 + j) (+)= sum over pairs of the tile, r < MR, s < NS.
 template <int MR, int NS>
 void tile_portable(Index pc, const std::uint32_t* a, const std::uint32_t* const* b, float* C, Index ldc, Index N,
@@ -224,21 +243,26 @@ void tile_portable(Index pc, const std::uint32_t* a, const std::uint32_t* const*
     CELLFLOW_UNROLL
     for (int q = 0; q < NPK; ++q) acc[r][q] = Eigen::internal::pset1<P>(0.0f);
   }
-  alignas(64) float lo[NS * 16];
-  alignas(64) float hi[NS * 16];
   for (Index p = 0; p < pc; ++p) {
-    for (int s = 0; s < NS; ++s) {
-      const std::uint32_t* w = b[s] + p * 16;
-      for (int j = 0; j < 16; ++j) {
-        lo[s * 16 + j] = bits_float(w[j] << 16);
-        hi[s * 16 + j] = bits_float(w[j] & 0xFFFF0000u);
-      }
-    }
+    // B's words widened to float: the even k (low halves) and the odd k (high halves).
     P blo[NPK], bhi[NPK];
-    CELLFLOW_UNROLL
-    for (int q = 0; q < NPK; ++q) {
-      blo[q] = Eigen::internal::pload<P>(lo + q * L);
-      bhi[q] = Eigen::internal::pload<P>(hi + q * L);
+    if constexpr (L > 1) {
+      using PI = typename int_packet<float>::type;
+      const PI high = Eigen::internal::pset1<PI>(static_cast<int>(0xFFFF0000u));
+      CELLFLOW_UNROLL
+      for (int q = 0; q < NPK; ++q) {
+        // int and unsigned int may alias: the words are read as ints.
+        const PI w = Eigen::internal::pload<PI>(reinterpret_cast<const int*>(b[q / PPS] + p * 16 + (q % PPS) * L));
+        blo[q] = Eigen::internal::preinterpret<P>(Eigen::internal::plogical_shift_left<16>(w));
+        bhi[q] = Eigen::internal::preinterpret<P>(Eigen::internal::pand(w, high));
+      }
+    } else {
+      CELLFLOW_UNROLL
+      for (int q = 0; q < NPK; ++q) {
+        const std::uint32_t w = b[q / PPS][p * 16 + q % PPS];
+        blo[q] = bits_float(w << 16);
+        bhi[q] = bits_float(w & 0xFFFF0000u);
+      }
     }
     CELLFLOW_UNROLL
     for (int r = 0; r < MR; ++r) {
