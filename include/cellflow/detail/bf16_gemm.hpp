@@ -15,10 +15,13 @@
 // most about (K + 2) u sum_k |a_ik b_kj| (+ |C_ij| when accumulating), u = 2^-24.
 //
 // Kernels (`Bf16Kernel`): avx512_bf16 runs vdpbf16ps on a register tile of 6 rows x 4 strips of
-// 16 columns, compiled with a target attribute (no -march flag needed) and called only when
-// `cpu_has_bf16()`; portable widens the bfloat16 words to float and uses Eigen's packet
-// multiply-adds in the same order, so both give the same bits for normal numbers (vdpbf16ps
-// flushes subnormal inputs and results to zero; the portable kernel keeps them).
+// 16 columns (2 rows x 8 strips when the product has one or two rows: more independent
+// accumulators while the weights stream past), packs A with AVX-512 integer operations, is
+// compiled with a target attribute (no -march flag needed) and is called only when
+// `cpu_has_bf16()`; portable widens the bfloat16 words to float with Eigen's integer packets
+// (shift, mask) and uses Eigen's packet multiply-adds in the same order, so both give the same
+// bits for normal numbers (vdpbf16ps treats subnormal inputs as zero and flushes subnormal
+// results to zero; the portable kernel keeps them).
 //
 // Layout of the packed weights: K is padded to an even number of rows (pairs of consecutive k)
 // and N to whole strips of 16 columns, with zeros. Strip s holds, for every pair p, 16 32-bit
@@ -26,7 +29,9 @@
 // half): one 64-byte vector per pair, exactly the right operand vdpbf16ps wants. Memory:
 // 4 ceil(K/2) * 16 ceil(N/16) bytes, about half of the float matrix. A is packed per call into a
 // small stack buffer of bfloat16 pairs (a row block by a depth chunk): M K conversions against
-// 2 M K N flops, and the kernel then broadcasts one word per row and pair.
+// 2 M K N flops, and the kernel then broadcasts one word per row and pair. (16 pairs of a strip
+// are also the B operand of an AMX tdpbf16ps tile, and the packed A rows its A tile, for a
+// later AMX kernel.)
 #pragma once
 
 #include <algorithm>
