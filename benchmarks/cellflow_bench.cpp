@@ -1,4 +1,4 @@
-// cellflow's side of the peer benchmark (../shared/peers): the seed model's full training step
+// cellflow's side of the peer benchmark (benchmarks/peers/): the seed model's full training step
 // (3 x RNN(150) over 28 steps of 28 inputs, dense 10-way head on the top h, sparse softmax
 // cross-entropy, Adam), its inference pass, and single-sequence streaming latency. Prints one
 // JSON line per configuration, with the same fields as the peers' programs.
@@ -6,11 +6,22 @@
 //   cellflow_bench --cell lstm|gru|peephole --threads 2 --iters 30 --warmup 5
 //   cellflow_bench --cell lstm --batch 64 --hidden 256 --steps 100     (sweeps)
 //   cellflow_bench --mode stream                                        (batch 1, step by step)
+//   cellflow_bench --lengths uniform --skip-ended-rows 0|1              (variable lengths)
+//
+// --lengths full|uniform|longtail: sequence_length of the batch (full: none, every example runs
+// --steps). The draw is fixed (benchmarks/peers/torch_varlen.py makes the same one): u_b is the
+// b-th output of SplitMix64 seeded with 20261207, as (x >> 11) * 2^-53; with T = --steps and
+// lo = max(1, T / 4) (integer division):
+//   uniform:  L_b = lo + floor(u_b * (T - lo + 1))        uniform on [T/4, T]
+//   longtail: L_b = max(1, ceil(T * u_b^3))              most short (median T/8), a few long
+// --skip-ended-rows 1 (default) runs RNNOptions::skip_ended_rows; 0 computes every row, as before.
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "cellflow/cellflow.hpp"
@@ -31,13 +42,40 @@ struct Args {
   int batch_threads = 0;  // 0: same as --threads
   Index hidden = 150, steps = 28, inputs = 28, batch = 150, classes = 10;
   std::uint64_t seed = 0;
+  std::string lengths = "full";
+  bool skip_ended_rows = true;
 };
+
+/// The benchmark's sequence lengths (see the top of this file); empty for "full".
+std::vector<Index> draw_lengths(const std::string& kind, Index batch, Index T) {
+  std::vector<Index> out;
+  if (kind == "full") return out;
+  std::uint64_t state = 20261207;
+  auto next = [&] {
+    std::uint64_t z = (state += 0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+  };
+  const Index lo = std::max<Index>(1, T / 4);
+  for (Index b = 0; b < batch; ++b) {
+    const double u = static_cast<double>(next() >> 11) * 0x1.0p-53;
+    Index L = 0;
+    if (kind == "uniform")
+      L = lo + static_cast<Index>(std::floor(u * static_cast<double>(T - lo + 1)));
+    else
+      L = std::max<Index>(1, static_cast<Index>(std::ceil(static_cast<double>(T) * u * u * u)));
+    out.push_back(std::min(L, T));
+  }
+  return out;
+}
 
 [[noreturn]] void usage(const std::string& msg) {
   std::fprintf(stderr,
                "cellflow_bench: %s\nusage: cellflow_bench [--cell lstm|gru|peephole] [--mode train,infer,stream] "
                "[--layers N] [--hidden N] [--steps N] [--inputs N] [--batch N] [--classes N] [--threads N] "
-               "[--iters N] [--warmup N] [--seed N] [--batch-threads N (0: = --threads, 1: Eigen's threaded GEMM)]\n",
+               "[--iters N] [--warmup N] [--seed N] [--batch-threads N (0: = --threads, 1: Eigen's threaded GEMM)] "
+               "[--lengths full|uniform|longtail] [--skip-ended-rows 0|1]\n",
                msg.c_str());
   std::exit(2);
 }
@@ -54,7 +92,11 @@ Args parse(int argc, char** argv) {
       if (*end != '\0' || x < 0) usage("bad value for " + k + ": " + v);
       return x;
     };
-    if (k == "--cell")
+    if (k == "--lengths")
+      a.lengths = v;
+    else if (k == "--skip-ended-rows")
+      a.skip_ended_rows = num() != 0;
+    else if (k == "--cell")
       a.cell = v;
     else if (k == "--mode")
       a.mode = v;
@@ -84,6 +126,8 @@ Args parse(int argc, char** argv) {
       usage("unknown option " + k);
   }
   if (a.cell != "lstm" && a.cell != "gru" && a.cell != "peephole") usage("--cell must be lstm, gru or peephole");
+  if (a.lengths != "full" && a.lengths != "uniform" && a.lengths != "longtail")
+    usage("--lengths must be full, uniform or longtail");
   if (a.layers < 1 || a.hidden < 1 || a.steps < 1 || a.inputs < 1 || a.batch < 1 || a.iters < 1)
     usage("sizes and --iters must be positive");
   return a;
@@ -108,7 +152,7 @@ cf::MultiRNNCell<float> build(const Args& a, cf::Rng& rng) {
   return cf::MultiRNNCell<float>(std::move(cells));
 }
 
-/// GEMM FLOPs per sample, the peers' convention (../shared/peers/FLOPS.md): 2*M*N*K per
+/// GEMM FLOPs per sample, the peers' convention (benchmarks/peers/FLOPS.md): 2*M*N*K per
 /// product, all steps counted, no input gradient of layer 1 in training.
 void flops_per_sample(const Args& a, double& train, double& infer) {
   const double G = a.cell == "gru" ? 3 : 4, H = static_cast<double>(a.hidden), T = static_cast<double>(a.steps);
@@ -140,6 +184,15 @@ int main(int argc, char** argv) {
 #endif
   cf::RNNOptions train_opts;
   train_opts.batch_threads = a.batch_threads > 0 ? a.batch_threads : threads;
+  train_opts.skip_ended_rows = a.skip_ended_rows;
+  const std::vector<Index> lengths = draw_lengths(a.lengths, a.batch, a.steps);
+  if (!lengths.empty()) train_opts.sequence_length = lengths;
+  double mean_length = static_cast<double>(a.steps);
+  if (!lengths.empty()) {
+    mean_length = 0;
+    for (Index L : lengths) mean_length += static_cast<double>(L);
+    mean_length /= static_cast<double>(lengths.size());
+  }
   cf::Rng rng(a.seed);
   cf::MultiRNNCell<float> multi = build(a, rng);
   cf::Dense<float> dense(a.hidden, a.classes, rng);
@@ -165,6 +218,9 @@ int main(int argc, char** argv) {
                 "\"iters\": %d, \"warmup\": %d, \"batch_threads\": %d",
                 a.layers, static_cast<long>(a.hidden), static_cast<long>(a.steps), static_cast<long>(a.inputs),
                 static_cast<long>(a.batch), threads, a.iters, a.warmup, train_opts.batch_threads);
+  rec += buf;
+  std::snprintf(buf, sizeof buf, ", \"lengths\": \"%s\", \"mean_length\": %.3f, \"skip_ended_rows\": %d",
+                a.lengths.c_str(), mean_length, a.skip_ended_rows ? 1 : 0);
   rec += buf;
 
   if (a.mode.find("train") != std::string::npos) {
@@ -243,10 +299,32 @@ int main(int argc, char** argv) {
         if (it >= a.warmup * static_cast<int>(a.steps)) t_into.push_back(s);
       }
     }
+    // The memory floor: one streamed step reads every weight of the stack once, so no float32
+    // implementation can step faster than this machine reads those bytes where they sit between
+    // steps (L2 or L3, by size). Measured here, in the same sitting, with a summing loop over
+    // the stack's own weight buffers.
+    std::vector<std::pair<const float*, Index>> weights;
+    Index weight_floats = 0;
+    multi.for_each_variable("rnn", [&](const std::string&, cf::Parameter<float>& p) {
+      weights.emplace_back(p.value.data(), p.value.size());
+      weight_floats += p.value.size();
+    });
+    std::vector<double> t_floor;
+    float sink = 0;
+    for (int it = 0; it < n; ++it) {
+      const auto t0 = Clock::now();
+      float sum = 0;
+      for (const auto& [p, size] : weights) sum += Eigen::Map<const Eigen::VectorXf>(p, size).sum();
+      const double s = seconds_since(t0);
+      sink += sum;
+      if (it >= a.warmup * static_cast<int>(a.steps)) t_floor.push_back(s);
+    }
     std::snprintf(buf, sizeof buf,
                   ", \"stream_us_per_step_median\": %.2f, \"stream_us_per_step_min\": %.2f, "
-                  "\"stream_call_us_per_step_median\": %.2f",
-                  median(t_into) * 1e6, *std::min_element(t_into.begin(), t_into.end()) * 1e6, median(t_call) * 1e6);
+                  "\"stream_call_us_per_step_median\": %.2f, \"stream_floor_us_median\": %.2f, "
+                  "\"stream_weight_bytes\": %lld, \"stream_floor_checksum\": %.3g",
+                  median(t_into) * 1e6, *std::min_element(t_into.begin(), t_into.end()) * 1e6, median(t_call) * 1e6,
+                  median(t_floor) * 1e6, static_cast<long long>(weight_floats) * 4, static_cast<double>(sink));
     rec += buf;
   }
   rec += ", \"scope\": \"full step: forward, loss, backward, Adam; infer: forward to logits\"}";

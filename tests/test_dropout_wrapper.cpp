@@ -12,6 +12,7 @@
 //   * bad keep probabilities, seeds and a cell without droppable_state.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -144,8 +145,15 @@ TEST_CASE("DropoutWrapper matches TF's equations on the reference fixture, masks
         CHECK(allclose(*v.grad, fc.tensor("grad/" + v.name).values, 1e-12, 1e-12));
       }
       // The masks the wrapper drew: the fixture's are [time, batch, width] (per step, per example).
-      const auto& tape = r.tape.split.slice(0).tape;
+      // With row skipping (the default) the slice's rows are its examples in length order:
+      // row k holds example slice.rows[k].
+      const auto& slice = r.tape.split.slice(0);
+      const auto& tape = slice.tape;
       const Index B = 3, T = 5;
+      auto row_of = [&](Index b) {
+        if (!r.tape.split.sorted()) return b;
+        return Index(std::find(slice.rows.begin(), slice.rows.end(), b) - slice.rows.begin());
+      };
       const std::pair<const Mat*, const char*> masks[] = {
           {&tape.input_mask, "mask/input"}, {&tape.state_mask, "mask/state"}, {&tape.output_mask, "mask/output"}};
       for (const auto& [m, key] : masks) {
@@ -158,7 +166,8 @@ TEST_CASE("DropoutWrapper matches TF's equations on the reference fixture, masks
         for (Index t = 0; t < T; ++t)
           for (Index b = 0; b < B; ++b)
             for (Index j = 0; j < W; ++j)
-              same = same && (*m)(variational ? 0 : t * B + b, j) == ft.values[std::size_t((t * B + b) * W + j)];
+              same =
+                  same && (*m)(variational ? 0 : t * B + row_of(b), j) == ft.values[std::size_t((t * B + b) * W + j)];
         CHECK(same);
       }
     };
@@ -352,17 +361,19 @@ TEST_CASE("DropoutWrapper: batch_threads 1, 2 and 3 give the same numbers", "[dr
       const Run split = train(w, X, s0, dY, dF, o);
       CHECK(rel_diff(split, one) <= 1e-12);
     }
-    // A slice's masks are keyed by the examples' positions in the whole batch.
+    // A slice's masks are keyed by the examples' positions in the whole batch (with row skipping,
+    // the default, the slice's row b holds example s1.rows[b]).
     o.batch_threads = 2;
     const auto r = cf::dynamic_rnn(w, X, o, &s0);
     const auto& s1 = r.tape.split.slice(1);
+    auto example_of = [&](Index b) { return r.tape.split.sorted() ? s1.rows[std::size_t(b)] : s1.b0 + b; };
     if (!variational) {
       const Mat& m = s1.tape.output_mask;
       bool rule = true;
       for (Index t = 0; t < s1.steps; ++t)
         for (Index b = 0; b < s1.n; ++b)
           for (Index j = 0; j < 5; ++j)
-            rule = rule && m(t * s1.n + b, j) == expected_mask(31, 2, 77, 0.6, false, s1.b0 + b, t, 5, j);
+            rule = rule && m(t * s1.n + b, j) == expected_mask(31, 2, 77, 0.6, false, example_of(b), t, 5, j);
       CHECK(rule);
     }
   }

@@ -29,6 +29,7 @@
 #include "cellflow/core/random.hpp"
 #include "cellflow/core/sequence.hpp"
 #include "cellflow/core/variable.hpp"
+#include "cellflow/detail/active_rows.hpp"
 #include "cellflow/detail/gemm.hpp"
 
 namespace cellflow {
@@ -48,11 +49,13 @@ struct BasicRNNTape {
   Index time = 0, batch = 0, steps = 0;  ///< the run's sizes (SequenceArgs), set by forward_begin
   /// The run keeps every step (SequenceArgs::training). Without it h holds two state slots.
   bool training = false;
-  Matrix<T> z;                 ///< [steps*B, U]: the pre-activations x @ W_x + b + h_prev @ W_h
-  Matrix<T> h;                 ///< state slots [(steps+1)*B, U]: slot t holds the state before step t
-  Matrix<T> dz;                ///< [steps*B, U] gradient of the pre-activations
-  Matrix<T> dh_next, dh_prev;  ///< [B, U] running state gradients: after the step and before it
-  Matrix<T> kernel_t;          ///< the transposed kernel [U, D + U] for the backward products
+  Matrix<T> z;                  ///< [steps*B, U]: the pre-activations x @ W_x + b + h_prev @ W_h
+  Matrix<T> h;                  ///< state slots [(steps+1)*B, U]: slot t holds the state before step t
+  Matrix<T> dz;                 ///< [steps*B, U] gradient of the pre-activations
+  Matrix<T> dh_next, dh_prev;   ///< [B, U] running state gradients: after the step and before it
+  Matrix<T> kernel_t;           ///< the transposed kernel [U, D + U] for the backward products
+  detail::ActiveRows active;    ///< the rows each step computes (SequenceArgs::active)
+  Matrix<T> pk_x, pk_h, pk_dz;  ///< with row skipping: the active rows of X, h_prev and dz, packed
 };
 
 // ---- end of cell contract ----
@@ -176,23 +179,30 @@ class BasicRNNCell {
     tp.batch = a.batch;
     tp.steps = a.steps;
     tp.training = a.training;
+    tp.active.assign(a.active, a.steps);
     tp.z.resize(a.steps * a.batch, units_);
     tp.h.resize((a.training ? a.steps + 1 : 2) * a.batch, units_);
     tp.h.topRows(a.batch) = s0;
-    if (a.steps == 0) return;
-    detail::matmul(tp.z, X.topRows(a.steps * a.batch), kernel_.value.topRows(depth_));
-    tp.z.rowwise() += bias_.value.row(0);
+    detail::for_active_rows(tp.active, a.steps, a.batch, [&](Index r0, Index n) {
+      auto z = tp.z.middleRows(r0, n);
+      detail::matmul(z, X.middleRows(r0, n), kernel_.value.topRows(depth_));
+      z.rowwise() += bias_.value.row(0);
+    });
   }
+
+  /// Runs only the rows of examples that have not ended when SequenceArgs::active says so
+  /// (optional contract member, cells/cell_traits.hpp).
+  bool skips_ended_rows() const { return true; }
 
   /// Step t: z += h_prev @ W_h, the new h = act(z) into slot t + 1 and the output rows
   /// [batch, num_units] to y.
   void forward_step(Tape& tp, Index t, T* y) const {
-    const Index B = tp.batch;
-    auto z = tp.z.middleRows(t * B, B);
-    detail::matmul(z, tp.h.middleRows(slot(tp, t) * B, B), kernel_.value.bottomRows(units_), true);
-    auto hn = tp.h.middleRows(slot(tp, t + 1) * B, B);
+    const Index B = tp.batch, n = tp.active.at(t, B);
+    auto z = tp.z.middleRows(t * B, n);
+    detail::matmul(z, tp.h.middleRows(slot(tp, t) * B, n), kernel_.value.bottomRows(units_), true);
+    auto hn = tp.h.middleRows(slot(tp, t + 1) * B, n);
     act_.visit([&](auto op) { hn.array() = op.value(z.array()); });
-    Eigen::Map<Matrix<T>>(y, B, units_) = hn;
+    Eigen::Map<Matrix<T>>(y, n, units_) = hn;
   }
 
   /// Example b has ended: row b of state slot t + 1 := row b of slot t.
@@ -202,6 +212,10 @@ class BasicRNNCell {
 
   /// The state in slot `steps`: after the last step run.
   State final_state(const Tape& tp) const { return tp.h.middleRows(slot(tp, tp.steps) * tp.batch, tp.batch); }
+  /// final_state written into `s`, reusing its buffer (no allocation when it is [batch, num_units]).
+  void final_state_into(const Tape& tp, State& s) const {
+    s = tp.h.middleRows(slot(tp, tp.steps) * tp.batch, tp.batch);
+  }
 
   /// Sizes the gradient buffers and transposes the kernel; the running state gradient := *d_final,
   /// or zero when it is null.
@@ -219,13 +233,13 @@ class BasicRNNCell {
   /// Step t: dz = (running gradient + dy) * act'(z), and the state gradient of slot t
   /// (dy: the step's output gradient rows, or null).
   void backward_step(Tape& tp, Index t, const T* dy) const {
-    const Index B = tp.batch, row = t * B;
-    auto dz = tp.dz.middleRows(row, B);
-    dz = tp.dh_next;
-    if (dy) dz += Eigen::Map<const Matrix<T>>(dy, B, units_);
-    const auto h = tp.h.middleRows(row + B, B).array();  // the output of step t (slot t + 1)
-    act_.visit([&](auto op) { dz.array() *= op.derivative(h, [&] { return tp.z.middleRows(row, B).array(); }); });
-    detail::matmul(tp.dh_prev, dz, tp.kernel_t.rightCols(units_));
+    const Index B = tp.batch, row = t * B, n = tp.active.at(t, B);
+    auto dz = tp.dz.middleRows(row, n);
+    dz = tp.dh_next.topRows(n);
+    if (dy) dz += Eigen::Map<const Matrix<T>>(dy, n, units_);
+    const auto h = tp.h.middleRows(row + B, n).array();  // the output of step t (slot t + 1)
+    act_.visit([&](auto op) { dz.array() *= op.derivative(h, [&] { return tp.z.middleRows(row, n).array(); }); });
+    detail::matmul(tp.dh_prev.topRows(n), dz, tp.kernel_t.rightCols(units_));
   }
 
   /// Example b had ended by step t: its state gradient passes through unchanged and its step-t
@@ -241,16 +255,21 @@ class BasicRNNCell {
   /// Adds the weight gradients of all steps into `grads` (one product per block) and, when dX is
   /// not null, writes the input gradients [time * batch, D] into it (zero past `steps`).
   void backward_end(Tape& tp, const Matrix<T>& X, Matrix<T>* dX, Gradients<T>& grads) const {
-    const Index n = tp.steps * tp.batch;
+    const Index n = tp.steps * tp.batch, B = tp.batch;
     if (dX) {
       dX->setZero(tp.time * tp.batch, depth_);
-      if (n > 0) detail::matmul(dX->topRows(n), tp.dz, tp.kernel_t.leftCols(depth_));
+      detail::for_active_rows(tp.active, tp.steps, B, [&](Index r0, Index k) {
+        detail::matmul(dX->middleRows(r0, k), tp.dz.middleRows(r0, k), tp.kernel_t.leftCols(depth_));
+      });
     }
     if (n == 0) return;
+    // Weight gradients as whole-sequence GEMMs over the rows that ran (detail/active_rows.hpp).
+    const auto dz = detail::gather_active_rows(tp.dz, tp.active, tp.steps, B, tp.pk_dz);
     Matrix<T>& dk = grads[kernel_];
-    detail::matmul_tn(dk.topRows(depth_), X.topRows(n), tp.dz, true);
-    detail::matmul_tn(dk.bottomRows(units_), tp.h.topRows(n), tp.dz, true);
-    grads[bias_].row(0) += tp.dz.colwise().sum();
+    detail::matmul_tn(dk.topRows(depth_), detail::gather_active_rows(X, tp.active, tp.steps, B, tp.pk_x), dz, true);
+    detail::matmul_tn(dk.bottomRows(units_), detail::gather_active_rows(tp.h, tp.active, tp.steps, B, tp.pk_h), dz,
+                      true);
+    grads[bias_].row(0) += dz.colwise().sum();
   }
 
   /// The gradient of the state in slot 0, once every step has gone backward.

@@ -63,6 +63,29 @@
 //
 // A cell without them can be wrapped with input and output dropout; state_keep_prob < 1 on it
 // is a ValueError.
+//
+// Optional for any cell, row skipping (RNNOptions::skip_ended_rows):
+//
+//   bool skips_ended_rows() const        true: when SequenceArgs::active is set, the cell runs
+//                                        step t only on rows 0 .. active[t] - 1 (the rows are
+//                                        sorted by length, longest first): its per-step GEMMs and
+//                                        gate passes, the whole-sequence input projection, input
+//                                        gradients and weight gradients skip every row of an
+//                                        example that has ended. Rows from active[t] on are left
+//                                        to carry_state_row / backward_carry_row (called as
+//                                        always) and to the scan, which zeroes their outputs.
+//                                        Per-example random draws use SequenceArgs::example(b).
+//                                        A composite answers for what it holds (all layers).
+//
+// Without it (or when it returns false) dynamic_rnn keeps the rows in the caller's order and the
+// cell computes every row of every step, as TF does.
+//
+// Optional for any cell, for streaming without allocation (RNNStream::step):
+//
+//   final_state_into(tape, state)        the final state written into an existing State, reusing
+//                                        its buffers (no allocation when it has the right shape)
+//
+// Without it the stream assigns final_state(tape), which allocates a new state every call.
 #pragma once
 
 #include <map>
@@ -140,6 +163,10 @@ using final_state_t = decltype(static_cast<typename C::State>(
     std::declval<const C&>().final_state(std::declval<const typename C::Tape&>())));
 
 template <class C>
+using final_state_into_t = decltype(std::declval<const C&>().final_state_into(std::declval<const typename C::Tape&>(),
+                                                                              std::declval<typename C::State&>()));
+
+template <class C>
 using forward_begin_t = decltype(std::declval<const C&>().forward_begin(
     std::declval<typename C::Tape&>(), std::declval<const M<C>&>(), std::declval<const SequenceArgs&>(),
     std::declval<const typename C::State&>()));
@@ -187,6 +214,9 @@ using droppable_state_grad_t = decltype(static_cast<Eigen::Map<M<C>>>(
 /// Whether a step cell offers the optional state-dropout members (see the top of this header).
 template <class C>
 inline constexpr bool has_droppable_state_v = has_v<C, droppable_state_t>&& has_v<C, droppable_state_grad_t>;
+
+template <class C>
+using skips_ended_rows_t = decltype(static_cast<bool>(std::declval<const C&>().skips_ended_rows()));
 
 template <class C>
 using scope_name_t = decltype(std::string(std::declval<const C&>().scope_name()));
@@ -316,6 +346,16 @@ inline constexpr bool is_cell_v = [] {
 }();
 
 // ---- end of cell contract ----
+
+/// Whether `cell` skips the rows of ended examples (its optional skips_ended_rows(), see the top
+/// of this header); false for a cell without it.
+template <class Cell>
+bool skips_ended_rows_of(const Cell& cell) {
+  if constexpr (detail::has_v<Cell, detail::skips_ended_rows_t>)
+    return cell.skips_ended_rows();
+  else
+    return false;
+}
 
 /// The variables' TF scope of a cell: its scope_name() when it has one ("lstm_cell"), else "".
 template <class Cell>

@@ -45,6 +45,7 @@
 #include "cellflow/core/random.hpp"
 #include "cellflow/core/sequence.hpp"
 #include "cellflow/core/variable.hpp"
+#include "cellflow/detail/active_rows.hpp"
 #include "cellflow/detail/gemm.hpp"
 
 namespace cellflow {
@@ -92,7 +93,10 @@ struct GRUTape {
   /// Transposed kernels for the backward products, row-major: gates/kernel and the candidate's
   /// recurrent kernel (GRUCell: candidate/kernel; CudnnCompatibleGRUCell: the hidden projection).
   Matrix<T> gates_t, cand_t;
-  Matrix<T> in_t;  ///< CudnnCompatibleGRUCell: transposed input projection kernel [U, D]
+  Matrix<T> in_t;             ///< CudnnCompatibleGRUCell: transposed input projection kernel [U, D]
+  detail::ActiveRows active;  ///< the rows each step computes (SequenceArgs::active)
+  /// With row skipping: the active rows of X, h_prev, dz, rh and dhh, packed.
+  Matrix<T> pk_x, pk_h, pk_dz, pk_rh, pk_dhh;
 };
 
 // ---- end of cell contract ----
@@ -169,6 +173,10 @@ class GRUCore {
 
   // ---- cell contract: the step functions both GRU cells share (cells/cell_traits.hpp) ----
 
+  /// Runs only the rows of examples that have not ended when SequenceArgs::active says so
+  /// (optional contract member, cells/cell_traits.hpp).
+  bool skips_ended_rows() const { return true; }
+
   /// Example b has ended: row b of state slot t + 1 := row b of slot t.
   void carry_state_row(Tape& tp, Index t, Index b) const {
     tp.h.row(slot(tp, t + 1) * tp.batch + b) = tp.h.row(slot(tp, t) * tp.batch + b);
@@ -176,6 +184,10 @@ class GRUCore {
 
   /// The state in slot `steps`: after the last step run.
   State final_state(const Tape& tp) const { return tp.h.middleRows(slot(tp, tp.steps) * tp.batch, tp.batch); }
+  /// final_state written into `s`, reusing its buffer (no allocation when it is [batch, num_units]).
+  void final_state_into(const Tape& tp, State& s) const {
+    s = tp.h.middleRows(slot(tp, tp.steps) * tp.batch, tp.batch);
+  }
 
   /// The slot-t state gradient becomes the running one.
   void backward_advance(Tape& tp) const { tp.dh_next.swap(tp.dh_prev); }
@@ -247,34 +259,39 @@ class GRUCore {
     tp.batch = a.batch;
     tp.steps = a.steps;
     tp.training = a.training;
+    tp.active.assign(a.active, a.steps);
     tp.z.resize(a.steps * a.batch, 3 * U);
     tp.h.resize((a.training ? a.steps + 1 : 2) * a.batch, U);
     tp.rh.resize(a.training ? a.steps * a.batch : a.batch, U);
     tp.h.topRows(a.batch) = s0;
     if (a.steps == 0) return false;
-    // All steps' input projections in one product per kernel; only h_prev products stay in the loop.
-    matmul(tp.z.leftCols(2 * U), X.topRows(a.steps * a.batch), gates_kernel_.value.topRows(depth_));
-    tp.z.leftCols(2 * U).rowwise() += gates_bias_.value.row(0);
+    // All steps' input projections in one product per kernel (one per step with row skipping:
+    // only the rows that run); only h_prev products stay in the loop.
+    for_active_rows(tp.active, a.steps, a.batch, [&](Index r0, Index n) {
+      auto g = tp.z.block(r0, 0, n, 2 * U);
+      matmul(g, X.middleRows(r0, n), gates_kernel_.value.topRows(depth_));
+      g.rowwise() += gates_bias_.value.row(0);
+    });
     return true;
   }
 
   /// Step t's gates in place: z[:, :2U] := sigmoid(z[:, :2U] + h_prev @ W_h) = r | u.
   void step_gates(Tape& tp, Index t) const {
-    const Index B = tp.batch, U = units_;
-    auto g = tp.z.block(t * B, 0, B, 2 * U);
-    matmul(g, tp.h.middleRows(slot(tp, t) * B, B), gates_kernel_.value.bottomRows(U), true);
+    const Index B = tp.batch, U = units_, n = tp.active.at(t, B);
+    auto g = tp.z.block(t * B, 0, n, 2 * U);
+    matmul(g, tp.h.middleRows(slot(tp, t) * B, n), gates_kernel_.value.bottomRows(U), true);
     g.array() = sigmoid(g.array());
   }
 
   /// Step t's new state h = u * h_prev + (1 - u) * c~ (c~ in z's last U columns), and the output.
   void step_update(Tape& tp, Index t, T* y) const {
-    const Index B = tp.batch, U = units_;
-    const auto hp = tp.h.middleRows(slot(tp, t) * B, B).array();
-    const auto u = tp.z.block(t * B, U, B, U).array();
-    const auto c = tp.z.block(t * B, 2 * U, B, U).array();
-    auto hn = tp.h.middleRows(slot(tp, t + 1) * B, B);
+    const Index B = tp.batch, U = units_, n = tp.active.at(t, B);
+    const auto hp = tp.h.middleRows(slot(tp, t) * B, n).array();
+    const auto u = tp.z.block(t * B, U, n, U).array();
+    const auto c = tp.z.block(t * B, 2 * U, n, U).array();
+    auto hn = tp.h.middleRows(slot(tp, t + 1) * B, n);
     hn.array() = u * hp + (T(1) - u) * c;
-    Eigen::Map<Matrix<T>>(y, B, U) = hn;
+    Eigen::Map<Matrix<T>>(y, n, U) = hn;
   }
 
   /// backward_begin's shared part: buffers, the transposed gates kernel, the running gradient.
@@ -292,40 +309,54 @@ class GRUCore {
 
   /// backward_step's shared start: dh = running gradient + dy; du, dc~ and the u part of dh_prev.
   void backward_update(Tape& tp, Index t, const T* dy) const {
-    const Index B = tp.batch, U = units_, row = t * B;
-    tp.dh_sum = tp.dh_next;
-    if (dy) tp.dh_sum += Eigen::Map<const Matrix<T>>(dy, B, U);
-    const auto dh = tp.dh_sum.array();
-    const auto h = tp.h.middleRows(row, B).array();  // h_prev of step t
-    const auto u = tp.z.block(row, U, B, U).array();
-    const auto c = tp.z.block(row, 2 * U, B, U).array();
-    tp.dz.block(row, U, B, U).array() = dh * (h - c) * u * (T(1) - u);
+    const Index B = tp.batch, U = units_, row = t * B, n = tp.active.at(t, B);
+    tp.dh_sum.topRows(n) = tp.dh_next.topRows(n);
+    if (dy) tp.dh_sum.topRows(n) += Eigen::Map<const Matrix<T>>(dy, n, U);
+    const auto dh = tp.dh_sum.topRows(n).array();
+    const auto h = tp.h.middleRows(row, n).array();  // h_prev of step t
+    const auto u = tp.z.block(row, U, n, U).array();
+    const auto c = tp.z.block(row, 2 * U, n, U).array();
+    tp.dz.block(row, U, n, U).array() = dh * (h - c) * u * (T(1) - u);
     act_.visit([&](auto act) {
-      tp.dz.block(row, 2 * U, B, U).array() =
-          dh * (T(1) - u) * act.derivative(c, [&] { return tp.c_raw.middleRows(row, B).array(); });
+      tp.dz.block(row, 2 * U, n, U).array() =
+          dh * (T(1) - u) * act.derivative(c, [&] { return tp.c_raw.middleRows(row, n).array(); });
     });
-    tp.dh_prev.array() = dh * u;
+    tp.dh_prev.topRows(n).array() = dh * u;
   }
 
   /// backward_step's shared end: dh_prev += [dr | du] @ W_h^T of the gates.
   void backward_gates(Tape& tp, Index t) const {
-    const Index B = tp.batch, U = units_;
-    matmul(tp.dh_prev, tp.dz.block(t * B, 0, B, 2 * U), tp.gates_t.rightCols(U), true);
+    const Index B = tp.batch, U = units_, n = tp.active.at(t, B);
+    matmul(tp.dh_prev.topRows(n), tp.dz.block(t * B, 0, n, 2 * U), tp.gates_t.rightCols(U), true);
   }
 
   /// backward_end's shared part for the gates: dX from the gates and their weight gradients.
   void backward_gates_end(Tape& tp, const Matrix<T>& X, Matrix<T>* dX, Gradients<T>& grads) const {
-    const Index n = tp.steps * tp.batch, U = units_;
+    const Index n = tp.steps * tp.batch, U = units_, B = tp.batch, S = tp.steps;
     if (dX) {
       dX->setZero(tp.time * tp.batch, depth_);
-      if (n > 0) matmul(dX->topRows(n), tp.dz.leftCols(2 * U), tp.gates_t.leftCols(depth_));
+      for_active_rows(tp.active, S, B, [&](Index r0, Index k) {
+        matmul(dX->middleRows(r0, k), tp.dz.block(r0, 0, k, 2 * U), tp.gates_t.leftCols(depth_));
+      });
     }
     if (n == 0) return;
-    const auto dg = tp.dz.leftCols(2 * U);
+    // Weight gradients over the rows that ran (all of them without row skipping), packed.
+    gather_active_rows(tp.dz, tp.active, S, B, tp.pk_dz);
+    const auto dz = active_view(tp, tp.dz, tp.pk_dz);
+    const auto dg = dz.leftCols(2 * U);
     Matrix<T>& dk = grads[gates_kernel_];
-    matmul_tn(dk.topRows(depth_), X.topRows(n), dg, true);
-    matmul_tn(dk.bottomRows(U), tp.h.topRows(n), dg, true);
+    matmul_tn(dk.topRows(depth_), gather_active_rows(X, tp.active, S, B, tp.pk_x), dg, true);
+    matmul_tn(dk.bottomRows(U), gather_active_rows(tp.h, tp.active, S, B, tp.pk_h), dg, true);
     grads[gates_bias_].row(0) += dg.colwise().sum();
+  }
+
+  /// The packed rows of `m` that gather_active_rows wrote to `buf` (all steps*B rows of `m`
+  /// without row skipping).
+  static Eigen::Map<const Matrix<T>, 0, Eigen::OuterStride<>> active_view(const Tape& tp, const Matrix<T>& m,
+                                                                          const Matrix<T>& buf) {
+    using View = Eigen::Map<const Matrix<T>, 0, Eigen::OuterStride<>>;
+    if (!tp.active.skipping()) return View(m.data(), tp.steps * tp.batch, m.cols(), Eigen::OuterStride<>(m.cols()));
+    return View(buf.data(), buf.rows(), buf.cols(), Eigen::OuterStride<>(buf.cols()));
   }
 
   static Index slot(const Tape& tp, Index t) { return tp.training ? t : t % 2; }
@@ -416,22 +447,25 @@ class GRUCell : public detail::GRUCore<T, GRUCell<T>> {
     if (!this->begin_gates(tp, X, a, s0)) return;
     const Index U = units_;
     if (this->act_.is_custom()) tp.c_raw.resize(a.steps * a.batch, U);
-    detail::matmul(tp.z.rightCols(U), X.topRows(a.steps * a.batch), cand_kernel_.value.topRows(depth_));
-    tp.z.rightCols(U).rowwise() += cand_bias_.value.row(0);
+    detail::for_active_rows(tp.active, a.steps, a.batch, [&](Index r0, Index n) {
+      auto c = tp.z.block(r0, 2 * U, n, U);
+      detail::matmul(c, X.middleRows(r0, n), cand_kernel_.value.topRows(depth_));
+      c.rowwise() += cand_bias_.value.row(0);
+    });
   }
 
   /// Step t: r | u, then c~ = tanh(x W_cx + (r * h_prev) W_ch + b_c), the new h into slot t + 1 and
   /// the output rows [batch, num_units] to y.
   void forward_step(Tape& tp, Index t, T* y) const {
-    const Index B = tp.batch, U = units_;
+    const Index B = tp.batch, U = units_, n = tp.active.at(t, B);
     this->step_gates(tp, t);
-    const auto hp = tp.h.middleRows(Core::slot(tp, t) * B, B);
-    auto rh = tp.rh.middleRows(tp.training ? t * B : 0, B);
-    rh.array() = tp.z.block(t * B, 0, B, U).array() * hp.array();
-    auto c = tp.z.block(t * B, 2 * U, B, U);
+    const auto hp = tp.h.middleRows(Core::slot(tp, t) * B, n);
+    auto rh = tp.rh.middleRows(tp.training ? t * B : 0, n);
+    rh.array() = tp.z.block(t * B, 0, n, U).array() * hp.array();
+    auto c = tp.z.block(t * B, 2 * U, n, U);
     detail::matmul(c, rh, cand_kernel_.value.bottomRows(U), true);
     this->act_.visit([&](auto act) {
-      if constexpr (decltype(act)::keeps_input) tp.c_raw.middleRows(t * B, B) = c;
+      if constexpr (decltype(act)::keeps_input) tp.c_raw.middleRows(t * B, n) = c;
       c.array() = act.value(c.array());
     });
     this->step_update(tp, t, y);
@@ -449,13 +483,13 @@ class GRUCell : public detail::GRUCore<T, GRUCell<T>> {
   /// Step t: the gradients of r, u and c~ and the state gradient of slot t (dy: the step's output
   /// gradient rows, or null).
   void backward_step(Tape& tp, Index t, const T* dy) const {
-    const Index B = tp.batch, U = units_, row = t * B;
+    const Index B = tp.batch, U = units_, row = t * B, n = tp.active.at(t, B);
     this->backward_update(tp, t, dy);
-    const auto h = tp.h.middleRows(row, B).array();  // h_prev of step t
-    const auto r = tp.z.block(row, 0, B, U).array();
-    detail::matmul(tp.drh, tp.dz.block(row, 2 * U, B, U), tp.cand_t.rightCols(U));
-    tp.dz.block(row, 0, B, U).array() = tp.drh.array() * h * r * (T(1) - r);
-    tp.dh_prev.array() += tp.drh.array() * r;
+    const auto h = tp.h.middleRows(row, n).array();  // h_prev of step t
+    const auto r = tp.z.block(row, 0, n, U).array();
+    detail::matmul(tp.drh.topRows(n), tp.dz.block(row, 2 * U, n, U), tp.cand_t.rightCols(U));
+    tp.dz.block(row, 0, n, U).array() = tp.drh.topRows(n).array() * h * r * (T(1) - r);
+    tp.dh_prev.topRows(n).array() += tp.drh.topRows(n).array() * r;
     this->backward_gates(tp, t);
   }
 
@@ -469,14 +503,17 @@ class GRUCell : public detail::GRUCore<T, GRUCell<T>> {
   /// Adds the weight gradients of all steps into `grads` and, when dX is not null, writes the input
   /// gradients [time * batch, D] into it (zero past `steps`).
   void backward_end(Tape& tp, const Matrix<T>& X, Matrix<T>* dX, Gradients<T>& grads) const {
-    const Index n = tp.steps * tp.batch, U = units_;
-    this->backward_gates_end(tp, X, dX, grads);
+    const Index n = tp.steps * tp.batch, U = units_, B = tp.batch, S = tp.steps;
+    this->backward_gates_end(tp, X, dX, grads);  // packs dz and X when rows are skipped
     if (n == 0) return;
-    const auto dc = tp.dz.rightCols(U);
-    if (dX) detail::matmul(dX->topRows(n), dc, tp.cand_t.leftCols(depth_), true);
+    if (dX)
+      detail::for_active_rows(tp.active, S, B, [&](Index r0, Index k) {
+        detail::matmul(dX->middleRows(r0, k), tp.dz.block(r0, 2 * U, k, U), tp.cand_t.leftCols(depth_), true);
+      });
+    const auto dc = Core::active_view(tp, tp.dz, tp.pk_dz).rightCols(U);
     Matrix<T>& dk = grads[cand_kernel_];
-    detail::matmul_tn(dk.topRows(depth_), X.topRows(n), dc, true);
-    detail::matmul_tn(dk.bottomRows(U), tp.rh, dc, true);
+    detail::matmul_tn(dk.topRows(depth_), Core::active_view(tp, X, tp.pk_x), dc, true);
+    detail::matmul_tn(dk.bottomRows(U), detail::gather_active_rows(tp.rh, tp.active, S, B, tp.pk_rh), dc, true);
     grads[cand_bias_].row(0) += dc.colwise().sum();
   }
 
@@ -595,21 +632,24 @@ class CudnnCompatibleGRUCell : public detail::GRUCore<T, CudnnCompatibleGRUCell<
     check_variables(false);
     if (!this->begin_gates(tp, X, a, s0)) return;
     const Index U = units_;
-    detail::matmul(tp.z.rightCols(U), X.topRows(a.steps * a.batch), in_kernel_.value);
-    tp.z.rightCols(U).rowwise() += in_bias_.value.row(0);
+    detail::for_active_rows(tp.active, a.steps, a.batch, [&](Index r0, Index n) {
+      auto c = tp.z.block(r0, 2 * U, n, U);
+      detail::matmul(c, X.middleRows(r0, n), in_kernel_.value);
+      c.rowwise() += in_bias_.value.row(0);
+    });
   }
 
   /// Step t: r | u, then c~ = tanh(x W_in + b_in + r * (h_prev W_hn + b_hn)), the new h into slot
   /// t + 1 and the output rows [batch, num_units] to y.
   void forward_step(Tape& tp, Index t, T* y) const {
-    const Index B = tp.batch, U = units_;
+    const Index B = tp.batch, U = units_, n = tp.active.at(t, B);
     this->step_gates(tp, t);
-    const auto hp = tp.h.middleRows(Core::slot(tp, t) * B, B);
-    auto hh = tp.rh.middleRows(tp.training ? t * B : 0, B);
+    const auto hp = tp.h.middleRows(Core::slot(tp, t) * B, n);
+    auto hh = tp.rh.middleRows(tp.training ? t * B : 0, n);
     detail::matmul(hh, hp, hid_kernel_.value);
     hh.rowwise() += hid_bias_.value.row(0);
-    auto c = tp.z.block(t * B, 2 * U, B, U);
-    c.array() = (c.array() + tp.z.block(t * B, 0, B, U).array() * hh.array()).tanh();
+    auto c = tp.z.block(t * B, 2 * U, n, U);
+    c.array() = (c.array() + tp.z.block(t * B, 0, n, U).array() * hh.array()).tanh();
     this->step_update(tp, t, y);
   }
 
@@ -626,14 +666,14 @@ class CudnnCompatibleGRUCell : public detail::GRUCore<T, CudnnCompatibleGRUCell<
   /// Step t: the gradients of r, u and c~ and the state gradient of slot t (dy: the step's output
   /// gradient rows, or null).
   void backward_step(Tape& tp, Index t, const T* dy) const {
-    const Index B = tp.batch, U = units_, row = t * B;
+    const Index B = tp.batch, U = units_, row = t * B, n = tp.active.at(t, B);
     this->backward_update(tp, t, dy);
-    const auto r = tp.z.block(row, 0, B, U).array();
-    const auto dc = tp.dz.block(row, 2 * U, B, U).array();
-    const auto hh = tp.rh.middleRows(row, B).array();
-    tp.dhh.middleRows(row, B).array() = dc * r;
-    tp.dz.block(row, 0, B, U).array() = dc * hh * r * (T(1) - r);
-    detail::matmul(tp.dh_prev, tp.dhh.middleRows(row, B), tp.cand_t, true);
+    const auto r = tp.z.block(row, 0, n, U).array();
+    const auto dc = tp.dz.block(row, 2 * U, n, U).array();
+    const auto hh = tp.rh.middleRows(row, n).array();
+    tp.dhh.middleRows(row, n).array() = dc * r;
+    tp.dz.block(row, 0, n, U).array() = dc * hh * r * (T(1) - r);
+    detail::matmul(tp.dh_prev.topRows(n), tp.dhh.middleRows(row, n), tp.cand_t, true);
     this->backward_gates(tp, t);
   }
 
@@ -648,15 +688,19 @@ class CudnnCompatibleGRUCell : public detail::GRUCore<T, CudnnCompatibleGRUCell<
   /// Adds the weight gradients of all steps into `grads` and, when dX is not null, writes the input
   /// gradients [time * batch, D] into it (zero past `steps`).
   void backward_end(Tape& tp, const Matrix<T>& X, Matrix<T>* dX, Gradients<T>& grads) const {
-    const Index n = tp.steps * tp.batch, U = units_;
-    this->backward_gates_end(tp, X, dX, grads);
+    const Index n = tp.steps * tp.batch, U = units_, B = tp.batch, S = tp.steps;
+    this->backward_gates_end(tp, X, dX, grads);  // packs dz, X and h when rows are skipped
     if (n == 0) return;
-    const auto dc = tp.dz.rightCols(U);
-    if (dX) detail::matmul(dX->topRows(n), dc, tp.in_t, true);
-    detail::matmul_tn(grads[in_kernel_], X.topRows(n), dc, true);
+    if (dX)
+      detail::for_active_rows(tp.active, S, B, [&](Index r0, Index k) {
+        detail::matmul(dX->middleRows(r0, k), tp.dz.block(r0, 2 * U, k, U), tp.in_t, true);
+      });
+    const auto dc = Core::active_view(tp, tp.dz, tp.pk_dz).rightCols(U);
+    detail::matmul_tn(grads[in_kernel_], Core::active_view(tp, X, tp.pk_x), dc, true);
     grads[in_bias_].row(0) += dc.colwise().sum();
-    detail::matmul_tn(grads[hid_kernel_], tp.h.topRows(n), tp.dhh, true);
-    grads[hid_bias_].row(0) += tp.dhh.colwise().sum();
+    const auto dhh = detail::gather_active_rows(tp.dhh, tp.active, S, B, tp.pk_dhh);
+    detail::matmul_tn(grads[hid_kernel_], Core::active_view(tp, tp.h, tp.pk_h), dhh, true);
+    grads[hid_bias_].row(0) += dhh.colwise().sum();
   }
 
  private:

@@ -51,6 +51,7 @@
 #include <optional>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "cellflow/cells/activations.hpp"
 #include "cellflow/cells/cell_traits.hpp"
@@ -61,6 +62,7 @@
 #include "cellflow/core/random.hpp"
 #include "cellflow/core/sequence.hpp"
 #include "cellflow/core/variable.hpp"
+#include "cellflow/detail/active_rows.hpp"
 #include "cellflow/detail/gemm.hpp"
 
 namespace cellflow {
@@ -88,9 +90,13 @@ struct LayerNormBasicLSTMTape {
   /// The run keeps every step (SequenceArgs::training). Without it c and h hold two state slots,
   /// used in turn, and the per-step buffers one step (B rows).
   bool training = false;
-  bool drop = false;        ///< this run applies dropout (training with keep < 1)
-  std::uint64_t draw = 0;   ///< SequenceArgs::draw
-  Index first_example = 0;  ///< SequenceArgs::first_example
+  bool drop = false;            ///< this run applies dropout (training with keep < 1)
+  std::uint64_t draw = 0;       ///< SequenceArgs::draw
+  Index first_example = 0;      ///< SequenceArgs::first_example
+  std::vector<Index> examples;  ///< SequenceArgs::examples (each row's example), or empty: first_example + row
+  detail::ActiveRows active;    ///< the rows each step computes (SequenceArgs::active)
+  /// With row skipping: the active rows of X, h_prev, dgates, dnorm, xhat, dstate and chat, packed.
+  Matrix<T> pk_x, pk_h, pk_dg, pk_dn, pk_xhat, pk_ds, pk_chat;
   Matrix<T> gates;   ///< [steps*B, 4U]: the projections z, then per step the activations i, g, f, o (g undropped)
   Matrix<T> xhat;    ///< [steps*B, 4U] the normalized gates (v - mean) / sqrt(var + eps) (layer_norm)
   Matrix<T> chat;    ///< [steps*B, U] the normalized new c before gamma and beta (layer_norm)
@@ -243,6 +249,11 @@ class LayerNormBasicLSTMCell {
     tp.drop = a.training && opt_.dropout_keep_prob < T(1);
     tp.draw = a.draw;
     tp.first_example = a.first_example;
+    if (a.examples)
+      tp.examples.assign(a.examples, a.examples + B);
+    else
+      tp.examples.clear();
+    tp.active.assign(a.active, steps);
     const Index slots = a.training ? steps + 1 : 2;
     const Index rows = a.training ? steps * B : B;
     tp.gates.resize(steps * B, 4 * U);
@@ -257,28 +268,37 @@ class LayerNormBasicLSTMCell {
     if (tp.drop) tp.mask.resize(rows, U);
     tp.c.topRows(B) = s0.c;
     tp.h.topRows(B) = s0.h;
-    if (steps == 0) return;
-    // All steps' input projections in one GEMM; only h_prev @ W_h remains in the loop.
-    detail::matmul(tp.gates, X.topRows(steps * B), kernel_.value.topRows(depth_));
-    if (!opt_.layer_norm) tp.gates.rowwise() += bias_.value.row(0);
+    // All steps' input projections in one GEMM (one per step with row skipping: only the rows
+    // that run); only h_prev @ W_h remains in the loop.
+    detail::for_active_rows(tp.active, steps, B, [&](Index r0, Index n) {
+      auto z = tp.gates.middleRows(r0, n);
+      detail::matmul(z, X.middleRows(r0, n), kernel_.value.topRows(depth_));
+      if (!opt_.layer_norm) z.rowwise() += bias_.value.row(0);
+    });
   }
+
+  /// Runs only the rows of examples that have not ended when SequenceArgs::active says so
+  /// (optional contract member, cells/cell_traits.hpp); the dropout masks are keyed by each row's
+  /// example.
+  bool skips_ended_rows() const { return true; }
 
   /// Step t: the gates (adding h_prev @ W_h), their layer norms, c and h into slot t + 1, the
   /// output rows [batch, num_units] to y.
   void forward_step(Tape& tp, Index t, T* y) const {
-    const Index B = tp.batch, U = units_;
+    const Index B = tp.batch, U = units_, n = tp.active.at(t, B);
     const Index prev = slot(tp, t) * B, next = slot(tp, t + 1) * B, row = step_row(tp, t);
-    auto z = tp.gates.middleRows(t * B, B);
-    detail::matmul(z, tp.h.middleRows(prev, B), kernel_.value.bottomRows(U), true);
+    auto z = tp.gates.middleRows(t * B, n);
+    detail::matmul(z, tp.h.middleRows(prev, n), kernel_.value.bottomRows(U), true);
     if (opt_.layer_norm)
-      for (Index b = 0; b < B; ++b)
+      for (Index b = 0; b < n; ++b)
         for (int k = 0; k < 4; ++k)
           normalize(&z(b, k * U), &z(b, k * U), &tp.xhat(row + b, k * U), tp.rstd(row + b, k), k);
     if (tp.drop) {
       const T keep = opt_.dropout_keep_prob, scale = T(1) / keep;
       const std::uint64_t seed = opt_.dropout_prob_seed ? *opt_.dropout_prob_seed : 0;
-      for (Index b = 0; b < B; ++b) {
-        const auto example = static_cast<std::uint64_t>(tp.first_example + b);
+      for (Index b = 0; b < n; ++b) {
+        const auto example = static_cast<std::uint64_t>(tp.examples.empty() ? tp.first_example + b
+                                                                            : tp.examples[static_cast<std::size_t>(b)]);
         for (Index u = 0; u < U; ++u) {
           const auto position = static_cast<std::uint64_t>(t * U + u);
           tp.mask(row + b, u) = keyed_uniform01<T>(seed, tp.draw, example, position) < keep ? scale : T(0);
@@ -290,22 +310,22 @@ class LayerNormBasicLSTMCell {
     auto zj = z.middleCols(U, U).array();
     auto zf = z.middleCols(2 * U, U).array();
     auto zo = z.rightCols(U).array();
-    const auto cp = tp.c.middleRows(prev, B).array();
-    auto cn = tp.c.middleRows(next, B).array();
-    auto tc = tp.tanh_c.middleRows(row, B).array();
+    const auto cp = tp.c.middleRows(prev, n).array();
+    auto cn = tp.c.middleRows(next, n).array();
+    auto tc = tp.tanh_c.middleRows(row, n).array();
     zi = detail::sigmoid(zi);
     zj = zj.tanh();
     zf = detail::sigmoid(zf + opt_.forget_bias);
     zo = detail::sigmoid(zo);
     if (tp.drop)
-      cn = cp * zf + zi * (zj * tp.mask.middleRows(row, B).array());
+      cn = cp * zf + zi * (zj * tp.mask.middleRows(row, n).array());
     else
       cn = cp * zf + zi * zj;
     if (opt_.layer_norm)
-      for (Index b = 0; b < B; ++b) normalize(&cn(b, 0), &cn(b, 0), &tp.chat(row + b, 0), tp.rstd(row + b, 4), 4);
+      for (Index b = 0; b < n; ++b) normalize(&cn(b, 0), &cn(b, 0), &tp.chat(row + b, 0), tp.rstd(row + b, 4), 4);
     tc = cn.tanh();
-    tp.h.middleRows(next, B).array() = tc * zo;
-    Eigen::Map<Matrix<T>>(y, B, U) = tp.h.middleRows(next, B);
+    tp.h.middleRows(next, n).array() = tc * zo;
+    Eigen::Map<Matrix<T>>(y, n, U) = tp.h.middleRows(next, n);
   }
 
   /// Example b has ended: row b of state slot t + 1 := row b of slot t.
@@ -319,6 +339,12 @@ class LayerNormBasicLSTMCell {
   State final_state(const Tape& tp) const {
     const Index r = slot(tp, tp.steps) * tp.batch;
     return State{tp.c.middleRows(r, tp.batch), tp.h.middleRows(r, tp.batch)};
+  }
+  /// final_state written into `s`, reusing its buffers (no allocation when they have the batch's shape).
+  void final_state_into(const Tape& tp, State& s) const {
+    const Index r = slot(tp, tp.steps) * tp.batch;
+    s.c = tp.c.middleRows(r, tp.batch);
+    s.h = tp.h.middleRows(r, tp.batch);
   }
 
   /// Sizes the gradient buffers and transposes the kernel; the running state gradient :=
@@ -347,31 +373,31 @@ class LayerNormBasicLSTMCell {
   /// Step t: the gradients of the gates (through their layer norms) and the state gradient of
   /// slot t (dy: the step's output gradient rows, or null).
   void backward_step(Tape& tp, Index t, const T* dy) const {
-    const Index B = tp.batch, U = units_;
+    const Index B = tp.batch, U = units_, n = tp.active.at(t, B);
     const Index row = t * B;
-    tp.dh_sum = tp.dh_next;
-    if (dy) tp.dh_sum += Eigen::Map<const Matrix<T>>(dy, B, U);
-    const auto dh = tp.dh_sum.array();
-    const auto g = tp.gates.middleRows(row, B);
+    tp.dh_sum.topRows(n) = tp.dh_next.topRows(n);
+    if (dy) tp.dh_sum.topRows(n) += Eigen::Map<const Matrix<T>>(dy, n, U);
+    const auto dh = tp.dh_sum.topRows(n).array();
+    const auto g = tp.gates.middleRows(row, n);
     const auto i = g.leftCols(U).array(), j = g.middleCols(U, U).array(), f = g.middleCols(2 * U, U).array(),
                o = g.rightCols(U).array();
-    const auto cp = tp.c.middleRows(row, B).array();
-    const auto tc = tp.tanh_c.middleRows(row, B).array();
+    const auto cp = tp.c.middleRows(row, n).array();
+    const auto tc = tp.tanh_c.middleRows(row, n).array();
     // With layer_norm the gate gradients go to dnorm first (the norms' outputs), else straight to dgates.
-    auto dn = (opt_.layer_norm ? tp.dnorm : tp.dgates).middleRows(row, B);
+    auto dn = (opt_.layer_norm ? tp.dnorm : tp.dgates).middleRows(row, n);
     auto di = dn.leftCols(U).array();
     auto dj = dn.middleCols(U, U).array();
     auto df = dn.middleCols(2 * U, U).array();
     auto d_o = dn.rightCols(U).array();
-    auto dc = tp.dc_prev.array();  // first the gradient of the new c, then of c_prev
+    auto dc = tp.dc_prev.topRows(n).array();  // first the gradient of the new c, then of c_prev
     d_o = dh * tc * o * (T(1) - o);
-    dc = tp.dc_next.array() + dh * o * (T(1) - tc.square());
+    dc = tp.dc_next.topRows(n).array() + dh * o * (T(1) - tc.square());
     if (opt_.layer_norm) {
-      tp.dstate.middleRows(row, B) = tp.dc_prev;
-      for (Index b = 0; b < B; ++b) normalize_backward(&tp.dc_prev(b, 0), &tp.chat(row + b, 0), tp.rstd(row + b, 4), 4);
+      tp.dstate.middleRows(row, n) = tp.dc_prev.topRows(n);
+      for (Index b = 0; b < n; ++b) normalize_backward(&tp.dc_prev(b, 0), &tp.chat(row + b, 0), tp.rstd(row + b, 4), 4);
     }
     if (tp.drop) {
-      const auto m = tp.mask.middleRows(row, B).array();
+      const auto m = tp.mask.middleRows(row, n).array();
       di = dc * j * m * i * (T(1) - i);
       dj = dc * i * m * (T(1) - j.square());
     } else {
@@ -381,12 +407,12 @@ class LayerNormBasicLSTMCell {
     df = dc * cp * f * (T(1) - f);
     dc *= f;
     if (opt_.layer_norm) {
-      auto dg = tp.dgates.middleRows(row, B);
+      auto dg = tp.dgates.middleRows(row, n);
       dg = dn;
-      for (Index b = 0; b < B; ++b)
+      for (Index b = 0; b < n; ++b)
         for (int k = 0; k < 4; ++k) normalize_backward(&dg(b, k * U), &tp.xhat(row + b, k * U), tp.rstd(row + b, k), k);
     }
-    detail::matmul(tp.dh_prev, tp.dgates.middleRows(row, B), tp.kernel_t.rightCols(U));
+    detail::matmul(tp.dh_prev.topRows(n), tp.dgates.middleRows(row, n), tp.kernel_t.rightCols(U));
   }
 
   /// Example b had ended by step t: its state gradient passes through unchanged and its step-t
@@ -410,27 +436,36 @@ class LayerNormBasicLSTMCell {
   /// Adds the weight gradients of all steps into `grads` and, when dX is not null, writes the
   /// input gradients [time * batch, D] into it (zero past `steps`).
   void backward_end(Tape& tp, const Matrix<T>& X, Matrix<T>* dX, Gradients<T>& grads) const {
-    const Index n = tp.steps * tp.batch, U = units_;
+    const Index n = tp.steps * tp.batch, U = units_, B = tp.batch, S = tp.steps;
     if (dX) {
       dX->setZero(tp.time * tp.batch, depth_);
-      if (n > 0) detail::matmul(dX->topRows(n), tp.dgates, tp.kernel_t.leftCols(depth_));
+      detail::for_active_rows(tp.active, S, B, [&](Index r0, Index k) {
+        detail::matmul(dX->middleRows(r0, k), tp.dgates.middleRows(r0, k), tp.kernel_t.leftCols(depth_));
+      });
     }
     if (n == 0) return;
-    // Weight gradients as whole-sequence GEMMs: rows of dgates are (t, b) pairs.
+    // Weight gradients as whole-sequence GEMMs: rows of dgates are (t, b) pairs; with row
+    // skipping only the pairs that ran, packed (detail/active_rows.hpp).
+    const auto& act = tp.active;
+    const auto dgates = detail::gather_active_rows(tp.dgates, act, S, B, tp.pk_dg);
     Matrix<T>& dk = grads[kernel_];
-    detail::matmul_tn(dk.topRows(depth_), X.topRows(n), tp.dgates, true);
-    detail::matmul_tn(dk.bottomRows(U), tp.h.topRows(n), tp.dgates, true);
+    detail::matmul_tn(dk.topRows(depth_), detail::gather_active_rows(X, act, S, B, tp.pk_x), dgates, true);
+    detail::matmul_tn(dk.bottomRows(U), detail::gather_active_rows(tp.h, act, S, B, tp.pk_h), dgates, true);
     if (!opt_.layer_norm) {
-      grads[bias_].row(0) += tp.dgates.colwise().sum();
+      grads[bias_].row(0) += dgates.colwise().sum();
       return;
     }
+    const auto dnorm = detail::gather_active_rows(tp.dnorm, act, S, B, tp.pk_dn);
+    const auto xhat = detail::gather_active_rows(tp.xhat, act, S, B, tp.pk_xhat);
     for (int k = 0; k < 4; ++k) {
-      const auto d = tp.dnorm.middleCols(k * U, U);
-      grads[gamma_[k]].row(0) += (d.array() * tp.xhat.middleCols(k * U, U).array()).matrix().colwise().sum();
+      const auto d = dnorm.middleCols(k * U, U);
+      grads[gamma_[k]].row(0) += (d.array() * xhat.middleCols(k * U, U).array()).matrix().colwise().sum();
       grads[beta_[k]].row(0) += d.colwise().sum();
     }
-    grads[gamma_[4]].row(0) += (tp.dstate.array() * tp.chat.array()).matrix().colwise().sum();
-    grads[beta_[4]].row(0) += tp.dstate.colwise().sum();
+    const auto dstate = detail::gather_active_rows(tp.dstate, act, S, B, tp.pk_ds);
+    const auto chat = detail::gather_active_rows(tp.chat, act, S, B, tp.pk_chat);
+    grads[gamma_[4]].row(0) += (dstate.array() * chat.array()).matrix().colwise().sum();
+    grads[beta_[4]].row(0) += dstate.colwise().sum();
   }
 
   /// The gradient of the state in slot 0, once every step has gone backward.

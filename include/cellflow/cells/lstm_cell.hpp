@@ -34,6 +34,7 @@
 #include "cellflow/core/random.hpp"
 #include "cellflow/core/sequence.hpp"
 #include "cellflow/core/variable.hpp"
+#include "cellflow/detail/active_rows.hpp"
 #include "cellflow/detail/gemm.hpp"
 
 namespace cellflow {
@@ -81,6 +82,9 @@ struct LSTMTape {
   /// dh_sum = dh_next + the step's output gradient, dm the gradient of m (with num_proj).
   Matrix<T> dc_next, dh_next, dc_prev, dh_prev, dh_sum, dm;
   Matrix<T> kernel_t, proj_t;  ///< transposed kernel and projection for the backward products, row-major
+  detail::ActiveRows active;   ///< the rows each step computes (SequenceArgs::active)
+  /// With row skipping: the active rows of X, h_prev, dgates, c_prev, c, m and dr, packed.
+  Matrix<T> pk_x, pk_h, pk_dg, pk_c, pk_cn, pk_m, pk_dr;
 };
 
 // ---- end of cell contract ----
@@ -254,6 +258,7 @@ class LSTMCore {
     tp.batch = batch;
     tp.steps = steps;
     tp.training = a.training;
+    tp.active.assign(a.active, steps);
     const Index slots = a.training ? steps + 1 : 2;
     const Index rows = a.training ? steps * batch : batch;
     tp.gates.resize(steps * batch, 4 * units_);
@@ -266,40 +271,47 @@ class LSTMCore {
     if (opt_.activation.is_custom()) tp.j_raw.resize(rows, units_);
     tp.c.topRows(batch) = s0.c;
     tp.h.topRows(batch) = s0.h;
-    if (steps == 0) return;
-    // All steps' input projections in one GEMM; only h_prev @ W_h remains in the loop.
-    matmul(tp.gates, X.topRows(steps * batch), kernel_.value.topRows(depth_));
-    tp.gates.rowwise() += bias_.value.row(0);
+    // All steps' input projections in one GEMM (one per step with row skipping: only the rows
+    // that run); only h_prev @ W_h remains in the loop.
+    for_active_rows(tp.active, steps, batch, [&](Index r0, Index n) {
+      auto z = tp.gates.middleRows(r0, n);
+      matmul(z, X.middleRows(r0, n), kernel_.value.topRows(depth_));
+      z.rowwise() += bias_.value.row(0);
+    });
   }
+
+  /// Runs only the rows of examples that have not ended when SequenceArgs::active says so
+  /// (optional contract member, cells/cell_traits.hpp).
+  bool skips_ended_rows() const { return true; }
 
   /// Step t: the gates (adding h_prev @ W_h), c and h into slot t + 1, the output rows
   /// [batch, output_size] to y.
   void forward_step(Tape& tp, Index t, T* y) const {
-    const Index B = tp.batch, U = units_;
+    const Index B = tp.batch, U = units_, n = tp.active.at(t, B);
     const Index prev = slot(tp, t) * B, next = slot(tp, t + 1) * B, row = step_row(tp, t);
-    auto z = tp.gates.middleRows(t * B, B);
-    matmul(z, tp.h.middleRows(prev, B), kernel_.value.bottomRows(hsize_), true);
+    auto z = tp.gates.middleRows(t * B, n);
+    matmul(z, tp.h.middleRows(prev, n), kernel_.value.bottomRows(hsize_), true);
     // One pass over the gates, in place: z becomes the activations i, j, f, o.
     auto zi = z.leftCols(U).array();
     auto zj = z.middleCols(U, U).array();
     auto zf = z.middleCols(2 * U, U).array();
     auto zo = z.rightCols(U).array();
-    const auto cp = tp.c.middleRows(prev, B).array();
-    auto cn = tp.c.middleRows(next, B).array();
-    auto tc = tp.tanh_c.middleRows(row, B).array();
+    const auto cp = tp.c.middleRows(prev, n).array();
+    auto cn = tp.c.middleRows(next, n).array();
+    auto tc = tp.tanh_c.middleRows(row, n).array();
     if (opt_.use_peepholes) {
       zi += cp.rowwise() * w_i_.value.row(0).array();
       zf += cp.rowwise() * w_f_.value.row(0).array();
     }
     opt_.activation.visit([&](auto act) {
-      if constexpr (decltype(act)::keeps_input) tp.j_raw.middleRows(row, B) = zj.matrix();
+      if constexpr (decltype(act)::keeps_input) tp.j_raw.middleRows(row, n) = zj.matrix();
       zi = sigmoid(zi);
       zj = act.value(zj);
       zf = sigmoid(zf + opt_.forget_bias);
       cn = zf * cp + zi * zj;
       if (opt_.cell_clip) {
         const T cc = *opt_.cell_clip;
-        tp.c_raw.middleRows(row, B) = cn.matrix();
+        tp.c_raw.middleRows(row, n) = cn.matrix();
         cn = cn.max(-cc).min(cc);
       }
       if (opt_.use_peepholes) zo += cn.rowwise() * w_o_.value.row(0).array();
@@ -307,18 +319,18 @@ class LSTMCore {
       tc = act.value(cn);
     });
     if (opt_.num_proj) {
-      tp.m.middleRows(row, B).array() = zo * tc;
-      auto hn = tp.h.middleRows(next, B);
-      matmul(hn, tp.m.middleRows(row, B), proj_.value);
+      tp.m.middleRows(row, n).array() = zo * tc;
+      auto hn = tp.h.middleRows(next, n);
+      matmul(hn, tp.m.middleRows(row, n), proj_.value);
       if (opt_.proj_clip) {
         const T pc = *opt_.proj_clip;
-        tp.r_raw.middleRows(row, B) = hn;
+        tp.r_raw.middleRows(row, n) = hn;
         hn = hn.array().max(-pc).min(pc).matrix();
       }
     } else {
-      tp.h.middleRows(next, B).array() = zo * tc;
+      tp.h.middleRows(next, n).array() = zo * tc;
     }
-    Eigen::Map<Matrix<T>>(y, B, hsize_) = tp.h.middleRows(next, B);
+    Eigen::Map<Matrix<T>>(y, n, hsize_) = tp.h.middleRows(next, n);
   }
 
   /// Example b has ended: row b of state slot t + 1 := row b of slot t.
@@ -332,6 +344,12 @@ class LSTMCore {
   State final_state(const Tape& tp) const {
     const Index r = slot(tp, tp.steps) * tp.batch;
     return State{tp.c.middleRows(r, tp.batch), tp.h.middleRows(r, tp.batch)};
+  }
+  /// final_state written into `s`, reusing its buffers (no allocation when they have the batch's shape).
+  void final_state_into(const Tape& tp, State& s) const {
+    const Index r = slot(tp, tp.steps) * tp.batch;
+    s.c = tp.c.middleRows(r, tp.batch);
+    s.h = tp.h.middleRows(r, tp.batch);
   }
 
   /// Sizes the gradient buffers and transposes the weights; the running state gradient := *d_final,
@@ -359,44 +377,46 @@ class LSTMCore {
   /// Step t: the gate gradients and the state gradient of slot t (dy: the step's output gradient
   /// rows, or null).
   void backward_step(Tape& tp, Index t, const T* dy) const {
-    const Index B = tp.batch, U = units_;
+    const Index B = tp.batch, U = units_, n = tp.active.at(t, B);
     const Index row = t * B;
-    tp.dh_sum = tp.dh_next;
-    if (dy) tp.dh_sum += Eigen::Map<const Matrix<T>>(dy, B, hsize_);
+    auto dh_sum = tp.dh_sum.topRows(n);
+    dh_sum = tp.dh_next.topRows(n);
+    if (dy) dh_sum += Eigen::Map<const Matrix<T>>(dy, n, hsize_);
     if (opt_.num_proj) {
-      auto dr = tp.dr.middleRows(row, B);
-      dr = tp.dh_sum;
+      auto dr = tp.dr.middleRows(row, n);
+      dr = dh_sum;
       if (opt_.proj_clip) {
         const T pc = *opt_.proj_clip;
-        dr = (tp.r_raw.middleRows(row, B).array().abs() <= pc).select(dr.array(), T(0)).matrix();
+        dr = (tp.r_raw.middleRows(row, n).array().abs() <= pc).select(dr.array(), T(0)).matrix();
       }
-      matmul(tp.dm, dr, tp.proj_t);
+      matmul(tp.dm.topRows(n), dr, tp.proj_t);
     }
-    const auto dm = (opt_.num_proj ? tp.dm : tp.dh_sum).array();
-    const auto g = tp.gates.middleRows(row, B);
+    const auto dm = (opt_.num_proj ? tp.dm : tp.dh_sum).topRows(n).array();
+    const auto g = tp.gates.middleRows(row, n);
     const auto i = g.leftCols(U).array(), j = g.middleCols(U, U).array(), f = g.middleCols(2 * U, U).array(),
                o = g.rightCols(U).array();
-    const auto cp = tp.c.middleRows(row, B).array();
-    const auto tc = tp.tanh_c.middleRows(row, B).array();
-    auto dg = tp.dgates.middleRows(row, B);
+    const auto cp = tp.c.middleRows(row, n).array();
+    const auto tc = tp.tanh_c.middleRows(row, n).array();
+    auto dg = tp.dgates.middleRows(row, n);
     auto di = dg.leftCols(U).array();
     auto dj = dg.middleCols(U, U).array();
     auto df = dg.middleCols(2 * U, U).array();
     auto d_o = dg.rightCols(U).array();
-    auto dc = tp.dc_prev.array();  // first the gradient of the new c, then of c_prev
+    auto dc = tp.dc_prev.topRows(n).array();  // first the gradient of the new c, then of c_prev
     d_o = dm * tc * o * (T(1) - o);
     opt_.activation.visit([&](auto act) {
       // act'(c) at the new (clipped) c in state slot t + 1; act'(j) at j before its activation.
-      dc = tp.dc_next.array() + dm * o * act.derivative(tc, [&] { return tp.c.middleRows(row + B, B).array(); });
+      dc = tp.dc_next.topRows(n).array() +
+           dm * o * act.derivative(tc, [&] { return tp.c.middleRows(row + B, n).array(); });
       if (opt_.use_peepholes) dc += d_o.rowwise() * w_o_.value.row(0).array();
-      if (opt_.cell_clip) dc = (tp.c_raw.middleRows(row, B).array().abs() <= *opt_.cell_clip).select(dc, T(0));
+      if (opt_.cell_clip) dc = (tp.c_raw.middleRows(row, n).array().abs() <= *opt_.cell_clip).select(dc, T(0));
       di = dc * j * i * (T(1) - i);
-      dj = dc * i * act.derivative(j, [&] { return tp.j_raw.middleRows(row, B).array(); });
+      dj = dc * i * act.derivative(j, [&] { return tp.j_raw.middleRows(row, n).array(); });
     });
     df = dc * cp * f * (T(1) - f);
     dc *= f;
     if (opt_.use_peepholes) dc += di.rowwise() * w_i_.value.row(0).array() + df.rowwise() * w_f_.value.row(0).array();
-    matmul(tp.dh_prev, dg, tp.kernel_t.rightCols(hsize_));
+    matmul(tp.dh_prev.topRows(n), dg, tp.kernel_t.rightCols(hsize_));
   }
 
   /// Example b had ended by step t: its state gradient passes through unchanged and its step-t gate
@@ -417,24 +437,32 @@ class LSTMCore {
   /// Adds the weight gradients of all steps into `grads` (one product per variable) and, when dX is
   /// not null, writes the input gradients [time * batch, D] into it (zero past `steps`).
   void backward_end(Tape& tp, const Matrix<T>& X, Matrix<T>* dX, Gradients<T>& grads) const {
-    const Index n = tp.steps * tp.batch, U = units_;
+    const Index n = tp.steps * tp.batch, U = units_, B = tp.batch, S = tp.steps;
     if (dX) {
       dX->setZero(tp.time * tp.batch, depth_);
-      if (n > 0) matmul(dX->topRows(n), tp.dgates, tp.kernel_t.leftCols(depth_));
+      for_active_rows(tp.active, S, B, [&](Index r0, Index k) {
+        matmul(dX->middleRows(r0, k), tp.dgates.middleRows(r0, k), tp.kernel_t.leftCols(depth_));
+      });
     }
     if (n == 0) return;
-    // Weight gradients as whole-sequence GEMMs: rows of dgates are (t, b) pairs.
+    // Weight gradients as whole-sequence GEMMs: rows of dgates are (t, b) pairs; with row
+    // skipping only the pairs that ran, packed (detail/active_rows.hpp).
+    const auto& act = tp.active;
+    const auto dg = gather_active_rows(tp.dgates, act, S, B, tp.pk_dg);
     Matrix<T>& dk = grads[kernel_];
-    matmul_tn(dk.topRows(depth_), X.topRows(n), tp.dgates, true);
-    matmul_tn(dk.bottomRows(hsize_), tp.h.topRows(n), tp.dgates, true);
-    grads[bias_].row(0) += tp.dgates.colwise().sum();
+    matmul_tn(dk.topRows(depth_), gather_active_rows(X, act, S, B, tp.pk_x), dg, true);
+    matmul_tn(dk.bottomRows(hsize_), gather_active_rows(tp.h, act, S, B, tp.pk_h), dg, true);
+    grads[bias_].row(0) += dg.colwise().sum();
     if (opt_.use_peepholes) {
-      grads[w_i_].row(0) += (tp.dgates.leftCols(U).array() * tp.c.topRows(n).array()).matrix().colwise().sum();
-      grads[w_f_].row(0) += (tp.dgates.middleCols(2 * U, U).array() * tp.c.topRows(n).array()).matrix().colwise().sum();
-      grads[w_o_].row(0) +=
-          (tp.dgates.rightCols(U).array() * tp.c.middleRows(tp.batch, n).array()).matrix().colwise().sum();
+      const auto cp = gather_active_rows(tp.c, act, S, B, tp.pk_c).array();
+      const auto cn = gather_active_rows(tp.c.bottomRows(n), act, S, B, tp.pk_cn).array();
+      grads[w_i_].row(0) += (dg.leftCols(U).array() * cp).matrix().colwise().sum();
+      grads[w_f_].row(0) += (dg.middleCols(2 * U, U).array() * cp).matrix().colwise().sum();
+      grads[w_o_].row(0) += (dg.rightCols(U).array() * cn).matrix().colwise().sum();
     }
-    if (opt_.num_proj) matmul_tn(grads[proj_], tp.m.topRows(n), tp.dr, true);
+    if (opt_.num_proj)
+      matmul_tn(grads[proj_], gather_active_rows(tp.m, act, S, B, tp.pk_m),
+                gather_active_rows(tp.dr, act, S, B, tp.pk_dr), true);
   }
 
   /// The gradient of the state in slot 0, once every step has gone backward.

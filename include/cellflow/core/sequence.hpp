@@ -64,8 +64,25 @@ struct SequenceArgs {
   /// forward pass made.
   std::uint64_t draw = 0;
 
+  /// Row skipping (RNNOptions::skip_ended_rows), or null. When set, the rows are sorted by
+  /// length, longest first, and `active[t]` (t < steps) is the number of examples still running
+  /// at step t: they are rows 0 .. active[t] - 1, and every row from active[t] on has ended. A
+  /// cell that skips ended rows (skips_ended_rows(), cells/cell_traits.hpp) computes step t on
+  /// those rows only; any other cell may ignore it (the scan carries the ended rows as always).
+  const Index* active = nullptr;
+  /// The position in the whole batch of each of the `batch` rows, or null: row b is example
+  /// first_example + b. dynamic_rnn sets it when it reorders the rows (row skipping), so that
+  /// per-example random draws stay keyed by the example, whatever its row.
+  const Index* examples = nullptr;
+
   /// Whether example b has ended before step t (t >= its length).
   bool ended(Index t, Index b) const { return lengths != nullptr && t >= lengths[static_cast<std::size_t>(b)]; }
+  /// The rows step t computes: active[t] with row skipping, else all `batch` rows.
+  Index active_rows(Index t) const { return active != nullptr ? active[static_cast<std::size_t>(t)] : batch; }
+  /// The position in the whole batch of row b: the key of its random draws.
+  Index example(Index b) const {
+    return examples != nullptr ? examples[static_cast<std::size_t>(b)] : first_example + b;
+  }
 };
 
 // ---- end of cell contract ----

@@ -84,6 +84,8 @@ class AnyCell {
   std::string scope_name() const { return self_->scope_name(); }
   /// The concrete cell's CellConfig (its TF class and options).
   CellConfig config() const { return self_->config(); }
+  /// Whether the wrapped cell skips the rows of ended examples (cells/cell_traits.hpp).
+  bool skips_ended_rows() const { return self_->skips_ended_rows(); }
   /// The wrapped cell's zero state for `batch` examples.
   State zero_state(Index batch) const { return self_->zero_state(batch); }
   /// Throws ShapeError unless `s` is the wrapped cell's kind of state (LSTM or GRU) with its shapes for
@@ -126,6 +128,12 @@ class AnyCell {
     check_tape(tp, "final_state");
     return self_->final_state(*tp.impl);
   }
+  /// The wrapped cell's final state written into `s`, reusing its buffers when s holds that kind
+  /// of state; Error when tp was not filled by a forward pass of this kind of cell.
+  void final_state_into(const Tape& tp, State& s) const {
+    check_tape(tp, "final_state");
+    self_->final_state_into(*tp.impl, s);
+  }
   /// The wrapped cell's backward pass through run_sequence_backward; Error when tp was not filled by a
   /// forward pass of this kind of cell.
   void backward_sequence(Tape& tp, const Matrix<T>& X, const SequenceArgs& args, const Matrix<T>* dY,
@@ -149,12 +157,14 @@ class AnyCell {
     virtual std::string cell_name() const = 0;
     virtual std::string scope_name() const = 0;
     virtual CellConfig config() const = 0;
+    virtual bool skips_ended_rows() const = 0;
     virtual State zero_state(Index) const = 0;
     virtual void check_state(const State&, Index, const std::string&) const = 0;
     virtual void for_each_variable(const std::string&, const VariableVisitor&) = 0;
     virtual bool tape_fits(const detail::TapeBase&) const = 0;
     virtual void forward_sequence(Tape&, const Matrix<T>&, const SequenceArgs&, const State&, Matrix<T>&) const = 0;
     virtual State final_state(const detail::TapeBase&) const = 0;
+    virtual void final_state_into(const detail::TapeBase&, State&) const = 0;
     virtual void backward_sequence(detail::TapeBase&, const Matrix<T>&, const SequenceArgs&, const Matrix<T>*,
                                    const State*, Matrix<T>*, State&, Gradients<T>&) const = 0;
   };
@@ -173,6 +183,7 @@ class AnyCell {
     std::string cell_name() const override { return cell.cell_name(); }
     std::string scope_name() const override { return scope_name_of(cell); }
     CellConfig config() const override { return config_of(cell); }
+    bool skips_ended_rows() const override { return skips_ended_rows_of(cell); }
     State zero_state(Index batch) const override { return State(cell.zero_state(batch)); }
     void check_state(const State& s, Index batch, const std::string& what) const override {
       if (!holds(s))
@@ -191,6 +202,13 @@ class AnyCell {
     }
     State final_state(const detail::TapeBase& tp) const override {
       return State(cell.final_state(static_cast<const TapeImpl&>(tp).tape));
+    }
+    void final_state_into(const detail::TapeBase& tp, State& s) const override {
+      const auto& tape = static_cast<const TapeImpl&>(tp).tape;
+      if (holds(s))
+        cellflow::final_state_into(cell, tape, s.template get<CS>());
+      else
+        s = State(cell.final_state(tape));
     }
     void backward_sequence(detail::TapeBase& tp, const Matrix<T>& X, const SequenceArgs& args, const Matrix<T>* dY,
                            const State* d_final, Matrix<T>* dX, State& d_initial, Gradients<T>& grads) const override {

@@ -31,7 +31,7 @@
 // The masks (cellflow's own rule; TF's random numbers cannot be reproduced): with stream k (0
 // input, 1 state, 2 output) of width W, u = keyed_uniform01<T>(3 * seed + k, draw, e, pos) and
 // m = (u < p), where draw is SequenceArgs::draw and
-//   without variational_recurrent: e = SequenceArgs::first_example + b (the example's position in
+//   without variational_recurrent: e = SequenceArgs::example(b) (the example's position in
 //                                  the whole batch), pos = t * W + j   (step t, unit j)
 //   with variational_recurrent:    e = 0, pos = j                      (shared by batch and steps)
 // A mask is thus a pure function of (seed, draw, example, step, unit): the same whatever
@@ -61,6 +61,7 @@
 #include "cellflow/core/sequence.hpp"
 #include "cellflow/core/types.hpp"
 #include "cellflow/core/variable.hpp"
+#include "cellflow/detail/active_rows.hpp"
 #include "cellflow/rnn/step.hpp"
 
 namespace cellflow {
@@ -88,7 +89,8 @@ struct DropoutTape {
   /// The masks (0 or 1): [steps * batch, width], rows t * batch + b; with variational_recurrent
   /// [1, width] for every step and example. Empty for a stream that does not drop.
   Matrix<T> input_mask, state_mask, output_mask;
-  Matrix<T> dy;  ///< [batch, output_size]: a step's output gradient through the output mask
+  Matrix<T> dy;                ///< [batch, output_size]: a step's output gradient through the output mask
+  detail::ActiveRows running;  ///< the rows each step computes (SequenceArgs::active, row skipping)
 };
 
 // ---- end of cell contract ----
@@ -199,6 +201,7 @@ class DropoutWrapper {
   void forward_begin(Tape& tp, const Matrix<Scalar>& X, const SequenceArgs& a, const State& s0) const {
     tp.active = a.training && (keep_[0] < Scalar(1) || keep_[1] < Scalar(1) || keep_[2] < Scalar(1));
     tp.batch = a.batch;
+    tp.running.assign(a.active, a.steps);
     tp.lengths.assign(a.lengths ? a.lengths : nullptr, a.lengths ? a.lengths + a.batch : nullptr);
     tp.input_mask.resize(0, 0);
     tp.state_mask.resize(0, 0);
@@ -225,19 +228,26 @@ class DropoutWrapper {
   void forward_step(Tape& tp, Index t, Scalar* y) const {
     cell_.forward_step(tp.cell, t, y);
     if (!tp.active) return;
-    const Index B = tp.batch;
+    const Index B = tp.batch, n = tp.running.at(t, B);  // the rows that ran (all without row skipping)
     if (keep_[kOutput] < Scalar(1))
-      apply(Eigen::Map<Matrix<Scalar>>(y, B, cell_.output_size()), tp.output_mask, keep_[kOutput], t, B);
+      apply(Eigen::Map<Matrix<Scalar>>(y, n, cell_.output_size()), tp.output_mask, keep_[kOutput], t, B);
     if constexpr (detail::has_droppable_state_v<Cell>) {
-      if (keep_[kState] < Scalar(1)) apply(cell_.droppable_state(tp.cell, t + 1), tp.state_mask, keep_[kState], t, B);
+      if (keep_[kState] < Scalar(1))
+        apply(cell_.droppable_state(tp.cell, t + 1).topRows(n), tp.state_mask, keep_[kState], t, B);
     }
   }
+
+  /// Whether the wrapped cell skips the rows of ended examples (cells/cell_traits.hpp); the masks
+  /// are keyed by each row's example (SequenceArgs::example), so row order does not change them.
+  bool skips_ended_rows() const { return skips_ended_rows_of(cell_); }
 
   /// Example b has ended: the wrapped cell carries its state (the dropped state of its last step).
   void carry_state_row(Tape& tp, Index t, Index b) const { cell_.carry_state_row(tp.cell, t, b); }
 
   /// The wrapped cell's final state (state dropout included: TF returns the dropped state).
   State final_state(const Tape& tp) const { return cell_.final_state(tp.cell); }
+  /// The wrapped cell's final state written into `s`, reusing its buffers.
+  void final_state_into(const Tape& tp, State& s) const { cellflow::final_state_into(cell_, tp.cell, s); }
 
   /// Begins the wrapped cell's backward pass.
   void backward_begin(Tape& tp, const State* d_final) const {
@@ -322,7 +332,7 @@ class DropoutWrapper {
     m.resize(a.steps * a.batch, W);
     for (Index t = 0; t < a.steps; ++t)
       for (Index b = 0; b < a.batch; ++b) {
-        const auto e = static_cast<std::uint64_t>(a.first_example + b);
+        const auto e = static_cast<std::uint64_t>(a.example(b));
         for (Index j = 0; j < W; ++j)
           m(t * a.batch + b, j) =
               keyed_uniform01<Scalar>(s, a.draw, e, static_cast<std::uint64_t>(t * W + j)) < p ? Scalar(1) : Scalar(0);

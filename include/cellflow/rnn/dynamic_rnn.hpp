@@ -57,6 +57,15 @@ struct RNNOptions {
   /// batch_threads): fit sets it from the step's index in the whole run, so a resumed run drops
   /// the same units as an uninterrupted one.
   std::optional<std::uint64_t> draw;
+  /// With sequence_length, run each step only on the examples that have not ended (row
+  /// skipping): the examples are ordered by length inside dynamic_rnn (the outputs, states and
+  /// gradients come back in the caller's order), and every GEMM and gate pass of a step, and the
+  /// whole-sequence products, skip the ended ones. Outputs, final state, input and initial-state
+  /// gradients are bitwise those of `false`; weight gradients equal up to the order of the sum.
+  /// Takes effect when the cell skips ended rows (every built-in cell; a stack when all its
+  /// layers do: skips_ended_rows_of, cells/cell_traits.hpp). false: every row of every step runs,
+  /// as in TF.
+  bool skip_ended_rows = true;
 };
 
 /// What dynamic_rnn returns: outputs, final state, and the tape for dynamic_rnn_backward.
@@ -107,6 +116,20 @@ inline void check_lengths(const std::vector<Index>& lengths, Index batch, Index 
                               "] (the inputs have ", time, " time steps)"));
 }
 
+/// The rows `rows` (positions in the batch) of state s, in that order.
+template <class Cell>
+typename Cell::State gather_state(const Cell& cell, const typename Cell::State& s, const std::vector<Index>& rows) {
+  auto out = cell.zero_state(static_cast<Index>(rows.size()));
+  for (std::size_t b = 0; b < rows.size(); ++b) set_state_rows(out, static_cast<Index>(b), state_rows(s, rows[b], 1));
+  return out;
+}
+
+/// Row b of `src` into row rows[b] of `dst`, for every b.
+template <class State>
+void scatter_state(State& dst, const std::vector<Index>& rows, const State& src) {
+  for (std::size_t b = 0; b < rows.size(); ++b) set_state_rows(dst, rows[b], state_rows(src, static_cast<Index>(b), 1));
+}
+
 template <class Cell>
 void dynamic_rnn_impl(RNNResult<Cell>& r, const Cell& cell, const Tensor3<typename Cell::Scalar>& inputs,
                       const typename Cell::State* initial_state, const RNNOptions& opts) {
@@ -133,8 +156,26 @@ void dynamic_rnn_impl(RNNResult<Cell>& r, const Cell& cell, const Tensor3<typena
   tp.training = opts.training;
   tp.draw = opts.draw ? *opts.draw : next_random_draw();
   auto& split = tp.split;
-  split.plan(time, batch, opts.batch_threads, opts.sequence_length ? &*opts.sequence_length : nullptr);
+  const bool sort = opts.skip_ended_rows && opts.sequence_length.has_value() && skips_ended_rows_of(cell);
+  split.plan(time, batch, opts.batch_threads, opts.sequence_length ? &*opts.sequence_length : nullptr, sort);
   resize_like(r.outputs, time, batch, cell.output_size(), opts.time_major);
+  if (split.sorted()) {
+    // Row skipping: each slice's rows are its examples in length order (rnn/batch_split.hpp).
+    split.run([&](Index p, BatchSlice<Cell>& s) {
+      gather_time_major(inputs, opts.time_major, s.rows.data(), s.n, s.inputs, split.lengths(p));
+      const SequenceArgs args = split.args(p, opts.training, tp.draw);
+      if (initial_state)
+        run_sequence(cell, s.tape, s.inputs, args, gather_state(cell, *initial_state, s.rows), s.outputs);
+      else
+        run_sequence(cell, s.tape, s.inputs, args, cell.zero_state(s.n), s.outputs);
+      scatter_time_major(s.outputs, s.rows.data(), s.n, opts.time_major, r.outputs);
+    });
+    r.final_state = cell.zero_state(batch);
+    for (Index p = 0; p < split.size(); ++p)
+      scatter_state(r.final_state, split.slice(p).rows, cell.final_state(split.slice(p).tape));
+    tp.producer = &cell;
+    return;
+  }
   split.run([&](Index p, BatchSlice<Cell>& s) {
     to_time_major(inputs, opts.time_major, s.b0, s.n, s.inputs, split.lengths(p));
     const SequenceArgs args = split.args(p, opts.training, tp.draw);
@@ -232,20 +273,39 @@ RNNGradients<Cell> dynamic_rnn_backward(Cell& cell, RNNResult<Cell>& result,
   detail::resize_like(g.d_inputs, split.time(), split.batch(), cell.input_depth(), tp.time_major);
   std::vector<typename Cell::State> d_initial(static_cast<std::size_t>(split.size()));
   split.begin_backward();
-  split.run([&](Index p, detail::BatchSlice<Cell>& s) {
-    if (d_outputs) detail::to_time_major(*d_outputs, tp.time_major, s.b0, s.n, s.d_outputs, split.lengths(p));
-    SequenceArgs args = split.args(p, true, tp.draw);
-    if (split.whole()) args.observer = observer;
-    const auto* dY = d_outputs ? &s.d_outputs : nullptr;
-    auto& d0 = d_initial[static_cast<std::size_t>(p)];
-    if (d_final_state && !split.whole()) {
-      const auto d_final = state_rows(*d_final_state, s.b0, s.n);
-      run_sequence_backward(cell, s.tape, s.inputs, args, dY, &d_final, &s.d_inputs, d0, s.grads);
-    } else {
-      run_sequence_backward(cell, s.tape, s.inputs, args, dY, d_final_state, &s.d_inputs, d0, s.grads);
-    }
-    detail::from_time_major(s.d_inputs, s.b0, s.n, tp.time_major, g.d_inputs);
-  });
+  if (split.sorted()) {
+    // Row skipping: the slices' rows are their examples in length order.
+    split.run([&](Index p, detail::BatchSlice<Cell>& s) {
+      if (d_outputs)
+        detail::gather_time_major(*d_outputs, tp.time_major, s.rows.data(), s.n, s.d_outputs, split.lengths(p));
+      SequenceArgs args = split.args(p, true, tp.draw);
+      if (split.whole()) args.observer = observer;
+      const auto* dY = d_outputs ? &s.d_outputs : nullptr;
+      auto& d0 = d_initial[static_cast<std::size_t>(p)];
+      if (d_final_state) {
+        const auto d_final = detail::gather_state(cell, *d_final_state, s.rows);
+        run_sequence_backward(cell, s.tape, s.inputs, args, dY, &d_final, &s.d_inputs, d0, s.grads);
+      } else {
+        run_sequence_backward(cell, s.tape, s.inputs, args, dY, nullptr, &s.d_inputs, d0, s.grads);
+      }
+      detail::scatter_time_major(s.d_inputs, s.rows.data(), s.n, tp.time_major, g.d_inputs);
+    });
+  } else {
+    split.run([&](Index p, detail::BatchSlice<Cell>& s) {
+      if (d_outputs) detail::to_time_major(*d_outputs, tp.time_major, s.b0, s.n, s.d_outputs, split.lengths(p));
+      SequenceArgs args = split.args(p, true, tp.draw);
+      if (split.whole()) args.observer = observer;
+      const auto* dY = d_outputs ? &s.d_outputs : nullptr;
+      auto& d0 = d_initial[static_cast<std::size_t>(p)];
+      if (d_final_state && !split.whole()) {
+        const auto d_final = state_rows(*d_final_state, s.b0, s.n);
+        run_sequence_backward(cell, s.tape, s.inputs, args, dY, &d_final, &s.d_inputs, d0, s.grads);
+      } else {
+        run_sequence_backward(cell, s.tape, s.inputs, args, dY, d_final_state, &s.d_inputs, d0, s.grads);
+      }
+      detail::from_time_major(s.d_inputs, s.b0, s.n, tp.time_major, g.d_inputs);
+    });
+  }
   split.reduce_gradients();
   if (observer) {
     constexpr bool stack = detail::has_layers<Cell>::value;
@@ -255,7 +315,11 @@ RNNGradients<Cell> dynamic_rnn_backward(Cell& cell, RNNResult<Cell>& result,
       for (Index l = layers; l-- > 0;) observer->layer_done(l);
     }
   }
-  if (split.whole()) {
+  if (split.sorted()) {
+    g.d_initial_state = cell.zero_state(split.batch());
+    for (Index p = 0; p < split.size(); ++p)
+      detail::scatter_state(g.d_initial_state, split.slice(p).rows, d_initial[static_cast<std::size_t>(p)]);
+  } else if (split.whole()) {
     g.d_initial_state = std::move(d_initial[0]);
   } else {
     g.d_initial_state = cell.zero_state(split.batch());

@@ -94,6 +94,13 @@ class MultiRNNCell {
   std::string cell_name() const { return detail::concat("multi_rnn_cell(", layers_.size(), " layers)"); }
   /// "multi_rnn_cell": the variable scope.
   std::string scope_name() const { return "multi_rnn_cell"; }
+  /// Whether every layer skips the rows of ended examples (cells/cell_traits.hpp): only then does
+  /// dynamic_rnn sort the rows for row skipping.
+  bool skips_ended_rows() const {
+    for (const auto& c : layers_)
+      if (!c.skips_ended_rows()) return false;
+    return true;
+  }
 
   /// Layer l (0 = the bottom); ValueError outside [0, num_layers()).
   AnyCell<T>& layer(Index l) { return layers_[checked(l)]; }
@@ -156,6 +163,14 @@ class MultiRNNCell {
     State s;
     for (std::size_t l = 0; l < layers_.size(); ++l) s.push_back(layers_[l].final_state(tp.tapes[l]));
     return s;
+  }
+
+  /// final_state written into `s`, reusing its layers' buffers (no allocation when s already holds
+  /// this stack's state for the batch).
+  void final_state_into(const Tape& tp, State& s) const {
+    check_tape(tp);
+    s.resize(layers_.size());
+    for (std::size_t l = 0; l < layers_.size(); ++l) layers_[l].final_state_into(tp.tapes[l], s[l]);
   }
 
   /// Backward from the top layer down, each layer's input gradient being the output gradient of the

@@ -94,6 +94,9 @@ class ResidualWrapper {
   }
   /// The wrapped cell's CellConfig.
   CellConfig wrapped_config() const { return config_of(cell_); }
+  /// Whether the wrapped cell skips the rows of ended examples (cells/cell_traits.hpp); the
+  /// residual sum already touches only the rows that ran.
+  bool skips_ended_rows() const { return skips_ended_rows_of(cell_); }
 
   /// The wrapped cell's zero state.
   State zero_state(Index batch) const { return cell_.zero_state(batch); }
@@ -126,6 +129,8 @@ class ResidualWrapper {
 
   /// The wrapped cell's final state.
   State final_state(const Tape& tp) const { return cell_.final_state(tp.cell); }
+  /// The wrapped cell's final state written into `s`, reusing its buffers.
+  void final_state_into(const Tape& tp, State& s) const { cellflow::final_state_into(cell_, tp.cell, s); }
 
   /// The wrapped cell's backward pass with the same output gradient; then dX += dY on the steps
   /// that ran.

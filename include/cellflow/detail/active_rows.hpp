@@ -1,0 +1,84 @@
+// Row skipping inside a step cell (RNNOptions::skip_ended_rows, SequenceArgs::active): with the
+// rows of a run sorted by length, longest first, step t runs only on its first active[t] rows
+// (the examples that have not ended). This header holds what the cells share to do so over
+// their time-major buffers, whose rows t*B .. t*B + B - 1 are step t:
+//
+//   ActiveRows           the per-step counts a cell keeps in its tape (empty: every row runs)
+//   for_active_rows      the runs of active rows of all steps: one run of steps*B rows without
+//                        row skipping (today's one product), else one run per step
+//   gather_active_rows   the active rows of all steps packed one after another, for the
+//                        whole-sequence weight-gradient products: padded rows are not summed
+//
+// Products over a run of rows are bitwise the rows of the full product (detail/gemm.hpp sums
+// every row of C in the same order whatever the number of rows), so per-step input projections
+// and input gradients equal today's bitwise. The weight gradients sum over the packed rows
+// (K = the number of active (step, example) pairs instead of steps*B), so they equal today's
+// up to the order of the sum (the kernel cuts K into chunks of a K-dependent size).
+#pragma once
+
+#include <cstddef>
+#include <vector>
+
+#include "cellflow/core/types.hpp"
+
+namespace cellflow::detail {
+
+/// The rows each step of a run computes: empty = all `batch` rows of every step; else
+/// count[t] (<= batch) rows 0 .. count[t] - 1 of step t.
+struct ActiveRows {
+  std::vector<Index> count;  ///< per step, or empty
+
+  /// Copies SequenceArgs::active (null: every row runs) for `steps` steps.
+  void assign(const Index* active, Index steps) {
+    if (active != nullptr)
+      count.assign(active, active + steps);
+    else
+      count.clear();
+  }
+  /// Whether rows are skipped at all.
+  bool skipping() const { return !count.empty(); }
+  /// The rows step t computes, out of `batch`.
+  Index at(Index t, Index batch) const { return count.empty() ? batch : count[static_cast<std::size_t>(t)]; }
+  /// The number of (step, example) pairs that run over `steps` steps of `batch` rows.
+  Index total(Index steps, Index batch) const {
+    if (count.empty()) return steps * batch;
+    Index n = 0;
+    for (Index t = 0; t < steps; ++t) n += count[static_cast<std::size_t>(t)];
+    return n;
+  }
+};
+
+/// Calls f(first_row, rows) for the runs of active rows of steps 0 .. steps - 1 in a
+/// time-major buffer of `batch` rows per step: one run of steps * batch rows without row
+/// skipping, else one per step that has any.
+template <class F>
+void for_active_rows(const ActiveRows& a, Index steps, Index batch, F&& f) {
+  if (!a.skipping()) {
+    if (steps * batch > 0) f(Index(0), steps * batch);
+    return;
+  }
+  for (Index t = 0; t < steps; ++t) {
+    const Index n = a.count[static_cast<std::size_t>(t)];
+    if (n > 0) f(t * batch, n);
+  }
+}
+
+/// The rows of src (time-major, `batch` rows per step, at least steps * batch rows) that the
+/// weight gradients sum, as a row-major view: all steps * batch rows in place without row
+/// skipping, else the active rows of every step packed one after another into `buf`.
+template <class T, class Src>
+Eigen::Map<const Matrix<T>, 0, Eigen::OuterStride<>> gather_active_rows(const Src& src, const ActiveRows& a,
+                                                                        Index steps, Index batch, Matrix<T>& buf) {
+  using View = Eigen::Map<const Matrix<T>, 0, Eigen::OuterStride<>>;
+  const Index cols = src.cols();
+  if (!a.skipping()) return View(src.derived().data(), steps * batch, cols, Eigen::OuterStride<>(src.outerStride()));
+  buf.resize(a.total(steps, batch), cols);
+  Index k = 0;
+  for_active_rows(a, steps, batch, [&](Index r0, Index n) {
+    buf.middleRows(k, n) = src.middleRows(r0, n);
+    k += n;
+  });
+  return View(buf.data(), buf.rows(), cols, Eigen::OuterStride<>(cols));
+}
+
+}  // namespace cellflow::detail
