@@ -1,4 +1,4 @@
-// cellflow's side of the peer benchmark (../shared/peers): the seed model's full training step
+// cellflow's side of the peer benchmark (benchmarks/peers/): the seed model's full training step
 // (3 x RNN(150) over 28 steps of 28 inputs, dense 10-way head on the top h, sparse softmax
 // cross-entropy, Adam), its inference pass, and single-sequence streaming latency. Prints one
 // JSON line per configuration, with the same fields as the peers' programs.
@@ -21,6 +21,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "cellflow/cellflow.hpp"
@@ -151,7 +152,7 @@ cf::MultiRNNCell<float> build(const Args& a, cf::Rng& rng) {
   return cf::MultiRNNCell<float>(std::move(cells));
 }
 
-/// GEMM FLOPs per sample, the peers' convention (../shared/peers/FLOPS.md): 2*M*N*K per
+/// GEMM FLOPs per sample, the peers' convention (benchmarks/peers/FLOPS.md): 2*M*N*K per
 /// product, all steps counted, no input gradient of layer 1 in training.
 void flops_per_sample(const Args& a, double& train, double& infer) {
   const double G = a.cell == "gru" ? 3 : 4, H = static_cast<double>(a.hidden), T = static_cast<double>(a.steps);
@@ -298,10 +299,32 @@ int main(int argc, char** argv) {
         if (it >= a.warmup * static_cast<int>(a.steps)) t_into.push_back(s);
       }
     }
+    // The memory floor: one streamed step reads every weight of the stack once, so no float32
+    // implementation can step faster than this machine reads those bytes where they sit between
+    // steps (L2 or L3, by size). Measured here, in the same sitting, with a summing loop over
+    // the stack's own weight buffers.
+    std::vector<std::pair<const float*, Index>> weights;
+    Index weight_floats = 0;
+    multi.for_each_variable("rnn", [&](const std::string&, cf::Parameter<float>& p) {
+      weights.emplace_back(p.value.data(), p.value.size());
+      weight_floats += p.value.size();
+    });
+    std::vector<double> t_floor;
+    float sink = 0;
+    for (int it = 0; it < n; ++it) {
+      const auto t0 = Clock::now();
+      float sum = 0;
+      for (const auto& [p, size] : weights) sum += Eigen::Map<const Eigen::VectorXf>(p, size).sum();
+      const double s = seconds_since(t0);
+      sink += sum;
+      if (it >= a.warmup * static_cast<int>(a.steps)) t_floor.push_back(s);
+    }
     std::snprintf(buf, sizeof buf,
                   ", \"stream_us_per_step_median\": %.2f, \"stream_us_per_step_min\": %.2f, "
-                  "\"stream_call_us_per_step_median\": %.2f",
-                  median(t_into) * 1e6, *std::min_element(t_into.begin(), t_into.end()) * 1e6, median(t_call) * 1e6);
+                  "\"stream_call_us_per_step_median\": %.2f, \"stream_floor_us_median\": %.2f, "
+                  "\"stream_weight_bytes\": %lld, \"stream_floor_checksum\": %.3g",
+                  median(t_into) * 1e6, *std::min_element(t_into.begin(), t_into.end()) * 1e6, median(t_call) * 1e6,
+                  median(t_floor) * 1e6, static_cast<long long>(weight_floats) * 4, static_cast<double>(sink));
     rec += buf;
   }
   rec += ", \"scope\": \"full step: forward, loss, backward, Adam; infer: forward to logits\"}";

@@ -104,4 +104,35 @@ TEST_CASE("gemm splits rows over threads with the same result as one thread", "[
   CHECK((one - expected).cwiseAbs().maxCoeff() <= 1e-12);
 }
 
+TEST_CASE("a one-row product equals that row of a larger product bitwise", "[gemm]") {
+  // A single row (batch-1 streaming) runs through its own streamed kernel; a stream equals the
+  // whole-sequence run bitwise only if every row's sums run in the same order in both kernels.
+  for (const bool trans_a : {false, true}) {
+    for (const bool accumulate : {false, true}) {
+      for (const Index K : {1, 3, 28, 150, 401, 800}) {
+        for (const Index N : {1, 15, 16, 17, 600, 1030}) {
+          const Index M = 7;
+          const Matrix<float> A = random_matrix<float>(trans_a ? K : M, trans_a ? M : K, unsigned(K + N));
+          const Matrix<float> B = random_matrix<float>(K, N, unsigned(K * 3 + N));
+          const Matrix<float> C0 = random_matrix<float>(M, N, unsigned(K + 5 * N));
+          Matrix<float> all = C0;
+          if (trans_a)
+            detail::matmul_tn(all, A, B, accumulate);
+          else
+            detail::matmul(all, A, B, accumulate);
+          for (const Index r : {Index(0), Index(4), M - 1}) {
+            Matrix<float> row = C0.row(r);
+            if (trans_a)
+              detail::matmul_tn(row, A.middleCols(r, 1), B, accumulate);
+            else
+              detail::matmul(row, A.middleRows(r, 1), B, accumulate);
+            INFO("K " << K << ", N " << N << ", row " << r << ", trans_a " << trans_a << ", accumulate " << accumulate);
+            CHECK((row.array() == all.row(r).array()).all());
+          }
+        }
+      }
+    }
+  }
+}
+
 }  // namespace test_gemm

@@ -1,7 +1,8 @@
-// TensorFlow's own published expectations (shared/reference/tf_published_goldens.json): the
-// hard-coded numbers of TF 1.x's unit tests for the recurrent stack, xent, in_top_k and Adam,
-// each reproduced here with the test's own tolerance. The numbers are transcribed as literals
-// (the json is not part of the repository); every TEST_CASE names the golden id and the TF test.
+// TensorFlow's own published expectations: the hard-coded numbers of TF 1.x's unit tests for the
+// recurrent stack, xent, in_top_k and Adam (rnn_cell_test.py, rnn_test.py, sparse_xent_op_test.py,
+// in_topk_op_test.py, adam_test.py and their neighbours), each reproduced here with the test's
+// own tolerance. The numbers are transcribed as literals; every TEST_CASE names the golden id and
+// the TF test.
 //
 // Setup of the cell goldens ("scope_constant" 0.5): TF built them under
 // variable_scope(initializer=constant_initializer(0.5)), which sets every variable created with

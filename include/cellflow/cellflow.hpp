@@ -6,7 +6,8 @@
 //                                cross-entropy, sequence_loss), argmax, in_top_k, the optimizers
 //                                (Optimizer, AdamOptimizer, GradientDescentOptimizer, clip_by_global_norm),
 //                                numeric guards, variables, tensor helpers (core/tensors.hpp),
-//                                errors, Rng, the version
+//                                errors, Rng, the version, the bf16 precision choice and CPU
+//                                detection (core/precision.hpp)
 //   namespace cellflow::io       checkpoints (io/checkpoint.hpp), .npy arrays (io/npy.hpp),
 //                                atomic file writes (io/atomic_file.hpp)
 //   namespace cellflow::data     in-memory datasets and shuffled minibatches
@@ -31,6 +32,7 @@
 #include "cellflow/core/build_check.hpp"
 #include "cellflow/core/error.hpp"
 #include "cellflow/core/gradients.hpp"
+#include "cellflow/core/precision.hpp"
 #include "cellflow/core/random.hpp"
 #include "cellflow/core/sequence.hpp"
 #include "cellflow/core/tensors.hpp"

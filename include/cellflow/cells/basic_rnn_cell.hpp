@@ -212,6 +212,10 @@ class BasicRNNCell {
 
   /// The state in slot `steps`: after the last step run.
   State final_state(const Tape& tp) const { return tp.h.middleRows(slot(tp, tp.steps) * tp.batch, tp.batch); }
+  /// final_state written into `s`, reusing its buffer (no allocation when it is [batch, num_units]).
+  void final_state_into(const Tape& tp, State& s) const {
+    s = tp.h.middleRows(slot(tp, tp.steps) * tp.batch, tp.batch);
+  }
 
   /// Sizes the gradient buffers and transposes the kernel; the running state gradient := *d_final,
   /// or zero when it is null.

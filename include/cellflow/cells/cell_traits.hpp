@@ -79,6 +79,13 @@
 //
 // Without it (or when it returns false) dynamic_rnn keeps the rows in the caller's order and the
 // cell computes every row of every step, as TF does.
+//
+// Optional for any cell, for streaming without allocation (RNNStream::step):
+//
+//   final_state_into(tape, state)        the final state written into an existing State, reusing
+//                                        its buffers (no allocation when it has the right shape)
+//
+// Without it the stream assigns final_state(tape), which allocates a new state every call.
 #pragma once
 
 #include <map>
@@ -154,6 +161,10 @@ using for_each_variable_t = decltype(std::declval<C&>().for_each_variable(
 template <class C>
 using final_state_t = decltype(static_cast<typename C::State>(
     std::declval<const C&>().final_state(std::declval<const typename C::Tape&>())));
+
+template <class C>
+using final_state_into_t = decltype(std::declval<const C&>().final_state_into(std::declval<const typename C::Tape&>(),
+                                                                              std::declval<typename C::State&>()));
 
 template <class C>
 using forward_begin_t = decltype(std::declval<const C&>().forward_begin(

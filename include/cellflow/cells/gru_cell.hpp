@@ -184,6 +184,10 @@ class GRUCore {
 
   /// The state in slot `steps`: after the last step run.
   State final_state(const Tape& tp) const { return tp.h.middleRows(slot(tp, tp.steps) * tp.batch, tp.batch); }
+  /// final_state written into `s`, reusing its buffer (no allocation when it is [batch, num_units]).
+  void final_state_into(const Tape& tp, State& s) const {
+    s = tp.h.middleRows(slot(tp, tp.steps) * tp.batch, tp.batch);
+  }
 
   /// The slot-t state gradient becomes the running one.
   void backward_advance(Tape& tp) const { tp.dh_next.swap(tp.dh_prev); }

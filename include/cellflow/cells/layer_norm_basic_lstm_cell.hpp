@@ -340,6 +340,12 @@ class LayerNormBasicLSTMCell {
     const Index r = slot(tp, tp.steps) * tp.batch;
     return State{tp.c.middleRows(r, tp.batch), tp.h.middleRows(r, tp.batch)};
   }
+  /// final_state written into `s`, reusing its buffers (no allocation when they have the batch's shape).
+  void final_state_into(const Tape& tp, State& s) const {
+    const Index r = slot(tp, tp.steps) * tp.batch;
+    s.c = tp.c.middleRows(r, tp.batch);
+    s.h = tp.h.middleRows(r, tp.batch);
+  }
 
   /// Sizes the gradient buffers and transposes the kernel; the running state gradient :=
   /// *d_final, or zero when it is null.

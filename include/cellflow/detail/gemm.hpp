@@ -102,9 +102,11 @@ constexpr Index kMaxKC = CELLFLOW_GEMM_KC;
 
 // C(r, p) (+)= sum_k a(r, k) * b(k, p) for r < MR, p < NP; the tile stays in registers.
 // TransA: a(r, k) = A[k * lda + r]; otherwise A[r * lda + k].
-template <class T, int MR, int NP, bool TransA>
+// Tail: the last packet's column block is read from Bt (rows of L, zero-padded) and written to Ct
+// (rows of L) instead of B and C: a panel whose last packet is the matrix's partial one.
+template <class T, int MR, int NP, bool TransA, bool Tail = false>
 EIGEN_ALWAYS_INLINE void micro_tile(Index kc, const T* A, Index lda, const T* B, Index ldb, T* C, Index ldc,
-                                    bool load_c) {
+                                    bool load_c, const T* Bt = nullptr, T* Ct = nullptr) {
   using P = Packet<T>;
   constexpr int L = packet_size<T>();
   P acc[MR][NP];
@@ -117,7 +119,7 @@ EIGEN_ALWAYS_INLINE void micro_tile(Index kc, const T* A, Index lda, const T* B,
     P b[NP];
     const T* brow = B + k * ldb;
     CELLFLOW_UNROLL
-    for (int p = 0; p < NP; ++p) b[p] = Eigen::internal::ploadu<P>(brow + p * L);
+    for (int p = 0; p < NP; ++p) b[p] = Eigen::internal::ploadu<P>((Tail && p == NP - 1) ? Bt + k * L : brow + p * L);
     CELLFLOW_UNROLL
     for (int r = 0; r < MR; ++r) {
       const P a = Eigen::internal::pset1<P>(TransA ? A[k * lda + r] : A[r * lda + k]);
@@ -131,9 +133,35 @@ EIGEN_ALWAYS_INLINE void micro_tile(Index kc, const T* A, Index lda, const T* B,
   for (int r = 0; r < MR; ++r) {
     CELLFLOW_UNROLL
     for (int p = 0; p < NP; ++p) {
-      T* c = C + r * ldc + p * L;
+      T* c = (Tail && p == NP - 1) ? Ct + r * L : C + r * ldc + p * L;
       Eigen::internal::pstoreu(c, load_c ? Eigen::internal::padd(Eigen::internal::ploadu<P>(c), acc[r][p]) : acc[r][p]);
     }
+  }
+}
+
+// One tile of `rows` (< MR) rows, dispatched to the tile of that height.
+template <class T, int NP, bool TransA, bool Tail>
+void partial_tile(Index rows, Index kc, const T* A, Index lda, const T* B, Index ldb, T* C, Index ldc, bool load_c,
+                  const T* Bt, T* Ct) {
+  static_assert(kMR == 6, "the cases below assume 6-row tiles");
+  switch (rows) {
+    case 5:
+      micro_tile<T, 5, NP, TransA, Tail>(kc, A, lda, B, ldb, C, ldc, load_c, Bt, Ct);
+      break;
+    case 4:
+      micro_tile<T, 4, NP, TransA, Tail>(kc, A, lda, B, ldb, C, ldc, load_c, Bt, Ct);
+      break;
+    case 3:
+      micro_tile<T, 3, NP, TransA, Tail>(kc, A, lda, B, ldb, C, ldc, load_c, Bt, Ct);
+      break;
+    case 2:
+      micro_tile<T, 2, NP, TransA, Tail>(kc, A, lda, B, ldb, C, ldc, load_c, Bt, Ct);
+      break;
+    case 1:
+      micro_tile<T, 1, NP, TransA, Tail>(kc, A, lda, B, ldb, C, ldc, load_c, Bt, Ct);
+      break;
+    default:
+      break;
   }
 }
 
@@ -144,69 +172,112 @@ void panel_rows(Index i0, Index i1, Index kc, const T* A, Index lda, const T* B,
   auto a_at = [&](Index i) { return TransA ? A + i : A + i * lda; };
   Index i = i0;
   for (; i + kMR <= i1; i += kMR) micro_tile<T, kMR, NP, TransA>(kc, a_at(i), lda, B, ldb, C + i * ldc, ldc, load_c);
-  switch (i1 - i) {
-    case 5:
-      micro_tile<T, 5, NP, TransA>(kc, a_at(i), lda, B, ldb, C + i * ldc, ldc, load_c);
-      break;
-    case 4:
-      micro_tile<T, 4, NP, TransA>(kc, a_at(i), lda, B, ldb, C + i * ldc, ldc, load_c);
-      break;
-    case 3:
-      micro_tile<T, 3, NP, TransA>(kc, a_at(i), lda, B, ldb, C + i * ldc, ldc, load_c);
-      break;
-    case 2:
-      micro_tile<T, 2, NP, TransA>(kc, a_at(i), lda, B, ldb, C + i * ldc, ldc, load_c);
-      break;
-    case 1:
-      micro_tile<T, 1, NP, TransA>(kc, a_at(i), lda, B, ldb, C + i * ldc, ldc, load_c);
-      break;
-    default:
-      break;
-  }
+  if (i < i1)
+    partial_tile<T, NP, TransA, false>(i1 - i, kc, a_at(i), lda, B, ldb, C + i * ldc, ldc, load_c, nullptr, nullptr);
 }
 
-template <class T, bool TransA>
-void panel_rows_np(int np, Index i0, Index i1, Index kc, const T* A, Index lda, const T* B, Index ldb, T* C, Index ldc,
-                   bool load_c) {
-  static_assert(kNP == 2 || kNP == 4, "panel widths below assume kNP is 2 or 4");
-  switch (np) {
-    case 4:
-      if constexpr (kNP >= 4) panel_rows<T, 4, TransA>(i0, i1, kc, A, lda, B, ldb, C, ldc, load_c);
-      break;
-    case 3:
-      if constexpr (kNP >= 4) panel_rows<T, 3, TransA>(i0, i1, kc, A, lda, B, ldb, C, ldc, load_c);
-      break;
-    case 2:
-      panel_rows<T, 2, TransA>(i0, i1, kc, A, lda, B, ldb, C, ldc, load_c);
-      break;
-    case 1:
-      panel_rows<T, 1, TransA>(i0, i1, kc, A, lda, B, ldb, C, ldc, load_c);
-      break;
-    default:
-      break;
-  }
-}
-
-// The columns [n_full, N) that do not fill a packet: B's columns are copied into a zero-padded
-// [kc x L] buffer and C's into a padded [rows x L] tile, computed as one packet, copied back.
-template <class T, bool TransA>
-void tail_columns(Index i0, Index i1, Index n0, Index N, Index k0, Index kc, const T* A, Index lda, const T* B,
-                  Index ldb, T* C, Index ldc, bool load_c, T* bbuf, T* cbuf) {
+// The last panel, whose last packet holds the w < L columns that do not fill a packet: those
+// columns of B (the chunk's kc rows) are in the zero-padded [kc x L] bbuf, and each row tile's
+// columns of C go through the padded [MR x L] cbuf.
+template <class T, int NP, bool TransA>
+void tail_panel_rows(Index i0, Index i1, Index kc, const T* A, Index lda, const T* B, Index ldb, T* C, Index ldc,
+                     bool load_c, Index w, const T* bbuf, T* cbuf) {
   constexpr int L = packet_size<T>();
-  const Index w = N - n0;
-  for (Index k = 0; k < kc; ++k) {
-    T* dst = bbuf + k * L;
-    const T* src = B + (k0 + k) * ldb + n0;
-    for (Index j = 0; j < L; ++j) dst[j] = j < w ? src[j] : T(0);
-  }
-  const T* a = TransA ? A + k0 * lda : A + k0;
+  auto a_at = [&](Index i) { return TransA ? A + i : A + i * lda; };
+  T* ctail = C + (NP - 1) * L;  // the partial columns of C, relative to the panel's start
   for (Index i = i0; i < i1; i += kMR) {
     const Index rows = std::min<Index>(kMR, i1 - i);
     for (Index r = 0; r < rows; ++r)
-      for (Index j = 0; j < L; ++j) cbuf[r * L + j] = (load_c && j < w) ? C[(i + r) * ldc + n0 + j] : T(0);
-    panel_rows<T, 1, TransA>(0, rows, kc, TransA ? a + i : a + i * lda, lda, bbuf, L, cbuf, L, load_c);
+      for (Index j = 0; j < L; ++j) cbuf[r * L + j] = (load_c && j < w) ? ctail[(i + r) * ldc + j] : T(0);
+    if (rows == kMR)
+      micro_tile<T, kMR, NP, TransA, true>(kc, a_at(i), lda, B, ldb, C + i * ldc, ldc, load_c, bbuf, cbuf);
+    else
+      partial_tile<T, NP, TransA, true>(rows, kc, a_at(i), lda, B, ldb, C + i * ldc, ldc, load_c, bbuf, cbuf);
     for (Index r = 0; r < rows; ++r)
-      for (Index j = 0; j < w; ++j) C[(i + r) * ldc + n0 + j] = cbuf[r * L + j];
+      for (Index j = 0; j < w; ++j) ctail[(i + r) * ldc + j] = cbuf[r * L + j];
+  }
+}
+
+// A panel of np packets (1 <= np <= kNP), the last one the partial packet when tail.
+template <class T, bool TransA>
+void panel_rows_np(int np, bool tail, Index i0, Index i1, Index kc, const T* A, Index lda, const T* B, Index ldb, T* C,
+                   Index ldc, bool load_c, Index w, const T* bbuf, T* cbuf) {
+  static_assert(kNP == 2 || kNP == 4, "panel widths below assume kNP is 2 or 4");
+  switch (np * 2 + (tail ? 1 : 0)) {
+    case 8:
+      if constexpr (kNP >= 4) panel_rows<T, 4, TransA>(i0, i1, kc, A, lda, B, ldb, C, ldc, load_c);
+      break;
+    case 9:
+      if constexpr (kNP >= 4) tail_panel_rows<T, 4, TransA>(i0, i1, kc, A, lda, B, ldb, C, ldc, load_c, w, bbuf, cbuf);
+      break;
+    case 6:
+      if constexpr (kNP >= 4) panel_rows<T, 3, TransA>(i0, i1, kc, A, lda, B, ldb, C, ldc, load_c);
+      break;
+    case 7:
+      if constexpr (kNP >= 4) tail_panel_rows<T, 3, TransA>(i0, i1, kc, A, lda, B, ldb, C, ldc, load_c, w, bbuf, cbuf);
+      break;
+    case 4:
+      panel_rows<T, 2, TransA>(i0, i1, kc, A, lda, B, ldb, C, ldc, load_c);
+      break;
+    case 5:
+      tail_panel_rows<T, 2, TransA>(i0, i1, kc, A, lda, B, ldb, C, ldc, load_c, w, bbuf, cbuf);
+      break;
+    case 2:
+      panel_rows<T, 1, TransA>(i0, i1, kc, A, lda, B, ldb, C, ldc, load_c);
+      break;
+    case 3:
+      tail_panel_rows<T, 1, TransA>(i0, i1, kc, A, lda, B, ldb, C, ldc, load_c, w, bbuf, cbuf);
+      break;
+    default:
+      break;
+  }
+}
+
+// One row of C, columns [0, n_full) (whole packets), k chunk [k0, k0 + kc): the product of a
+// single sequence (batch-1 streaming), where every weight is read once per call and the time is
+// the time to stream B from the cache that holds it. B is read row after row, in long contiguous
+// runs the hardware prefetchers follow, into a block of C's columns kept in a small buffer: for
+// every element the sum runs over k in the same order, from zero, as in the register tiles, so
+// the result is bitwise the same as for the same row inside a larger product.
+template <class T, bool TransA>
+void gemm_row_chunk(Index n_full, Index k0, Index kc, const T* A, Index lda, const T* B, Index ldb, T* C, bool load_c) {
+  using P = Packet<T>;
+  constexpr int L = packet_size<T>();
+  constexpr Index NB = 1024;  // columns per block: the block (4 KB of floats) stays in L1
+  alignas(64) T acc[NB];
+  auto a_at = [&](Index k) { return TransA ? A[k * lda] : A[k]; };
+  for (Index j0 = 0; j0 < n_full; j0 += NB) {
+    const Index nb = std::min(NB, n_full - j0);
+    std::fill(acc, acc + nb, T(0));
+    Index k = k0;
+    for (; k + 4 <= k0 + kc; k += 4) {
+      const P a0 = Eigen::internal::pset1<P>(a_at(k)), a1 = Eigen::internal::pset1<P>(a_at(k + 1));
+      const P a2 = Eigen::internal::pset1<P>(a_at(k + 2)), a3 = Eigen::internal::pset1<P>(a_at(k + 3));
+      const T* b0 = B + k * ldb + j0;
+      for (Index j = 0; j < nb; j += L) {
+#if defined(__GNUC__)
+        if (k + 12 <= k0 + kc) __builtin_prefetch(b0 + 8 * ldb + j);
+#endif
+        P c = Eigen::internal::pload<P>(acc + j);
+        c = Eigen::internal::pmadd(a0, Eigen::internal::ploadu<P>(b0 + j), c);
+        c = Eigen::internal::pmadd(a1, Eigen::internal::ploadu<P>(b0 + ldb + j), c);
+        c = Eigen::internal::pmadd(a2, Eigen::internal::ploadu<P>(b0 + 2 * ldb + j), c);
+        c = Eigen::internal::pmadd(a3, Eigen::internal::ploadu<P>(b0 + 3 * ldb + j), c);
+        Eigen::internal::pstore(acc + j, c);
+      }
+    }
+    for (; k < k0 + kc; ++k) {
+      const P a = Eigen::internal::pset1<P>(a_at(k));
+      const T* b = B + k * ldb + j0;
+      for (Index j = 0; j < nb; j += L)
+        Eigen::internal::pstore(
+            acc + j, Eigen::internal::pmadd(a, Eigen::internal::ploadu<P>(b + j), Eigen::internal::pload<P>(acc + j)));
+    }
+    T* c = C + j0;
+    for (Index j = 0; j < nb; j += L) {
+      const P v = Eigen::internal::pload<P>(acc + j);
+      Eigen::internal::pstoreu(c + j, load_c ? Eigen::internal::padd(Eigen::internal::ploadu<P>(c + j), v) : v);
+    }
   }
 }
 
@@ -215,7 +286,6 @@ template <class T, bool TransA>
 void gemm_rows(Index i0, Index i1, Index N, Index K, const T* A, Index lda, const T* B, Index ldb, T* C, Index ldc,
                bool accumulate) {
   constexpr int L = packet_size<T>();
-  constexpr Index NR = Index(kNP) * L;
   if (i1 <= i0 || N == 0) return;
   if (K == 0) {
     if (!accumulate)
@@ -224,8 +294,13 @@ void gemm_rows(Index i0, Index i1, Index N, Index K, const T* A, Index lda, cons
   }
   const Index chunks = (K + kMaxKC - 1) / kMaxKC;
   const Index kc_even = (K + chunks - 1) / chunks;
-  const Index n_full = (N / L) * L;
-  // Scratch for the partial panel: kMaxKC x L of B and kMR x L of C.
+  const Index n_full = (N / L) * L, w = N - n_full;
+  // Column panels: the packets (full ones, then the partial one) cut into as few panels of at most
+  // kNP packets as possible, their widths as even as possible (37 packets: seven of 4 and three of
+  // 3, not nine of 4 and one of 1: a narrow panel reads a broadcast of A per multiply-add).
+  const Index packets = n_full / L + (w > 0 ? 1 : 0);
+  const Index panels = (packets + kNP - 1) / kNP;
+  // Scratch for the partial packet: kMaxKC x L of B and kMR x L of C.
   alignas(64) T bbuf[kMaxKC * L];
   alignas(64) T cbuf[kMR * L];
   for (Index k0 = 0; k0 < K; k0 += kc_even) {
@@ -233,14 +308,29 @@ void gemm_rows(Index i0, Index i1, Index N, Index K, const T* A, Index lda, cons
     const bool load_c = accumulate || k0 > 0;
     const T* a = TransA ? A + k0 * lda : A + k0;
     const T* b = B + k0 * ldb;
-    Index j = 0;
-    for (; j + NR <= n_full; j += NR)
-      panel_rows<T, kNP, TransA>(0, i1 - i0, kc, TransA ? a + i0 : a + i0 * lda, lda, b + j, ldb, C + i0 * ldc + j, ldc,
-                                 load_c);
-    if (j < n_full)
-      panel_rows_np<T, TransA>(int((n_full - j) / L), 0, i1 - i0, kc, TransA ? a + i0 : a + i0 * lda, lda, b + j, ldb,
-                               C + i0 * ldc + j, ldc, load_c);
-    if (n_full < N) tail_columns<T, TransA>(i0, i1, n_full, N, k0, kc, A, lda, B, ldb, C, ldc, load_c, bbuf, cbuf);
+    const T* a_i0 = TransA ? a + i0 : a + i0 * lda;
+    if (w > 0) {
+      for (Index k = 0; k < kc; ++k) {
+        T* dst = bbuf + k * L;
+        const T* src = b + k * ldb + n_full;
+        for (Index c = 0; c < L; ++c) dst[c] = c < w ? src[c] : T(0);
+      }
+    }
+    if (i1 - i0 == 1) {  // a single row: the full packets streamed through gemm_row_chunk
+      gemm_row_chunk<T, TransA>(n_full, k0, kc, TransA ? A + i0 : A + i0 * lda, lda, B, ldb, C + i0 * ldc, load_c);
+      if (w > 0)
+        panel_rows_np<T, TransA>(1, true, 0, 1, kc, a_i0, lda, b + n_full, ldb, C + i0 * ldc + n_full, ldc, load_c, w,
+                                 bbuf, cbuf);
+      continue;
+    }
+    for (Index q = 0, first = 0; q < panels; ++q) {
+      const Index np = packets / panels + (q < packets % panels ? 1 : 0);  // wider panels first
+      const bool tail = q + 1 == panels && w > 0;
+      const Index begin = first * L;
+      first += np;
+      panel_rows_np<T, TransA>(int(np), tail, 0, i1 - i0, kc, a_i0, lda, b + begin, ldb, C + i0 * ldc + begin, ldc,
+                               load_c, w, bbuf, cbuf);
+    }
   }
 }
 

@@ -128,6 +128,12 @@ class AnyCell {
     check_tape(tp, "final_state");
     return self_->final_state(*tp.impl);
   }
+  /// The wrapped cell's final state written into `s`, reusing its buffers when s holds that kind
+  /// of state; Error when tp was not filled by a forward pass of this kind of cell.
+  void final_state_into(const Tape& tp, State& s) const {
+    check_tape(tp, "final_state");
+    self_->final_state_into(*tp.impl, s);
+  }
   /// The wrapped cell's backward pass through run_sequence_backward; Error when tp was not filled by a
   /// forward pass of this kind of cell.
   void backward_sequence(Tape& tp, const Matrix<T>& X, const SequenceArgs& args, const Matrix<T>* dY,
@@ -158,6 +164,7 @@ class AnyCell {
     virtual bool tape_fits(const detail::TapeBase&) const = 0;
     virtual void forward_sequence(Tape&, const Matrix<T>&, const SequenceArgs&, const State&, Matrix<T>&) const = 0;
     virtual State final_state(const detail::TapeBase&) const = 0;
+    virtual void final_state_into(const detail::TapeBase&, State&) const = 0;
     virtual void backward_sequence(detail::TapeBase&, const Matrix<T>&, const SequenceArgs&, const Matrix<T>*,
                                    const State*, Matrix<T>*, State&, Gradients<T>&) const = 0;
   };
@@ -195,6 +202,13 @@ class AnyCell {
     }
     State final_state(const detail::TapeBase& tp) const override {
       return State(cell.final_state(static_cast<const TapeImpl&>(tp).tape));
+    }
+    void final_state_into(const detail::TapeBase& tp, State& s) const override {
+      const auto& tape = static_cast<const TapeImpl&>(tp).tape;
+      if (holds(s))
+        cellflow::final_state_into(cell, tape, s.template get<CS>());
+      else
+        s = State(cell.final_state(tape));
     }
     void backward_sequence(detail::TapeBase& tp, const Matrix<T>& X, const SequenceArgs& args, const Matrix<T>* dY,
                            const State* d_final, Matrix<T>* dX, State& d_initial, Gradients<T>& grads) const override {

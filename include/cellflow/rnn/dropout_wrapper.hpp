@@ -246,6 +246,8 @@ class DropoutWrapper {
 
   /// The wrapped cell's final state (state dropout included: TF returns the dropped state).
   State final_state(const Tape& tp) const { return cell_.final_state(tp.cell); }
+  /// The wrapped cell's final state written into `s`, reusing its buffers.
+  void final_state_into(const Tape& tp, State& s) const { cellflow::final_state_into(cell_, tp.cell, s); }
 
   /// Begins the wrapped cell's backward pass.
   void backward_begin(Tape& tp, const State* d_final) const {

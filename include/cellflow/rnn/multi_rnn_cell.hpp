@@ -165,6 +165,14 @@ class MultiRNNCell {
     return s;
   }
 
+  /// final_state written into `s`, reusing its layers' buffers (no allocation when s already holds
+  /// this stack's state for the batch).
+  void final_state_into(const Tape& tp, State& s) const {
+    check_tape(tp);
+    s.resize(layers_.size());
+    for (std::size_t l = 0; l < layers_.size(); ++l) layers_[l].final_state_into(tp.tapes[l], s[l]);
+  }
+
   /// Backward from the top layer down, each layer's input gradient being the output gradient of the
   /// one below; d_initial receives every layer's initial-state gradient. args.observer, if set,
   /// hears of each layer as it finishes. Error when the tape holds another number of layers than

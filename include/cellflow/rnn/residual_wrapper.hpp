@@ -129,6 +129,8 @@ class ResidualWrapper {
 
   /// The wrapped cell's final state.
   State final_state(const Tape& tp) const { return cell_.final_state(tp.cell); }
+  /// The wrapped cell's final state written into `s`, reusing its buffers.
+  void final_state_into(const Tape& tp, State& s) const { cellflow::final_state_into(cell_, tp.cell, s); }
 
   /// The wrapped cell's backward pass with the same output gradient; then dX += dY on the steps
   /// that ran.

@@ -46,4 +46,15 @@ void run_sequence_backward(const Cell& cell, typename Cell::Tape& tape, const Ma
   }
 }
 
+/// The final state of the run in `tape` written into `state`: through the cell's optional
+/// final_state_into (which reuses state's buffers: no allocation once it has the right shape), or
+/// by assigning final_state(tape) for a cell without it.
+template <class Cell>
+void final_state_into(const Cell& cell, const typename Cell::Tape& tape, typename Cell::State& state) {
+  if constexpr (detail::has_v<Cell, detail::final_state_into_t>)
+    cell.final_state_into(tape, state);
+  else
+    state = cell.final_state(tape);
+}
+
 }  // namespace cellflow

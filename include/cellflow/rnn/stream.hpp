@@ -202,7 +202,7 @@ class RNNStream {
       y_.setZero(time * batch_, cell_->output_size());
     } else {
       run_sequence(*cell_, tape_, x_, args, state_, y_);
-      state_ = cell_->final_state(tape_);
+      final_state_into(*cell_, tape_, state_);
     }
     steps_ += time;
     for (Index b = 0; b < batch_; ++b) stream_steps_[static_cast<std::size_t>(b)] += lengths ? lengths[b] : time;
