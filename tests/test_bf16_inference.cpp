@@ -186,4 +186,30 @@ TEST_CASE("bf16 refusals: training, double, a cell without support, an absent ke
   }
 }
 
+TEST_CASE("Model and ModelStream in bf16: close to fp32, the stream equals logits bitwise", "[bf16]") {
+  cf::Rng rng(4);
+  cf::Model<float> model(5, {cf::GRU(7), cf::BasicLSTM(6)}, 3, rng);
+  for (auto& v : model.variables()) *v.value = random_matrix<float>(v.value->rows(), v.value->cols(), rng, -0.8f, 0.8f);
+  const auto x = random_tensor<float>(4, 6, 5, rng);
+  cf::InferenceOptions o;
+  o.batch_threads = 1;
+  const auto p32 = model.predict_proba(x, o);
+  o.precision = cf::Precision::bf16;
+  const auto p16 = model.predict_proba(x, o);
+  CHECK(max_diff(p32, p16) < 2e-2);
+  CHECK(max_diff(p32, p16) > 0);
+  CHECK(model.predict(x, o).size() == 4);
+  const std::vector<int> labels{0, 1, 2, 0};
+  CHECK(model.evaluate(x, labels, o).examples == 4);
+
+  cf::ModelStream<float> stream(model, 4, cf::Precision::bf16);
+  for (Index t = 0; t < 6; ++t) stream.step(step_input(x, t));
+  CHECK(bitwise_equal(stream.logits(), model.logits(x, o)));
+
+  cf::Model<double> md(5, {cf::GRU(3)}, 2, rng);
+  cf::InferenceOptions od;
+  od.precision = cf::Precision::bf16;
+  CHECK_THROWS_AS(md.predict(random_tensor<double>(2, 3, 5, rng), od), cf::ValueError);
+}
+
 }  // namespace test_bf16_inference
