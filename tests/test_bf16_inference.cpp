@@ -108,7 +108,7 @@ void run_kind(Cell cell, const std::string& name, bool exact_operands = true) {
   check_kind(cell, name, exact_operands);
 }
 
-TEST_CASE("bf16 inference: every built-in cell kind and a 2-layer stack", "[bf16]") {
+TEST_CASE("bf16 inference: every built-in cell kind and a 2-layer stack", "[bf16_inference]") {
   cf::Rng rng(1);
   const Index D = 5;
   run_kind(cf::BasicRNNCell<float>(D, 4, rng), "BasicRNNCell");
@@ -123,7 +123,7 @@ TEST_CASE("bf16 inference: every built-in cell kind and a 2-layer stack", "[bf16
   run_kind(cf::ResidualWrapper<cf::BasicRNNCell<float>>(cf::BasicRNNCell<float>(D, D, rng)), "ResidualWrapper");
 }
 
-TEST_CASE("bf16 stream reads the weights once; refresh_weights() reads them again", "[bf16]") {
+TEST_CASE("bf16 stream reads the weights once; refresh_weights() reads them again", "[bf16_inference]") {
   cf::Rng rng(2);
   cf::GRUCell<float> cell(3, 4, rng);
   randomize_variables(cell, rng);
@@ -150,7 +150,7 @@ TEST_CASE("bf16 stream reads the weights once; refresh_weights() reads them agai
   CHECK(step_input(after.outputs, 0) != step_input(before.outputs, 0));
 }
 
-TEST_CASE("bf16 refusals: training, double, a cell without support, an absent kernel", "[bf16]") {
+TEST_CASE("bf16 refusals: training, double, a cell without support, an absent kernel", "[bf16_inference]") {
   cf::Rng rng(3);
   cf::LSTMCell<float> cell(3, 4, rng);
   const auto x = random_tensor<float>(2, 3, 3, rng);
@@ -186,7 +186,7 @@ TEST_CASE("bf16 refusals: training, double, a cell without support, an absent ke
   }
 }
 
-TEST_CASE("Model and ModelStream in bf16: close to fp32, the stream equals logits bitwise", "[bf16]") {
+TEST_CASE("Model and ModelStream in bf16: close to fp32, the stream equals logits bitwise", "[bf16_inference]") {
   cf::Rng rng(4);
   cf::Model<float> model(5, {cf::GRU(7), cf::BasicLSTM(6)}, 3, rng);
   for (auto& v : model.variables()) *v.value = random_matrix<float>(v.value->rows(), v.value->cols(), rng, -0.8f, 0.8f);

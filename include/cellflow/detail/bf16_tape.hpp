@@ -38,7 +38,6 @@ struct Bf16TapeWeights {
   bool packed = false;                       ///< `w` holds the weights of an earlier bf16 run
   Bf16Kernel kernel = Bf16Kernel::portable;  ///< the kernel of the current run
   std::array<Bf16Weights, N> w;              ///< the packed matrices, in the cell's order
-  int packs = 0;                             ///< times packed (for tests: a stream packs once)
 
   /// Called by forward_begin: checks the run (check_bf16_run), records its precision and kernel
   /// and returns whether the weights must be packed now (a bf16 run, unless the weights are
@@ -59,7 +58,6 @@ struct Bf16TapeWeights {
     int i = 0;
     ((w[static_cast<std::size_t>(i++)] = Bf16Weights(m)), ...);
     packed = true;
-    ++packs;
   }
 
   /// Slot i's packed weights when the run is bf16, else null (the float product runs).
