@@ -121,6 +121,8 @@ TEST_CASE("bf16 inference: every built-in cell kind and a 2-layer stack", "[bf16
   run_kind(cf::MultiRNNCell<float>(cf::GRUCell<float>(D, 4, rng), cf::LSTMCell<float>(4, 3, rng)),
            "MultiRNNCell(GRUCell, LSTMCell)", false);
   run_kind(cf::ResidualWrapper<cf::BasicRNNCell<float>>(cf::BasicRNNCell<float>(D, D, rng)), "ResidualWrapper");
+  run_kind(cf::DropoutWrapper<cf::LSTMCell<float>>(cf::LSTMCell<float>(D, 4, rng), 0.7, 0.8),
+           "DropoutWrapper (no dropout in inference)");
 }
 
 TEST_CASE("bf16 stream reads the weights once; refresh_weights() reads them again", "[bf16_inference]") {
