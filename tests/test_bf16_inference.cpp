@@ -99,6 +99,9 @@ void check_kind(Cell& cell, const std::string& name, bool exact_operands) {
       for (Index j = 0; j < cell.output_size(); ++j) REQUIRE(y(b, j) == m16.outputs(b, t, j));
   }
   CHECK(same_state(stream.state(), m16.final_state));
+  // From a given state, the whole sequence as one chunk: the same bits.
+  cf::RNNStream<Cell> chunked(cell, cell.zero_state(B), cf::Precision::bf16);
+  CHECK(bitwise_equal(chunked.feed(x), m16.outputs));
 }
 
 template <class Cell>

@@ -77,6 +77,12 @@ class RNNStream {
     set_state(initial_state);
   }
 
+  /// Sequences starting from `initial_state`, multiplying with `precision` (as above).
+  RNNStream(const Cell& cell, const State& initial_state, const PrecisionChoice& precision)
+      : RNNStream(cell, initial_state) {
+    detail::set_precision(cell, precision, prec_, "RNNStream");
+  }
+
   /// Feeds one time step: x is [batch, input_depth]. Returns the output [batch, output_size],
   /// valid until the next call; the state advances by one step.
   template <class Derived>
