@@ -128,7 +128,7 @@ TEST_CASE("bf16 inference: every built-in cell kind and a 2-layer stack", "[bf16
            "DropoutWrapper (no dropout in inference)");
 }
 
-TEST_CASE("bf16 stream reads the weights once; refresh_weights() reads them again", "[bf16_inference]") {
+TEST_CASE("bf16 stream reads the weights once, refresh_weights() reads them again", "[bf16_inference]") {
   cf::Rng rng(2);
   cf::GRUCell<float> cell(3, 4, rng);
   randomize_variables(cell, rng);
