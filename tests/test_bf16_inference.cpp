@@ -211,6 +211,16 @@ TEST_CASE("Model and ModelStream in bf16: close to fp32, the stream equals logit
   for (Index t = 0; t < 6; ++t) stream.step(step_input(x, t));
   CHECK(bitwise_equal(stream.logits(), model.logits(x, o)));
 
+  // A bidirectional model: both directions' layers in bf16.
+  cf::Model<float> bi(cf::bidirectional_classifier(5, {cf::GRU(4)}, 3), rng);
+  for (auto& v : bi.variables()) *v.value = random_matrix<float>(v.value->rows(), v.value->cols(), rng, -0.8f, 0.8f);
+  cf::InferenceOptions of;
+  of.batch_threads = 1;
+  const auto q32 = bi.predict_proba(x, of);
+  const auto q16 = bi.predict_proba(x, o);
+  CHECK(max_diff(q32, q16) < 2e-2);
+  CHECK(max_diff(q32, q16) > 0);
+
   cf::Model<double> md(5, {cf::GRU(3)}, 2, rng);
   cf::InferenceOptions od;
   od.precision = cf::Precision::bf16;
