@@ -7,6 +7,7 @@
 //   cellflow_bench --cell lstm --batch 64 --hidden 256 --steps 100     (sweeps)
 //   cellflow_bench --mode stream                                        (batch 1, step by step)
 //   cellflow_bench --lengths uniform --skip-ended-rows 0|1              (variable lengths)
+//   cellflow_bench --mode infer,stream --dtype bf16                     (bf16 inference)
 //
 // --lengths full|uniform|longtail: sequence_length of the batch (full: none, every example runs
 // --steps). The draw is fixed (benchmarks/peers/torch_varlen.py makes the same one): u_b is the
@@ -44,6 +45,7 @@ struct Args {
   std::uint64_t seed = 0;
   std::string lengths = "full";
   bool skip_ended_rows = true;
+  std::string dtype = "f32";  // f32, or bf16 (Precision::bf16: infer and stream modes only)
 };
 
 /// The benchmark's sequence lengths (see the top of this file); empty for "full".
@@ -75,7 +77,7 @@ std::vector<Index> draw_lengths(const std::string& kind, Index batch, Index T) {
                "cellflow_bench: %s\nusage: cellflow_bench [--cell lstm|gru|peephole] [--mode train,infer,stream] "
                "[--layers N] [--hidden N] [--steps N] [--inputs N] [--batch N] [--classes N] [--threads N] "
                "[--iters N] [--warmup N] [--seed N] [--batch-threads N (0: = --threads, 1: Eigen's threaded GEMM)] "
-               "[--lengths full|uniform|longtail] [--skip-ended-rows 0|1]\n",
+               "[--lengths full|uniform|longtail] [--skip-ended-rows 0|1] [--dtype f32|bf16 (bf16: infer, stream)]\n",
                msg.c_str());
   std::exit(2);
 }
@@ -96,6 +98,8 @@ Args parse(int argc, char** argv) {
       a.lengths = v;
     else if (k == "--skip-ended-rows")
       a.skip_ended_rows = num() != 0;
+    else if (k == "--dtype")
+      a.dtype = v;
     else if (k == "--cell")
       a.cell = v;
     else if (k == "--mode")
@@ -126,6 +130,9 @@ Args parse(int argc, char** argv) {
       usage("unknown option " + k);
   }
   if (a.cell != "lstm" && a.cell != "gru" && a.cell != "peephole") usage("--cell must be lstm, gru or peephole");
+  if (a.dtype != "f32" && a.dtype != "bf16") usage("--dtype must be f32 or bf16");
+  if (a.dtype == "bf16" && a.mode.find("train") != std::string::npos)
+    usage("--dtype bf16 is an inference path: use --mode infer, stream or infer,stream");
   if (a.lengths != "full" && a.lengths != "uniform" && a.lengths != "longtail")
     usage("--lengths must be full, uniform or longtail");
   if (a.layers < 1 || a.hidden < 1 || a.steps < 1 || a.inputs < 1 || a.batch < 1 || a.iters < 1)
@@ -222,6 +229,9 @@ int main(int argc, char** argv) {
   std::snprintf(buf, sizeof buf, ", \"lengths\": \"%s\", \"mean_length\": %.3f, \"skip_ended_rows\": %d",
                 a.lengths.c_str(), mean_length, a.skip_ended_rows ? 1 : 0);
   rec += buf;
+  const cf::Precision precision = a.dtype == "bf16" ? cf::Precision::bf16 : cf::Precision::fp32;
+  rec += ", \"dtype\": \"" + a.dtype + "\", \"bf16_kernel\": " +
+         (a.dtype == "bf16" ? "\"" + std::string(cf::bf16_kernel_name()) + "\"" : std::string("null"));
 
   if (a.mode.find("train") != std::string::npos) {
     cf::RNNResult<cf::MultiRNNCell<float>> r;
@@ -253,6 +263,7 @@ int main(int argc, char** argv) {
   if (a.mode.find("infer") != std::string::npos) {
     cf::RNNOptions inference = train_opts;
     inference.training = false;
+    inference.precision = precision;
     cf::RNNResult<cf::MultiRNNCell<float>> r;
     std::vector<double> t;
     for (int it = 0; it < a.warmup + a.iters; ++it) {
@@ -273,7 +284,8 @@ int main(int argc, char** argv) {
   if (a.mode.find("stream") != std::string::npos) {
     // One sequence, one time step at a time through the whole stack: (a) RNNStream, which keeps
     // its state and buffers between calls; (b) TF's cell(x_t, state), which allocates its small
-    // buffers per call.
+    // buffers per call. With --dtype bf16 only (a) is bf16 (the stream packs the weights once);
+    // (b) and the memory floor stay float.
     const int n = (a.warmup + a.iters) * static_cast<int>(a.steps);
     std::vector<double> t_call, t_into;
     {
@@ -289,7 +301,7 @@ int main(int argc, char** argv) {
       }
     }
     {
-      cf::RNNStream<cf::MultiRNNCell<float>> stream(multi);
+      cf::RNNStream<cf::MultiRNNCell<float>> stream(multi, 1, precision);
       cf::Matrix<float> xt(1, a.inputs);
       for (int it = 0; it < n; ++it) {
         for (Index d = 0; d < a.inputs; ++d) xt(0, d) = x(0, it % a.steps, d);

@@ -77,6 +77,9 @@ softmax head on the top layer's final h (sparse softmax cross-entropy, Adam).
   --save FILE                 save the model and Adam's state after every epoch
   --csv FILE                  write the metrics of every epoch as CSV (after every epoch)
   --plot FILE.svg             chart the training loss and test accuracy per epoch (at the end)
+  --bf16                      at the end, evaluate the test set again with the recurrent
+                              layers in bf16 (bfloat16 weights, float sums; inference only) and
+                              print both test accuracies and the bf16 kernel that ran
   --distributed               data-parallel training over MPI: run under mpirun/srun, every
                               rank trains on its part of each --batch (the global batch); rank
                               0 prints and writes the files; --threads is per rank [0: the
@@ -116,6 +119,7 @@ struct Options {
   float dropout = 1;  // output keep probability of every layer (1: no dropout)
   bool skip_nonfinite = false;
   bool distributed = false;
+  bool bf16 = false;  // --bf16: evaluate the test set in bf16 too
 };
 
 // The ranks of a --distributed run (rank 0 of 1 otherwise), and the MPI environment behind them.
@@ -155,6 +159,7 @@ Options parse_options(int argc, char** argv) {
       .path("--save", o.save, "a file")
       .path("--csv", o.csv, "a file")
       .path("--plot", o.plot, "a file")
+      .flag("--bf16", o.bf16)
       .flag("--distributed", o.distributed);
   args.parse(argc, argv);
 #ifndef CELLFLOW_EXAMPLE_MPI
@@ -383,6 +388,14 @@ int run(const Options& o, const Ranks& ranks) {
               static_cast<long>(data.test.size()), final_test.loss,
               count(static_cast<long long>(history.epochs.size()), "epoch").c_str(), total,
               train_seconds > 0 ? trained / train_seconds : 0.0);
+  if (o.bf16) {
+    // The same test set with the recurrent layers' kernels as bfloat16 (the head stays float).
+    cf::InferenceOptions b16 = inference;
+    b16.precision = cf::Precision::bf16;
+    const cf::Metrics m = model.evaluate(data.test, b16);
+    std::printf("bf16 inference (kernel %s): test accuracy %.2f%% (fp32 %.2f%%), test loss %.4f (fp32 %.4f)\n",
+                cf::bf16_kernel_name(), 100 * m.accuracy, 100 * final_test.accuracy, m.loss, final_test.loss);
+  }
   bool charted = true;
   if (!o.plot.empty() && !history.epochs.empty()) {
     charted = write_output("--plot", o.plot, [&] {

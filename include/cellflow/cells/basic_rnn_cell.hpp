@@ -14,7 +14,8 @@
 //
 // It is a step cell (cells/cell_traits.hpp): forward_begin projects the inputs of all steps in one
 // product, forward_step adds h_prev @ W_h and applies the activation; every product goes through
-// detail::matmul, so a stream equals the whole-sequence run bitwise.
+// detail::matmul, so a stream equals the whole-sequence run bitwise. With Precision::bf16
+// (inference) both products run on bfloat16 weights packed in forward_begin (detail/bf16_tape.hpp).
 #pragma once
 
 #include <string>
@@ -30,6 +31,7 @@
 #include "cellflow/core/sequence.hpp"
 #include "cellflow/core/variable.hpp"
 #include "cellflow/detail/active_rows.hpp"
+#include "cellflow/detail/bf16_tape.hpp"
 #include "cellflow/detail/gemm.hpp"
 
 namespace cellflow {
@@ -56,6 +58,8 @@ struct BasicRNNTape {
   Matrix<T> kernel_t;           ///< the transposed kernel [U, D + U] for the backward products
   detail::ActiveRows active;    ///< the rows each step computes (SequenceArgs::active)
   Matrix<T> pk_x, pk_h, pk_dz;  ///< with row skipping: the active rows of X, h_prev and dz, packed
+  /// Precision::bf16 inference: W_x and W_h as bfloat16 (detail/bf16_tape.hpp).
+  detail::Bf16TapeWeights<2> bf16;
 };
 
 // ---- end of cell contract ----
@@ -175,6 +179,8 @@ class BasicRNNCell {
   /// product.
   void forward_begin(Tape& tp, const Matrix<T>& X, const SequenceArgs& a, const State& s0) const {
     check_variables(false);
+    if (tp.bf16.template begin<T>(a, cell_name()))
+      tp.bf16.pack(kernel_.value.topRows(depth_), kernel_.value.bottomRows(units_));
     tp.time = a.time;
     tp.batch = a.batch;
     tp.steps = a.steps;
@@ -185,7 +191,7 @@ class BasicRNNCell {
     tp.h.topRows(a.batch) = s0;
     detail::for_active_rows(tp.active, a.steps, a.batch, [&](Index r0, Index n) {
       auto z = tp.z.middleRows(r0, n);
-      detail::matmul(z, X.middleRows(r0, n), kernel_.value.topRows(depth_));
+      detail::matmul_or_bf16(z, X.middleRows(r0, n), kernel_.value.topRows(depth_), tp.bf16.get(0), tp.bf16.kernel);
       z.rowwise() += bias_.value.row(0);
     });
   }
@@ -194,12 +200,17 @@ class BasicRNNCell {
   /// (optional contract member, cells/cell_traits.hpp).
   bool skips_ended_rows() const { return true; }
 
+  /// Runs Precision::bf16 inference (optional contract member, cells/cell_traits.hpp): the
+  /// input and recurrent products in bf16, bias and activation in float.
+  bool supports_bf16() const { return true; }
+
   /// Step t: z += h_prev @ W_h, the new h = act(z) into slot t + 1 and the output rows
   /// [batch, num_units] to y.
   void forward_step(Tape& tp, Index t, T* y) const {
     const Index B = tp.batch, n = tp.active.at(t, B);
     auto z = tp.z.middleRows(t * B, n);
-    detail::matmul(z, tp.h.middleRows(slot(tp, t) * B, n), kernel_.value.bottomRows(units_), true);
+    detail::matmul_or_bf16(z, tp.h.middleRows(slot(tp, t) * B, n), kernel_.value.bottomRows(units_), tp.bf16.get(1),
+                           tp.bf16.kernel, true);
     auto hn = tp.h.middleRows(slot(tp, t + 1) * B, n);
     act_.visit([&](auto op) { hn.array() = op.value(z.array()); });
     Eigen::Map<Matrix<T>>(y, n, units_) = hn;

@@ -80,6 +80,19 @@
 // Without it (or when it returns false) dynamic_rnn keeps the rows in the caller's order and the
 // cell computes every row of every step, as TF does.
 //
+// Optional for any cell, reduced-precision inference (RNNOptions::precision, core/precision.hpp):
+//
+//   bool supports_bf16() const           true: when SequenceArgs::precision is Precision::bf16
+//                                        (never with training), the cell multiplies by its
+//                                        kernels stored as bfloat16 (detail::bf16_gemm, float
+//                                        sums), packing them in forward_begin unless
+//                                        SequenceArgs::weights_unchanged says the tape still
+//                                        holds them; everything else stays in the cell's type.
+//                                        A composite answers for what it holds (all layers).
+//
+// Without it (or when it returns false) a bf16 request is a ValueError naming the cell: bf16 is
+// never silently replaced by float.
+//
 // Optional for any cell, for streaming without allocation (RNNStream::step):
 //
 //   final_state_into(tape, state)        the final state written into an existing State, reusing
@@ -217,6 +230,8 @@ inline constexpr bool has_droppable_state_v = has_v<C, droppable_state_t>&& has_
 
 template <class C>
 using skips_ended_rows_t = decltype(static_cast<bool>(std::declval<const C&>().skips_ended_rows()));
+template <class C>
+using supports_bf16_t = decltype(static_cast<bool>(std::declval<const C&>().supports_bf16()));
 
 template <class C>
 using scope_name_t = decltype(std::string(std::declval<const C&>().scope_name()));
@@ -353,6 +368,16 @@ template <class Cell>
 bool skips_ended_rows_of(const Cell& cell) {
   if constexpr (detail::has_v<Cell, detail::skips_ended_rows_t>)
     return cell.skips_ended_rows();
+  else
+    return false;
+}
+
+/// Whether `cell` runs Precision::bf16 inference (its optional supports_bf16(), see the top of
+/// this header); false for a cell without it.
+template <class Cell>
+bool supports_bf16_of(const Cell& cell) {
+  if constexpr (detail::has_v<Cell, detail::supports_bf16_t>)
+    return cell.supports_bf16();
   else
     return false;
 }

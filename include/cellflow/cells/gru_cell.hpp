@@ -46,6 +46,7 @@
 #include "cellflow/core/sequence.hpp"
 #include "cellflow/core/variable.hpp"
 #include "cellflow/detail/active_rows.hpp"
+#include "cellflow/detail/bf16_tape.hpp"
 #include "cellflow/detail/gemm.hpp"
 
 namespace cellflow {
@@ -97,6 +98,10 @@ struct GRUTape {
   detail::ActiveRows active;  ///< the rows each step computes (SequenceArgs::active)
   /// With row skipping: the active rows of X, h_prev, dz, rh and dhh, packed.
   Matrix<T> pk_x, pk_h, pk_dz, pk_rh, pk_dhh;
+  /// Precision::bf16 inference (detail/bf16_tape.hpp): the gates kernel's input and recurrent
+  /// parts, then the candidate's (GRUCell: candidate/kernel's two parts; CudnnCompatibleGRUCell:
+  /// the input projection and the hidden projection kernels), as bfloat16.
+  detail::Bf16TapeWeights<4> bf16;
 };
 
 // ---- end of cell contract ----
@@ -176,6 +181,9 @@ class GRUCore {
   /// Runs only the rows of examples that have not ended when SequenceArgs::active says so
   /// (optional contract member, cells/cell_traits.hpp).
   bool skips_ended_rows() const { return true; }
+  /// Runs Precision::bf16 inference (optional contract member, cells/cell_traits.hpp): the four
+  /// kernel products in bf16, biases, gates and state in float.
+  bool supports_bf16() const { return true; }
 
   /// Example b has ended: row b of state slot t + 1 := row b of slot t.
   void carry_state_row(Tape& tp, Index t, Index b) const {
@@ -269,7 +277,7 @@ class GRUCore {
     // only the rows that run); only h_prev products stay in the loop.
     for_active_rows(tp.active, a.steps, a.batch, [&](Index r0, Index n) {
       auto g = tp.z.block(r0, 0, n, 2 * U);
-      matmul(g, X.middleRows(r0, n), gates_kernel_.value.topRows(depth_));
+      matmul_or_bf16(g, X.middleRows(r0, n), gates_kernel_.value.topRows(depth_), tp.bf16.get(0), tp.bf16.kernel);
       g.rowwise() += gates_bias_.value.row(0);
     });
     return true;
@@ -279,7 +287,8 @@ class GRUCore {
   void step_gates(Tape& tp, Index t) const {
     const Index B = tp.batch, U = units_, n = tp.active.at(t, B);
     auto g = tp.z.block(t * B, 0, n, 2 * U);
-    matmul(g, tp.h.middleRows(slot(tp, t) * B, n), gates_kernel_.value.bottomRows(U), true);
+    matmul_or_bf16(g, tp.h.middleRows(slot(tp, t) * B, n), gates_kernel_.value.bottomRows(U), tp.bf16.get(1),
+                   tp.bf16.kernel, true);
     g.array() = sigmoid(g.array());
   }
 
@@ -444,12 +453,16 @@ class GRUCell : public detail::GRUCore<T, GRUCell<T>> {
   /// candidate for all steps at once.
   void forward_begin(Tape& tp, const Matrix<T>& X, const SequenceArgs& a, const State& s0) const {
     check_variables(false);
+    if (tp.bf16.template begin<T>(a, this->cell_name()))
+      tp.bf16.pack(this->gates_kernel_.value.topRows(depth_), this->gates_kernel_.value.bottomRows(units_),
+                   cand_kernel_.value.topRows(depth_), cand_kernel_.value.bottomRows(units_));
     if (!this->begin_gates(tp, X, a, s0)) return;
     const Index U = units_;
     if (this->act_.is_custom()) tp.c_raw.resize(a.steps * a.batch, U);
     detail::for_active_rows(tp.active, a.steps, a.batch, [&](Index r0, Index n) {
       auto c = tp.z.block(r0, 2 * U, n, U);
-      detail::matmul(c, X.middleRows(r0, n), cand_kernel_.value.topRows(depth_));
+      detail::matmul_or_bf16(c, X.middleRows(r0, n), cand_kernel_.value.topRows(depth_), tp.bf16.get(2),
+                             tp.bf16.kernel);
       c.rowwise() += cand_bias_.value.row(0);
     });
   }
@@ -463,7 +476,7 @@ class GRUCell : public detail::GRUCore<T, GRUCell<T>> {
     auto rh = tp.rh.middleRows(tp.training ? t * B : 0, n);
     rh.array() = tp.z.block(t * B, 0, n, U).array() * hp.array();
     auto c = tp.z.block(t * B, 2 * U, n, U);
-    detail::matmul(c, rh, cand_kernel_.value.bottomRows(U), true);
+    detail::matmul_or_bf16(c, rh, cand_kernel_.value.bottomRows(U), tp.bf16.get(3), tp.bf16.kernel, true);
     this->act_.visit([&](auto act) {
       if constexpr (decltype(act)::keeps_input) tp.c_raw.middleRows(t * B, n) = c;
       c.array() = act.value(c.array());
@@ -630,11 +643,14 @@ class CudnnCompatibleGRUCell : public detail::GRUCore<T, CudnnCompatibleGRUCell<
   /// input projection of all steps at once.
   void forward_begin(Tape& tp, const Matrix<T>& X, const SequenceArgs& a, const State& s0) const {
     check_variables(false);
+    if (tp.bf16.template begin<T>(a, this->cell_name()))
+      tp.bf16.pack(this->gates_kernel_.value.topRows(depth_), this->gates_kernel_.value.bottomRows(units_),
+                   in_kernel_.value, hid_kernel_.value);
     if (!this->begin_gates(tp, X, a, s0)) return;
     const Index U = units_;
     detail::for_active_rows(tp.active, a.steps, a.batch, [&](Index r0, Index n) {
       auto c = tp.z.block(r0, 2 * U, n, U);
-      detail::matmul(c, X.middleRows(r0, n), in_kernel_.value);
+      detail::matmul_or_bf16(c, X.middleRows(r0, n), in_kernel_.value, tp.bf16.get(2), tp.bf16.kernel);
       c.rowwise() += in_bias_.value.row(0);
     });
   }
@@ -646,7 +662,7 @@ class CudnnCompatibleGRUCell : public detail::GRUCore<T, CudnnCompatibleGRUCell<
     this->step_gates(tp, t);
     const auto hp = tp.h.middleRows(Core::slot(tp, t) * B, n);
     auto hh = tp.rh.middleRows(tp.training ? t * B : 0, n);
-    detail::matmul(hh, hp, hid_kernel_.value);
+    detail::matmul_or_bf16(hh, hp, hid_kernel_.value, tp.bf16.get(3), tp.bf16.kernel);
     hh.rowwise() += hid_bias_.value.row(0);
     auto c = tp.z.block(t * B, 2 * U, n, U);
     c.array() = (c.array() + tp.z.block(t * B, 0, n, U).array() * hh.array()).tanh();

@@ -63,6 +63,7 @@
 #include "cellflow/core/sequence.hpp"
 #include "cellflow/core/variable.hpp"
 #include "cellflow/detail/active_rows.hpp"
+#include "cellflow/detail/bf16_tape.hpp"
 #include "cellflow/detail/gemm.hpp"
 
 namespace cellflow {
@@ -111,6 +112,9 @@ struct LayerNormBasicLSTMTape {
   /// dh_next + the step's output gradient.
   Matrix<T> dc_next, dh_next, dc_prev, dh_prev, dh_sum;
   Matrix<T> kernel_t;  ///< transposed kernel for the backward products, row-major
+  /// Precision::bf16 inference: the kernel's input and recurrent parts as bfloat16
+  /// (detail/bf16_tape.hpp).
+  detail::Bf16TapeWeights<2> bf16;
 };
 
 // ---- end of cell contract ----
@@ -241,6 +245,8 @@ class LayerNormBasicLSTMCell {
   /// one product.
   void forward_begin(Tape& tp, const Matrix<T>& X, const SequenceArgs& a, const State& s0) const {
     check_variables(false);
+    if (tp.bf16.template begin<T>(a, cell_name()))
+      tp.bf16.pack(kernel_.value.topRows(depth_), kernel_.value.bottomRows(units_));
     const Index B = a.batch, steps = a.steps, U = units_;
     tp.time = a.time;
     tp.batch = B;
@@ -272,7 +278,7 @@ class LayerNormBasicLSTMCell {
     // that run); only h_prev @ W_h remains in the loop.
     detail::for_active_rows(tp.active, steps, B, [&](Index r0, Index n) {
       auto z = tp.gates.middleRows(r0, n);
-      detail::matmul(z, X.middleRows(r0, n), kernel_.value.topRows(depth_));
+      detail::matmul_or_bf16(z, X.middleRows(r0, n), kernel_.value.topRows(depth_), tp.bf16.get(0), tp.bf16.kernel);
       if (!opt_.layer_norm) z.rowwise() += bias_.value.row(0);
     });
   }
@@ -282,13 +288,18 @@ class LayerNormBasicLSTMCell {
   /// example.
   bool skips_ended_rows() const { return true; }
 
+  /// Runs Precision::bf16 inference (optional contract member, cells/cell_traits.hpp): the
+  /// kernel products in bf16; layer normalization, gates and state in float.
+  bool supports_bf16() const { return true; }
+
   /// Step t: the gates (adding h_prev @ W_h), their layer norms, c and h into slot t + 1, the
   /// output rows [batch, num_units] to y.
   void forward_step(Tape& tp, Index t, T* y) const {
     const Index B = tp.batch, U = units_, n = tp.active.at(t, B);
     const Index prev = slot(tp, t) * B, next = slot(tp, t + 1) * B, row = step_row(tp, t);
     auto z = tp.gates.middleRows(t * B, n);
-    detail::matmul(z, tp.h.middleRows(prev, n), kernel_.value.bottomRows(U), true);
+    detail::matmul_or_bf16(z, tp.h.middleRows(prev, n), kernel_.value.bottomRows(U), tp.bf16.get(1), tp.bf16.kernel,
+                           true);
     if (opt_.layer_norm)
       for (Index b = 0; b < n; ++b)
         for (int k = 0; k < 4; ++k)

@@ -35,6 +35,7 @@
 #include "cellflow/core/sequence.hpp"
 #include "cellflow/core/variable.hpp"
 #include "cellflow/detail/active_rows.hpp"
+#include "cellflow/detail/bf16_tape.hpp"
 #include "cellflow/detail/gemm.hpp"
 
 namespace cellflow {
@@ -85,6 +86,9 @@ struct LSTMTape {
   detail::ActiveRows active;   ///< the rows each step computes (SequenceArgs::active)
   /// With row skipping: the active rows of X, h_prev, dgates, c_prev, c, m and dr, packed.
   Matrix<T> pk_x, pk_h, pk_dg, pk_c, pk_cn, pk_m, pk_dr;
+  /// Precision::bf16 inference (detail/bf16_tape.hpp): the kernel's input and recurrent parts and
+  /// the projection (empty without num_proj), as bfloat16.
+  detail::Bf16TapeWeights<3> bf16;
 };
 
 // ---- end of cell contract ----
@@ -253,6 +257,8 @@ class LSTMCore {
   /// product.
   void forward_begin(Tape& tp, const Matrix<T>& X, const SequenceArgs& a, const State& s0) const {
     check_variables(false);
+    if (tp.bf16.template begin<T>(a, cell_name()))
+      tp.bf16.pack(kernel_.value.topRows(depth_), kernel_.value.bottomRows(hsize_), proj_.value);
     const Index batch = a.batch, steps = a.steps;
     tp.time = a.time;
     tp.batch = batch;
@@ -275,7 +281,7 @@ class LSTMCore {
     // that run); only h_prev @ W_h remains in the loop.
     for_active_rows(tp.active, steps, batch, [&](Index r0, Index n) {
       auto z = tp.gates.middleRows(r0, n);
-      matmul(z, X.middleRows(r0, n), kernel_.value.topRows(depth_));
+      matmul_or_bf16(z, X.middleRows(r0, n), kernel_.value.topRows(depth_), tp.bf16.get(0), tp.bf16.kernel);
       z.rowwise() += bias_.value.row(0);
     });
   }
@@ -284,13 +290,17 @@ class LSTMCore {
   /// (optional contract member, cells/cell_traits.hpp).
   bool skips_ended_rows() const { return true; }
 
+  /// Runs Precision::bf16 inference (optional contract member, cells/cell_traits.hpp): the
+  /// kernel and projection products in bf16; bias, peepholes, clips, gates and state in float.
+  bool supports_bf16() const { return true; }
+
   /// Step t: the gates (adding h_prev @ W_h), c and h into slot t + 1, the output rows
   /// [batch, output_size] to y.
   void forward_step(Tape& tp, Index t, T* y) const {
     const Index B = tp.batch, U = units_, n = tp.active.at(t, B);
     const Index prev = slot(tp, t) * B, next = slot(tp, t + 1) * B, row = step_row(tp, t);
     auto z = tp.gates.middleRows(t * B, n);
-    matmul(z, tp.h.middleRows(prev, n), kernel_.value.bottomRows(hsize_), true);
+    matmul_or_bf16(z, tp.h.middleRows(prev, n), kernel_.value.bottomRows(hsize_), tp.bf16.get(1), tp.bf16.kernel, true);
     // One pass over the gates, in place: z becomes the activations i, j, f, o.
     auto zi = z.leftCols(U).array();
     auto zj = z.middleCols(U, U).array();
@@ -321,7 +331,7 @@ class LSTMCore {
     if (opt_.num_proj) {
       tp.m.middleRows(row, n).array() = zo * tc;
       auto hn = tp.h.middleRows(next, n);
-      matmul(hn, tp.m.middleRows(row, n), proj_.value);
+      matmul_or_bf16(hn, tp.m.middleRows(row, n), proj_.value, tp.bf16.get(2), tp.bf16.kernel);
       if (opt_.proj_clip) {
         const T pc = *opt_.proj_clip;
         tp.r_raw.middleRows(row, n) = hn;

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "cellflow/core/error.hpp"
+#include "cellflow/core/precision.hpp"
 #include "cellflow/core/types.hpp"
 
 namespace cellflow {
@@ -74,6 +75,17 @@ struct SequenceArgs {
   /// first_example + b. dynamic_rnn sets it when it reorders the rows (row skipping), so that
   /// per-example random draws stay keyed by the example, whatever its row.
   const Index* examples = nullptr;
+
+  /// The arithmetic of the products (RNNOptions::precision). With `Precision::bf16` (inference
+  /// only: training is false; float cells only) a cell that supports it (supports_bf16(),
+  /// cells/cell_traits.hpp) keeps its kernels as bfloat16 in its tape and runs the input
+  /// projection and the recurrent products with detail::bf16_gemm; bias, gates and state stay float.
+  Precision precision = Precision::fp32;
+  /// The kernel of the bf16 products (chosen once by dynamic_rnn or the stream).
+  Bf16Kernel bf16_kernel = Bf16Kernel::portable;
+  /// The cell's weights are those of the previous run with this tape (RNNStream sets it after its
+  /// first call): a bf16 cell reuses the weights it packed then instead of packing them again.
+  bool weights_unchanged = false;
 
   /// Whether example b has ended before step t (t >= its length).
   bool ended(Index t, Index b) const { return lengths != nullptr && t >= lengths[static_cast<std::size_t>(b)]; }

@@ -52,6 +52,7 @@
 #include "cellflow/cells/cell_state.hpp"
 #include "cellflow/core/build_check.hpp"
 #include "cellflow/core/error.hpp"
+#include "cellflow/core/precision.hpp"
 #include "cellflow/core/random.hpp"
 #include "cellflow/core/sequence.hpp"
 #include "cellflow/core/types.hpp"
@@ -108,6 +109,12 @@ struct InferenceOptions {
   int batch_threads = 0;
   /// Examples run at once (bounds the memory of a large set); 0: 256.
   Index batch_size = 0;
+  /// The recurrent layers' arithmetic (RNNOptions::precision): fp32 (exact, the default) or, for a
+  /// float model, bf16 (kernels stored as bfloat16, float sums; core/precision.hpp). The dense
+  /// head stays in the model's type either way.
+  Precision precision = Precision::fp32;
+  /// bf16 on a CPU without AVX512-BF16: the portable kernel (default) or UnsupportedCpuError.
+  Bf16Fallback bf16_fallback = Bf16Fallback::portable;
 };
 
 /// What one training step reports.
@@ -654,6 +661,8 @@ class Model {
     RNNOptions ro;
     ro.batch_threads = detail::resolve_threads(options.batch_threads, op);
     ro.training = false;
+    ro.precision = options.precision;
+    ro.bf16_fallback = options.bf16_fallback;
     RNNResult<MultiRNNCell<T>> r;
     if (n <= chunk) {
       ro.sequence_length = options.sequence_length;

@@ -33,6 +33,12 @@ class ModelStream {
   explicit ModelStream(const Model<T>& model, Index streams = 1)
       : model_(&model), rnn_(streamable(model).rnn(), streams) {}
 
+  /// `streams` sequences whose recurrent layers multiply with `precision` (Precision::bf16 for a
+  /// float model: the weights are packed once, on the first step; RNNStream's rules). The dense
+  /// head stays in the model's type.
+  ModelStream(const Model<T>& model, Index streams, const PrecisionChoice& precision)
+      : model_(&model), rnn_(streamable(model).rnn(), streams, precision) {}
+
   /// Feeds one time step to every stream: x is [streams, input_depth]. Returns the logits
   /// [streams, classes] after it, valid until the next call.
   template <class Derived>

@@ -86,6 +86,8 @@ class AnyCell {
   CellConfig config() const { return self_->config(); }
   /// Whether the wrapped cell skips the rows of ended examples (cells/cell_traits.hpp).
   bool skips_ended_rows() const { return self_->skips_ended_rows(); }
+  /// Whether the wrapped cell runs Precision::bf16 inference (cells/cell_traits.hpp).
+  bool supports_bf16() const { return self_->supports_bf16(); }
   /// The wrapped cell's zero state for `batch` examples.
   State zero_state(Index batch) const { return self_->zero_state(batch); }
   /// Throws ShapeError unless `s` is the wrapped cell's kind of state (LSTM or GRU) with its shapes for
@@ -158,6 +160,7 @@ class AnyCell {
     virtual std::string scope_name() const = 0;
     virtual CellConfig config() const = 0;
     virtual bool skips_ended_rows() const = 0;
+    virtual bool supports_bf16() const = 0;
     virtual State zero_state(Index) const = 0;
     virtual void check_state(const State&, Index, const std::string&) const = 0;
     virtual void for_each_variable(const std::string&, const VariableVisitor&) = 0;
@@ -184,6 +187,7 @@ class AnyCell {
     std::string scope_name() const override { return scope_name_of(cell); }
     CellConfig config() const override { return config_of(cell); }
     bool skips_ended_rows() const override { return skips_ended_rows_of(cell); }
+    bool supports_bf16() const override { return supports_bf16_of(cell); }
     State zero_state(Index batch) const override { return State(cell.zero_state(batch)); }
     void check_state(const State& s, Index batch, const std::string& what) const override {
       if (!holds(s))

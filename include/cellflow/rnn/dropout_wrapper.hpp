@@ -240,6 +240,9 @@ class DropoutWrapper {
   /// Whether the wrapped cell skips the rows of ended examples (cells/cell_traits.hpp); the masks
   /// are keyed by each row's example (SequenceArgs::example), so row order does not change them.
   bool skips_ended_rows() const { return skips_ended_rows_of(cell_); }
+  /// Whether the wrapped cell runs Precision::bf16 inference (cells/cell_traits.hpp); the dropout
+  /// itself only acts in training, which bf16 never is.
+  bool supports_bf16() const { return supports_bf16_of(cell_); }
 
   /// Example b has ended: the wrapped cell carries its state (the dropped state of its last step).
   void carry_state_row(Tape& tp, Index t, Index b) const { cell_.carry_state_row(tp.cell, t, b); }

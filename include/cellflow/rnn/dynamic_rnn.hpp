@@ -66,6 +66,16 @@ struct RNNOptions {
   /// layers do: skips_ended_rows_of, cells/cell_traits.hpp). false: every row of every step runs,
   /// as in TF.
   bool skip_ended_rows = true;
+  /// The arithmetic of the products: Precision::fp32 (the cell's own type, TF's results; the
+  /// default) or, for inference (training = false) of a float model whose cells support it
+  /// (supports_bf16(), cells/cell_traits.hpp), Precision::bf16: the kernels stored as bfloat16
+  /// (packed once per call), float sums, gates and state in float. Anything else is a ValueError.
+  Precision precision = Precision::fp32;
+  /// bf16 on a CPU without AVX512-BF16: the portable kernel (default) or UnsupportedCpuError.
+  Bf16Fallback bf16_fallback = Bf16Fallback::portable;
+  /// The bf16 kernel to run instead of the CPU's best (both give the same sums; for tests and
+  /// benchmarks). avx512_bf16 on a CPU without it is an UnsupportedCpuError.
+  std::optional<Bf16Kernel> bf16_kernel;
 };
 
 /// What dynamic_rnn returns: outputs, final state, and the tape for dynamic_rnn_backward.
@@ -149,6 +159,14 @@ void dynamic_rnn_impl(RNNResult<Cell>& r, const Cell& cell, const Tensor3<typena
   if (initial_state) cell.check_state(*initial_state, batch, "dynamic_rnn: initial_state");
   if (opts.batch_threads < 1)
     throw ValueError(concat("dynamic_rnn: batch_threads must be >= 1, given ", opts.batch_threads));
+  SequenceArgs prec;  // the precision fields every slice's args take
+  prec.training = opts.training;
+  set_precision(cell, PrecisionChoice{opts.precision, opts.bf16_fallback, opts.bf16_kernel}, prec, "dynamic_rnn");
+  const auto with_precision = [&](SequenceArgs a) {
+    a.precision = prec.precision;
+    a.bf16_kernel = prec.bf16_kernel;
+    return a;
+  };
 
   auto& tp = r.tape;
   tp.producer = nullptr;  // set again once the forward pass completed
@@ -163,7 +181,7 @@ void dynamic_rnn_impl(RNNResult<Cell>& r, const Cell& cell, const Tensor3<typena
     // Row skipping: each slice's rows are its examples in length order (rnn/batch_split.hpp).
     split.run([&](Index p, BatchSlice<Cell>& s) {
       gather_time_major(inputs, opts.time_major, s.rows.data(), s.n, s.inputs, split.lengths(p));
-      const SequenceArgs args = split.args(p, opts.training, tp.draw);
+      const SequenceArgs args = with_precision(split.args(p, opts.training, tp.draw));
       if (initial_state)
         run_sequence(cell, s.tape, s.inputs, args, gather_state(cell, *initial_state, s.rows), s.outputs);
       else
@@ -178,7 +196,7 @@ void dynamic_rnn_impl(RNNResult<Cell>& r, const Cell& cell, const Tensor3<typena
   }
   split.run([&](Index p, BatchSlice<Cell>& s) {
     to_time_major(inputs, opts.time_major, s.b0, s.n, s.inputs, split.lengths(p));
-    const SequenceArgs args = split.args(p, opts.training, tp.draw);
+    const SequenceArgs args = with_precision(split.args(p, opts.training, tp.draw));
     if (initial_state && split.whole())
       run_sequence(cell, s.tape, s.inputs, args, *initial_state, s.outputs);
     else if (initial_state)

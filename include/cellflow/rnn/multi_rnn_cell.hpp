@@ -102,6 +102,13 @@ class MultiRNNCell {
     return true;
   }
 
+  /// Whether every layer runs Precision::bf16 inference (cells/cell_traits.hpp).
+  bool supports_bf16() const {
+    for (const auto& c : layers_)
+      if (!c.supports_bf16()) return false;
+    return true;
+  }
+
   /// Layer l (0 = the bottom); ValueError outside [0, num_layers()).
   AnyCell<T>& layer(Index l) { return layers_[checked(l)]; }
   /// Layer l (const stack); ValueError outside [0, num_layers()).

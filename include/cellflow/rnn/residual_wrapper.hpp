@@ -97,6 +97,9 @@ class ResidualWrapper {
   /// Whether the wrapped cell skips the rows of ended examples (cells/cell_traits.hpp); the
   /// residual sum already touches only the rows that ran.
   bool skips_ended_rows() const { return skips_ended_rows_of(cell_); }
+  /// Whether the wrapped cell runs Precision::bf16 inference (cells/cell_traits.hpp); the
+  /// residual sum stays in float.
+  bool supports_bf16() const { return supports_bf16_of(cell_); }
 
   /// The wrapped cell's zero state.
   State zero_state(Index batch) const { return cell_.zero_state(batch); }

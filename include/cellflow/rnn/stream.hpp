@@ -12,6 +12,12 @@
 // the streams that have input (as dynamic_rnn's sequence_length: a stream past its length keeps
 // its state and outputs zeros), and steps(b) counts each stream's own steps.
 //
+// Precision: RNNStream(cell, batch, Precision::bf16) runs bf16 inference (core/precision.hpp,
+// float cells that support it): the stream packs the cell's weights as bfloat16 on its first
+// call and reuses them on every later call (reset() keeps them) -- a bf16 stream reads the
+// weights once; call refresh_weights() after changing them. Its outputs equal bf16 dynamic_rnn's
+// over the whole sequence bitwise (same kernel, same order of every sum).
+//
 // Threads: a stream only reads its cell. Any number of streams, on any threads, may share one
 // cell, each with its own state; the cell must not be modified (trained, loaded) meanwhile and
 // must outlive its streams.
@@ -53,6 +59,14 @@ class RNNStream {
     stream_steps_.assign(static_cast<std::size_t>(batch), 0);
   }
 
+  /// `batch` independent sequences from the zero state, multiplying with `precision`
+  /// (Precision::bf16, or a PrecisionChoice with its fallback and kernel). The checks of
+  /// dynamic_rnn's RNNOptions::precision apply here (ValueError for a double cell or one without
+  /// supports_bf16(); UnsupportedCpuError with Bf16Fallback::refuse on a CPU without AVX512-BF16).
+  RNNStream(const Cell& cell, Index batch, const PrecisionChoice& precision) : RNNStream(cell, batch) {
+    detail::set_precision(cell, precision, prec_, "RNNStream");
+  }
+
   /// Sequences starting from `initial_state` (its batch size, at least 1, sets the stream's).
   RNNStream(const Cell& cell, const State& initial_state) : cell_(&cell) {
     batch_ = state_batch(initial_state);
@@ -61,6 +75,12 @@ class RNNStream {
           detail::concat("RNNStream: the initial state holds ", batch_, " examples; a stream needs at least one"));
     stream_steps_.assign(static_cast<std::size_t>(batch_), 0);
     set_state(initial_state);
+  }
+
+  /// Sequences starting from `initial_state`, multiplying with `precision` (as above).
+  RNNStream(const Cell& cell, const State& initial_state, const PrecisionChoice& precision)
+      : RNNStream(cell, initial_state) {
+    detail::set_precision(cell, precision, prec_, "RNNStream");
   }
 
   /// Feeds one time step: x is [batch, input_depth]. Returns the output [batch, output_size],
@@ -158,7 +178,17 @@ class RNNStream {
     state_ = s;
   }
 
-  /// Every stream back to the zero state, every step count to 0.
+  /// Packs the cell's weights again on the next call (a bf16 stream reads them once, on its first
+  /// call): after the cell's weights changed. Does nothing for an fp32 stream, which reads them
+  /// every step.
+  void refresh_weights() { packed_ = false; }
+
+  /// The precision the stream multiplies with.
+  Precision precision() const { return prec_.precision; }
+  /// The kernel of its bf16 products (meaningful when precision() is bf16).
+  Bf16Kernel bf16_kernel() const { return prec_.bf16_kernel; }
+
+  /// Every stream back to the zero state, every step count to 0 (bf16 weights stay packed).
   void reset() {
     state_ = cell_->zero_state(batch_);
     steps_ = 0;
@@ -192,6 +222,9 @@ class RNNStream {
   void run(Index time, const Index* lengths) {
     detail::warn_if_unoptimized();
     SequenceArgs args;
+    args.precision = prec_.precision;
+    args.bf16_kernel = prec_.bf16_kernel;
+    args.weights_unchanged = packed_;
     args.time = args.steps = time;
     args.batch = batch_;
     if (lengths) {
@@ -203,6 +236,7 @@ class RNNStream {
     } else {
       run_sequence(*cell_, tape_, x_, args, state_, y_);
       final_state_into(*cell_, tape_, state_);
+      packed_ = prec_.precision == Precision::bf16;
     }
     steps_ += time;
     for (Index b = 0; b < batch_; ++b) stream_steps_[static_cast<std::size_t>(b)] += lengths ? lengths[b] : time;
@@ -210,6 +244,8 @@ class RNNStream {
 
   const Cell* cell_;
   Index batch_ = 0, steps_ = 0;
+  SequenceArgs prec_;                // precision and bf16 kernel (set_precision), training false
+  bool packed_ = false;              // the tape holds the bf16 weights of the first call
   std::vector<Index> stream_steps_;  // per stream: steps since its reset
   std::vector<Index> lengths_;       // the valid steps of the last masked call
   State state_;
