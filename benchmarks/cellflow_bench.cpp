@@ -334,7 +334,7 @@ int main(int argc, char** argv) {
     std::snprintf(buf, sizeof buf,
                   ", \"stream_us_per_step_median\": %.2f, \"stream_us_per_step_min\": %.2f, "
                   "\"stream_call_us_per_step_median\": %.2f, \"stream_floor_us_median\": %.2f, "
-                  "\"stream_weight_bytes\": %lld, \"stream_floor_checksum\": %.3g",
+                  "\"stream_weight_bytes\": %lld, \"stream_sum_checksum\": %.3g",
                   median(t_into) * 1e6, *std::min_element(t_into.begin(), t_into.end()) * 1e6, median(t_call) * 1e6,
                   median(t_floor) * 1e6, static_cast<long long>(weight_floats) * 4, static_cast<double>(sink));
     rec += buf;

@@ -79,7 +79,7 @@ def main(path):
         if "stream_us_per_step_median" in r:
             stream[(impl_key(r), r.get("cell", "lstm"))].append(float(r["stream_us_per_step_median"]))
             for k, v in r.items():  # a memory floor measured by the same program, if it reports one
-                if "floor" in k and isinstance(v, (int, float)):
+                if "floor" in k and "_us" in k and isinstance(v, (int, float)):
                     floor[k].append(float(v))
         key = (impl_key(r), r["cell"], int(r.get("threads", 0)))
         for m in METRICS:
