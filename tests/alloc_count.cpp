@@ -150,6 +150,18 @@ void check_cell(const char* name, Cell cell) {
   made = g_allocations.load() - before;
   std::snprintf(what, sizeof what, "%s: allocations of 6 chunks of 3 steps once sized vs none", name);
   expect(made == 0, what, made, 0);
+  // A bf16 stream packs its weights once, then allocates nothing either.
+  cf::RNNStream<Cell> bf16(cell, 2, cf::Precision::bf16);
+  bf16.step(x);
+  bf16.step(x, active);
+  before = g_allocations.load();
+  for (int t = 0; t < 10; ++t) {
+    bf16.step(x);
+    bf16.step(x, active);
+  }
+  made = g_allocations.load() - before;
+  std::snprintf(what, sizeof what, "%s: allocations of 20 bf16 streamed steps once sized vs none", name);
+  expect(made == 0, what, made, 0);
 }
 
 }  // namespace

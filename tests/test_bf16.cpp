@@ -260,7 +260,7 @@ TEST_CASE("bf16: the AVX512-BF16 kernel and the portable kernel give the same bi
         }
 }
 
-TEST_CASE("bf16: a row does not depend on the batch or the threads; accumulating twice adds twice", "[bf16]") {
+TEST_CASE("bf16: a row does not depend on the batch or the threads, and accumulating twice adds twice", "[bf16]") {
   const Matrix<float> A = random_matrix(150, 150, 1), B = random_matrix(150, 600, 2);
   const detail::Bf16Weights W(B);
   for (const Bf16Kernel kernel : kernels()) {
@@ -299,7 +299,7 @@ std::string cpuinfo_flags() {
   return "";
 }
 
-TEST_CASE("bf16: CPU detection agrees with /proc/cpuinfo; the kernel choice and its refusal", "[bf16]") {
+TEST_CASE("bf16: CPU detection agrees with /proc/cpuinfo, and the kernel choice and its refusal", "[bf16]") {
   const std::string flags = cpuinfo_flags();
 #if defined(__linux__) && CELLFLOW_HAS_BF16_X86
   REQUIRE(!flags.empty());

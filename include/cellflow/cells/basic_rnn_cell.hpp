@@ -179,7 +179,7 @@ class BasicRNNCell {
   /// product.
   void forward_begin(Tape& tp, const Matrix<T>& X, const SequenceArgs& a, const State& s0) const {
     check_variables(false);
-    if (tp.bf16.template begin<T>(a, cell_name()))
+    if (tp.bf16.template begin<T>(a, *this))
       tp.bf16.pack(kernel_.value.topRows(depth_), kernel_.value.bottomRows(units_));
     tp.time = a.time;
     tp.batch = a.batch;

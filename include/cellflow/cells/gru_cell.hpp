@@ -453,7 +453,7 @@ class GRUCell : public detail::GRUCore<T, GRUCell<T>> {
   /// candidate for all steps at once.
   void forward_begin(Tape& tp, const Matrix<T>& X, const SequenceArgs& a, const State& s0) const {
     check_variables(false);
-    if (tp.bf16.template begin<T>(a, this->cell_name()))
+    if (tp.bf16.template begin<T>(a, *this))
       tp.bf16.pack(this->gates_kernel_.value.topRows(depth_), this->gates_kernel_.value.bottomRows(units_),
                    cand_kernel_.value.topRows(depth_), cand_kernel_.value.bottomRows(units_));
     if (!this->begin_gates(tp, X, a, s0)) return;
@@ -643,7 +643,7 @@ class CudnnCompatibleGRUCell : public detail::GRUCore<T, CudnnCompatibleGRUCell<
   /// input projection of all steps at once.
   void forward_begin(Tape& tp, const Matrix<T>& X, const SequenceArgs& a, const State& s0) const {
     check_variables(false);
-    if (tp.bf16.template begin<T>(a, this->cell_name()))
+    if (tp.bf16.template begin<T>(a, *this))
       tp.bf16.pack(this->gates_kernel_.value.topRows(depth_), this->gates_kernel_.value.bottomRows(units_),
                    in_kernel_.value, hid_kernel_.value);
     if (!this->begin_gates(tp, X, a, s0)) return;

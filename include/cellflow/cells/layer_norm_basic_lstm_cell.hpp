@@ -245,7 +245,7 @@ class LayerNormBasicLSTMCell {
   /// one product.
   void forward_begin(Tape& tp, const Matrix<T>& X, const SequenceArgs& a, const State& s0) const {
     check_variables(false);
-    if (tp.bf16.template begin<T>(a, cell_name()))
+    if (tp.bf16.template begin<T>(a, *this))
       tp.bf16.pack(kernel_.value.topRows(depth_), kernel_.value.bottomRows(units_));
     const Index B = a.batch, steps = a.steps, U = units_;
     tp.time = a.time;

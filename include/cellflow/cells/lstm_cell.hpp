@@ -257,7 +257,7 @@ class LSTMCore {
   /// product.
   void forward_begin(Tape& tp, const Matrix<T>& X, const SequenceArgs& a, const State& s0) const {
     check_variables(false);
-    if (tp.bf16.template begin<T>(a, cell_name()))
+    if (tp.bf16.template begin<T>(a, *this))
       tp.bf16.pack(kernel_.value.topRows(depth_), kernel_.value.bottomRows(hsize_), proj_.value);
     const Index batch = a.batch, steps = a.steps;
     tp.time = a.time;

@@ -19,16 +19,17 @@
 
 namespace cellflow::detail {
 
-/// Throws ValueError unless a run with `a` may use bf16 on a cell of scalar T named `cell`:
-/// float only, inference only. Does nothing for Precision::fp32.
-template <class T>
-void check_bf16_run(const SequenceArgs& a, const std::string& cell) {
+/// Throws ValueError unless a run with `a` may use bf16 on `cell` (scalar T): float only,
+/// inference only. Does nothing for Precision::fp32; the cell's name is built only for an error.
+template <class T, class Cell>
+void check_bf16_run(const SequenceArgs& a, const Cell& cell) {
   if (a.precision != Precision::bf16) return;
   if constexpr (!std::is_same_v<T, float>)
-    throw ValueError(concat(cell, ": Precision::bf16 needs a float cell; this one is ",
+    throw ValueError(concat(cell.cell_name(), ": Precision::bf16 needs a float cell; this one is ",
                             std::is_same_v<T, double> ? "double" : "not float",
                             " (bf16 products sum in float: build the model in float for bf16 inference)"));
-  if (a.training) throw ValueError(concat(cell, ": bf16 is an inference path; train in fp32 (training = true given)"));
+  if (a.training)
+    throw ValueError(concat(cell.cell_name(), ": bf16 is an inference path; train in fp32 (training = true given)"));
 }
 
 /// A cell tape's bf16 weights: N packed matrices and whether the current run uses them.
@@ -42,8 +43,8 @@ struct Bf16TapeWeights {
   /// Called by forward_begin: checks the run (check_bf16_run), records its precision and kernel
   /// and returns whether the weights must be packed now (a bf16 run, unless the weights are
   /// unchanged since the last packing).
-  template <class T>
-  bool begin(const SequenceArgs& a, const std::string& cell) {
+  template <class T, class Cell>
+  bool begin(const SequenceArgs& a, const Cell& cell) {
     check_bf16_run<T>(a, cell);
     on = a.precision == Precision::bf16;
     kernel = a.bf16_kernel;
