@@ -25,12 +25,9 @@ import json
 import math
 import os
 import statistics
-import sys
 import time
 
-OPENBLAS_OPENMP = "/usr/lib/x86_64-linux-gnu/openblas-openmp"
-MALLOC_TUNABLES = "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=4294967296"
-ENV_MARK = "CELLFLOW_VARLEN_ENV"
+from torch_rnn import OPENBLAS_OPENMP, loaded_blas, setup_env
 
 p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
 p.add_argument("--cell", choices=["lstm", "gru"], default="lstm")
@@ -51,13 +48,7 @@ for k in ("layers", "hidden", "steps", "inputs", "batch", "classes", "threads", 
     if getattr(a, k) < 1:
         p.error(f"--{k} must be positive")
 
-if os.environ.get(ENV_MARK) != "1":
-    env = dict(os.environ, OMP_NUM_THREADS=str(a.threads), OPENBLAS_NUM_THREADS=str(a.threads),
-               GLIBC_TUNABLES=MALLOC_TUNABLES)
-    env[ENV_MARK] = "1"
-    if os.path.isdir(OPENBLAS_OPENMP):
-        env["LD_LIBRARY_PATH"] = OPENBLAS_OPENMP + (":" + env["LD_LIBRARY_PATH"] if env.get("LD_LIBRARY_PATH") else "")
-    os.execve(sys.executable, [sys.executable] + sys.argv, env)
+env_info = setup_env(a.threads)  # re-executes once with the peers' environment, before torch
 
 import torch  # noqa: E402
 
@@ -124,8 +115,9 @@ rec = {"impl": "torch " + torch.__version__, "cell": a.cell, "variant": "nn.LSTM
        "layers": a.layers, "hidden": a.hidden, "steps": a.steps, "inputs": a.inputs, "batch": a.batch,
        "threads": a.threads, "iters": a.iters, "warmup": a.warmup, "lengths": a.lengths,
        "mean_length": round(sum(lengths) / len(lengths), 3), "packed": a.packed,
-       "malloc": "tuned" if os.environ.get("GLIBC_TUNABLES") == MALLOC_TUNABLES else "system",
-       "blas_path": OPENBLAS_OPENMP if OPENBLAS_OPENMP in os.environ.get("LD_LIBRARY_PATH", "") else "default"}
+       "malloc": env_info["malloc"],
+       "blas_path": OPENBLAS_OPENMP if OPENBLAS_OPENMP in os.environ.get("LD_LIBRARY_PATH", "") else "default",
+       "blas": loaded_blas()}
 
 if "train" in a.mode:
     times, loss0, loss = [], None, None
