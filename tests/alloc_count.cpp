@@ -127,41 +127,33 @@ void check_cell(const char* name, Cell cell) {
   cf::RNNStream<Cell> stream(cell, 2);
   cf::Matrix<float> x = cf::Matrix<float>::Constant(2, cell.input_depth(), 0.5f);
   const std::vector<bool> active{true, false};
-  stream.step(x);
-  stream.step(x, active);
-  long long before = g_allocations.load();
-  for (int t = 0; t < 10; ++t) {
-    stream.step(x);
-    stream.step(x, active);
-  }
-  long long made = g_allocations.load() - before;
-  char what[160];
-  std::snprintf(what, sizeof what, "%s: allocations of 20 streamed steps once sized vs none", name);
-  expect(made == 0, what, made, 0);
   cf::Tensor3<float> chunk(2, 3, cell.input_depth());
   chunk.setConstant(0.25f);
   const cf::SequenceLengths lengths{3, 1};
-  stream.feed(chunk);
-  before = g_allocations.load();
-  for (int t = 0; t < 3; ++t) {
+  // Runs `call` once to size the buffers, then `times` more, and checks those made no allocation.
+  auto expect_none = [&](const char* calls, int times, auto&& call) {
+    call();
+    const long long before = g_allocations.load();
+    for (int t = 0; t < times; ++t) call();
+    const long long made = g_allocations.load() - before;
+    char what[160];
+    std::snprintf(what, sizeof what, "%s: allocations of %s once sized vs none", name, calls);
+    expect(made == 0, what, made, 0);
+  };
+  expect_none("20 streamed steps", 10, [&] {
+    stream.step(x);
+    stream.step(x, active);
+  });
+  expect_none("6 chunks of 3 steps", 3, [&] {
     stream.feed(chunk);
     stream.feed(chunk, lengths);
-  }
-  made = g_allocations.load() - before;
-  std::snprintf(what, sizeof what, "%s: allocations of 6 chunks of 3 steps once sized vs none", name);
-  expect(made == 0, what, made, 0);
+  });
   // A bf16 stream packs its weights once, then allocates nothing either.
   cf::RNNStream<Cell> bf16(cell, 2, cf::Precision::bf16);
-  bf16.step(x);
-  bf16.step(x, active);
-  before = g_allocations.load();
-  for (int t = 0; t < 10; ++t) {
+  expect_none("20 bf16 streamed steps", 10, [&] {
     bf16.step(x);
     bf16.step(x, active);
-  }
-  made = g_allocations.load() - before;
-  std::snprintf(what, sizeof what, "%s: allocations of 20 bf16 streamed steps once sized vs none", name);
-  expect(made == 0, what, made, 0);
+  });
 }
 
 }  // namespace
