@@ -27,7 +27,7 @@ start=$(date +%s)
 
 echo "== 1/3 release build, warnings as errors"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DCELLFLOW_WERROR=ON -DCELLFLOW_UNITY_TESTS=ON -DCELLFLOW_COMPILED_OPTIONS=-O1 \
-  -DCELLFLOW_BENCHMARK_OPTIONS=-O0
+  -DCELLFLOW_BENCHMARK_OPTIONS=-O0 "-DCELLFLOW_EXAMPLE_OPTIONS=-O1;-Wno-uninitialized"
 cmake --build build -j"$jobs"
 ctest --test-dir build --output-on-failure -j"$jobs" "$@"
 [ $quick = 1 ] && exit 0
