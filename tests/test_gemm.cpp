@@ -110,7 +110,7 @@ TEST_CASE("a one-row product equals that row of a larger product bitwise", "[gem
   for (const bool trans_a : {false, true}) {
     for (const bool accumulate : {false, true}) {
       for (const Index K : {1, 3, 28, 150, 401, 800}) {
-        for (const Index N : {1, 15, 16, 17, 600, 1030}) {
+        for (const Index N : {1, 15, 16, 17, 600, 1030, 2051}) {
           const Index M = 7;
           const Matrix<float> A = random_matrix<float>(trans_a ? K : M, trans_a ? M : K, unsigned(K + N));
           const Matrix<float> B = random_matrix<float>(K, N, unsigned(K * 3 + N));

@@ -233,38 +233,69 @@ void panel_rows_np(int np, bool tail, Index i0, Index i1, Index kc, const T* A, 
   }
 }
 
-// One row of C, columns [0, n_full) (whole packets), k chunk [k0, k0 + kc): the product of a
-// single sequence (batch-1 streaming), where every weight is read once per call and the time is
-// the time to stream B from the cache that holds it. B is read row after row, in long contiguous
-// runs the hardware prefetchers follow, into a block of C's columns kept in a small buffer: for
-// every element the sum runs over k in the same order, from zero, as in the register tiles, so
-// the result is bitwise the same as for the same row inside a larger product.
+// (unpacket_traits<P> of a SIMD type P: GCC says the vector type's attributes are ignored in the
+// template argument, as it does inside Eigen, whose headers silence it the same way.)
+#if defined(__GNUC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wignored-attributes"
+#endif
+// Whether the packet type of T loads and stores a partial packet under a lane mask (Eigen: float
+// on AVX and AVX-512), which lets a single-row product read its last, partial packet of B in place.
+template <class T>
+constexpr bool masked_tail() {
+  return Eigen::internal::unpacket_traits<Packet<T>>::masked_load_available &&
+         Eigen::internal::unpacket_traits<Packet<T>>::masked_store_available;
+}
+
+// One row of C, columns [0, n_full) (whole packets) and, when w > 0 (only with masked_tail<T>()),
+// the w < L columns after them; k chunk [k0, k0 + kc): the product of a single sequence (batch-1
+// streaming), where every weight is read once per call and the time is the time to stream B from
+// the cache that holds it. B is read row after row, in long contiguous runs the hardware
+// prefetchers follow, into a block of C's columns kept in a small buffer (the partial packet read
+// with a lane mask, in the same pass). For every element the sum runs over k in the same order,
+// from zero, as in the register tiles, so the result is bitwise the same as for the same row
+// inside a larger product (masked-off lanes are zeros and never stored).
 template <class T, bool TransA>
-void gemm_row_chunk(Index n_full, Index k0, Index kc, const T* A, Index lda, const T* B, Index ldb, T* C, bool load_c) {
+void gemm_row_chunk(Index n_full, Index w, Index k0, Index kc, const T* A, Index lda, const T* B, Index ldb, T* C,
+                    bool load_c) {
   using P = Packet<T>;
   constexpr int L = packet_size<T>();
   constexpr Index NB = 1024;  // columns per block: the block (4 KB of floats) stays in L1
-  alignas(64) T acc[NB];
+  alignas(64) T acc[NB + L];
   auto a_at = [&](Index k) { return TransA ? A[k * lda] : A[k]; };
-  for (Index j0 = 0; j0 < n_full; j0 += NB) {
+  eigen_assert(w == 0 || masked_tail<T>());
+  for (Index j0 = 0; j0 < n_full || (j0 == n_full && w > 0); j0 += NB) {
     const Index nb = std::min(NB, n_full - j0);
-    std::fill(acc, acc + nb, T(0));
+    const bool tail = w > 0 && j0 + nb == n_full;  // the partial packet follows this block
+    std::fill(acc, acc + nb + (tail ? L : 0), T(0));
+    // The partial packet, k rows from b (masked lanes read as zero): acc[nb, nb + L) += a_k b_k.
+    auto tail_step = [&](const P* a, int rows, const T* b) {
+      if constexpr (masked_tail<T>()) {
+        using Mask = typename Eigen::internal::unpacket_traits<P>::mask_t;
+        const Mask mask = static_cast<Mask>((Index(1) << w) - 1);
+        P c = Eigen::internal::pload<P>(acc + nb);
+        for (int r = 0; r < rows; ++r)
+          c = Eigen::internal::pmadd(a[r], Eigen::internal::ploadu<P>(b + r * ldb + nb, mask), c);
+        Eigen::internal::pstore(acc + nb, c);
+      }
+    };
     Index k = k0;
     for (; k + 4 <= k0 + kc; k += 4) {
-      const P a0 = Eigen::internal::pset1<P>(a_at(k)), a1 = Eigen::internal::pset1<P>(a_at(k + 1));
-      const P a2 = Eigen::internal::pset1<P>(a_at(k + 2)), a3 = Eigen::internal::pset1<P>(a_at(k + 3));
+      const P a[4] = {Eigen::internal::pset1<P>(a_at(k)), Eigen::internal::pset1<P>(a_at(k + 1)),
+                      Eigen::internal::pset1<P>(a_at(k + 2)), Eigen::internal::pset1<P>(a_at(k + 3))};
       const T* b0 = B + k * ldb + j0;
       for (Index j = 0; j < nb; j += L) {
 #if defined(__GNUC__)
         if (k + 12 <= k0 + kc) __builtin_prefetch(b0 + 8 * ldb + j);
 #endif
         P c = Eigen::internal::pload<P>(acc + j);
-        c = Eigen::internal::pmadd(a0, Eigen::internal::ploadu<P>(b0 + j), c);
-        c = Eigen::internal::pmadd(a1, Eigen::internal::ploadu<P>(b0 + ldb + j), c);
-        c = Eigen::internal::pmadd(a2, Eigen::internal::ploadu<P>(b0 + 2 * ldb + j), c);
-        c = Eigen::internal::pmadd(a3, Eigen::internal::ploadu<P>(b0 + 3 * ldb + j), c);
+        c = Eigen::internal::pmadd(a[0], Eigen::internal::ploadu<P>(b0 + j), c);
+        c = Eigen::internal::pmadd(a[1], Eigen::internal::ploadu<P>(b0 + ldb + j), c);
+        c = Eigen::internal::pmadd(a[2], Eigen::internal::ploadu<P>(b0 + 2 * ldb + j), c);
+        c = Eigen::internal::pmadd(a[3], Eigen::internal::ploadu<P>(b0 + 3 * ldb + j), c);
         Eigen::internal::pstore(acc + j, c);
       }
+      if (tail) tail_step(a, 4, b0);
     }
     for (; k < k0 + kc; ++k) {
       const P a = Eigen::internal::pset1<P>(a_at(k));
@@ -272,14 +303,29 @@ void gemm_row_chunk(Index n_full, Index k0, Index kc, const T* A, Index lda, con
       for (Index j = 0; j < nb; j += L)
         Eigen::internal::pstore(
             acc + j, Eigen::internal::pmadd(a, Eigen::internal::ploadu<P>(b + j), Eigen::internal::pload<P>(acc + j)));
+      if (tail) tail_step(&a, 1, b);
     }
     T* c = C + j0;
     for (Index j = 0; j < nb; j += L) {
       const P v = Eigen::internal::pload<P>(acc + j);
       Eigen::internal::pstoreu(c + j, load_c ? Eigen::internal::padd(Eigen::internal::ploadu<P>(c + j), v) : v);
     }
+    if constexpr (masked_tail<T>()) {
+      if (tail) {
+        using Mask = typename Eigen::internal::unpacket_traits<P>::mask_t;
+        const Mask mask = static_cast<Mask>((Index(1) << w) - 1);
+        const P v = Eigen::internal::pload<P>(acc + nb);
+        Eigen::internal::pstoreu(c + nb,
+                                 load_c ? Eigen::internal::padd(Eigen::internal::ploadu<P>(c + nb, mask), v) : v, mask);
+      }
+    }
+    if (tail) break;
   }
 }
+
+#if defined(__GNUC__)
+#pragma GCC diagnostic pop
+#endif
 
 // Rows [i0, i1) of C, all columns, all of K.
 template <class T, bool TransA>
@@ -309,6 +355,10 @@ void gemm_rows(Index i0, Index i1, Index N, Index K, const T* A, Index lda, cons
     const T* a = TransA ? A + k0 * lda : A + k0;
     const T* b = B + k0 * ldb;
     const T* a_i0 = TransA ? a + i0 : a + i0 * lda;
+    if (i1 - i0 == 1 && masked_tail<T>()) {  // a single row, its partial packet read in place
+      gemm_row_chunk<T, TransA>(n_full, w, k0, kc, TransA ? A + i0 : A + i0 * lda, lda, B, ldb, C + i0 * ldc, load_c);
+      continue;
+    }
     if (w > 0) {
       for (Index k = 0; k < kc; ++k) {
         T* dst = bbuf + k * L;
@@ -317,7 +367,7 @@ void gemm_rows(Index i0, Index i1, Index N, Index K, const T* A, Index lda, cons
       }
     }
     if (i1 - i0 == 1) {  // a single row: the full packets streamed through gemm_row_chunk
-      gemm_row_chunk<T, TransA>(n_full, k0, kc, TransA ? A + i0 : A + i0 * lda, lda, B, ldb, C + i0 * ldc, load_c);
+      gemm_row_chunk<T, TransA>(n_full, 0, k0, kc, TransA ? A + i0 : A + i0 * lda, lda, B, ldb, C + i0 * ldc, load_c);
       if (w > 0)
         panel_rows_np<T, TransA>(1, true, 0, 1, kc, a_i0, lda, b + n_full, ldb, C + i0 * ldc + n_full, ldc, load_c, w,
                                  bbuf, cbuf);
