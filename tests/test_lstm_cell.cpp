@@ -338,4 +338,122 @@ TEST_CASE("LSTM cells reject invalid sizes and options", "[lstm_cell][errors]") 
   REQUIRE_THROWS_WITH(cf::LSTMCell<float>(3, 4, o, rng), Contains("num_proj must be positive"));
 }
 
+// The float cell with the default tanh runs each step's elementwise work as one SIMD pass per row
+// (detail/lstm_gates.hpp); double runs the Eigen expressions. Both must compute TF's equations:
+// the float run of a cell agrees with the double run of the same weights to float precision, for
+// every option (peepholes, an active cell_clip, a projection with an active proj_clip), a
+// num_units that fills no whole SIMD packet (37) and one that does (32), ragged sequence lengths
+// (row skipping), an initial state and output and final-state gradients.
+TEST_CASE("the float LSTM's one-pass gate arithmetic equals the double path's, forward and backward, every option",
+          "[lstm_cell][fused]") {
+  struct Config {
+    const char* name;
+    cf::Index units;
+    bool peepholes;
+    double cell_clip;  // 0: none
+    cf::Index proj;    // 0: none
+    double proj_clip;  // 0: none
+  };
+  const Config configs[] = {{"plain, 37 units", 37, false, 0, 0, 0},
+                            {"plain, 32 units", 32, false, 0, 0, 0},
+                            {"peepholes and cell_clip, 37 units", 37, true, 0.3, 0, 0},
+                            {"peepholes, cell_clip, num_proj and proj_clip, 37 units", 37, true, 0.3, 5, 0.2},
+                            {"num_proj, 19 units", 19, false, 0, 6, 0}};
+  const cf::Index B = 5, T = 6, D = 7;
+  for (const Config& c : configs) {
+    INFO(c.name);
+    cf::Rng rng(77);
+    cf::LSTMOptions<double> od;
+    od.use_peepholes = c.peepholes;
+    if (c.cell_clip > 0) od.cell_clip = c.cell_clip;
+    if (c.proj > 0) od.num_proj = c.proj;
+    if (c.proj_clip > 0) od.proj_clip = c.proj_clip;
+    od.forget_bias = 0.7;
+    cf::LSTMCell<double> cd(D, c.units, od, rng);
+    cf::LSTMWeights<double> wd = cd.weights();
+    wd.bias = random_matrix<double>(1, 4 * c.units, rng);  // a non-zero bias
+    if (c.peepholes) {
+      wd.w_f_diag = random_matrix<double>(1, c.units, rng);
+      wd.w_i_diag = random_matrix<double>(1, c.units, rng);
+      wd.w_o_diag = random_matrix<double>(1, c.units, rng);
+    }
+    cd.set_weights(wd);
+    // The double weights, rounded to float, are the float cell's; the double cell gets the rounded
+    // values too, so that both compute the same function.
+    cf::LSTMWeights<float> wf;
+    wf.kernel = wd.kernel.cast<float>();
+    wf.bias = wd.bias.cast<float>();
+    wf.projection = wd.projection.cast<float>();
+    wf.w_f_diag = wd.w_f_diag.cast<float>();
+    wf.w_i_diag = wd.w_i_diag.cast<float>();
+    wf.w_o_diag = wd.w_o_diag.cast<float>();
+    cf::LSTMOptions<float> of;
+    of.use_peepholes = c.peepholes;
+    if (c.cell_clip > 0) of.cell_clip = static_cast<float>(c.cell_clip);
+    if (c.proj > 0) of.num_proj = c.proj;
+    if (c.proj_clip > 0) of.proj_clip = static_cast<float>(c.proj_clip);
+    of.forget_bias = 0.7f;
+    cf::LSTMCell<float> cfl(wf, of);
+    wd.kernel = wf.kernel.cast<double>();
+    wd.bias = wf.bias.cast<double>();
+    wd.projection = wf.projection.cast<double>();
+    wd.w_f_diag = wf.w_f_diag.cast<double>();
+    wd.w_i_diag = wf.w_i_diag.cast<double>();
+    wd.w_o_diag = wf.w_o_diag.cast<double>();
+    cd.set_weights(wd);
+
+    const cf::Tensor3<double> x = random_tensor<double>(B, T, D, rng, -2, 2);
+    const cf::Index H = c.proj > 0 ? c.proj : c.units;
+    const cf::Tensor3<double> dy = random_tensor<double>(B, T, H, rng);
+    cf::LSTMStateTuple<double> s0{random_matrix<double>(B, c.units, rng), random_matrix<double>(B, H, rng)};
+    cf::LSTMStateTuple<double> ds{random_matrix<double>(B, c.units, rng), random_matrix<double>(B, H, rng)};
+    const cf::Tensor3<float> xf = x.cast<float>(), dyf = dy.cast<float>();
+    const cf::LSTMStateTuple<float> s0f{s0.c.cast<float>(), s0.h.cast<float>()};
+    const cf::LSTMStateTuple<float> dsf{ds.c.cast<float>(), ds.h.cast<float>()};
+    const cf::Tensor3<double> xr = xf.cast<double>(), dyr = dyf.cast<double>();
+    s0 = {s0f.c.cast<double>(), s0f.h.cast<double>()};
+    ds = {dsf.c.cast<double>(), dsf.h.cast<double>()};
+
+    cf::RNNOptions opts;
+    opts.sequence_length = std::vector<cf::Index>{6, 0, 3, 6, 1};
+    cf::VariableList<double> vd;
+    vd.add(cd);
+    vd.zero_grad();
+    cf::VariableList<float> vf;
+    vf.add(cfl);
+    vf.zero_grad();
+    auto rd = cf::dynamic_rnn(cd, xr, opts, &s0);
+    auto gd = cf::dynamic_rnn_backward(cd, rd, &dyr, &ds);
+    auto rf = cf::dynamic_rnn(cfl, xf, opts, &s0f);
+    auto gf = cf::dynamic_rnn_backward(cfl, rf, &dyf, &dsf);
+
+    // |float - double| <= 1e-5 of the largest magnitude of each result (float's epsilon is 1.2e-7;
+    // a wrong gate, sign or clip gives differences of the order of the values).
+    auto check = [](const auto& f, const auto& d, const char* what) {
+      INFO(what);
+      REQUIRE(f.size() == d.size());
+      double scale = 0, worst = 0;
+      for (cf::Index k = 0; k < d.size(); ++k) scale = std::max(scale, std::abs(d.data()[k]));
+      for (cf::Index k = 0; k < d.size(); ++k)
+        worst = std::max(worst, std::abs(static_cast<double>(f.data()[k]) - d.data()[k]));
+      INFO("worst difference " << worst << " of a largest magnitude " << scale);
+      REQUIRE(scale > 0);
+      CHECK(worst <= 1e-5 * scale);
+    };
+    check(rf.outputs, rd.outputs, "outputs");
+    check(rf.final_state.c, rd.final_state.c, "final c");
+    check(rf.final_state.h, rd.final_state.h, "final h");
+    check(gf.d_inputs, gd.d_inputs, "d_inputs");
+    check(gf.d_initial_state.c, gd.d_initial_state.c, "d_initial c");
+    check(gf.d_initial_state.h, gd.d_initial_state.h, "d_initial h");
+    REQUIRE(vf.size() == vd.size());
+    for (std::size_t k = 0; k < vd.size(); ++k) check(*vf[k].grad, *vd[k].grad, vd[k].name.c_str());
+    if (c.cell_clip > 0) {  // the clip is active: the largest |c| of the examples that ran 6 steps reached it
+      const double reached =
+          std::max(rd.final_state.c.row(0).cwiseAbs().maxCoeff(), rd.final_state.c.row(3).cwiseAbs().maxCoeff());
+      CHECK(reached == Approx(c.cell_clip));
+    }
+  }
+}
+
 }  // namespace test_lstm_cell

@@ -23,6 +23,7 @@
 #include <cmath>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <utility>
 
 #include "cellflow/cells/activations.hpp"
@@ -37,6 +38,7 @@
 #include "cellflow/detail/active_rows.hpp"
 #include "cellflow/detail/bf16_tape.hpp"
 #include "cellflow/detail/gemm.hpp"
+#include "cellflow/detail/lstm_gates.hpp"
 
 namespace cellflow {
 
@@ -301,6 +303,21 @@ class LSTMCore {
     const Index prev = slot(tp, t) * B, next = slot(tp, t + 1) * B, row = step_row(tp, t);
     auto z = tp.gates.middleRows(t * B, n);
     matmul_or_bf16(z, tp.h.middleRows(prev, n), kernel_.value.bottomRows(hsize_), tp.bf16.get(1), tp.bf16.kernel, true);
+    if constexpr (std::is_same_v<T, float>) {
+      if (opt_.activation.kind() == ActivationKind::tanh) {  // one pass per row (detail/lstm_gates.hpp)
+        const LSTMGateConstants k = gate_constants();
+        T* out = opt_.num_proj ? tp.m.data() + row * U : tp.h.data() + next * hsize_;
+        for (Index r = 0; r < n; ++r) {
+          T* g = z.row(r).data();
+          lstm_forward_row({g, g + U, g + 2 * U, g + 3 * U, tp.c.data() + (prev + r) * U, tp.c.data() + (next + r) * U,
+                            tp.tanh_c.data() + (row + r) * U, out + r * U, opt_.num_proj ? nullptr : y + r * U,
+                            opt_.cell_clip ? tp.c_raw.data() + (row + r) * U : nullptr},
+                           k, U);
+        }
+        if (opt_.num_proj) project(tp, row, next, n, y);
+        return;
+      }
+    }
     // One pass over the gates, in place: z becomes the activations i, j, f, o.
     auto zi = z.leftCols(U).array();
     auto zj = z.middleCols(U, U).array();
@@ -330,17 +347,11 @@ class LSTMCore {
     });
     if (opt_.num_proj) {
       tp.m.middleRows(row, n).array() = zo * tc;
-      auto hn = tp.h.middleRows(next, n);
-      matmul_or_bf16(hn, tp.m.middleRows(row, n), proj_.value, tp.bf16.get(2), tp.bf16.kernel);
-      if (opt_.proj_clip) {
-        const T pc = *opt_.proj_clip;
-        tp.r_raw.middleRows(row, n) = hn;
-        hn = hn.array().max(-pc).min(pc).matrix();
-      }
+      project(tp, row, next, n, y);
     } else {
       tp.h.middleRows(next, n).array() = zo * tc;
+      Eigen::Map<Matrix<T>>(y, n, hsize_) = tp.h.middleRows(next, n);
     }
-    Eigen::Map<Matrix<T>>(y, n, hsize_) = tp.h.middleRows(next, n);
   }
 
   /// Example b has ended: row b of state slot t + 1 := row b of slot t.
@@ -389,17 +400,35 @@ class LSTMCore {
   void backward_step(Tape& tp, Index t, const T* dy) const {
     const Index B = tp.batch, U = units_, n = tp.active.at(t, B);
     const Index row = t * B;
-    auto dh_sum = tp.dh_sum.topRows(n);
-    dh_sum = tp.dh_next.topRows(n);
-    if (dy) dh_sum += Eigen::Map<const Matrix<T>>(dy, n, hsize_);
-    if (opt_.num_proj) {
-      auto dr = tp.dr.middleRows(row, n);
-      dr = dh_sum;
-      if (opt_.proj_clip) {
-        const T pc = *opt_.proj_clip;
-        dr = (tp.r_raw.middleRows(row, n).array().abs() <= pc).select(dr.array(), T(0)).matrix();
+    if constexpr (std::is_same_v<T, float>) {
+      if (opt_.activation.kind() == ActivationKind::tanh) {  // one pass per row (detail/lstm_gates.hpp)
+        const T* dm = tp.dh_next.data();
+        const T* dm2 = dy;
+        if (opt_.num_proj) {
+          backward_projection(tp, row, n, dy);
+          dm = tp.dm.data();
+          dm2 = nullptr;
+        }
+        const LSTMGateConstants k = gate_constants();
+        for (Index r = 0; r < n; ++r) {
+          const T* g = tp.gates.row(row + r).data();
+          T* dg = tp.dgates.row(row + r).data();
+          lstm_backward_row(
+              {g, g + U, g + 2 * U, g + 3 * U, tp.tanh_c.data() + (row + r) * U, tp.c.data() + (row + r) * U,
+               opt_.cell_clip ? tp.c_raw.data() + (row + r) * U : nullptr, dm + r * U, dm2 ? dm2 + r * U : nullptr,
+               tp.dc_next.data() + r * U, dg, dg + U, dg + 2 * U, dg + 3 * U, tp.dc_prev.data() + r * U},
+              k, U);
+        }
+        matmul(tp.dh_prev.topRows(n), tp.dgates.middleRows(row, n), tp.kernel_t.rightCols(hsize_));
+        return;
       }
-      matmul(tp.dm.topRows(n), dr, tp.proj_t);
+    }
+    if (opt_.num_proj) {
+      backward_projection(tp, row, n, dy);
+    } else {
+      auto dh_sum = tp.dh_sum.topRows(n);
+      dh_sum = tp.dh_next.topRows(n);
+      if (dy) dh_sum += Eigen::Map<const Matrix<T>>(dy, n, hsize_);
     }
     const auto dm = (opt_.num_proj ? tp.dm : tp.dh_sum).topRows(n).array();
     const auto g = tp.gates.middleRows(row, n);
@@ -521,6 +550,46 @@ class LSTMCore {
   }
 
  private:
+  /// The fused passes' constants (detail/lstm_gates.hpp).
+  LSTMGateConstants gate_constants() const {
+    LSTMGateConstants k;
+    if constexpr (std::is_same_v<T, float>) {
+      if (opt_.use_peepholes) {
+        k.w_i = w_i_.value.data();
+        k.w_f = w_f_.value.data();
+        k.w_o = w_o_.value.data();
+      }
+      k.forget_bias = opt_.forget_bias;
+      k.clip = opt_.cell_clip.has_value();
+      k.cell_clip = opt_.cell_clip ? *opt_.cell_clip : T(0);
+    }
+    return k;
+  }
+
+  /// h := m @ projection (clipped with proj_clip) for the step's n rows, and its rows to y.
+  void project(Tape& tp, Index row, Index next, Index n, T* y) const {
+    auto hn = tp.h.middleRows(next, n);
+    matmul_or_bf16(hn, tp.m.middleRows(row, n), proj_.value, tp.bf16.get(2), tp.bf16.kernel);
+    if (opt_.proj_clip) {
+      const T pc = *opt_.proj_clip;
+      tp.r_raw.middleRows(row, n) = hn;
+      hn = hn.array().max(-pc).min(pc).matrix();
+    }
+    Eigen::Map<Matrix<T>>(y, n, hsize_) = hn;
+  }
+
+  /// With a projection: dr := dh_next + dy (zero where proj_clip clipped), dm := dr @ projection^T.
+  void backward_projection(Tape& tp, Index row, Index n, const T* dy) const {
+    auto dr = tp.dr.middleRows(row, n);
+    dr = tp.dh_next.topRows(n);
+    if (dy) dr += Eigen::Map<const Matrix<T>>(dy, n, hsize_);
+    if (opt_.proj_clip) {
+      const T pc = *opt_.proj_clip;
+      dr = (tp.r_raw.middleRows(row, n).array().abs() <= pc).select(dr.array(), T(0)).matrix();
+    }
+    matmul(tp.dm.topRows(n), dr, tp.proj_t);
+  }
+
   static Index slot(const Tape& tp, Index t) { return tp.training ? t : t % 2; }
   static Index step_row(const Tape& tp, Index t) { return tp.training ? t * tp.batch : 0; }
 
