@@ -560,7 +560,6 @@ class LSTMCore {
         k.w_o = w_o_.value.data();
       }
       k.forget_bias = opt_.forget_bias;
-      k.clip = opt_.cell_clip.has_value();
       k.cell_clip = opt_.cell_clip ? *opt_.cell_clip : T(0);
     }
     return k;

@@ -65,11 +65,11 @@ struct LSTMBackwardRow {
   float* dc_prev;              ///< [U] out
 };
 
-/// The cell's constants for the passes: peephole diagonals (null without), forget bias, clip.
+/// The cell's constants for the passes: peephole diagonals (null without), forget bias, and the
+/// cell clip (used where a row has c_raw, i.e. with cell_clip).
 struct LSTMGateConstants {
   const float *w_i = nullptr, *w_f = nullptr, *w_o = nullptr;
   float forget_bias = 0;
-  bool clip = false;
   float cell_clip = 0;
 };
 
@@ -163,7 +163,7 @@ CELLFLOW_FLATTEN inline void lstm_forward_row(const LSTMForwardRow& r, const LST
   const Index full = U / L * L, w = U - full;
   for (Index u = 0; u < full; u += L) forward_packet(r, k, u);
   if (w == 0) return;
-  alignas(64) float b[12][L];
+  alignas(64) float b[13][L];
   LSTMForwardRow t{pad(b[0], r.zi, full, w),
                    pad(b[1], r.zj, full, w),
                    pad(b[2], r.zf, full, w),
@@ -177,8 +177,7 @@ CELLFLOW_FLATTEN inline void lstm_forward_row(const LSTMForwardRow& r, const LST
   LSTMGateConstants kt = k;
   kt.w_i = pad(b[10], k.w_i, full, w);
   kt.w_f = pad(b[11], k.w_f, full, w);
-  alignas(64) float wo[L];
-  kt.w_o = pad(wo, k.w_o, full, w);
+  kt.w_o = pad(b[12], k.w_o, full, w);
   forward_packet(t, kt, 0);
   unpad(r.zi, t.zi, full, w);
   unpad(r.zj, t.zj, full, w);
