@@ -7,6 +7,7 @@
 // AVX-512 / AVX2 tile sizes are checked on machines that have them.
 #include <catch2/catch.hpp>
 
+#include <array>
 #include <vector>
 
 #include "cellflow/detail/gemm.hpp"
@@ -131,6 +132,31 @@ TEST_CASE("a one-row product equals that row of a larger product bitwise", "[gem
           }
         }
       }
+    }
+  }
+}
+
+TEST_CASE("a weight-gradient product prefetches without changing a bit", "[gemm]") {
+  // With A transposed, a B of more than 1 MB and at least 48 rows of C, the tiles prefetch the next
+  // depth chunk: the sums must stay those of the same rows computed apart (fewer rows: no
+  // prefetching) and match Eigen's product.
+  for (const bool accumulate : {false, true}) {
+    for (const auto& [M, N, K] : {std::array<Index, 3>{53, 150, 2000}, std::array<Index, 3>{48, 600, 500},
+                                  std::array<Index, 3>{150, 17, 16000}}) {
+      const Matrix<float> A = random_matrix<float>(K, M, unsigned(M + K));
+      const Matrix<float> B = random_matrix<float>(K, N, unsigned(N + 3 * K));
+      const Matrix<float> C0 = random_matrix<float>(M, N, unsigned(M * N));
+      Matrix<float> all = C0;
+      detail::matmul_tn(all, A, B, accumulate);
+      Matrix<float> parts = C0;
+      const Index half = M / 2;
+      detail::matmul_tn(parts.topRows(half), A.leftCols(half), B, accumulate);
+      detail::matmul_tn(parts.bottomRows(M - half), A.rightCols(M - half), B, accumulate);
+      INFO("M " << M << ", N " << N << ", K " << K << ", accumulate " << accumulate);
+      CHECK((all.array() == parts.array()).all());
+      Matrix<double> expected = A.cast<double>().transpose() * B.cast<double>();
+      if (accumulate) expected += C0.cast<double>();
+      CHECK((all.cast<double>() - expected).cwiseAbs().maxCoeff() <= 4e-6 * double(K));
     }
   }
 }

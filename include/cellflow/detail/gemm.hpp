@@ -100,13 +100,57 @@ constexpr int kNP = EIGEN_ARCH_DEFAULT_NUMBER_OF_REGISTERS >= 32 ? 4 : 2;
 #endif
 constexpr Index kMaxKC = CELLFLOW_GEMM_KC;
 
+// Prefetching the next k chunk (weight gradients, A transposed): when B holds more than
+// kPrefetchBytes (it then comes from memory, not from a cache that kept it since the last call)
+// and C has at least kPrefetchMinRows rows (fewer leave too few multiply-adds per line to hide
+// the memory behind).
+constexpr double kPrefetchBytes = 1 << 20;
+constexpr Index kPrefetchMinRows = 8 * kMR;
+
+// Prefetches the lines of `rows` rows (row_bytes each, ld_bytes apart) from `base` into L2, one
+// line per step().
+class RowPrefetcher {
+ public:
+  RowPrefetcher(const void* base, Index ld_bytes, Index row_bytes, Index rows)
+      : base_(static_cast<const char*>(base)), ld_(ld_bytes), row_(row_bytes), rows_(rows) {}
+  bool done() const { return r_ >= rows_; }
+  EIGEN_ALWAYS_INLINE void step() {
+    if (r_ < rows_) {
+#if defined(__GNUC__)
+      __builtin_prefetch(base_ + r_ * ld_ + off_, 0, 2);
+#endif
+      off_ += 64;
+      if (off_ >= row_) {
+        off_ = 0;
+        ++r_;
+      }
+    }
+  }
+
+ private:
+  const char* base_;
+  Index ld_, row_, rows_, r_ = 0, off_ = 0;
+};
+
+// Two prefetchers in turn: the first's lines, then the second's.
+struct PrefetchPair {
+  RowPrefetcher first, second;
+  EIGEN_ALWAYS_INLINE void step() {
+    if (!first.done())
+      first.step();
+    else
+      second.step();
+  }
+};
+
 // C(r, p) (+)= sum_k a(r, k) * b(k, p) for r < MR, p < NP; the tile stays in registers.
 // TransA: a(r, k) = A[k * lda + r]; otherwise A[r * lda + k].
 // Tail: the last packet's column block is read from Bt (rows of L, zero-padded) and written to Ct
 // (rows of L) instead of B and C: a panel whose last packet is the matrix's partial one.
-template <class T, int MR, int NP, bool TransA, bool Tail = false>
+// Prefetch: one line of *pf is prefetched per k.
+template <class T, int MR, int NP, bool TransA, bool Tail = false, bool Prefetch = false>
 EIGEN_ALWAYS_INLINE void micro_tile(Index kc, const T* A, Index lda, const T* B, Index ldb, T* C, Index ldc,
-                                    bool load_c, const T* Bt = nullptr, T* Ct = nullptr) {
+                                    bool load_c, const T* Bt = nullptr, T* Ct = nullptr, PrefetchPair* pf = nullptr) {
   using P = Packet<T>;
   constexpr int L = packet_size<T>();
   P acc[MR][NP];
@@ -116,6 +160,7 @@ EIGEN_ALWAYS_INLINE void micro_tile(Index kc, const T* A, Index lda, const T* B,
     for (int p = 0; p < NP; ++p) acc[r][p] = Eigen::internal::pset1<P>(T(0));
   }
   for (Index k = 0; k < kc; ++k) {
+    if constexpr (Prefetch) pf->step();
     P b[NP];
     const T* brow = B + k * ldb;
     CELLFLOW_UNROLL
@@ -168,10 +213,19 @@ void partial_tile(Index rows, Index kc, const T* A, Index lda, const T* B, Index
 // Row blocks of one column panel: full MR-row tiles, then one tile of the leftover rows.
 template <class T, int NP, bool TransA>
 void panel_rows(Index i0, Index i1, Index kc, const T* A, Index lda, const T* B, Index ldb, T* C, Index ldc,
-                bool load_c) {
+                bool load_c, PrefetchPair* pf) {
   auto a_at = [&](Index i) { return TransA ? A + i : A + i * lda; };
   Index i = i0;
-  for (; i + kMR <= i1; i += kMR) micro_tile<T, kMR, NP, TransA>(kc, a_at(i), lda, B, ldb, C + i * ldc, ldc, load_c);
+  for (; i + kMR <= i1; i += kMR) {
+    if constexpr (TransA) {  // (only weight gradients prefetch: see gemm_rows)
+      if (pf) {
+        micro_tile<T, kMR, NP, true, false, true>(kc, a_at(i), lda, B, ldb, C + i * ldc, ldc, load_c, nullptr, nullptr,
+                                                  pf);
+        continue;
+      }
+    }
+    micro_tile<T, kMR, NP, TransA>(kc, a_at(i), lda, B, ldb, C + i * ldc, ldc, load_c);
+  }
   if (i < i1)
     partial_tile<T, NP, TransA, false>(i1 - i, kc, a_at(i), lda, B, ldb, C + i * ldc, ldc, load_c, nullptr, nullptr);
 }
@@ -181,7 +235,7 @@ void panel_rows(Index i0, Index i1, Index kc, const T* A, Index lda, const T* B,
 // columns of C go through the padded [MR x L] cbuf.
 template <class T, int NP, bool TransA>
 void tail_panel_rows(Index i0, Index i1, Index kc, const T* A, Index lda, const T* B, Index ldb, T* C, Index ldc,
-                     bool load_c, Index w, const T* bbuf, T* cbuf) {
+                     bool load_c, Index w, const T* bbuf, T* cbuf, PrefetchPair* pf) {
   constexpr int L = packet_size<T>();
   auto a_at = [&](Index i) { return TransA ? A + i : A + i * lda; };
   T* ctail = C + (NP - 1) * L;  // the partial columns of C, relative to the panel's start
@@ -189,10 +243,12 @@ void tail_panel_rows(Index i0, Index i1, Index kc, const T* A, Index lda, const 
     const Index rows = std::min<Index>(kMR, i1 - i);
     for (Index r = 0; r < rows; ++r)
       for (Index j = 0; j < L; ++j) cbuf[r * L + j] = (load_c && j < w) ? ctail[(i + r) * ldc + j] : T(0);
-    if (rows == kMR)
-      micro_tile<T, kMR, NP, TransA, true>(kc, a_at(i), lda, B, ldb, C + i * ldc, ldc, load_c, bbuf, cbuf);
-    else
+    if (rows < kMR)
       partial_tile<T, NP, TransA, true>(rows, kc, a_at(i), lda, B, ldb, C + i * ldc, ldc, load_c, bbuf, cbuf);
+    else if (TransA && pf)
+      micro_tile<T, kMR, NP, TransA, true, TransA>(kc, a_at(i), lda, B, ldb, C + i * ldc, ldc, load_c, bbuf, cbuf, pf);
+    else
+      micro_tile<T, kMR, NP, TransA, true>(kc, a_at(i), lda, B, ldb, C + i * ldc, ldc, load_c, bbuf, cbuf);
     for (Index r = 0; r < rows; ++r)
       for (Index j = 0; j < w; ++j) ctail[(i + r) * ldc + j] = cbuf[r * L + j];
   }
@@ -201,32 +257,34 @@ void tail_panel_rows(Index i0, Index i1, Index kc, const T* A, Index lda, const 
 // A panel of np packets (1 <= np <= kNP), the last one the partial packet when tail.
 template <class T, bool TransA>
 void panel_rows_np(int np, bool tail, Index i0, Index i1, Index kc, const T* A, Index lda, const T* B, Index ldb, T* C,
-                   Index ldc, bool load_c, Index w, const T* bbuf, T* cbuf) {
+                   Index ldc, bool load_c, Index w, const T* bbuf, T* cbuf, PrefetchPair* pf = nullptr) {
   static_assert(kNP == 2 || kNP == 4, "panel widths below assume kNP is 2 or 4");
   switch (np * 2 + (tail ? 1 : 0)) {
     case 8:
-      if constexpr (kNP >= 4) panel_rows<T, 4, TransA>(i0, i1, kc, A, lda, B, ldb, C, ldc, load_c);
+      if constexpr (kNP >= 4) panel_rows<T, 4, TransA>(i0, i1, kc, A, lda, B, ldb, C, ldc, load_c, pf);
       break;
     case 9:
-      if constexpr (kNP >= 4) tail_panel_rows<T, 4, TransA>(i0, i1, kc, A, lda, B, ldb, C, ldc, load_c, w, bbuf, cbuf);
+      if constexpr (kNP >= 4)
+        tail_panel_rows<T, 4, TransA>(i0, i1, kc, A, lda, B, ldb, C, ldc, load_c, w, bbuf, cbuf, pf);
       break;
     case 6:
-      if constexpr (kNP >= 4) panel_rows<T, 3, TransA>(i0, i1, kc, A, lda, B, ldb, C, ldc, load_c);
+      if constexpr (kNP >= 4) panel_rows<T, 3, TransA>(i0, i1, kc, A, lda, B, ldb, C, ldc, load_c, pf);
       break;
     case 7:
-      if constexpr (kNP >= 4) tail_panel_rows<T, 3, TransA>(i0, i1, kc, A, lda, B, ldb, C, ldc, load_c, w, bbuf, cbuf);
+      if constexpr (kNP >= 4)
+        tail_panel_rows<T, 3, TransA>(i0, i1, kc, A, lda, B, ldb, C, ldc, load_c, w, bbuf, cbuf, pf);
       break;
     case 4:
-      panel_rows<T, 2, TransA>(i0, i1, kc, A, lda, B, ldb, C, ldc, load_c);
+      panel_rows<T, 2, TransA>(i0, i1, kc, A, lda, B, ldb, C, ldc, load_c, pf);
       break;
     case 5:
-      tail_panel_rows<T, 2, TransA>(i0, i1, kc, A, lda, B, ldb, C, ldc, load_c, w, bbuf, cbuf);
+      tail_panel_rows<T, 2, TransA>(i0, i1, kc, A, lda, B, ldb, C, ldc, load_c, w, bbuf, cbuf, pf);
       break;
     case 2:
-      panel_rows<T, 1, TransA>(i0, i1, kc, A, lda, B, ldb, C, ldc, load_c);
+      panel_rows<T, 1, TransA>(i0, i1, kc, A, lda, B, ldb, C, ldc, load_c, pf);
       break;
     case 3:
-      tail_panel_rows<T, 1, TransA>(i0, i1, kc, A, lda, B, ldb, C, ldc, load_c, w, bbuf, cbuf);
+      tail_panel_rows<T, 1, TransA>(i0, i1, kc, A, lda, B, ldb, C, ldc, load_c, w, bbuf, cbuf, pf);
       break;
     default:
       break;
@@ -346,6 +404,7 @@ void gemm_rows(Index i0, Index i1, Index N, Index K, const T* A, Index lda, cons
   // 3, not nine of 4 and one of 1: a narrow panel reads a broadcast of A per multiply-add).
   const Index packets = n_full / L + (w > 0 ? 1 : 0);
   const Index panels = (packets + kNP - 1) / kNP;
+  const bool prefetch = i1 - i0 >= kPrefetchMinRows && double(K) * double(N) * double(sizeof(T)) > kPrefetchBytes;
   // Scratch for the partial packet: kMaxKC x L of B and kMR x L of C.
   alignas(64) T bbuf[kMaxKC * L];
   alignas(64) T cbuf[kMR * L];
@@ -373,13 +432,21 @@ void gemm_rows(Index i0, Index i1, Index N, Index K, const T* A, Index lda, cons
                                  bbuf, cbuf);
       continue;
     }
+    // A weight gradient (A transposed, its K and B's running over all steps' rows, B too large to
+    // have stayed in cache, enough rows of C): the full row tiles prefetch the next chunk's rows of
+    // A and B into L2 while they compute this chunk, one line per k, so that the next chunk does
+    // not start by waiting for memory.
+    const Index next = TransA && prefetch ? std::min(kc_even, K - (k0 + kc)) : 0;
+    PrefetchPair pf{
+        RowPrefetcher(next > 0 ? a_i0 + kc * lda : a_i0, lda * Index(sizeof(T)), (i1 - i0) * Index(sizeof(T)), next),
+        RowPrefetcher(next > 0 ? b + kc * ldb : b, ldb * Index(sizeof(T)), N * Index(sizeof(T)), next)};
     for (Index q = 0, first = 0; q < panels; ++q) {
       const Index np = packets / panels + (q < packets % panels ? 1 : 0);  // wider panels first
       const bool tail = q + 1 == panels && w > 0;
       const Index begin = first * L;
       first += np;
       panel_rows_np<T, TransA>(int(np), tail, 0, i1 - i0, kc, a_i0, lda, b + begin, ldb, C + i0 * ldc + begin, ldc,
-                               load_c, w, bbuf, cbuf);
+                               load_c, w, bbuf, cbuf, next > 0 ? &pf : nullptr);
     }
   }
 }
