@@ -392,4 +392,87 @@ TEST_CASE("GRU cells with an odd num_units stream bitwise like dynamic_rnn in do
   }
 }
 
+// The float cells with the tanh candidate run each step's elementwise work as one SIMD pass per
+// row (detail/gru_gates.hpp); double runs the Eigen expressions. The float run of a cell agrees
+// with the double run of the same (float-rounded) weights to float precision: both GRU cells, a
+// num_units that fills no whole SIMD packet (37) and one that does (32), non-zero biases, ragged
+// sequence lengths (row skipping), an initial state, output and final-state gradients.
+template <class FloatCell, class DoubleCell, class Weights>
+void check_fused(cf::Index units) {
+  const cf::Index B = 5, T = 6, D = 7;
+  cf::Rng rng(91);
+  DoubleCell cd(D, units, rng);
+  auto wd = cd.weights();
+  auto round = [](auto& m) { m = m.template cast<float>().template cast<double>(); };
+  wd.gates_bias = random_matrix<double>(1, 2 * units, rng);
+  if constexpr (std::is_same_v<Weights, cf::GRUWeights<double>>) {
+    wd.candidate_bias = random_matrix<double>(1, units, rng);
+    for (auto* m : {&wd.gates_kernel, &wd.gates_bias, &wd.candidate_kernel, &wd.candidate_bias}) round(*m);
+  } else {
+    wd.candidate_input_bias = random_matrix<double>(1, units, rng);
+    wd.candidate_hidden_bias = random_matrix<double>(1, units, rng);
+    for (auto* m : {&wd.gates_kernel, &wd.gates_bias, &wd.candidate_input_kernel, &wd.candidate_hidden_kernel,
+                    &wd.candidate_input_bias, &wd.candidate_hidden_bias})
+      round(*m);
+  }
+  cd.set_weights(wd);
+  FloatCell cfl(D, units, rng);
+  cf::VariableList<double> vd;
+  vd.add(cd);
+  cf::VariableList<float> vf;
+  vf.add(cfl);
+  REQUIRE(vf.size() == vd.size());
+  for (std::size_t k = 0; k < vd.size(); ++k) *vf[k].value = vd[k].value->cast<float>();
+  vd.zero_grad();
+  vf.zero_grad();
+
+  const Ten x = random_tensor<double>(B, T, D, rng, -2, 2).cast<float>().cast<double>();
+  const Ten dy = random_tensor<double>(B, T, units, rng).cast<float>().cast<double>();
+  const Mat h0 = random_matrix<double>(B, units, rng).cast<float>().cast<double>();
+  const Mat dh = random_matrix<double>(B, units, rng).cast<float>().cast<double>();
+  const cf::Tensor3<float> xf = x.cast<float>(), dyf = dy.cast<float>();
+  const cf::Matrix<float> h0f = h0.cast<float>(), dhf = dh.cast<float>();
+  cf::RNNOptions opts;
+  opts.sequence_length = std::vector<cf::Index>{6, 0, 3, 6, 1};
+  auto rd = cf::dynamic_rnn(cd, x, opts, &h0);
+  auto gd = cf::dynamic_rnn_backward(cd, rd, &dy, &dh);
+  auto rf = cf::dynamic_rnn(cfl, xf, opts, &h0f);
+  auto gf = cf::dynamic_rnn_backward(cfl, rf, &dyf, &dhf);
+
+  // |float - double| <= 1e-5 of the largest magnitude of each result (a wrong gate, sign or
+  // operand gives differences of the order of the values).
+  auto check = [](const auto& f, const auto& d, const std::string& what) {
+    INFO(what);
+    REQUIRE(f.size() == d.size());
+    double scale = 0, worst = 0;
+    for (cf::Index k = 0; k < d.size(); ++k) scale = std::max(scale, std::abs(d.data()[k]));
+    for (cf::Index k = 0; k < d.size(); ++k)
+      worst = std::max(worst, std::abs(static_cast<double>(f.data()[k]) - d.data()[k]));
+    INFO("worst difference " << worst << " of a largest magnitude " << scale);
+    REQUIRE(scale > 0);
+    CHECK(worst <= 1e-5 * scale);
+  };
+  check(rf.outputs, rd.outputs, "outputs");
+  check(rf.final_state, rd.final_state, "final h");
+  check(gf.d_inputs, gd.d_inputs, "d_inputs");
+  check(gf.d_initial_state, gd.d_initial_state, "d_initial h");
+  for (std::size_t k = 0; k < vd.size(); ++k) check(*vf[k].grad, *vd[k].grad, vd[k].name);
+}
+
+TEST_CASE("the float GRUs' one-pass gate arithmetic equals the double path's, forward and backward",
+          "[gru_cell][fused]") {
+  for (const cf::Index units : {37, 32}) {
+    INFO("num_units " << units);
+    {
+      INFO("GRUCell");
+      check_fused<cf::GRUCell<float>, cf::GRUCell<double>, cf::GRUWeights<double>>(units);
+    }
+    {
+      INFO("CudnnCompatibleGRUCell");
+      check_fused<cf::CudnnCompatibleGRUCell<float>, cf::CudnnCompatibleGRUCell<double>,
+                  cf::CudnnCompatibleGRUWeights<double>>(units);
+    }
+  }
+}
+
 }  // namespace test_gru_cell

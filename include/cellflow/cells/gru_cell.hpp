@@ -48,6 +48,7 @@
 #include "cellflow/detail/active_rows.hpp"
 #include "cellflow/detail/bf16_tape.hpp"
 #include "cellflow/detail/gemm.hpp"
+#include "cellflow/detail/gru_gates.hpp"
 
 namespace cellflow {
 
@@ -283,13 +284,52 @@ class GRUCore {
     return true;
   }
 
-  /// Step t's gates in place: z[:, :2U] := sigmoid(z[:, :2U] + h_prev @ W_h) = r | u.
-  void step_gates(Tape& tp, Index t) const {
+  /// Whether the steps run the float passes of detail/gru_gates.hpp (float, tanh candidate)
+  /// rather than Eigen expressions.
+  bool fused() const {
+    if constexpr (std::is_same_v<T, float>)
+      return act_.kind() == ActivationKind::tanh;
+    else
+      return false;
+  }
+
+  /// Step t's gates in place: z[:, :2U] := sigmoid(z[:, :2U] + h_prev @ W_h) = r | u; and, when
+  /// rh is not null, its rows [n, U] := r * h_prev (GRUCell's candidate input).
+  void step_gates(Tape& tp, Index t, T* rh) const {
     const Index B = tp.batch, U = units_, n = tp.active.at(t, B);
     auto g = tp.z.block(t * B, 0, n, 2 * U);
-    matmul_or_bf16(g, tp.h.middleRows(slot(tp, t) * B, n), gates_kernel_.value.bottomRows(U), tp.bf16.get(1),
-                   tp.bf16.kernel, true);
+    const auto hp = tp.h.middleRows(slot(tp, t) * B, n);
+    matmul_or_bf16(g, hp, gates_kernel_.value.bottomRows(U), tp.bf16.get(1), tp.bf16.kernel, true);
+    if constexpr (std::is_same_v<T, float>) {
+      if (fused()) {  // one pass per row (detail/gru_gates.hpp)
+        for (Index r = 0; r < n; ++r) {
+          T* z = tp.z.row(t * B + r).data();
+          gru_gates_row({z, z + U, hp.row(r).data(), rh ? rh + r * U : nullptr}, U);
+        }
+        return;
+      }
+    }
     g.array() = sigmoid(g.array());
+    if (rh) Eigen::Map<Matrix<T>>(rh, n, U).array() = g.leftCols(U).array() * hp.array();
+  }
+
+  /// Fused steps (fused()): c~ := tanh(c~ [+ r * hh]) in z's last U columns (hh: rows [n, U],
+  /// CudnnCompatibleGRUCell's hidden projection, or null), then step_update's h and output, in one
+  /// pass per row.
+  void step_candidate_update(Tape& tp, Index t, T* y, const T* hh) const {
+    if constexpr (std::is_same_v<T, float>) {
+      const Index B = tp.batch, U = units_, n = tp.active.at(t, B);
+      const Index prev = slot(tp, t) * B, next = slot(tp, t + 1) * B;
+      for (Index r = 0; r < n; ++r) {
+        T* z = tp.z.row(t * B + r).data();
+        gru_update_row({z + 2 * U, hh ? z : nullptr, hh ? hh + r * U : nullptr, z + U, tp.h.row(prev + r).data(),
+                        tp.h.row(next + r).data(), y + r * U},
+                       U);
+      }
+    } else {
+      (void)tp, (void)t, (void)y, (void)hh;
+      eigen_assert(false && "step_candidate_update is for float cells");
+    }
   }
 
   /// Step t's new state h = u * h_prev + (1 - u) * c~ (c~ in z's last U columns), and the output.
@@ -319,6 +359,18 @@ class GRUCore {
   /// backward_step's shared start: dh = running gradient + dy; du, dc~ and the u part of dh_prev.
   void backward_update(Tape& tp, Index t, const T* dy) const {
     const Index B = tp.batch, U = units_, row = t * B, n = tp.active.at(t, B);
+    if constexpr (std::is_same_v<T, float>) {
+      if (fused()) {  // one pass per row (detail/gru_gates.hpp)
+        for (Index r = 0; r < n; ++r) {
+          const T* z = tp.z.row(row + r).data();
+          T* dz = tp.dz.row(row + r).data();
+          gru_backward_update_row({tp.dh_next.row(r).data(), dy ? dy + r * U : nullptr, tp.h.row(row + r).data(), z + U,
+                                   z + 2 * U, dz + U, dz + 2 * U, tp.dh_prev.row(r).data()},
+                                  U);
+        }
+        return;
+      }
+    }
     tp.dh_sum.topRows(n) = tp.dh_next.topRows(n);
     if (dy) tp.dh_sum.topRows(n) += Eigen::Map<const Matrix<T>>(dy, n, U);
     const auto dh = tp.dh_sum.topRows(n).array();
@@ -471,12 +523,14 @@ class GRUCell : public detail::GRUCore<T, GRUCell<T>> {
   /// the output rows [batch, num_units] to y.
   void forward_step(Tape& tp, Index t, T* y) const {
     const Index B = tp.batch, U = units_, n = tp.active.at(t, B);
-    this->step_gates(tp, t);
-    const auto hp = tp.h.middleRows(Core::slot(tp, t) * B, n);
     auto rh = tp.rh.middleRows(tp.training ? t * B : 0, n);
-    rh.array() = tp.z.block(t * B, 0, n, U).array() * hp.array();
+    this->step_gates(tp, t, rh.data());
     auto c = tp.z.block(t * B, 2 * U, n, U);
     detail::matmul_or_bf16(c, rh, cand_kernel_.value.bottomRows(U), tp.bf16.get(3), tp.bf16.kernel, true);
+    if (this->fused()) {
+      this->step_candidate_update(tp, t, y, nullptr);
+      return;
+    }
     this->act_.visit([&](auto act) {
       if constexpr (decltype(act)::keeps_input) tp.c_raw.middleRows(t * B, n) = c;
       c.array() = act.value(c.array());
@@ -498,9 +552,19 @@ class GRUCell : public detail::GRUCore<T, GRUCell<T>> {
   void backward_step(Tape& tp, Index t, const T* dy) const {
     const Index B = tp.batch, U = units_, row = t * B, n = tp.active.at(t, B);
     this->backward_update(tp, t, dy);
+    detail::matmul(tp.drh.topRows(n), tp.dz.block(row, 2 * U, n, U), tp.cand_t.rightCols(U));
+    if constexpr (std::is_same_v<T, float>) {
+      if (this->fused()) {  // one pass per row (detail/gru_gates.hpp)
+        for (Index r = 0; r < n; ++r)
+          detail::gru_backward_reset_row({tp.drh.row(r).data(), tp.h.row(row + r).data(), tp.z.row(row + r).data(),
+                                          tp.dz.row(row + r).data(), tp.dh_prev.row(r).data(), nullptr},
+                                         U);
+        this->backward_gates(tp, t);
+        return;
+      }
+    }
     const auto h = tp.h.middleRows(row, n).array();  // h_prev of step t
     const auto r = tp.z.block(row, 0, n, U).array();
-    detail::matmul(tp.drh.topRows(n), tp.dz.block(row, 2 * U, n, U), tp.cand_t.rightCols(U));
     tp.dz.block(row, 0, n, U).array() = tp.drh.topRows(n).array() * h * r * (T(1) - r);
     tp.dh_prev.topRows(n).array() += tp.drh.topRows(n).array() * r;
     this->backward_gates(tp, t);
@@ -659,11 +723,15 @@ class CudnnCompatibleGRUCell : public detail::GRUCore<T, CudnnCompatibleGRUCell<
   /// t + 1 and the output rows [batch, num_units] to y.
   void forward_step(Tape& tp, Index t, T* y) const {
     const Index B = tp.batch, U = units_, n = tp.active.at(t, B);
-    this->step_gates(tp, t);
+    this->step_gates(tp, t, nullptr);
     const auto hp = tp.h.middleRows(Core::slot(tp, t) * B, n);
     auto hh = tp.rh.middleRows(tp.training ? t * B : 0, n);
     detail::matmul_or_bf16(hh, hp, hid_kernel_.value, tp.bf16.get(3), tp.bf16.kernel);
     hh.rowwise() += hid_bias_.value.row(0);
+    if (this->fused()) {
+      this->step_candidate_update(tp, t, y, hh.data());
+      return;
+    }
     auto c = tp.z.block(t * B, 2 * U, n, U);
     c.array() = (c.array() + tp.z.block(t * B, 0, n, U).array() * hh.array()).tanh();
     this->step_update(tp, t, y);
@@ -684,11 +752,25 @@ class CudnnCompatibleGRUCell : public detail::GRUCore<T, CudnnCompatibleGRUCell<
   void backward_step(Tape& tp, Index t, const T* dy) const {
     const Index B = tp.batch, U = units_, row = t * B, n = tp.active.at(t, B);
     this->backward_update(tp, t, dy);
-    const auto r = tp.z.block(row, 0, n, U).array();
-    const auto dc = tp.dz.block(row, 2 * U, n, U).array();
-    const auto hh = tp.rh.middleRows(row, n).array();
-    tp.dhh.middleRows(row, n).array() = dc * r;
-    tp.dz.block(row, 0, n, U).array() = dc * hh * r * (T(1) - r);
+    bool done = false;
+    if constexpr (std::is_same_v<T, float>) {
+      if (this->fused()) {  // one pass per row (detail/gru_gates.hpp)
+        for (Index r = 0; r < n; ++r) {
+          T* dz = tp.dz.row(row + r).data();
+          detail::gru_backward_reset_row({dz + 2 * U, tp.rh.row(row + r).data(), tp.z.row(row + r).data(), dz, nullptr,
+                                          tp.dhh.row(row + r).data()},
+                                         U);
+        }
+        done = true;
+      }
+    }
+    if (!done) {
+      const auto r = tp.z.block(row, 0, n, U).array();
+      const auto dc = tp.dz.block(row, 2 * U, n, U).array();
+      const auto hh = tp.rh.middleRows(row, n).array();
+      tp.dhh.middleRows(row, n).array() = dc * r;
+      tp.dz.block(row, 0, n, U).array() = dc * hh * r * (T(1) - r);
+    }
     detail::matmul(tp.dh_prev.topRows(n), tp.dhh.middleRows(row, n), tp.cand_t, true);
     this->backward_gates(tp, t);
   }

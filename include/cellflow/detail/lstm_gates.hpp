@@ -22,9 +22,7 @@
 // they are those of Eigen's packet functions (the logistic and tanh of x.logistic(), x.tanh()).
 #pragma once
 
-#include <algorithm>
-
-#include "cellflow/core/types.hpp"
+#include "cellflow/detail/row_packets.hpp"
 
 namespace cellflow::detail {
 
@@ -73,23 +71,9 @@ struct LSTMGateConstants {
   float cell_clip = 0;
 };
 
-// Everything a pass calls is inlined into it (Eigen's logistic and tanh included), so that the
-// pragmas above cover all of its code, and the pass is one loop without calls.
-#if defined(__GNUC__)
-#define CELLFLOW_FLATTEN __attribute__((flatten))
-#else
-#define CELLFLOW_FLATTEN
-#endif
-
 namespace lstm_gates_impl {
 
-using P = Eigen::internal::packet_traits<float>::type;
-constexpr int L = Eigen::internal::packet_traits<float>::size;
-
-inline P ld(const float* p) { return Eigen::internal::ploadu<P>(p); }
-inline void st(float* p, const P& v) { Eigen::internal::pstoreu(p, v); }
-inline P sigmoid(const P& x) { return Eigen::internal::scalar_logistic_op<float>().packetOp(x); }
-inline P tanh(const P& x) { return Eigen::internal::scalar_tanh_op<float>().packetOp(x); }
+using namespace row_packets;
 
 // Elements [u, u + L) of a forward row.
 inline void forward_packet(const LSTMForwardRow& r, const LSTMGateConstants& k, Index u) {
@@ -142,17 +126,6 @@ inline void backward_packet(const LSTMBackwardRow& r, const LSTMGateConstants& k
   st(r.df + u, df);
   st(r.d_o + u, d_o);
   st(r.dc_prev + u, dcp);
-}
-
-// Copies the w < L elements at p + u into a zero-padded buffer and returns it (or null for null).
-inline float* pad(float* buf, const float* p, Index u, Index w) {
-  if (!p) return nullptr;
-  std::fill(buf, buf + L, 0.0f);
-  std::copy(p + u, p + u + w, buf);
-  return buf;
-}
-inline void unpad(float* p, const float* buf, Index u, Index w) {
-  if (p) std::copy(buf, buf + w, p + u);
 }
 
 }  // namespace lstm_gates_impl
