@@ -99,6 +99,18 @@
 //                                        its buffers (no allocation when it has the right shape)
 //
 // Without it the stream assigns final_state(tape), which allocates a new state every call.
+//
+// Optional for any step cell, weight gradients while the backward loop runs:
+//
+//   backward_weights(tape, t, X, dX, grads)  called by the scan after step t's backward_step and
+//                                        backward_carry_row calls: the cell may add the weight
+//                                        gradients of steps t .. (and write their rows of dX,
+//                                        when not null, the whole dX [time*batch, depth] sized
+//                                        and zeroed at its first write) while those steps' rows
+//                                        are still in cache; it must have done every step once
+//                                        called with t = 0, and backward_end then adds nothing
+//                                        twice. A cell never called so (its steps driven by
+//                                        hand) does all of it in backward_end, as without it.
 #pragma once
 
 #include <map>
@@ -227,6 +239,14 @@ using droppable_state_grad_t = decltype(static_cast<Eigen::Map<M<C>>>(
 /// Whether a step cell offers the optional state-dropout members (see the top of this header).
 template <class C>
 inline constexpr bool has_droppable_state_v = has_v<C, droppable_state_t>&& has_v<C, droppable_state_grad_t>;
+
+template <class C>
+using backward_weights_t = decltype(std::declval<const C&>().backward_weights(
+    std::declval<typename C::Tape&>(), Index{}, std::declval<const M<C>&>(), std::declval<M<C>*>(),
+    std::declval<Gradients<typename C::Scalar>&>()));
+/// Whether a step cell offers the optional backward_weights member (see the top of this header).
+template <class C>
+inline constexpr bool has_backward_weights_v = has_v<C, backward_weights_t>;
 
 template <class C>
 using skips_ended_rows_t = decltype(static_cast<bool>(std::declval<const C&>().skips_ended_rows()));

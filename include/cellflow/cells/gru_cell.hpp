@@ -97,6 +97,11 @@ struct GRUTape {
   Matrix<T> gates_t, cand_t;
   Matrix<T> in_t;             ///< CudnnCompatibleGRUCell: transposed input projection kernel [U, D]
   detail::ActiveRows active;  ///< the rows each step computes (SequenceArgs::active)
+  /// Backward: the steps from this one on have had their weight gradients summed into wgrads
+  /// (backward_weights); `steps` until then.
+  Index weights_from = 0;
+  /// The weight gradients backward_weights sums, added to the pass's gradients by backward_end.
+  Gradients<T> wgrads = Gradients<T>::buffered();
   /// With row skipping: the active rows of X, h_prev, dz, rh and dhh, packed.
   Matrix<T> pk_x, pk_h, pk_dz, pk_rh, pk_dhh;
   /// Precision::bf16 inference (detail/bf16_tape.hpp): the gates kernel's input and recurrent
@@ -203,6 +208,19 @@ class GRUCore {
 
   /// The gradient of the state in slot 0, once every step has gone backward.
   State initial_state_grad(const Tape& tp) const { return tp.dh_next; }
+
+  /// The weight gradients and input gradients of the steps from t on, summed once they hold
+  /// detail::kWeightGradientRows rows, while those rows are still in cache (optional contract
+  /// member, cells/cell_traits.hpp; the scan calls it after every step, t = 0 last). The weight
+  /// gradients go to the tape's buffers, added to `grads` by backward_end in one addition each.
+  void backward_weights(Tape& tp, Index t, const Matrix<T>& X, Matrix<T>* dX, Gradients<T>&) const {
+    if (t > 0 && (tp.weights_from - t) * tp.batch < kWeightGradientRows) return;
+    if (tp.weights_from == tp.steps && dX) dX->setZero(tp.time * tp.batch, depth_);
+    for_active_rows(tp.active, t, tp.weights_from, tp.batch, [&](Index r0, Index k) {
+      static_cast<const Derived&>(*this).weights_rows(tp, r0, k, X, dX, tp.wgrads);
+    });
+    tp.weights_from = t;
+  }
 
   /// State dropout's part of state slot t (optional contract member, cells/cell_traits.hpp): all
   /// of h, [batch, num_units].
@@ -350,6 +368,8 @@ class GRUCore {
     tp.dh_prev.resize(B, U);
     tp.dh_sum.resize(B, U);
     tp.gates_t = gates_kernel_.value.transpose();
+    tp.weights_from = tp.steps;
+    tp.wgrads.begin();
     if (d_final)
       tp.dh_next = *d_final;
     else
@@ -580,6 +600,11 @@ class GRUCell : public detail::GRUCore<T, GRUCell<T>> {
   /// Adds the weight gradients of all steps into `grads` and, when dX is not null, writes the input
   /// gradients [time * batch, D] into it (zero past `steps`).
   void backward_end(Tape& tp, const Matrix<T>& X, Matrix<T>* dX, Gradients<T>& grads) const {
+    if (tp.weights_from < tp.steps) {  // backward_weights has begun: the steps before it remain
+      this->backward_weights(tp, 0, X, dX, grads);
+      tp.wgrads.add_to(grads);
+      return;
+    }
     const Index n = tp.steps * tp.batch, U = units_, B = tp.batch, S = tp.steps;
     this->backward_gates_end(tp, X, dX, grads);  // packs dz and X when rows are skipped
     if (n == 0) return;
@@ -595,6 +620,29 @@ class GRUCell : public detail::GRUCore<T, GRUCell<T>> {
   }
 
  private:
+  friend Core;
+
+  /// backward_weights' products over rows r0 .. r0 + k - 1 of the tape (whole steps, or one
+  /// step's active rows): their rows of dX and their terms of every weight gradient.
+  void weights_rows(Tape& tp, Index r0, Index k, const Matrix<T>& X, Matrix<T>* dX, Gradients<T>& grads) const {
+    const Index U = units_;
+    const auto dg = tp.dz.block(r0, 0, k, 2 * U);
+    const auto dc = tp.dz.block(r0, 2 * U, k, U);
+    if (dX) {
+      detail::matmul(dX->middleRows(r0, k), dg, tp.gates_t.leftCols(depth_));
+      detail::matmul(dX->middleRows(r0, k), dc, tp.cand_t.leftCols(depth_), true);
+    }
+    const auto x = X.middleRows(r0, k);
+    Matrix<T>& gk = grads[gates_kernel_];
+    detail::matmul_tn(gk.topRows(depth_), x, dg, true);
+    detail::matmul_tn(gk.bottomRows(U), tp.h.middleRows(r0, k), dg, true);
+    grads[this->gates_bias_].row(0) += dg.colwise().sum();
+    Matrix<T>& ck = grads[cand_kernel_];
+    detail::matmul_tn(ck.topRows(depth_), x, dc, true);
+    detail::matmul_tn(ck.bottomRows(U), tp.rh.middleRows(r0, k), dc, true);
+    grads[cand_bias_].row(0) += dc.colwise().sum();
+  }
+
   void make_candidate() {
     cand_kernel_ = Parameter<T>(depth_ + units_, units_);
     cand_bias_ = Parameter<T>(units_);
@@ -786,6 +834,11 @@ class CudnnCompatibleGRUCell : public detail::GRUCore<T, CudnnCompatibleGRUCell<
   /// Adds the weight gradients of all steps into `grads` and, when dX is not null, writes the input
   /// gradients [time * batch, D] into it (zero past `steps`).
   void backward_end(Tape& tp, const Matrix<T>& X, Matrix<T>* dX, Gradients<T>& grads) const {
+    if (tp.weights_from < tp.steps) {  // backward_weights has begun: the steps before it remain
+      this->backward_weights(tp, 0, X, dX, grads);
+      tp.wgrads.add_to(grads);
+      return;
+    }
     const Index n = tp.steps * tp.batch, U = units_, B = tp.batch, S = tp.steps;
     this->backward_gates_end(tp, X, dX, grads);  // packs dz, X and h when rows are skipped
     if (n == 0) return;
@@ -802,6 +855,30 @@ class CudnnCompatibleGRUCell : public detail::GRUCore<T, CudnnCompatibleGRUCell<
   }
 
  private:
+  friend Core;
+
+  /// backward_weights' products over rows r0 .. r0 + k - 1 of the tape (whole steps, or one
+  /// step's active rows): their rows of dX and their terms of every weight gradient.
+  void weights_rows(Tape& tp, Index r0, Index k, const Matrix<T>& X, Matrix<T>* dX, Gradients<T>& grads) const {
+    const Index U = units_;
+    const auto dg = tp.dz.block(r0, 0, k, 2 * U);
+    const auto dc = tp.dz.block(r0, 2 * U, k, U);
+    if (dX) {
+      detail::matmul(dX->middleRows(r0, k), dg, tp.gates_t.leftCols(depth_));
+      detail::matmul(dX->middleRows(r0, k), dc, tp.in_t, true);
+    }
+    const auto x = X.middleRows(r0, k);
+    Matrix<T>& gk = grads[gates_kernel_];
+    detail::matmul_tn(gk.topRows(depth_), x, dg, true);
+    detail::matmul_tn(gk.bottomRows(U), tp.h.middleRows(r0, k), dg, true);
+    grads[this->gates_bias_].row(0) += dg.colwise().sum();
+    detail::matmul_tn(grads[in_kernel_], x, dc, true);
+    grads[in_bias_].row(0) += dc.colwise().sum();
+    const auto dhh = tp.dhh.middleRows(r0, k);
+    detail::matmul_tn(grads[hid_kernel_], tp.h.middleRows(r0, k), dhh, true);
+    grads[hid_bias_].row(0) += dhh.colwise().sum();
+  }
+
   void make_candidate() {
     in_kernel_ = Parameter<T>(depth_, units_);
     hid_kernel_ = Parameter<T>(units_, units_);

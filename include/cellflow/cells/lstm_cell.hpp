@@ -88,6 +88,11 @@ struct LSTMTape {
   detail::ActiveRows active;   ///< the rows each step computes (SequenceArgs::active)
   /// With row skipping: the active rows of X, h_prev, dgates, c_prev, c, m and dr, packed.
   Matrix<T> pk_x, pk_h, pk_dg, pk_c, pk_cn, pk_m, pk_dr;
+  /// Backward: the steps from this one on have had their weight gradients summed into wgrads
+  /// (backward_weights); `steps` until then.
+  Index weights_from = 0;
+  /// The weight gradients backward_weights sums, added to the pass's gradients by backward_end.
+  Gradients<T> wgrads = Gradients<T>::buffered();
   /// Precision::bf16 inference (detail/bf16_tape.hpp): the kernel's input and recurrent parts and
   /// the projection (empty without num_proj), as bfloat16.
   detail::Bf16TapeWeights<3> bf16;
@@ -386,6 +391,8 @@ class LSTMCore {
     if (opt_.num_proj) tp.dm.resize(B, units_);
     tp.kernel_t = kernel_.value.transpose();
     if (opt_.num_proj) tp.proj_t = proj_.value.transpose();
+    tp.weights_from = tp.steps;
+    tp.wgrads.begin();
     if (d_final) {
       tp.dc_next = d_final->c;
       tp.dh_next = d_final->h;
@@ -476,6 +483,11 @@ class LSTMCore {
   /// Adds the weight gradients of all steps into `grads` (one product per variable) and, when dX is
   /// not null, writes the input gradients [time * batch, D] into it (zero past `steps`).
   void backward_end(Tape& tp, const Matrix<T>& X, Matrix<T>* dX, Gradients<T>& grads) const {
+    if (tp.weights_from < tp.steps) {  // backward_weights has begun: the steps before it remain
+      backward_weights(tp, 0, X, dX, grads);
+      tp.wgrads.add_to(grads);
+      return;
+    }
     const Index n = tp.steps * tp.batch, U = units_, B = tp.batch, S = tp.steps;
     if (dX) {
       dX->setZero(tp.time * tp.batch, depth_);
@@ -502,6 +514,18 @@ class LSTMCore {
     if (opt_.num_proj)
       matmul_tn(grads[proj_], gather_active_rows(tp.m, act, S, B, tp.pk_m),
                 gather_active_rows(tp.dr, act, S, B, tp.pk_dr), true);
+  }
+
+  /// The weight gradients and input gradients of the steps from t on, summed once they hold
+  /// detail::kWeightGradientRows rows, while those rows are still in cache (optional contract
+  /// member, cells/cell_traits.hpp; the scan calls it after every step, t = 0 last). The weight
+  /// gradients go to the tape's buffers, added to `grads` by backward_end in one addition each.
+  void backward_weights(Tape& tp, Index t, const Matrix<T>& X, Matrix<T>* dX, Gradients<T>&) const {
+    if (t > 0 && (tp.weights_from - t) * tp.batch < kWeightGradientRows) return;
+    if (tp.weights_from == tp.steps && dX) dX->setZero(tp.time * tp.batch, depth_);
+    for_active_rows(tp.active, t, tp.weights_from, tp.batch,
+                    [&](Index r0, Index k) { weights_rows(tp, r0, k, X, dX, tp.wgrads); });
+    tp.weights_from = t;
   }
 
   /// The gradient of the state in slot 0, once every step has gone backward.
@@ -551,6 +575,26 @@ class LSTMCore {
 
  private:
   /// The fused passes' constants (detail/lstm_gates.hpp).
+  /// backward_weights' products over rows r0 .. r0 + k - 1 of the tape (whole steps, or one
+  /// step's active rows): their rows of dX, and their terms of every weight gradient (the sums
+  /// of backward_end's whole-sequence products, in another order).
+  void weights_rows(Tape& tp, Index r0, Index k, const Matrix<T>& X, Matrix<T>* dX, Gradients<T>& grads) const {
+    const Index U = units_, B = tp.batch;
+    const auto dg = tp.dgates.middleRows(r0, k);
+    if (dX) matmul(dX->middleRows(r0, k), dg, tp.kernel_t.leftCols(depth_));
+    Matrix<T>& dk = grads[kernel_];
+    matmul_tn(dk.topRows(depth_), X.middleRows(r0, k), dg, true);
+    matmul_tn(dk.bottomRows(hsize_), tp.h.middleRows(r0, k), dg, true);
+    grads[bias_].row(0) += dg.colwise().sum();
+    if (opt_.use_peepholes) {
+      const auto cp = tp.c.middleRows(r0, k).array(), cn = tp.c.middleRows(r0 + B, k).array();
+      grads[w_i_].row(0) += (dg.leftCols(U).array() * cp).matrix().colwise().sum();
+      grads[w_f_].row(0) += (dg.middleCols(2 * U, U).array() * cp).matrix().colwise().sum();
+      grads[w_o_].row(0) += (dg.rightCols(U).array() * cn).matrix().colwise().sum();
+    }
+    if (opt_.num_proj) matmul_tn(grads[proj_], tp.m.middleRows(r0, k), tp.dr.middleRows(r0, k), true);
+  }
+
   LSTMGateConstants gate_constants() const {
     LSTMGateConstants k;
     if constexpr (std::is_same_v<T, float>) {

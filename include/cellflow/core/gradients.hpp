@@ -90,11 +90,26 @@ class Gradients {
                                         ", its buffered gradient ", e.buffer.rows(), "x", e.buffer.cols()));
       grad += e.buffer;
     }
+    forget_unused();
+  }
+
+  /// Buffered: adds every buffer used since begin() into `target[variable]` (its gradient, or
+  /// its buffer when `target` is buffered too), in the order the buffers were first used, and
+  /// forgets the buffers of variables not used in this pass. A cell that sums a pass's weight
+  /// gradients in several parts sums them here first: the variable's gradient then gets the
+  /// pass's gradient in one addition, so two passes add exactly twice one.
+  void add_to(Gradients& target) {
+    for (auto& e : entries_)
+      if (e.used) target[*e.param] += e.buffer;
+    forget_unused();
+  }
+
+ private:
+  void forget_unused() {
     entries_.erase(std::remove_if(entries_.begin(), entries_.end(), [](const Entry& e) { return !e.used; }),
                    entries_.end());
   }
 
- private:
   struct Entry {
     const Parameter<T>* param;
     Matrix<T> buffer;

@@ -8,6 +8,8 @@
 //                        row skipping (today's one product), else one run per step
 //   gather_active_rows   the active rows of all steps packed one after another, for the
 //                        whole-sequence weight-gradient products: padded rows are not summed
+//                        (cells whose backward_weights forms them in the loop use
+//                        for_active_rows over each group of steps instead)
 //
 // Products over a run of rows are bitwise the rows of the full product (detail/gemm.hpp sums
 // every row of C in the same order whatever the number of rows), so per-step input projections
@@ -62,6 +64,26 @@ void for_active_rows(const ActiveRows& a, Index steps, Index batch, F&& f) {
     if (n > 0) f(t * batch, n);
   }
 }
+
+/// The runs of active rows of steps s0 .. s1 - 1, as for_active_rows: one run of (s1 - s0) * batch
+/// rows from row s0 * batch without row skipping, else one per step that has any.
+template <class F>
+void for_active_rows(const ActiveRows& a, Index s0, Index s1, Index batch, F&& f) {
+  if (!a.skipping()) {
+    if ((s1 - s0) * batch > 0) f(s0 * batch, (s1 - s0) * batch);
+    return;
+  }
+  for (Index t = s0; t < s1; ++t) {
+    const Index n = a.count[static_cast<std::size_t>(t)];
+    if (n > 0) f(t * batch, n);
+  }
+}
+
+/// Weight gradients in the backward loop (backward_weights, cells/cell_traits.hpp): a cell adds
+/// them for a group of steps once the group holds at least this many rows (steps * batch), so
+/// that each product's depth is large enough to run at full speed while the group's rows are
+/// still in cache.
+constexpr Index kWeightGradientRows = 128;
 
 /// The rows of src (time-major, `batch` rows per step, at least steps * batch rows) that the
 /// weight gradients sum, as a row-major view: all steps * batch rows in place without row

@@ -297,6 +297,16 @@ class DropoutWrapper {
     }
   }
 
+  /// The wrapped cell's backward_weights (optional contract member, cells/cell_traits.hpp), over
+  /// the dropped inputs it read; only when the wrapped cell has it. backward_end applies the
+  /// input mask to dX once every row is written.
+  template <class C = Cell, class = std::enable_if_t<detail::has_backward_weights_v<C>>>
+  void backward_weights(Tape& tp, Index t, const Matrix<Scalar>& X, Matrix<Scalar>* dX,
+                        Gradients<Scalar>& grads) const {
+    const bool in = tp.active && keep_[kInput] < Scalar(1);
+    cell_.backward_weights(tp.cell, t, in ? tp.x : X, dX, grads);
+  }
+
   /// The wrapped cell's initial-state gradient.
   State initial_state_grad(const Tape& tp) const { return cell_.initial_state_grad(tp.cell); }
 

@@ -60,6 +60,7 @@ void scan_backward(const Cell& cell, typename Cell::Tape& tape, const Matrix<typ
       for (Index b = 0; b < batch; ++b)
         if (args.ended(t, b)) cell.backward_carry_row(tape, t, b);
     }
+    if constexpr (has_backward_weights_v<Cell>) cell.backward_weights(tape, t, X, dX, grads);
     cell.backward_advance(tape);
   }
   cell.backward_end(tape, X, dX, grads);
