@@ -521,6 +521,9 @@ class LSTMCore {
   /// member, cells/cell_traits.hpp; the scan calls it after every step, t = 0 last). The weight
   /// gradients go to the tape's buffers, added to `grads` by backward_end in one addition each.
   void backward_weights(Tape& tp, Index t, const Matrix<T>& X, Matrix<T>* dX, Gradients<T>&) const {
+    // With row skipping a group's active rows are not contiguous: backward_end's packed
+    // whole-sequence products sum them instead (a product per step could have a depth of a few rows).
+    if (tp.active.skipping()) return;
     if (t > 0 && (tp.weights_from - t) * tp.batch < kWeightGradientRows) return;
     if (tp.weights_from == tp.steps && dX) dX->setZero(tp.time * tp.batch, depth_);
     for_active_rows(tp.active, t, tp.weights_from, tp.batch,
