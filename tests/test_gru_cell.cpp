@@ -439,24 +439,12 @@ void check_fused(cf::Index units) {
   auto rf = cf::dynamic_rnn(cfl, xf, opts, &h0f);
   auto gf = cf::dynamic_rnn_backward(cfl, rf, &dyf, &dhf);
 
-  // |float - double| <= 1e-5 of the largest magnitude of each result (a wrong gate, sign or
-  // operand gives differences of the order of the values).
-  auto check = [](const auto& f, const auto& d, const std::string& what) {
-    INFO(what);
-    REQUIRE(f.size() == d.size());
-    double scale = 0, worst = 0;
-    for (cf::Index k = 0; k < d.size(); ++k) scale = std::max(scale, std::abs(d.data()[k]));
-    for (cf::Index k = 0; k < d.size(); ++k)
-      worst = std::max(worst, std::abs(static_cast<double>(f.data()[k]) - d.data()[k]));
-    INFO("worst difference " << worst << " of a largest magnitude " << scale);
-    REQUIRE(scale > 0);
-    CHECK(worst <= 1e-5 * scale);
-  };
-  check(rf.outputs, rd.outputs, "outputs");
-  check(rf.final_state, rd.final_state, "final h");
-  check(gf.d_inputs, gd.d_inputs, "d_inputs");
-  check(gf.d_initial_state, gd.d_initial_state, "d_initial h");
-  for (std::size_t k = 0; k < vd.size(); ++k) check(*vf[k].grad, *vd[k].grad, vd[k].name);
+  // float vs double within 1e-5 of each result's largest magnitude (support/test_util.hpp)
+  check_float_matches_double(rf.outputs, rd.outputs, "outputs");
+  check_float_matches_double(rf.final_state, rd.final_state, "final h");
+  check_float_matches_double(gf.d_inputs, gd.d_inputs, "d_inputs");
+  check_float_matches_double(gf.d_initial_state, gd.d_initial_state, "d_initial h");
+  for (std::size_t k = 0; k < vd.size(); ++k) check_float_matches_double(*vf[k].grad, *vd[k].grad, vd[k].name);
 }
 
 TEST_CASE("the float GRUs' one-pass gate arithmetic equals the double path's, forward and backward",

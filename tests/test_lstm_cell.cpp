@@ -427,27 +427,16 @@ TEST_CASE("the float LSTM's one-pass gate arithmetic equals the double path's, f
     auto rf = cf::dynamic_rnn(cfl, xf, opts, &s0f);
     auto gf = cf::dynamic_rnn_backward(cfl, rf, &dyf, &dsf);
 
-    // |float - double| <= 1e-5 of the largest magnitude of each result (float's epsilon is 1.2e-7;
-    // a wrong gate, sign or clip gives differences of the order of the values).
-    auto check = [](const auto& f, const auto& d, const char* what) {
-      INFO(what);
-      REQUIRE(f.size() == d.size());
-      double scale = 0, worst = 0;
-      for (cf::Index k = 0; k < d.size(); ++k) scale = std::max(scale, std::abs(d.data()[k]));
-      for (cf::Index k = 0; k < d.size(); ++k)
-        worst = std::max(worst, std::abs(static_cast<double>(f.data()[k]) - d.data()[k]));
-      INFO("worst difference " << worst << " of a largest magnitude " << scale);
-      REQUIRE(scale > 0);
-      CHECK(worst <= 1e-5 * scale);
-    };
-    check(rf.outputs, rd.outputs, "outputs");
-    check(rf.final_state.c, rd.final_state.c, "final c");
-    check(rf.final_state.h, rd.final_state.h, "final h");
-    check(gf.d_inputs, gd.d_inputs, "d_inputs");
-    check(gf.d_initial_state.c, gd.d_initial_state.c, "d_initial c");
-    check(gf.d_initial_state.h, gd.d_initial_state.h, "d_initial h");
+    // float vs double within 1e-5 of each result's largest magnitude (support/test_util.hpp)
+    check_float_matches_double(rf.outputs, rd.outputs, "outputs");
+    check_float_matches_double(rf.final_state.c, rd.final_state.c, "final c");
+    check_float_matches_double(rf.final_state.h, rd.final_state.h, "final h");
+    check_float_matches_double(gf.d_inputs, gd.d_inputs, "d_inputs");
+    check_float_matches_double(gf.d_initial_state.c, gd.d_initial_state.c, "d_initial c");
+    check_float_matches_double(gf.d_initial_state.h, gd.d_initial_state.h, "d_initial h");
     REQUIRE(vf.size() == vd.size());
-    for (std::size_t k = 0; k < vd.size(); ++k) check(*vf[k].grad, *vd[k].grad, vd[k].name.c_str());
+    for (std::size_t k = 0; k < vd.size(); ++k)
+      check_float_matches_double(*vf[k].grad, *vd[k].grad, vd[k].name.c_str());
     if (c.cell_clip > 0) {  // the clip is active: the largest |c| of the examples that ran 6 steps reached it
       const double reached =
           std::max(rd.final_state.c.row(0).cwiseAbs().maxCoeff(), rd.final_state.c.row(3).cwiseAbs().maxCoeff());

@@ -133,6 +133,23 @@ double max_abs_diff(const A& a, const B& b) {
   return d;
 }
 
+/// A float result `f` against the double run `d` of the same (float-rounded) weights: the worst
+/// difference within `rel` of the largest magnitude of `d` (float's epsilon is 1.2e-7; a wrong
+/// gate, sign or operand gives differences of the order of the values). For the float cells'
+/// one-pass gate arithmetic, checked against the double Eigen expressions.
+template <class F, class D>
+void check_float_matches_double(const F& f, const D& d, const std::string& what, double rel = 1e-5) {
+  INFO(what);
+  REQUIRE(f.size() == d.size());
+  double scale = 0, worst = 0;
+  for (Index k = 0; k < d.size(); ++k) scale = std::max(scale, std::abs(d.data()[k]));
+  for (Index k = 0; k < d.size(); ++k)
+    worst = std::max(worst, std::abs(static_cast<double>(f.data()[k]) - d.data()[k]));
+  INFO("worst difference " << worst << " of a largest magnitude " << scale);
+  REQUIRE(scale > 0);
+  CHECK(worst <= rel * scale);
+}
+
 /// The largest |a - b|, or infinity when the shapes differ.
 template <class T>
 double max_diff(const cf::Matrix<T>& a, const cf::Matrix<T>& b) {

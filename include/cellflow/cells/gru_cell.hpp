@@ -434,6 +434,18 @@ class GRUCore {
     grads[gates_bias_].row(0) += dg.colwise().sum();
   }
 
+  /// weights_rows' shared part (see GRUCell's), rows r0 .. r0 + k - 1: dX's rows := the gates'
+  /// part of the input gradient (the candidate's is added after), and the gates' weight
+  /// gradients.
+  void gates_weights_rows(Tape& tp, Index r0, Index k, const Matrix<T>& X, Matrix<T>* dX, Gradients<T>& grads) const {
+    const auto dg = tp.dz.block(r0, 0, k, 2 * units_);
+    if (dX) matmul(dX->middleRows(r0, k), dg, tp.gates_t.leftCols(depth_));
+    Matrix<T>& gk = grads[gates_kernel_];
+    matmul_tn(gk.topRows(depth_), X.middleRows(r0, k), dg, true);
+    matmul_tn(gk.bottomRows(units_), tp.h.middleRows(r0, k), dg, true);
+    grads[gates_bias_].row(0) += dg.colwise().sum();
+  }
+
   /// The packed rows of `m` that gather_active_rows wrote to `buf` (all steps*B rows of `m`
   /// without row skipping).
   static Eigen::Map<const Matrix<T>, 0, Eigen::OuterStride<>> active_view(const Tape& tp, const Matrix<T>& m,
@@ -629,17 +641,10 @@ class GRUCell : public detail::GRUCore<T, GRUCell<T>> {
   /// step's active rows): their rows of dX and their terms of every weight gradient.
   void weights_rows(Tape& tp, Index r0, Index k, const Matrix<T>& X, Matrix<T>* dX, Gradients<T>& grads) const {
     const Index U = units_;
-    const auto dg = tp.dz.block(r0, 0, k, 2 * U);
+    this->gates_weights_rows(tp, r0, k, X, dX, grads);
     const auto dc = tp.dz.block(r0, 2 * U, k, U);
-    if (dX) {
-      detail::matmul(dX->middleRows(r0, k), dg, tp.gates_t.leftCols(depth_));
-      detail::matmul(dX->middleRows(r0, k), dc, tp.cand_t.leftCols(depth_), true);
-    }
+    if (dX) detail::matmul(dX->middleRows(r0, k), dc, tp.cand_t.leftCols(depth_), true);
     const auto x = X.middleRows(r0, k);
-    Matrix<T>& gk = grads[gates_kernel_];
-    detail::matmul_tn(gk.topRows(depth_), x, dg, true);
-    detail::matmul_tn(gk.bottomRows(U), tp.h.middleRows(r0, k), dg, true);
-    grads[this->gates_bias_].row(0) += dg.colwise().sum();
     Matrix<T>& ck = grads[cand_kernel_];
     detail::matmul_tn(ck.topRows(depth_), x, dc, true);
     detail::matmul_tn(ck.bottomRows(U), tp.rh.middleRows(r0, k), dc, true);
@@ -864,18 +869,10 @@ class CudnnCompatibleGRUCell : public detail::GRUCore<T, CudnnCompatibleGRUCell<
   /// step's active rows): their rows of dX and their terms of every weight gradient.
   void weights_rows(Tape& tp, Index r0, Index k, const Matrix<T>& X, Matrix<T>* dX, Gradients<T>& grads) const {
     const Index U = units_;
-    const auto dg = tp.dz.block(r0, 0, k, 2 * U);
+    this->gates_weights_rows(tp, r0, k, X, dX, grads);
     const auto dc = tp.dz.block(r0, 2 * U, k, U);
-    if (dX) {
-      detail::matmul(dX->middleRows(r0, k), dg, tp.gates_t.leftCols(depth_));
-      detail::matmul(dX->middleRows(r0, k), dc, tp.in_t, true);
-    }
-    const auto x = X.middleRows(r0, k);
-    Matrix<T>& gk = grads[gates_kernel_];
-    detail::matmul_tn(gk.topRows(depth_), x, dg, true);
-    detail::matmul_tn(gk.bottomRows(U), tp.h.middleRows(r0, k), dg, true);
-    grads[this->gates_bias_].row(0) += dg.colwise().sum();
-    detail::matmul_tn(grads[in_kernel_], x, dc, true);
+    if (dX) detail::matmul(dX->middleRows(r0, k), dc, tp.in_t, true);
+    detail::matmul_tn(grads[in_kernel_], X.middleRows(r0, k), dc, true);
     grads[in_bias_].row(0) += dc.colwise().sum();
     const auto dhh = tp.dhh.middleRows(r0, k);
     detail::matmul_tn(grads[hid_kernel_], tp.h.middleRows(r0, k), dhh, true);
