@@ -52,8 +52,10 @@ cmake -S . -B build-asan -DCMAKE_CXX_COMPILER=clang++-14 -DCMAKE_BUILD_TYPE=RelW
   -DCELLFLOW_UNITY_TESTS=ON -DCELLFLOW_BUILD_BENCHMARKS=OFF -DCELLFLOW_BUILD_EXAMPLES=OFF \
   -DCELLFLOW_NATIVE_ARCH=OFF -DCMAKE_DISABLE_FIND_PACKAGE_MPI=ON
 cmake --build build-asan -j"$jobs"
-# The Catch2 suite runs as one process (ASan's start-up per process would otherwise dominate),
-# then the fuzz corpora and the allocation count. The examples run in the release stage only:
+# The Catch2 suite runs as one process per core (not one per test: ASan's start-up per process
+# would then dominate), its test names dealt out in turn (scripts/run_shards.sh), then the fuzz
+# corpora and the allocation count. Tests tagged [long] (a training run that checks learning: 100 s
+# instrumented against 3 s in the release stage) run in the release stage only. The examples run in the release stage only:
 # the suite covers the library code they call (Model, fit, save and load, the data readers)
 # under the sanitizers, and building them instrumented cost about 80 s of CI's 20 minutes.
 # LLVM's OpenMP runtime keeps a few per-thread buffers to the end of the process
@@ -61,7 +63,7 @@ cmake --build build-asan -j"$jobs"
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
   LSAN_OPTIONS=suppressions=$PWD/tests/lsan-suppressions.txt CELLFLOW_ALLOW_UNOPTIMIZED=1
 if [ $# -eq 0 ]; then
-  build-asan/tests/cellflow_tests
+  scripts/run_shards.sh "$jobs" build-asan/tests/cellflow_tests "~[long]"
   ctest --test-dir build-asan --output-on-failure -j"$jobs" -R "^(fuzz_regression_.*|alloc_per_time_step)$"
 else
   ctest --test-dir build-asan --output-on-failure -j"$jobs" -E "^(headers_self_contained|package_.*|docs_.*|format_check)$" "$@"

@@ -11,7 +11,7 @@ namespace test_mnist_smoke {
 
 using namespace cellflow_test;
 
-TEST_CASE("the seed program's model learns from a few hundred shipped digits", "[mnist][smoke]") {
+TEST_CASE("the seed program's model learns from a few hundred shipped digits", "[mnist][smoke][long]") {
   auto data = cf::data::load_mnist_dir<float>(std::string(CELLFLOW_DATA_DIR) + "/mnist-subset");
   REQUIRE(data.train.size() == 8000);
   REQUIRE(data.test.size() == 2000);
