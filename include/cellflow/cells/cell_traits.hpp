@@ -11,7 +11,9 @@
 // [time * batch, depth] matrix X (rows t*batch .. t*batch + batch - 1 are step t):
 //
 //   forward_begin(tape, X, args, s0)     size the tape for `args`, put s0 in state slot 0, and do
-//                                        whatever covers all steps at once (the input projection)
+//                                        whatever covers all steps at once (the input projection);
+//                                        X stays valid until the last forward_step, which may read
+//                                        it (the LSTM and GRU cells project x_t step by step)
 //   forward_step(tape, t, y)             state slot t -> slot t + 1; output rows [batch, out] to y
 //   carry_state_row(tape, t, b)          example b has ended: slot t + 1 row b := slot t row b
 //   final_state(tape)                    the state in slot args.steps
@@ -69,7 +71,7 @@
 //   bool skips_ended_rows() const        true: when SequenceArgs::active is set, the cell runs
 //                                        step t only on rows 0 .. active[t] - 1 (the rows are
 //                                        sorted by length, longest first): its per-step GEMMs and
-//                                        gate passes, the whole-sequence input projection, input
+//                                        gate passes, the input projections, input
 //                                        gradients and weight gradients skip every row of an
 //                                        example that has ended. Rows from active[t] on are left
 //                                        to carry_state_row / backward_carry_row (called as

@@ -81,8 +81,10 @@ struct GRUTape {
   /// The run keeps every step (SequenceArgs::training). Without it h holds two state slots, used
   /// in turn, and rh one step (B rows).
   bool training = false;
-  Matrix<T> z;  ///< [steps*B, 3U]: input projections, then per step r | u | candidate
-  Matrix<T> h;  ///< state slots [(steps+1)*B, U]: slot t holds the state before step t
+  /// [steps*B, 3U] (B rows without training): per step the input projections, then r | u | candidate
+  Matrix<T> z;
+  const Matrix<T>* x = nullptr;  ///< the run's input rows [steps*B, D], during the forward pass
+  Matrix<T> h;                   ///< state slots [(steps+1)*B, U]: slot t holds the state before step t
   /// [steps*B, U] GRUCell: r * h_prev, the candidate's recurrent input;
   /// CudnnCompatibleGRUCell: h_prev @ hidden_projection/kernel + its bias.
   Matrix<T> rh;
@@ -281,8 +283,8 @@ class GRUCore {
     check_parameter(gates_bias_, 1, 2 * units_, scope_, "gates/bias", with_grad);
   }
 
-  /// forward_begin's shared part: the tape's sizes, s0, and x @ W_x + b of the gates into z's
-  /// first 2U columns. Returns false when there is no step to run.
+  /// forward_begin's shared part: the tape's sizes and s0; X (time-major rows) is read step by
+  /// step. Returns false when there is no step to run.
   bool begin_gates(Tape& tp, const Matrix<T>& X, const SequenceArgs& a, const State& s0) const {
     const Index U = units_;
     tp.time = a.time;
@@ -290,19 +292,23 @@ class GRUCore {
     tp.steps = a.steps;
     tp.training = a.training;
     tp.active.assign(a.active, a.steps);
-    tp.z.resize(a.steps * a.batch, 3 * U);
+    tp.z.resize((a.training ? a.steps : 1) * a.batch, 3 * U);
     tp.h.resize((a.training ? a.steps + 1 : 2) * a.batch, U);
     tp.rh.resize(a.training ? a.steps * a.batch : a.batch, U);
     tp.h.topRows(a.batch) = s0;
-    if (a.steps == 0) return false;
-    // All steps' input projections in one product per kernel (one per step with row skipping:
-    // only the rows that run); only h_prev products stay in the loop.
-    for_active_rows(tp.active, a.steps, a.batch, [&](Index r0, Index n) {
-      auto g = tp.z.block(r0, 0, n, 2 * U);
-      matmul_or_bf16(g, X.middleRows(r0, n), gates_kernel_.value.topRows(depth_), tp.bf16.get(0), tp.bf16.kernel);
-      g.rowwise() += gates_bias_.value.row(0);
-    });
-    return true;
+    tp.x = &X;
+    return a.steps > 0;
+  }
+
+  /// Step t's input projection into z's columns [col, col + w): x_t @ kernel + bias (rows of the
+  /// step still running), written and then read again while in cache; each row's sums are those
+  /// of a whole-sequence product (the matrix kernel's rows are independent).
+  template <class K, class V>
+  void step_input(Tape& tp, Index t, Index col, Index w, const K& kernel, const V& bias, int bf16_slot) const {
+    const Index B = tp.batch, n = tp.active.at(t, B);
+    auto z = tp.z.block(zrow(tp, t), col, n, w);
+    matmul_or_bf16(z, tp.x->middleRows(t * B, n), kernel, tp.bf16.get(bf16_slot), tp.bf16.kernel);
+    z.rowwise() += bias;
   }
 
   /// Whether the steps run the float passes of detail/gru_gates.hpp (float, tanh candidate)
@@ -314,17 +320,18 @@ class GRUCore {
       return false;
   }
 
-  /// Step t's gates in place: z[:, :2U] := sigmoid(z[:, :2U] + h_prev @ W_h) = r | u; and, when
+  /// Step t's gates in place: z[:, :2U] := sigmoid(x_t @ W_x + b + h_prev @ W_h) = r | u; and, when
   /// rh is not null, its rows [n, U] := r * h_prev (GRUCell's candidate input).
   void step_gates(Tape& tp, Index t, T* rh) const {
     const Index B = tp.batch, U = units_, n = tp.active.at(t, B);
-    auto g = tp.z.block(t * B, 0, n, 2 * U);
+    auto g = tp.z.block(zrow(tp, t), 0, n, 2 * U);
     const auto hp = tp.h.middleRows(slot(tp, t) * B, n);
+    step_input(tp, t, 0, 2 * U, gates_kernel_.value.topRows(depth_), gates_bias_.value.row(0), 0);
     matmul_or_bf16(g, hp, gates_kernel_.value.bottomRows(U), tp.bf16.get(1), tp.bf16.kernel, true);
     if constexpr (std::is_same_v<T, float>) {
       if (fused()) {  // one pass per row (detail/gru_gates.hpp)
         for (Index r = 0; r < n; ++r) {
-          T* z = tp.z.row(t * B + r).data();
+          T* z = tp.z.row(zrow(tp, t) + r).data();
           gru_gates_row({z, z + U, hp.row(r).data(), rh ? rh + r * U : nullptr}, U);
         }
         return;
@@ -342,7 +349,7 @@ class GRUCore {
       const Index B = tp.batch, U = units_, n = tp.active.at(t, B);
       const Index prev = slot(tp, t) * B, next = slot(tp, t + 1) * B;
       for (Index r = 0; r < n; ++r) {
-        T* z = tp.z.row(t * B + r).data();
+        T* z = tp.z.row(zrow(tp, t) + r).data();
         gru_update_row({z + 2 * U, hh ? z : nullptr, hh ? hh + r * U : nullptr, z + U, tp.h.row(prev + r).data(),
                         tp.h.row(next + r).data(), y + r * U},
                        U);
@@ -357,8 +364,8 @@ class GRUCore {
   void step_update(Tape& tp, Index t, T* y) const {
     const Index B = tp.batch, U = units_, n = tp.active.at(t, B);
     const auto hp = tp.h.middleRows(slot(tp, t) * B, n).array();
-    const auto u = tp.z.block(t * B, U, n, U).array();
-    const auto c = tp.z.block(t * B, 2 * U, n, U).array();
+    const auto u = tp.z.block(zrow(tp, t), U, n, U).array();
+    const auto c = tp.z.block(zrow(tp, t), 2 * U, n, U).array();
     auto hn = tp.h.middleRows(slot(tp, t + 1) * B, n);
     hn.array() = u * hp + (T(1) - u) * c;
     Eigen::Map<Matrix<T>>(y, n, U) = hn;
@@ -456,6 +463,8 @@ class GRUCore {
   }
 
   static Index slot(const Tape& tp, Index t) { return tp.training ? t : t % 2; }
+  /// Step t's first row of z: t * B, or 0 without training (z then holds one step).
+  static Index zrow(const Tape& tp, Index t) { return tp.training ? t * tp.batch : 0; }
 
   std::string kind_, scope_;
   Index depth_ = 0, units_ = 0;
@@ -536,22 +545,14 @@ class GRUCell : public detail::GRUCore<T, GRUCell<T>> {
 
   // ---- cell contract: step functions (cells/cell_traits.hpp) ----
 
-  /// Sizes the tape for `a`, puts s0 in state slot 0 and computes x @ W_x + b of the gates and of the
-  /// candidate for all steps at once.
+  /// Sizes the tape for `a` and puts s0 in state slot 0; the steps read X.
   void forward_begin(Tape& tp, const Matrix<T>& X, const SequenceArgs& a, const State& s0) const {
     check_variables(false);
     if (tp.bf16.template begin<T>(a, *this))
       tp.bf16.pack(this->gates_kernel_.value.topRows(depth_), this->gates_kernel_.value.bottomRows(units_),
                    cand_kernel_.value.topRows(depth_), cand_kernel_.value.bottomRows(units_));
     if (!this->begin_gates(tp, X, a, s0)) return;
-    const Index U = units_;
-    if (this->act_.is_custom()) tp.c_raw.resize(a.steps * a.batch, U);
-    detail::for_active_rows(tp.active, a.steps, a.batch, [&](Index r0, Index n) {
-      auto c = tp.z.block(r0, 2 * U, n, U);
-      detail::matmul_or_bf16(c, X.middleRows(r0, n), cand_kernel_.value.topRows(depth_), tp.bf16.get(2),
-                             tp.bf16.kernel);
-      c.rowwise() += cand_bias_.value.row(0);
-    });
+    if (this->act_.is_custom()) tp.c_raw.resize(a.steps * a.batch, units_);
   }
 
   /// Step t: r | u, then c~ = tanh(x W_cx + (r * h_prev) W_ch + b_c), the new h into slot t + 1 and
@@ -560,7 +561,8 @@ class GRUCell : public detail::GRUCore<T, GRUCell<T>> {
     const Index B = tp.batch, U = units_, n = tp.active.at(t, B);
     auto rh = tp.rh.middleRows(tp.training ? t * B : 0, n);
     this->step_gates(tp, t, rh.data());
-    auto c = tp.z.block(t * B, 2 * U, n, U);
+    this->step_input(tp, t, 2 * U, U, cand_kernel_.value.topRows(depth_), cand_bias_.value.row(0), 2);
+    auto c = tp.z.block(Core::zrow(tp, t), 2 * U, n, U);
     detail::matmul_or_bf16(c, rh, cand_kernel_.value.bottomRows(U), tp.bf16.get(3), tp.bf16.kernel, true);
     if (this->fused()) {
       this->step_candidate_update(tp, t, y, nullptr);
@@ -759,20 +761,13 @@ class CudnnCompatibleGRUCell : public detail::GRUCore<T, CudnnCompatibleGRUCell<
 
   // ---- cell contract: step functions (cells/cell_traits.hpp) ----
 
-  /// Sizes the tape for `a`, puts s0 in state slot 0 and computes x @ W_x + b of the gates and the
-  /// input projection of all steps at once.
+  /// Sizes the tape for `a` and puts s0 in state slot 0; the steps read X.
   void forward_begin(Tape& tp, const Matrix<T>& X, const SequenceArgs& a, const State& s0) const {
     check_variables(false);
     if (tp.bf16.template begin<T>(a, *this))
       tp.bf16.pack(this->gates_kernel_.value.topRows(depth_), this->gates_kernel_.value.bottomRows(units_),
                    in_kernel_.value, hid_kernel_.value);
-    if (!this->begin_gates(tp, X, a, s0)) return;
-    const Index U = units_;
-    detail::for_active_rows(tp.active, a.steps, a.batch, [&](Index r0, Index n) {
-      auto c = tp.z.block(r0, 2 * U, n, U);
-      detail::matmul_or_bf16(c, X.middleRows(r0, n), in_kernel_.value, tp.bf16.get(2), tp.bf16.kernel);
-      c.rowwise() += in_bias_.value.row(0);
-    });
+    this->begin_gates(tp, X, a, s0);
   }
 
   /// Step t: r | u, then c~ = tanh(x W_in + b_in + r * (h_prev W_hn + b_hn)), the new h into slot
@@ -780,6 +775,7 @@ class CudnnCompatibleGRUCell : public detail::GRUCore<T, CudnnCompatibleGRUCell<
   void forward_step(Tape& tp, Index t, T* y) const {
     const Index B = tp.batch, U = units_, n = tp.active.at(t, B);
     this->step_gates(tp, t, nullptr);
+    this->step_input(tp, t, 2 * U, U, in_kernel_.value, in_bias_.value.row(0), 2);
     const auto hp = tp.h.middleRows(Core::slot(tp, t) * B, n);
     auto hh = tp.rh.middleRows(tp.training ? t * B : 0, n);
     detail::matmul_or_bf16(hh, hp, hid_kernel_.value, tp.bf16.get(3), tp.bf16.kernel);
@@ -788,8 +784,8 @@ class CudnnCompatibleGRUCell : public detail::GRUCore<T, CudnnCompatibleGRUCell<
       this->step_candidate_update(tp, t, y, hh.data());
       return;
     }
-    auto c = tp.z.block(t * B, 2 * U, n, U);
-    c.array() = (c.array() + tp.z.block(t * B, 0, n, U).array() * hh.array()).tanh();
+    auto c = tp.z.block(Core::zrow(tp, t), 2 * U, n, U);
+    c.array() = (c.array() + tp.z.block(Core::zrow(tp, t), 0, n, U).array() * hh.array()).tanh();
     this->step_update(tp, t, y);
   }
 

@@ -72,15 +72,18 @@ struct LSTMTape {
   /// The run keeps every step (SequenceArgs::training). Without it c and h hold two state slots,
   /// used in turn, and tanh_c, c_raw, m and r_raw one step (B rows).
   bool training = false;
-  Matrix<T> gates;   ///< [steps*B, 4U]: x @ W_x + b, then per step the activations i, j, f, o
-  Matrix<T> c, h;    ///< state slots: slot t holds the state before step t; [(steps+1)*B, U|H]
-  Matrix<T> tanh_c;  ///< [steps*B, U] act(c) of the new c (tanh by default)
-  Matrix<T> j_raw;   ///< [steps*B, U] j before its activation (only with a user's activation)
-  Matrix<T> c_raw;   ///< [steps*B, U] c before cell_clip (only with cell_clip)
-  Matrix<T> m;       ///< [steps*B, U] output before the projection (only with num_proj)
-  Matrix<T> r_raw;   ///< [steps*B, P] projection before proj_clip (only with proj_clip)
-  Matrix<T> dgates;  ///< [steps*B, 4U] gradient of the gate pre-activations
-  Matrix<T> dr;      ///< [steps*B, P] gradient of the projection output (only with num_proj)
+  /// [steps*B, 4U] (B rows without training): per step x @ W_x + b + h_prev @ W_h, then the
+  /// activations i, j, f, o
+  Matrix<T> gates;
+  const Matrix<T>* x = nullptr;  ///< the run's input rows [steps*B, D], during the forward pass
+  Matrix<T> c, h;                ///< state slots: slot t holds the state before step t; [(steps+1)*B, U|H]
+  Matrix<T> tanh_c;              ///< [steps*B, U] act(c) of the new c (tanh by default)
+  Matrix<T> j_raw;               ///< [steps*B, U] j before its activation (only with a user's activation)
+  Matrix<T> c_raw;               ///< [steps*B, U] c before cell_clip (only with cell_clip)
+  Matrix<T> m;                   ///< [steps*B, U] output before the projection (only with num_proj)
+  Matrix<T> r_raw;               ///< [steps*B, P] projection before proj_clip (only with proj_clip)
+  Matrix<T> dgates;              ///< [steps*B, 4U] gradient of the gate pre-activations
+  Matrix<T> dr;                  ///< [steps*B, P] gradient of the projection output (only with num_proj)
   /// [B, U] and [B, H] running gradients: of c and h after the step (next) and before it (prev),
   /// dh_sum = dh_next + the step's output gradient, dm the gradient of m (with num_proj).
   Matrix<T> dc_next, dh_next, dc_prev, dh_prev, dh_sum, dm;
@@ -260,8 +263,7 @@ class LSTMCore {
 
   // ---- cell contract: step functions (cells/cell_traits.hpp) ----
 
-  /// Sizes the tape for `a`, puts s0 in state slot 0 and computes x @ W_x + b of all steps in one
-  /// product.
+  /// Sizes the tape for `a` and puts s0 in state slot 0; X (time-major rows) is read step by step.
   void forward_begin(Tape& tp, const Matrix<T>& X, const SequenceArgs& a, const State& s0) const {
     check_variables(false);
     if (tp.bf16.template begin<T>(a, *this))
@@ -274,7 +276,8 @@ class LSTMCore {
     tp.active.assign(a.active, steps);
     const Index slots = a.training ? steps + 1 : 2;
     const Index rows = a.training ? steps * batch : batch;
-    tp.gates.resize(steps * batch, 4 * units_);
+    tp.gates.resize(rows, 4 * units_);
+    tp.x = &X;
     tp.c.resize(slots * batch, units_);
     tp.h.resize(slots * batch, hsize_);
     tp.tanh_c.resize(rows, units_);
@@ -284,13 +287,6 @@ class LSTMCore {
     if (opt_.activation.is_custom()) tp.j_raw.resize(rows, units_);
     tp.c.topRows(batch) = s0.c;
     tp.h.topRows(batch) = s0.h;
-    // All steps' input projections in one GEMM (one per step with row skipping: only the rows
-    // that run); only h_prev @ W_h remains in the loop.
-    for_active_rows(tp.active, steps, batch, [&](Index r0, Index n) {
-      auto z = tp.gates.middleRows(r0, n);
-      matmul_or_bf16(z, X.middleRows(r0, n), kernel_.value.topRows(depth_), tp.bf16.get(0), tp.bf16.kernel);
-      z.rowwise() += bias_.value.row(0);
-    });
   }
 
   /// Runs only the rows of examples that have not ended when SequenceArgs::active says so
@@ -306,7 +302,11 @@ class LSTMCore {
   void forward_step(Tape& tp, Index t, T* y) const {
     const Index B = tp.batch, U = units_, n = tp.active.at(t, B);
     const Index prev = slot(tp, t) * B, next = slot(tp, t + 1) * B, row = step_row(tp, t);
-    auto z = tp.gates.middleRows(t * B, n);
+    // z = (x_t @ W_x + b) + h_prev @ W_h, the step's rows written and read again while in cache
+    // (each row's sums are those of a whole-sequence product: the kernel's rows are independent).
+    auto z = tp.gates.middleRows(row, n);
+    matmul_or_bf16(z, tp.x->middleRows(t * B, n), kernel_.value.topRows(depth_), tp.bf16.get(0), tp.bf16.kernel);
+    z.rowwise() += bias_.value.row(0);
     matmul_or_bf16(z, tp.h.middleRows(prev, n), kernel_.value.bottomRows(hsize_), tp.bf16.get(1), tp.bf16.kernel, true);
     if constexpr (std::is_same_v<T, float>) {
       if (opt_.activation.kind() == ActivationKind::tanh) {  // one pass per row (detail/lstm_gates.hpp)
