@@ -10,7 +10,7 @@
 #   3. runs each libFuzzer target (IDX, checkpoint, .npz readers) for FUZZ_SECONDS (default 20)
 #      from its seed corpus (scripts/fuzz.sh).
 #
-#   scripts/test.sh              all three (about 14 to 17 minutes on 2 cores; CONTRIBUTING.md has figures)
+#   scripts/test.sh              all three (about 11 to 17 minutes on 2 cores; CONTRIBUTING.md has figures)
 #   scripts/test.sh --quick      step 1 only
 #   scripts/test.sh -R gradcheck extra arguments go to ctest in steps 1 and 2
 set -euo pipefail
