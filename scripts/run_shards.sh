@@ -7,8 +7,8 @@
 # each run by one process (`<executable> -f <names>`). Before running, every shard's list is
 # checked to select exactly its names (a name Catch2 would parse as something else fails here, not
 # as a test silently left out); after all have finished, each shard's summary is printed (its
-# whole output when it failed), and the script fails when any shard fails. scripts/test.sh runs the instrumented suite this way, one
-# shard per core.
+# whole output when it failed), and the script fails when any shard fails. scripts/test.sh runs
+# the instrumented suite this way, one shard per core.
 set -euo pipefail
 if [ $# -lt 2 ] || [ $# -gt 3 ] || ! [ "$1" -ge 1 ] 2>/dev/null; then
   echo "usage: $0 <shards, >= 1> <Catch2 test executable> [<test spec>]" >&2

@@ -55,8 +55,8 @@ cmake --build build-asan -j"$jobs"
 # The Catch2 suite runs as one process per core (not one per test: ASan's start-up per process
 # would then dominate), its test names dealt out in turn (scripts/run_shards.sh), then the fuzz
 # corpora and the allocation count. Tests tagged [long] (a training run that checks learning: 100 s
-# instrumented against 3 s in the release stage) run in the release stage only. The examples run in the release stage only:
-# the suite covers the library code they call (Model, fit, save and load, the data readers)
+# instrumented against 3 s in the release stage) run in the release stage only, and so do the
+# examples: the suite covers the library code they call (Model, fit, save and load, the data readers)
 # under the sanitizers, and building them instrumented cost about 80 s of CI's 20 minutes.
 # LLVM's OpenMP runtime keeps a few per-thread buffers to the end of the process
 # (tests/lsan-suppressions.txt); every other leak fails.

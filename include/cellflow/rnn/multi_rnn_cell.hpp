@@ -8,9 +8,10 @@
 // Over a sequence the stack runs layer-major: layer 0 over every time step, then layer 1 over
 // layer 0's outputs, and so on. That gives the same numbers as TF's step-major loop (each
 // layer's step t depends only on its own step t-1 and the layer below at step t) and lets every
-// layer run its whole sequence with its weights in cache. With sequence_length, every layer copies its state
-// through past an example's end; a layer's outputs there are zero, which is what the layer above
-// then reads: those steps' results are discarded by the select above it, as in TF.
+// layer run its whole sequence with its weights in cache. With sequence_length, every layer
+// copies its state through past an example's end; a layer's outputs there are zero, which is
+// what the layer above then reads: those steps' results are discarded by the select above it, as
+// in TF.
 //
 // It is a sequence cell (cells/cell_traits.hpp): its forward_sequence is that layer loop, each
 // layer an AnyCell run through run_sequence.
