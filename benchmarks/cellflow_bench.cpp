@@ -232,6 +232,10 @@ int main(int argc, char** argv) {
   const cf::Precision precision = a.dtype == "bf16" ? cf::Precision::bf16 : cf::Precision::fp32;
   rec += ", \"dtype\": \"" + a.dtype + "\", \"bf16_kernel\": " +
          (a.dtype == "bf16" ? "\"" + std::string(cf::bf16_kernel_name()) + "\"" : std::string("null"));
+  // The float kernel's register tile (detail/gemm.hpp; -DCELLFLOW_GEMM_MR/NP change it).
+  std::snprintf(buf, sizeof buf, ", \"gemm_tile\": \"%d rows x %d packets of %d floats\"", cf::detail::gemm_impl::kMR,
+                cf::detail::gemm_impl::kNP, cf::detail::gemm_impl::packet_size<float>());
+  rec += buf;
 
   if (a.mode.find("train") != std::string::npos) {
     cf::RNNResult<cf::MultiRNNCell<float>> r;

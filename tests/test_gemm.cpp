@@ -4,7 +4,8 @@
 // matrices, accumulate and overwrite, A and A^T, and the OpenMP row split.
 //
 // This file is also built a second time with -march=native (ctest gemm_native) so that the
-// AVX-512 / AVX2 tile sizes are checked on machines that have them.
+// AVX-512 / AVX2 tile sizes are checked on machines that have them, and a third time with an
+// 8-row x 3-packet tile (ctest gemm_tile_8x3: -DCELLFLOW_GEMM_MR=8 -DCELLFLOW_GEMM_NP=3).
 #include <catch2/catch.hpp>
 
 #include <array>
@@ -72,7 +73,9 @@ void check_shape(Index M, Index N, Index K, bool trans_a, bool accumulate, unsig
 
 template <class T>
 void check_grid() {
-  const std::vector<Index> rows = {0, 1, 5, 6, 7, 13, 150};
+  // Around the register tile's height (6 unless built with another CELLFLOW_GEMM_MR).
+  constexpr Index mr = detail::gemm_impl::kMR;
+  const std::vector<Index> rows = {0, 1, mr - 1, mr, mr + 1, 2 * mr + 1, 150};
   const std::vector<Index> cols = {0, 1, 3, 8, 15, 16, 17, 33, 64, 65, 150, 600};
   const std::vector<Index> depths = {0, 1, 7, 150, 385, 1100};
   unsigned seed = 1;

@@ -90,8 +90,19 @@ constexpr int packet_size() {
 
 // Register tile: MR rows by NP packets. 32 vector registers (AVX-512, NEON/SVE) hold a 6 x 4
 // tile plus the 4 loaded B packets and a broadcast; 16 registers (SSE, AVX2) a 6 x 2 tile.
-constexpr int kMR = 6;
-constexpr int kNP = EIGEN_ARCH_DEFAULT_NUMBER_OF_REGISTERS >= 32 ? 4 : 2;
+// -DCELLFLOW_GEMM_MR=<rows> -DCELLFLOW_GEMM_NP=<packets> choose another tile, for measuring on a
+// new CPU (docs/performance.md: 8 x 3 and 12 x 2 ran as fast as 6 x 4 on AMD Zen); every
+// translation unit of a program must see the same values.
+#ifndef CELLFLOW_GEMM_MR
+#define CELLFLOW_GEMM_MR 6
+#endif
+#ifndef CELLFLOW_GEMM_NP
+#define CELLFLOW_GEMM_NP (EIGEN_ARCH_DEFAULT_NUMBER_OF_REGISTERS >= 32 ? 4 : 2)
+#endif
+constexpr int kMR = CELLFLOW_GEMM_MR;
+constexpr int kNP = CELLFLOW_GEMM_NP;
+static_assert(kMR >= 1 && kMR <= 16 && kNP >= 1 && kNP <= 8,
+              "CELLFLOW_GEMM_MR must be 1..16 rows and CELLFLOW_GEMM_NP 1..8 packets");
 
 // Depth of one k chunk: the B panel of a chunk (kc x NP packets) stays in L2 while every row
 // block of A streams past it.
@@ -184,29 +195,15 @@ EIGEN_ALWAYS_INLINE void micro_tile(Index kc, const T* A, Index lda, const T* B,
   }
 }
 
-// One tile of `rows` (< MR) rows, dispatched to the tile of that height.
-template <class T, int NP, bool TransA, bool Tail>
+// One tile of `rows` (1 <= rows < MR) rows, dispatched to the tile of that height.
+template <class T, int NP, bool TransA, bool Tail, int R = kMR - 1>
 void partial_tile(Index rows, Index kc, const T* A, Index lda, const T* B, Index ldb, T* C, Index ldc, bool load_c,
                   const T* Bt, T* Ct) {
-  static_assert(kMR == 6, "the cases below assume 6-row tiles");
-  switch (rows) {
-    case 5:
-      micro_tile<T, 5, NP, TransA, Tail>(kc, A, lda, B, ldb, C, ldc, load_c, Bt, Ct);
-      break;
-    case 4:
-      micro_tile<T, 4, NP, TransA, Tail>(kc, A, lda, B, ldb, C, ldc, load_c, Bt, Ct);
-      break;
-    case 3:
-      micro_tile<T, 3, NP, TransA, Tail>(kc, A, lda, B, ldb, C, ldc, load_c, Bt, Ct);
-      break;
-    case 2:
-      micro_tile<T, 2, NP, TransA, Tail>(kc, A, lda, B, ldb, C, ldc, load_c, Bt, Ct);
-      break;
-    case 1:
-      micro_tile<T, 1, NP, TransA, Tail>(kc, A, lda, B, ldb, C, ldc, load_c, Bt, Ct);
-      break;
-    default:
-      break;
+  if constexpr (R >= 1) {
+    if (rows == R)
+      micro_tile<T, R, NP, TransA, Tail>(kc, A, lda, B, ldb, C, ldc, load_c, Bt, Ct);
+    else
+      partial_tile<T, NP, TransA, Tail, R - 1>(rows, kc, A, lda, B, ldb, C, ldc, load_c, Bt, Ct);
   }
 }
 
@@ -255,39 +252,16 @@ void tail_panel_rows(Index i0, Index i1, Index kc, const T* A, Index lda, const 
 }
 
 // A panel of np packets (1 <= np <= kNP), the last one the partial packet when tail.
-template <class T, bool TransA>
+template <class T, bool TransA, int NP = kNP>
 void panel_rows_np(int np, bool tail, Index i0, Index i1, Index kc, const T* A, Index lda, const T* B, Index ldb, T* C,
                    Index ldc, bool load_c, Index w, const T* bbuf, T* cbuf, PrefetchPair* pf = nullptr) {
-  static_assert(kNP == 2 || kNP == 4, "panel widths below assume kNP is 2 or 4");
-  switch (np * 2 + (tail ? 1 : 0)) {
-    case 8:
-      if constexpr (kNP >= 4) panel_rows<T, 4, TransA>(i0, i1, kc, A, lda, B, ldb, C, ldc, load_c, pf);
-      break;
-    case 9:
-      if constexpr (kNP >= 4)
-        tail_panel_rows<T, 4, TransA>(i0, i1, kc, A, lda, B, ldb, C, ldc, load_c, w, bbuf, cbuf, pf);
-      break;
-    case 6:
-      if constexpr (kNP >= 4) panel_rows<T, 3, TransA>(i0, i1, kc, A, lda, B, ldb, C, ldc, load_c, pf);
-      break;
-    case 7:
-      if constexpr (kNP >= 4)
-        tail_panel_rows<T, 3, TransA>(i0, i1, kc, A, lda, B, ldb, C, ldc, load_c, w, bbuf, cbuf, pf);
-      break;
-    case 4:
-      panel_rows<T, 2, TransA>(i0, i1, kc, A, lda, B, ldb, C, ldc, load_c, pf);
-      break;
-    case 5:
-      tail_panel_rows<T, 2, TransA>(i0, i1, kc, A, lda, B, ldb, C, ldc, load_c, w, bbuf, cbuf, pf);
-      break;
-    case 2:
-      panel_rows<T, 1, TransA>(i0, i1, kc, A, lda, B, ldb, C, ldc, load_c, pf);
-      break;
-    case 3:
-      tail_panel_rows<T, 1, TransA>(i0, i1, kc, A, lda, B, ldb, C, ldc, load_c, w, bbuf, cbuf, pf);
-      break;
-    default:
-      break;
+  if constexpr (NP >= 1) {
+    if (np != NP)
+      panel_rows_np<T, TransA, NP - 1>(np, tail, i0, i1, kc, A, lda, B, ldb, C, ldc, load_c, w, bbuf, cbuf, pf);
+    else if (tail)
+      tail_panel_rows<T, NP, TransA>(i0, i1, kc, A, lda, B, ldb, C, ldc, load_c, w, bbuf, cbuf, pf);
+    else
+      panel_rows<T, NP, TransA>(i0, i1, kc, A, lda, B, ldb, C, ldc, load_c, pf);
   }
 }
 
