@@ -1,5 +1,6 @@
 // No heap allocation per time step: with a reused RNNResult, a training step (forward and
-// backward) of a 3-layer stack makes exactly as many allocations for 40 time steps as for 10, and
+// backward) of a 3-layer stack makes exactly as many allocations for 40 time steps as for 10
+// (with equal lengths, and with ragged ones: row skipping), and
 // a stream makes none at all per call once sized (RNNStream::step, feed). Counted by replacing
 // malloc (below), which is why this is an executable of its own (ctest alloc_per_time_step).
 #include <atomic>
@@ -88,12 +89,15 @@ void expect(bool ok, const char* what, long long a, long long b) {
 }
 
 template <class Cell>
-long long training_step_allocations(Cell& cell, cf::RNNResult<Cell>& r, Index time, int batch_threads) {
+long long training_step_allocations(Cell& cell, cf::RNNResult<Cell>& r, Index time, int batch_threads, bool ragged) {
   cf::Rng rng(1);
   cf::Tensor3<float> x(6, time, cell.input_depth());
   for (Index i = 0; i < x.size(); ++i) x.data()[i] = rng.uniform<float>(-1, 1);
   cf::RNNOptions opts;
   opts.batch_threads = batch_threads;
+  // Ragged lengths: the steps run only the examples still running (row skipping), and the
+  // weight gradients are summed over their rows packed, group by group.
+  if (ragged) opts.sequence_length = cf::SequenceLengths{time, time - 3, 2, time, 1, time / 2};
   const auto d_final = cell.zero_state(6);
   auto step = [&] {
     cf::dynamic_rnn_into(r, cell, x, opts);
@@ -112,14 +116,16 @@ long long training_step_allocations(Cell& cell, cf::RNNResult<Cell>& r, Index ti
 
 template <class Cell>
 void check_cell(const char* name, Cell cell) {
-  for (int threads : {1, 2}) {
-    cf::RNNResult<Cell> r;
-    const long long short_run = training_step_allocations(cell, r, 10, threads);
-    const long long long_run = training_step_allocations(cell, r, 40, threads);
-    char what[160];
-    std::snprintf(what, sizeof what, "%s, batch_threads %d: allocations of a training step, 40 vs 10 time steps", name,
-                  threads);
-    expect(long_run == short_run, what, long_run, short_run);
+  for (bool ragged : {false, true}) {
+    for (int threads : {1, 2}) {
+      cf::RNNResult<Cell> r;
+      const long long short_run = training_step_allocations(cell, r, 10, threads, ragged);
+      const long long long_run = training_step_allocations(cell, r, 40, threads, ragged);
+      char what[200];
+      std::snprintf(what, sizeof what, "%s, batch_threads %d%s: allocations of a training step, 40 vs 10 time steps",
+                    name, threads, ragged ? ", ragged lengths" : "");
+      expect(long_run == short_run, what, long_run, short_run);
+    }
   }
   // A stream allocates nothing per call once its buffers are sized: plain steps and steps with
   // some streams sitting out; then chunks of one length (a new chunk length re-sizes the buffers

@@ -7,7 +7,8 @@
 //     keep probability below 1);
 // for every built-in cell kind (LayerNormBasicLSTMCell with its dropout too), a 2-layer MultiRNNCell, an AnyCell,
 // wrappers and a bidirectional run; lengths with 0, 1 and time, ties, sorted and reverse-sorted batches; batch_threads
-// 1 and 2; initial_state and d_final_state given. And a central-difference gradient check of the row-skipping path of a
+// 1 and 2; initial_state and d_final_state given; batches long enough that the weight gradients are summed in several
+// groups of steps inside the backward loop. And a central-difference gradient check of the row-skipping path of a
 // stack with ragged lengths.
 #include <catch2/catch.hpp>
 
@@ -83,17 +84,33 @@ const std::vector<std::vector<cf::Index>>& length_sets() {
   return sets;
 }
 
-/// Skip on vs skip off, for every length set and batch_threads 1 and 2.
+/// Longer sequences of a larger batch, ragged: 192 to 576 (step, example) pairs, so that the
+/// cells' backward_weights sums the weight gradients in several groups of at least
+/// kWeightGradientRows (128) rows, packed, inside the backward loop.
+const std::vector<std::vector<cf::Index>>& long_length_sets() {
+  static const std::vector<std::vector<cf::Index>> sets = [] {
+    std::vector<cf::Index> ragged, halves;
+    for (cf::Index b = 0; b < 48; ++b) {
+      ragged.push_back((b * 7) % 13);  // 0 .. 12, every length several times
+      halves.push_back(b % 2 ? 12 : 4);
+    }
+    return std::vector<std::vector<cf::Index>>{ragged, halves};
+  }();
+  return sets;
+}
+
+/// Skip on vs skip off, for every length set (B examples of T steps) and batch_threads 1 and 2.
 template <class Cell>
-void check(Cell cell, cf::Rng& rng, bool forward_only_bitwise = false) {
+void check(Cell cell, cf::Rng& rng, bool forward_only_bitwise = false, cf::Index B = 7, cf::Index T = 5,
+           const std::vector<std::vector<cf::Index>>& sets = length_sets()) {
   REQUIRE(cf::skips_ended_rows_of(cell));
-  const cf::Index B = 7, T = 5, D = cell.input_depth();
+  const cf::Index D = cell.input_depth();
   const auto x = random_tensor<double>(B, T, D, rng);
   const auto dy = random_tensor<double>(B, T, cell.output_size(), rng);
   auto s0 = cell.zero_state(B), ds = cell.zero_state(B);
   randomize_state(s0, rng, -1.0, 1.0);
   randomize_state(ds, rng, -1.0, 1.0);
-  for (const auto& lengths : length_sets()) {
+  for (const auto& lengths : sets) {
     for (int threads : {1, 2}) {
       INFO("lengths " << ::Catch::Detail::stringify(lengths) << ", batch_threads " << threads);
       cf::RNNOptions opts;
@@ -140,6 +157,20 @@ TEST_CASE("row skipping: every built-in step cell equals the every-row run", "[r
     o.layer_norm = false;
     check(cf::LayerNormBasicLSTMCell<double>(3, 4, o, rng), rng);
   }
+}
+
+TEST_CASE("row skipping: weight gradients summed in groups of steps inside the backward loop", "[row_skipping]") {
+  cf::Rng rng(517);
+  const auto& sets = long_length_sets();
+  SECTION("BasicLSTMCell") { check(cf::BasicLSTMCell<double>(3, 4, rng), rng, false, 48, 12, sets); }
+  SECTION("LSTMCell: peepholes, num_proj") {
+    cf::LSTMOptions<double> o;
+    o.use_peepholes = true;
+    o.num_proj = 3;
+    check(cf::LSTMCell<double>(3, 4, o, rng), rng, false, 48, 12, sets);
+  }
+  SECTION("GRUCell") { check(cf::GRUCell<double>(3, 4, rng), rng, false, 48, 12, sets); }
+  SECTION("CudnnCompatibleGRUCell") { check(cf::CudnnCompatibleGRUCell<double>(3, 4, rng), rng, false, 48, 12, sets); }
 }
 
 TEST_CASE("row skipping: stacks, erased cells and wrappers", "[row_skipping]") {

@@ -216,14 +216,11 @@ class GRUCore {
   /// member, cells/cell_traits.hpp; the scan calls it after every step, t = 0 last). The weight
   /// gradients go to the tape's buffers, added to `grads` by backward_end in one addition each.
   void backward_weights(Tape& tp, Index t, const Matrix<T>& X, Matrix<T>* dX, Gradients<T>&) const {
-    // With row skipping a group's active rows are not contiguous: backward_end's packed
-    // whole-sequence products sum them instead (a product per step could have a depth of a few rows).
-    if (tp.active.skipping()) return;
-    if (t > 0 && (tp.weights_from - t) * tp.batch < kWeightGradientRows) return;
+    // A group's rows: with row skipping only the rows that ran, packed (a product per step could
+    // have a depth of a few rows).
+    if (t > 0 && tp.active.total(t, tp.weights_from, tp.batch) < kWeightGradientRows) return;
     if (tp.weights_from == tp.steps && dX) dX->setZero(tp.time * tp.batch, depth_);
-    for_active_rows(tp.active, t, tp.weights_from, tp.batch, [&](Index r0, Index k) {
-      static_cast<const Derived&>(*this).weights_rows(tp, r0, k, X, dX, tp.wgrads);
-    });
+    static_cast<const Derived&>(*this).weights_steps(tp, t, tp.weights_from, X, dX, tp.wgrads);
     tp.weights_from = t;
   }
 
@@ -421,45 +418,36 @@ class GRUCore {
     matmul(tp.dh_prev.topRows(n), tp.dz.block(t * B, 0, n, 2 * U), tp.gates_t.rightCols(U), true);
   }
 
-  /// backward_end's shared part for the gates: dX from the gates and their weight gradients.
-  void backward_gates_end(Tape& tp, const Matrix<T>& X, Matrix<T>* dX, Gradients<T>& grads) const {
-    const Index n = tp.steps * tp.batch, U = units_, B = tp.batch, S = tp.steps;
-    if (dX) {
-      dX->setZero(tp.time * tp.batch, depth_);
-      for_active_rows(tp.active, S, B, [&](Index r0, Index k) {
-        matmul(dX->middleRows(r0, k), tp.dz.block(r0, 0, k, 2 * U), tp.gates_t.leftCols(depth_));
-      });
+  /// backward_end's shared part: with backward_weights begun, the steps before it and the sum of
+  /// its buffers; else (a caller other than the scan) whole-sequence products.
+  void end_weights(Tape& tp, const Matrix<T>& X, Matrix<T>* dX, Gradients<T>& grads) const {
+    if (tp.weights_from < tp.steps) {
+      backward_weights(tp, 0, X, dX, grads);
+      tp.wgrads.add_to(grads);
+      return;
     }
-    if (n == 0) return;
-    // Weight gradients over the rows that ran (all of them without row skipping), packed.
-    gather_active_rows(tp.dz, tp.active, S, B, tp.pk_dz);
-    const auto dz = active_view(tp, tp.dz, tp.pk_dz);
-    const auto dg = dz.leftCols(2 * U);
-    Matrix<T>& dk = grads[gates_kernel_];
-    matmul_tn(dk.topRows(depth_), gather_active_rows(X, tp.active, S, B, tp.pk_x), dg, true);
-    matmul_tn(dk.bottomRows(U), gather_active_rows(tp.h, tp.active, S, B, tp.pk_h), dg, true);
-    grads[gates_bias_].row(0) += dg.colwise().sum();
+    if (dX) dX->setZero(tp.time * tp.batch, depth_);
+    static_cast<const Derived&>(*this).weights_steps(tp, 0, tp.steps, X, dX, grads);
   }
 
-  /// weights_rows' shared part (see GRUCell's), rows r0 .. r0 + k - 1: dX's rows := the gates'
-  /// part of the input gradient (the candidate's is added after), and the gates' weight
-  /// gradients.
-  void gates_weights_rows(Tape& tp, Index r0, Index k, const Matrix<T>& X, Matrix<T>* dX, Gradients<T>& grads) const {
-    const auto dg = tp.dz.block(r0, 0, k, 2 * units_);
-    if (dX) matmul(dX->middleRows(r0, k), dg, tp.gates_t.leftCols(depth_));
+  /// weights_steps' shared part, steps s0 .. s1 - 1 (the rows that ran): dX's rows := [dr | du]
+  /// W_x^T of the gates + dc~ cand_t (cand_t: the candidate's input kernel transposed, [U, D]).
+  template <class K>
+  void input_grad_steps(Tape& tp, Index s0, Index s1, Matrix<T>& dX, const K& cand_t) const {
+    const Index U = units_;
+    for_active_rows(tp.active, s0, s1, tp.batch, [&](Index r0, Index k) {
+      matmul(dX.middleRows(r0, k), tp.dz.block(r0, 0, k, 2 * U), tp.gates_t.leftCols(depth_));
+      matmul(dX.middleRows(r0, k), tp.dz.block(r0, 2 * U, k, U), cand_t, true);
+    });
+  }
+
+  /// The gates' weight gradients from rows of x, h_prev and their [dr | du] (weights_steps).
+  template <class V, class G>
+  void gates_weight_grads(const V& x, const V& h, const G& dg, Gradients<T>& grads) const {
     Matrix<T>& gk = grads[gates_kernel_];
-    matmul_tn(gk.topRows(depth_), X.middleRows(r0, k), dg, true);
-    matmul_tn(gk.bottomRows(units_), tp.h.middleRows(r0, k), dg, true);
+    matmul_tn(gk.topRows(depth_), x, dg, true);
+    matmul_tn(gk.bottomRows(units_), h, dg, true);
     grads[gates_bias_].row(0) += dg.colwise().sum();
-  }
-
-  /// The packed rows of `m` that gather_active_rows wrote to `buf` (all steps*B rows of `m`
-  /// without row skipping).
-  static Eigen::Map<const Matrix<T>, 0, Eigen::OuterStride<>> active_view(const Tape& tp, const Matrix<T>& m,
-                                                                          const Matrix<T>& buf) {
-    using View = Eigen::Map<const Matrix<T>, 0, Eigen::OuterStride<>>;
-    if (!tp.active.skipping()) return View(m.data(), tp.steps * tp.batch, m.cols(), Eigen::OuterStride<>(m.cols()));
-    return View(buf.data(), buf.rows(), buf.cols(), Eigen::OuterStride<>(buf.cols()));
   }
 
   static Index slot(const Tape& tp, Index t) { return tp.training ? t : t % 2; }
@@ -617,39 +605,26 @@ class GRUCell : public detail::GRUCore<T, GRUCell<T>> {
   /// Adds the weight gradients of all steps into `grads` and, when dX is not null, writes the input
   /// gradients [time * batch, D] into it (zero past `steps`).
   void backward_end(Tape& tp, const Matrix<T>& X, Matrix<T>* dX, Gradients<T>& grads) const {
-    if (tp.weights_from < tp.steps) {  // backward_weights has begun: the steps before it remain
-      this->backward_weights(tp, 0, X, dX, grads);
-      tp.wgrads.add_to(grads);
-      return;
-    }
-    const Index n = tp.steps * tp.batch, U = units_, B = tp.batch, S = tp.steps;
-    this->backward_gates_end(tp, X, dX, grads);  // packs dz and X when rows are skipped
-    if (n == 0) return;
-    if (dX)
-      detail::for_active_rows(tp.active, S, B, [&](Index r0, Index k) {
-        detail::matmul(dX->middleRows(r0, k), tp.dz.block(r0, 2 * U, k, U), tp.cand_t.leftCols(depth_), true);
-      });
-    const auto dc = Core::active_view(tp, tp.dz, tp.pk_dz).rightCols(U);
-    Matrix<T>& dk = grads[cand_kernel_];
-    detail::matmul_tn(dk.topRows(depth_), Core::active_view(tp, X, tp.pk_x), dc, true);
-    detail::matmul_tn(dk.bottomRows(U), detail::gather_active_rows(tp.rh, tp.active, S, B, tp.pk_rh), dc, true);
-    grads[cand_bias_].row(0) += dc.colwise().sum();
+    this->end_weights(tp, X, dX, grads);
   }
 
  private:
   friend Core;
 
-  /// backward_weights' products over rows r0 .. r0 + k - 1 of the tape (whole steps, or one
-  /// step's active rows): their rows of dX and their terms of every weight gradient.
-  void weights_rows(Tape& tp, Index r0, Index k, const Matrix<T>& X, Matrix<T>* dX, Gradients<T>& grads) const {
-    const Index U = units_;
-    this->gates_weights_rows(tp, r0, k, X, dX, grads);
-    const auto dc = tp.dz.block(r0, 2 * U, k, U);
-    if (dX) detail::matmul(dX->middleRows(r0, k), dc, tp.cand_t.leftCols(depth_), true);
-    const auto x = X.middleRows(r0, k);
+  /// The products of steps s0 .. s1 - 1 (the rows that ran, packed when rows are skipped): their
+  /// rows of dX (zero before), and their terms of every weight gradient added to `grads`.
+  void weights_steps(Tape& tp, Index s0, Index s1, const Matrix<T>& X, Matrix<T>* dX, Gradients<T>& grads) const {
+    const Index U = units_, B = tp.batch;
+    const detail::ActiveRows& act = tp.active;
+    if (act.total(s0, s1, B) == 0) return;
+    if (dX) this->input_grad_steps(tp, s0, s1, *dX, tp.cand_t.leftCols(depth_));
+    const auto x = detail::gather_active_rows(X, act, s0, s1, B, tp.pk_x);
+    const auto dz = detail::gather_active_rows(tp.dz, act, s0, s1, B, tp.pk_dz);
+    this->gates_weight_grads(x, detail::gather_active_rows(tp.h, act, s0, s1, B, tp.pk_h), dz.leftCols(2 * U), grads);
+    const auto dc = dz.rightCols(U);
     Matrix<T>& ck = grads[cand_kernel_];
     detail::matmul_tn(ck.topRows(depth_), x, dc, true);
-    detail::matmul_tn(ck.bottomRows(U), tp.rh.middleRows(r0, k), dc, true);
+    detail::matmul_tn(ck.bottomRows(U), detail::gather_active_rows(tp.rh, act, s0, s1, B, tp.pk_rh), dc, true);
     grads[cand_bias_].row(0) += dc.colwise().sum();
   }
 
@@ -838,40 +813,28 @@ class CudnnCompatibleGRUCell : public detail::GRUCore<T, CudnnCompatibleGRUCell<
   /// Adds the weight gradients of all steps into `grads` and, when dX is not null, writes the input
   /// gradients [time * batch, D] into it (zero past `steps`).
   void backward_end(Tape& tp, const Matrix<T>& X, Matrix<T>* dX, Gradients<T>& grads) const {
-    if (tp.weights_from < tp.steps) {  // backward_weights has begun: the steps before it remain
-      this->backward_weights(tp, 0, X, dX, grads);
-      tp.wgrads.add_to(grads);
-      return;
-    }
-    const Index n = tp.steps * tp.batch, U = units_, B = tp.batch, S = tp.steps;
-    this->backward_gates_end(tp, X, dX, grads);  // packs dz, X and h when rows are skipped
-    if (n == 0) return;
-    if (dX)
-      detail::for_active_rows(tp.active, S, B, [&](Index r0, Index k) {
-        detail::matmul(dX->middleRows(r0, k), tp.dz.block(r0, 2 * U, k, U), tp.in_t, true);
-      });
-    const auto dc = Core::active_view(tp, tp.dz, tp.pk_dz).rightCols(U);
-    detail::matmul_tn(grads[in_kernel_], Core::active_view(tp, X, tp.pk_x), dc, true);
-    grads[in_bias_].row(0) += dc.colwise().sum();
-    const auto dhh = detail::gather_active_rows(tp.dhh, tp.active, S, B, tp.pk_dhh);
-    detail::matmul_tn(grads[hid_kernel_], Core::active_view(tp, tp.h, tp.pk_h), dhh, true);
-    grads[hid_bias_].row(0) += dhh.colwise().sum();
+    this->end_weights(tp, X, dX, grads);
   }
 
  private:
   friend Core;
 
-  /// backward_weights' products over rows r0 .. r0 + k - 1 of the tape (whole steps, or one
-  /// step's active rows): their rows of dX and their terms of every weight gradient.
-  void weights_rows(Tape& tp, Index r0, Index k, const Matrix<T>& X, Matrix<T>* dX, Gradients<T>& grads) const {
-    const Index U = units_;
-    this->gates_weights_rows(tp, r0, k, X, dX, grads);
-    const auto dc = tp.dz.block(r0, 2 * U, k, U);
-    if (dX) detail::matmul(dX->middleRows(r0, k), dc, tp.in_t, true);
-    detail::matmul_tn(grads[in_kernel_], X.middleRows(r0, k), dc, true);
+  /// The products of steps s0 .. s1 - 1 (the rows that ran, packed when rows are skipped): their
+  /// rows of dX (zero before), and their terms of every weight gradient added to `grads`.
+  void weights_steps(Tape& tp, Index s0, Index s1, const Matrix<T>& X, Matrix<T>* dX, Gradients<T>& grads) const {
+    const Index U = units_, B = tp.batch;
+    const detail::ActiveRows& act = tp.active;
+    if (act.total(s0, s1, B) == 0) return;
+    if (dX) this->input_grad_steps(tp, s0, s1, *dX, tp.in_t);
+    const auto x = detail::gather_active_rows(X, act, s0, s1, B, tp.pk_x);
+    const auto h = detail::gather_active_rows(tp.h, act, s0, s1, B, tp.pk_h);
+    const auto dz = detail::gather_active_rows(tp.dz, act, s0, s1, B, tp.pk_dz);
+    this->gates_weight_grads(x, h, dz.leftCols(2 * U), grads);
+    const auto dc = dz.rightCols(U);
+    detail::matmul_tn(grads[in_kernel_], x, dc, true);
     grads[in_bias_].row(0) += dc.colwise().sum();
-    const auto dhh = tp.dhh.middleRows(r0, k);
-    detail::matmul_tn(grads[hid_kernel_], tp.h.middleRows(r0, k), dhh, true);
+    const auto dhh = detail::gather_active_rows(tp.dhh, act, s0, s1, B, tp.pk_dhh);
+    detail::matmul_tn(grads[hid_kernel_], h, dhh, true);
     grads[hid_bias_].row(0) += dhh.colwise().sum();
   }
 

@@ -488,32 +488,9 @@ class LSTMCore {
       tp.wgrads.add_to(grads);
       return;
     }
-    const Index n = tp.steps * tp.batch, U = units_, B = tp.batch, S = tp.steps;
-    if (dX) {
-      dX->setZero(tp.time * tp.batch, depth_);
-      for_active_rows(tp.active, S, B, [&](Index r0, Index k) {
-        matmul(dX->middleRows(r0, k), tp.dgates.middleRows(r0, k), tp.kernel_t.leftCols(depth_));
-      });
-    }
-    if (n == 0) return;
-    // Weight gradients as whole-sequence GEMMs: rows of dgates are (t, b) pairs; with row
-    // skipping only the pairs that ran, packed (detail/active_rows.hpp).
-    const auto& act = tp.active;
-    const auto dg = gather_active_rows(tp.dgates, act, S, B, tp.pk_dg);
-    Matrix<T>& dk = grads[kernel_];
-    matmul_tn(dk.topRows(depth_), gather_active_rows(X, act, S, B, tp.pk_x), dg, true);
-    matmul_tn(dk.bottomRows(hsize_), gather_active_rows(tp.h, act, S, B, tp.pk_h), dg, true);
-    grads[bias_].row(0) += dg.colwise().sum();
-    if (opt_.use_peepholes) {
-      const auto cp = gather_active_rows(tp.c, act, S, B, tp.pk_c).array();
-      const auto cn = gather_active_rows(tp.c.bottomRows(n), act, S, B, tp.pk_cn).array();
-      grads[w_i_].row(0) += (dg.leftCols(U).array() * cp).matrix().colwise().sum();
-      grads[w_f_].row(0) += (dg.middleCols(2 * U, U).array() * cp).matrix().colwise().sum();
-      grads[w_o_].row(0) += (dg.rightCols(U).array() * cn).matrix().colwise().sum();
-    }
-    if (opt_.num_proj)
-      matmul_tn(grads[proj_], gather_active_rows(tp.m, act, S, B, tp.pk_m),
-                gather_active_rows(tp.dr, act, S, B, tp.pk_dr), true);
+    // Without backward_weights (a caller other than the scan): whole-sequence products.
+    if (dX) dX->setZero(tp.time * tp.batch, depth_);
+    weights_steps(tp, 0, tp.steps, X, dX, grads);
   }
 
   /// The weight gradients and input gradients of the steps from t on, summed once they hold
@@ -521,13 +498,11 @@ class LSTMCore {
   /// member, cells/cell_traits.hpp; the scan calls it after every step, t = 0 last). The weight
   /// gradients go to the tape's buffers, added to `grads` by backward_end in one addition each.
   void backward_weights(Tape& tp, Index t, const Matrix<T>& X, Matrix<T>* dX, Gradients<T>&) const {
-    // With row skipping a group's active rows are not contiguous: backward_end's packed
-    // whole-sequence products sum them instead (a product per step could have a depth of a few rows).
-    if (tp.active.skipping()) return;
-    if (t > 0 && (tp.weights_from - t) * tp.batch < kWeightGradientRows) return;
+    // A group's rows: with row skipping only the rows that ran, packed (a product per step could
+    // have a depth of a few rows).
+    if (t > 0 && tp.active.total(t, tp.weights_from, tp.batch) < kWeightGradientRows) return;
     if (tp.weights_from == tp.steps && dX) dX->setZero(tp.time * tp.batch, depth_);
-    for_active_rows(tp.active, t, tp.weights_from, tp.batch,
-                    [&](Index r0, Index k) { weights_rows(tp, r0, k, X, dX, tp.wgrads); });
+    weights_steps(tp, t, tp.weights_from, X, dX, tp.wgrads);
     tp.weights_from = t;
   }
 
@@ -578,24 +553,32 @@ class LSTMCore {
 
  private:
   /// The fused passes' constants (detail/lstm_gates.hpp).
-  /// backward_weights' products over rows r0 .. r0 + k - 1 of the tape (whole steps, or one
-  /// step's active rows): their rows of dX, and their terms of every weight gradient (the sums
-  /// of backward_end's whole-sequence products, in another order).
-  void weights_rows(Tape& tp, Index r0, Index k, const Matrix<T>& X, Matrix<T>* dX, Gradients<T>& grads) const {
+  /// The products of steps s0 .. s1 - 1 (the rows that ran, packed when rows are skipped):
+  /// their rows of dX (zero before), and their terms of every weight gradient added to `grads`.
+  void weights_steps(Tape& tp, Index s0, Index s1, const Matrix<T>& X, Matrix<T>* dX, Gradients<T>& grads) const {
     const Index U = units_, B = tp.batch;
-    const auto dg = tp.dgates.middleRows(r0, k);
-    if (dX) matmul(dX->middleRows(r0, k), dg, tp.kernel_t.leftCols(depth_));
+    const ActiveRows& act = tp.active;
+    if (act.total(s0, s1, B) == 0) return;
+    if (dX)
+      for_active_rows(act, s0, s1, B, [&](Index r0, Index k) {
+        matmul(dX->middleRows(r0, k), tp.dgates.middleRows(r0, k), tp.kernel_t.leftCols(depth_));
+      });
+    const auto dg = gather_active_rows(tp.dgates, act, s0, s1, B, tp.pk_dg);
     Matrix<T>& dk = grads[kernel_];
-    matmul_tn(dk.topRows(depth_), X.middleRows(r0, k), dg, true);
-    matmul_tn(dk.bottomRows(hsize_), tp.h.middleRows(r0, k), dg, true);
+    matmul_tn(dk.topRows(depth_), gather_active_rows(X, act, s0, s1, B, tp.pk_x), dg, true);
+    matmul_tn(dk.bottomRows(hsize_), gather_active_rows(tp.h, act, s0, s1, B, tp.pk_h), dg, true);
     grads[bias_].row(0) += dg.colwise().sum();
     if (opt_.use_peepholes) {
-      const auto cp = tp.c.middleRows(r0, k).array(), cn = tp.c.middleRows(r0 + B, k).array();
+      // c of slot t (the previous state) for the input and forget gates, slot t + 1 for the output.
+      const auto cp = gather_active_rows(tp.c, act, s0, s1, B, tp.pk_c).array();
+      const auto cn = gather_active_rows(tp.c.middleRows(B, tp.steps * B), act, s0, s1, B, tp.pk_cn).array();
       grads[w_i_].row(0) += (dg.leftCols(U).array() * cp).matrix().colwise().sum();
       grads[w_f_].row(0) += (dg.middleCols(2 * U, U).array() * cp).matrix().colwise().sum();
       grads[w_o_].row(0) += (dg.rightCols(U).array() * cn).matrix().colwise().sum();
     }
-    if (opt_.num_proj) matmul_tn(grads[proj_], tp.m.middleRows(r0, k), tp.dr.middleRows(r0, k), true);
+    if (opt_.num_proj)
+      matmul_tn(grads[proj_], gather_active_rows(tp.m, act, s0, s1, B, tp.pk_m),
+                gather_active_rows(tp.dr, act, s0, s1, B, tp.pk_dr), true);
   }
 
   LSTMGateConstants gate_constants() const {

@@ -6,18 +6,18 @@
 //   ActiveRows           the per-step counts a cell keeps in its tape (empty: every row runs)
 //   for_active_rows      the runs of active rows of all steps: one run of steps*B rows without
 //                        row skipping (today's one product), else one run per step
-//   gather_active_rows   the active rows of all steps packed one after another, for the
-//                        whole-sequence weight-gradient products: padded rows are not summed
-//                        (cells whose backward_weights forms them in the loop use
-//                        for_active_rows over each group of steps instead)
+//   gather_active_rows   the active rows of a group of steps (or of all steps) packed one after
+//                        another, for the weight-gradient products: padded rows are not summed
 //
 // Products over a run of rows are bitwise the rows of the full product (detail/gemm.hpp sums
 // every row of C in the same order whatever the number of rows), so per-step input projections
-// and input gradients equal today's bitwise. The weight gradients sum over the packed rows
-// (K = the number of active (step, example) pairs instead of steps*B), so they equal today's
-// up to the order of the sum (the kernel cuts K into chunks of a K-dependent size).
+// and input gradients equal today's bitwise. The weight gradients sum over the packed rows of
+// each group of steps (backward_weights: K = the group's active (step, example) pairs, at least
+// kWeightGradientRows, instead of its steps * B rows), so they equal today's up to the order of
+// the sum.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <vector>
 
@@ -42,10 +42,12 @@ struct ActiveRows {
   /// The rows step t computes, out of `batch`.
   Index at(Index t, Index batch) const { return count.empty() ? batch : count[static_cast<std::size_t>(t)]; }
   /// The number of (step, example) pairs that run over `steps` steps of `batch` rows.
-  Index total(Index steps, Index batch) const {
-    if (count.empty()) return steps * batch;
+  Index total(Index steps, Index batch) const { return total(0, steps, batch); }
+  /// The number of (step, example) pairs that run in steps s0 .. s1 - 1.
+  Index total(Index s0, Index s1, Index batch) const {
+    if (count.empty()) return (s1 - s0) * batch;
     Index n = 0;
-    for (Index t = 0; t < steps; ++t) n += count[static_cast<std::size_t>(t)];
+    for (Index t = s0; t < s1; ++t) n += count[static_cast<std::size_t>(t)];
     return n;
   }
 };
@@ -85,22 +87,35 @@ void for_active_rows(const ActiveRows& a, Index s0, Index s1, Index batch, F&& f
 /// still in cache.
 constexpr Index kWeightGradientRows = 128;
 
-/// The rows of src (time-major, `batch` rows per step, at least steps * batch rows) that the
-/// weight gradients sum, as a row-major view: all steps * batch rows in place without row
-/// skipping, else the active rows of every step packed one after another into `buf`.
+/// A row-major view of rows of a tape buffer, in place or packed (gather_active_rows).
+template <class T>
+using RowsView = Eigen::Map<const Matrix<T>, 0, Eigen::OuterStride<>>;
+
+/// The rows of steps s0 .. s1 - 1 of src (time-major, `batch` rows per step) that the weight
+/// gradients sum, as a row-major view: rows s0 * batch .. s1 * batch - 1 in place without row
+/// skipping, else the active rows of each step packed one after another into `buf`. `buf` only
+/// grows, and at least to kWeightGradientRows + batch rows, the most a backward_weights group
+/// holds: once it has held a run's largest group, packing allocates nothing.
 template <class T, class Src>
-Eigen::Map<const Matrix<T>, 0, Eigen::OuterStride<>> gather_active_rows(const Src& src, const ActiveRows& a,
-                                                                        Index steps, Index batch, Matrix<T>& buf) {
-  using View = Eigen::Map<const Matrix<T>, 0, Eigen::OuterStride<>>;
+RowsView<T> gather_active_rows(const Src& src, const ActiveRows& a, Index s0, Index s1, Index batch, Matrix<T>& buf) {
   const Index cols = src.cols();
-  if (!a.skipping()) return View(src.derived().data(), steps * batch, cols, Eigen::OuterStride<>(src.outerStride()));
-  buf.resize(a.total(steps, batch), cols);
+  if (!a.skipping())
+    return RowsView<T>(src.derived().data() + s0 * batch * src.outerStride(), (s1 - s0) * batch, cols,
+                       Eigen::OuterStride<>(src.outerStride()));
+  const Index n = a.total(s0, s1, batch);
+  if (buf.rows() < n || buf.cols() != cols) buf.resize(std::max(n, kWeightGradientRows + batch), cols);
   Index k = 0;
-  for_active_rows(a, steps, batch, [&](Index r0, Index n) {
-    buf.middleRows(k, n) = src.middleRows(r0, n);
-    k += n;
+  for_active_rows(a, s0, s1, batch, [&](Index r0, Index rows) {
+    buf.middleRows(k, rows) = src.middleRows(r0, rows);
+    k += rows;
   });
-  return View(buf.data(), buf.rows(), cols, Eigen::OuterStride<>(cols));
+  return RowsView<T>(buf.data(), n, cols, Eigen::OuterStride<>(cols));
+}
+
+/// gather_active_rows over all `steps` steps.
+template <class T, class Src>
+RowsView<T> gather_active_rows(const Src& src, const ActiveRows& a, Index steps, Index batch, Matrix<T>& buf) {
+  return gather_active_rows(src, a, Index(0), steps, batch, buf);
 }
 
 }  // namespace cellflow::detail
