@@ -552,7 +552,6 @@ class LSTMCore {
   }
 
  private:
-  /// The fused passes' constants (detail/lstm_gates.hpp).
   /// The products of steps s0 .. s1 - 1 (the rows that ran, packed when rows are skipped):
   /// their rows of dX (zero before), and their terms of every weight gradient added to `grads`.
   void weights_steps(Tape& tp, Index s0, Index s1, const Matrix<T>& X, Matrix<T>* dX, Gradients<T>& grads) const {
@@ -581,6 +580,7 @@ class LSTMCore {
                 gather_active_rows(tp.dr, act, s0, s1, B, tp.pk_dr), true);
   }
 
+  /// The fused passes' constants (detail/lstm_gates.hpp).
   LSTMGateConstants gate_constants() const {
     LSTMGateConstants k;
     if constexpr (std::is_same_v<T, float>) {
